@@ -1,0 +1,113 @@
+# dimd - Deep InfoMax training service.
+#
+#   make run     install missing Debian packages, build, start dimd on the default job
+#   make test    install missing packages, build, run every test suite (plain, then ASan+UBSan)
+#   make bench   performance benchmarks (figures in build/bench.json)
+#
+# Other targets: all, check-core, test-unit, test-san, format, clean.
+# SAN=1 builds into build-san/ with AddressSanitizer + UndefinedBehaviorSanitizer.
+
+CC      ?= cc
+SAN     ?= 0
+PKGS    := openblas libpng zlib libjpeg
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+SRV_PKGS   := jansson
+SRV_CFLAGS := $(shell pkg-config --cflags $(SRV_PKGS) 2>/dev/null)
+SRV_LIBS   := $(shell pkg-config --libs $(SRV_PKGS) 2>/dev/null)
+
+WARN    := -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-prototypes \
+           -Wvla -Werror
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(WARN) -fno-math-errno
+LDLIBS  := -lm -lpthread
+
+ifeq ($(SAN),1)
+BUILD   := build-san
+CFLAGS  += -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=address,undefined
+else
+BUILD   := build
+endif
+
+CORE_SRC := $(sort $(wildcard core/*/*.c))
+CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
+CORE_LIB := $(BUILD)/libdimcore.a
+APP_SRC  := $(sort $(wildcard server/*.c api/*.c))
+APP_OBJ  := $(APP_SRC:%.c=$(BUILD)/%.o)
+DIMD     := $(BUILD)/dimd
+
+TEST_SUPPORT_SRC := $(sort $(wildcard tests/support/*.c))
+TEST_SUPPORT_OBJ := $(TEST_SUPPORT_SRC:%.c=$(BUILD)/%.o)
+TEST_SRC := $(sort $(wildcard tests/core/test_*.c))
+TEST_BIN := $(TEST_SRC:tests/core/%.c=$(BUILD)/tests/%)
+BENCH_SRC := $(sort $(wildcard bench/*.c))
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
+.PHONY: all deps run test test-unit test-san bench check-core format clean
+all: $(DIMD) $(TEST_BIN) $(BENCH_BIN)
+
+deps:
+	@scripts/install-deps.sh
+
+$(BUILD)/core/%.o: core/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Icore $(PKG_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/server/%.o $(BUILD)/api/%.o: CFLAGS += $(SRV_CFLAGS)
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Icore -I. $(PKG_CFLAGS) $(SRV_CFLAGS) -MMD -MP -c $< -o $@
+
+$(CORE_LIB): $(CORE_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(DIMD): $(APP_OBJ) $(CORE_LIB)
+	$(CC) $(LDFLAGS) -o $@ $(APP_OBJ) $(CORE_LIB) $(SRV_LIBS) $(PKG_LIBS) $(LDLIBS)
+
+$(BUILD)/tests/%: tests/core/%.c $(TEST_SUPPORT_OBJ) $(CORE_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Icore -Itests/support $(PKG_CFLAGS) -MMD -MP -o $@ $< $(TEST_SUPPORT_OBJ) \
+	    $(CORE_LIB) $(LDFLAGS) $(PKG_LIBS) -lcmocka $(LDLIBS)
+
+$(BUILD)/bench/%: bench/%.c $(CORE_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Icore $(PKG_CFLAGS) -MMD -MP -o $@ $< $(CORE_LIB) $(LDFLAGS) $(PKG_LIBS) $(LDLIBS)
+
+# core/ must stay free of HTTP, JSON, SQLite and libuv: no such include in its
+# sources and no such undefined symbol in its archive.
+check-core: $(CORE_LIB)
+	@! grep -rnE '#include *[<"](microhttpd|jansson|sqlite3|uv)(\.h)?[>"]' core/ || \
+	    { echo "check-core: core/ includes a service library"; exit 1; }
+	@! nm -u $(CORE_LIB) | grep -E ' (MHD_|json_|sqlite3_|uv_)' || \
+	    { echo "check-core: libdimcore.a references a service library"; exit 1; }
+	@echo "check-core: core/ depends on libc, libm, BLAS, libpng, libjpeg and zlib only"
+
+run: deps
+	$(MAKE) $(DIMD)
+	scripts/run-default.sh $(DIMD)
+
+test: deps
+	$(MAKE) test-unit
+	$(MAKE) test-san
+
+test-unit: all check-core
+	@tests/run.sh $(BUILD) $(TEST_BIN)
+
+test-san:
+	$(MAKE) SAN=1 all
+	@tests/run.sh build-san $(patsubst build/%,build-san/%,$(TEST_BIN))
+
+bench: deps
+	$(MAKE) $(BENCH_BIN) $(DIMD)
+	@mkdir -p build
+	$(BUILD)/bench/bench_train --json build/bench.json
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-san
+
+-include $(CORE_OBJ:.o=.d) $(APP_OBJ:.o=.d) $(TEST_BIN:=.d) $(BENCH_BIN:=.d) $(TEST_SUPPORT_OBJ:.o=.d)

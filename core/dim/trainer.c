@@ -1,0 +1,394 @@
+/* trainer.c - the DIM training step.
+ *
+ * Shapes (B batch, Cl local channels, Lc = local H*W, D MI width, Yd = y_dim):
+ *   enc:  x (B, C, H, W) -> local map (B, Cl, Lc), Y (B, Yd)
+ *   local: rows (B*Lc, Cl) -> lmi -> l (B*Lc, D);  Y -> gmi -> g (B, D)
+ *          u (B, B*Lc) = g l^T;  u[i][j*Lc + q] scores Y_i against location q of image j
+ *   global: A (B, 512) = gc_conv(map), Bm (B, 512) = gc_y(Y),
+ *           z[i*B + j] = A_j + Bm_i (B*B, 512) -> gc_head -> score (B*B)
+ *   prior: s = sigmoid(Y) (B, Yd) -> D -> logit (B); D on [z ~ U; s] (2B) for its update
+ */
+#include "dim/trainer.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/blas.h"
+#include "nn/activation.h"
+
+struct dim_trainer {
+    struct dim_model *m;
+    const struct dim_dataset *ds;
+    struct dim_preprocess pp;
+    size_t B, Lc;
+    uint32_t *perm;
+    struct dim_train_progress pr;
+    struct dim_rng data_rng;
+    float *slab;
+    float *x;
+    struct nn_net_ws enc;
+    struct dim_minet_ws lws, gws;
+    float *rows, *drows, *u, *du;
+    struct nn_net_ws gcc, gcy, gch;
+    float *z, *dz;
+    struct nn_net_ws pw;
+    float *sy, *dsy, *pin;
+};
+
+/* Carves n floats from *cur, or only counts them when *cur is NULL. */
+static float *carve(float **cur, size_t *total, size_t n)
+{
+    float *p = *cur ? *cur : NULL;
+    if (*cur)
+        *cur += n;
+    *total += n;
+    return p;
+}
+
+/* Lays out every buffer; with base NULL only counts. Returns floats needed. */
+static size_t plan(struct dim_trainer *t, float *base)
+{
+    const struct dim_model *m = t->m;
+    const size_t B = t->B, Lc = t->Lc, Cl = (size_t)m->local_c, Yd = (size_t)m->cfg.y_dim;
+    float *cur = base;
+    size_t total = 0;
+    t->x = carve(&cur, &total, B * nn_net_in_size(&m->enc));
+    float *p = carve(&cur, &total, nn_net_ws_floats(&m->enc, B, true));
+    if (base)
+        nn_net_ws_carve(&m->enc, &t->enc, p, B, true);
+    if (m->has_local) {
+        p = carve(&cur, &total, dim_minet_ws_floats(&m->lmi, B * Lc));
+        if (base)
+            dim_minet_ws_carve(&m->lmi, &t->lws, p, B * Lc);
+        p = carve(&cur, &total, dim_minet_ws_floats(&m->gmi, B));
+        if (base)
+            dim_minet_ws_carve(&m->gmi, &t->gws, p, B);
+        t->rows = carve(&cur, &total, B * Lc * Cl);
+        t->drows = carve(&cur, &total, B * Lc * Cl);
+        t->u = carve(&cur, &total, B * B * Lc);
+        t->du = carve(&cur, &total, B * B * Lc);
+    }
+    if (m->has_global) {
+        p = carve(&cur, &total, nn_net_ws_floats(&m->gc_conv, B, true));
+        if (base)
+            nn_net_ws_carve(&m->gc_conv, &t->gcc, p, B, true);
+        p = carve(&cur, &total, nn_net_ws_floats(&m->gc_y, B, true));
+        if (base)
+            nn_net_ws_carve(&m->gc_y, &t->gcy, p, B, true);
+        p = carve(&cur, &total, nn_net_ws_floats(&m->gc_head, B * B, true));
+        if (base)
+            nn_net_ws_carve(&m->gc_head, &t->gch, p, B * B, true);
+        t->z = carve(&cur, &total, B * B * 512);
+        t->dz = carve(&cur, &total, B * B * 512);
+    }
+    if (m->has_prior) {
+        p = carve(&cur, &total, nn_net_ws_floats(&m->prior, 2 * B, true));
+        if (base)
+            nn_net_ws_carve(&m->prior, &t->pw, p, 2 * B, true);
+        t->sy = carve(&cur, &total, B * Yd);
+        t->dsy = carve(&cur, &total, B * Yd);
+        t->pin = carve(&cur, &total, 2 * B * Yd);
+    }
+    return total;
+}
+
+static void new_epoch_order(struct dim_trainer *t)
+{
+    t->pr.epoch_rng = t->data_rng;
+    for (size_t i = 0; i < t->ds->n; i++)
+        t->perm[i] = (uint32_t)i;
+    dim_rng_shuffle(&t->data_rng, t->perm, t->ds->n);
+    t->pr.pos = 0;
+}
+
+int dim_trainer_create(struct dim_trainer **out, struct dim_model *m,
+                       const struct dim_dataset *ds, const struct dim_preprocess *pp,
+                       struct dim_err *err)
+{
+    *out = NULL;
+    if (!m->training)
+        return dim_fail(err, DIM_EINVAL, "the model was not created for training");
+    if (pp->c != m->cfg.in_c || pp->h != m->in_h || pp->w != m->in_w)
+        return dim_fail(err, DIM_ESHAPE, "input %dx%dx%d does not match model input %dx%dx%d",
+                        pp->c, pp->h, pp->w, m->cfg.in_c, m->in_h, m->in_w);
+    if (ds->n < m->cfg.batch || ds->n > UINT32_MAX)
+        return dim_fail(err, DIM_EINVAL, "dataset has %zu images; batch %u needs at least that many",
+                        ds->n, m->cfg.batch);
+    struct dim_trainer *t = calloc(1, sizeof *t);
+    if (!t)
+        return dim_fail(err, DIM_ENOMEM, "out of memory for the trainer");
+    t->m = m;
+    t->ds = ds;
+    t->pp = *pp;
+    t->B = m->cfg.batch;
+    t->Lc = (size_t)m->local_h * m->local_w;
+    size_t n = plan(t, NULL);
+    t->slab = malloc(sizeof(float) * n);
+    t->perm = malloc(sizeof(uint32_t) * ds->n);
+    if (!t->slab || !t->perm) {
+        dim_trainer_free(t);
+        return dim_fail(err, DIM_ENOMEM, "out of memory for a %zu MiB training workspace",
+                        n * sizeof(float) >> 20);
+    }
+    memset(t->slab, 0, sizeof(float) * n);
+    plan(t, t->slab);
+    dim_rng_seed(&t->data_rng, m->cfg.seed, 0xda7a);
+    dim_rng_seed(&t->pr.rng, m->cfg.seed, 0x5eed);
+    new_epoch_order(t);
+    *out = t;
+    return 0;
+}
+
+void dim_trainer_free(struct dim_trainer *t)
+{
+    if (!t)
+        return;
+    free(t->slab);
+    free(t->perm);
+    free(t);
+}
+
+uint64_t dim_trainer_steps_per_epoch(const struct dim_trainer *t)
+{
+    return t->ds->n / t->B;
+}
+
+float *dim_trainer_input(struct dim_trainer *t)
+{
+    return t->x;
+}
+
+void dim_trainer_progress(const struct dim_trainer *t, struct dim_train_progress *p)
+{
+    *p = t->pr;
+}
+
+int dim_trainer_restore(struct dim_trainer *t, const struct dim_train_progress *p,
+                        struct dim_err *err)
+{
+    if (p->pos > t->ds->n || p->pos % t->B != 0)
+        return dim_fail(err, DIM_EINVAL, "saved position %llu does not fit a dataset of %zu images "
+                        "in batches of %zu", (unsigned long long)p->pos, t->ds->n, t->B);
+    t->data_rng = p->epoch_rng;
+    new_epoch_order(t);
+    t->pr = *p;
+    return 0;
+}
+
+/* local map (B, Cl, Lc) <-> rows (B*Lc, Cl) */
+static void map_to_rows(float *rows, const float *map, size_t B, size_t Cl, size_t Lc)
+{
+    for (size_t b = 0; b < B; b++)
+        for (size_t c = 0; c < Cl; c++) {
+            const float *src = map + (b * Cl + c) * Lc;
+            for (size_t q = 0; q < Lc; q++)
+                rows[(b * Lc + q) * Cl + c] = src[q];
+        }
+}
+
+static void rows_add_to_map(float *map, const float *rows, size_t B, size_t Cl, size_t Lc)
+{
+    for (size_t b = 0; b < B; b++)
+        for (size_t c = 0; c < Cl; c++) {
+            float *dst = map + (b * Cl + c) * Lc;
+            for (size_t q = 0; q < Lc; q++)
+                dst[q] += rows[(b * Lc + q) * Cl + c];
+        }
+}
+
+static double local_mi(struct dim_trainer *t, const float *map, float *dmap, const float *Y,
+                       float *dY, bool backward)
+{
+    const struct dim_model *m = t->m;
+    const size_t B = t->B, Lc = t->Lc, Cl = (size_t)m->local_c, D = (size_t)m->cfg.mi_dim;
+    map_to_rows(t->rows, map, B, Cl, Lc);
+    dim_minet_forward(&m->lmi, &t->lws, t->rows, B * Lc);
+    dim_minet_forward(&m->gmi, &t->gws, Y, B);
+    const float *l = t->lws.out, *g = t->gws.out;
+    nn_sgemm(false, true, B, B * Lc, D, 1.0f, g, D, l, D, 0.0f, t->u, B * Lc);
+    double loss = dim_estimator_loss(m->cfg.estimator, t->du, t->u, B, Lc, m->cfg.beta);
+    if (!backward)
+        return loss;
+    /* u = g l^T: dg = du l, dl = du^T g */
+    nn_sgemm(false, false, B, D, B * Lc, 1.0f, t->du, B * Lc, l, D, 0.0f, t->gws.dout, D);
+    nn_sgemm(true, false, B * Lc, D, B, 1.0f, t->du, B * Lc, g, D, 0.0f, t->lws.dout, D);
+    memset(t->drows, 0, sizeof(float) * B * Lc * Cl);
+    dim_minet_backward(&m->lmi, &t->lws, t->rows, t->drows, B * Lc);
+    dim_minet_backward(&m->gmi, &t->gws, Y, dY, B);
+    rows_add_to_map(dmap, t->drows, B, Cl, Lc);
+    return loss;
+}
+
+static double global_mi(struct dim_trainer *t, const float *map, float *dmap, const float *Y,
+                        float *dY, bool backward)
+{
+    const struct dim_model *m = t->m;
+    const size_t B = t->B, H = 512;
+    nn_net_forward(&m->gc_conv, &t->gcc, map, B, NN_TRAIN, NULL);
+    nn_net_forward(&m->gc_y, &t->gcy, Y, B, NN_TRAIN, NULL);
+    const float *A = nn_net_out(&m->gc_conv, &t->gcc), *Bm = nn_net_out(&m->gc_y, &t->gcy);
+    float *z = t->z;
+    for (size_t i = 0; i < B; i++)
+        for (size_t j = 0; j < B; j++)
+            for (size_t h = 0; h < H; h++)
+                z[(i * B + j) * H + h] = A[j * H + h] + Bm[i * H + h];
+    nn_net_forward(&m->gc_head, &t->gch, z, B * B, NN_TRAIN, NULL);
+    nn_net_zero_dact(&m->gc_head, &t->gch, B * B);
+    double loss = dim_estimator_loss(m->cfg.estimator, nn_net_dout(&m->gc_head, &t->gch),
+                                     nn_net_out(&m->gc_head, &t->gch), B, 1, m->cfg.alpha);
+    if (!backward)
+        return loss;
+    memset(t->dz, 0, sizeof(float) * B * B * H);
+    nn_net_backward(&m->gc_head, &t->gch, z, t->dz, B * B);
+    const float *dzr = t->dz;
+    /* z[i*B + j] = A_j + Bm_i: dA_j = sum_i dz[i*B + j], dBm_i = sum_j dz[i*B + j] */
+    nn_net_zero_dact(&m->gc_conv, &t->gcc, B);
+    nn_net_zero_dact(&m->gc_y, &t->gcy, B);
+    float *dA = nn_net_dout(&m->gc_conv, &t->gcc), *dBm = nn_net_dout(&m->gc_y, &t->gcy);
+    for (size_t i = 0; i < B; i++)
+        for (size_t j = 0; j < B; j++)
+            for (size_t h = 0; h < H; h++) {
+                float d = dzr[(i * B + j) * H + h];
+                dA[j * H + h] += d;
+                dBm[i * H + h] += d;
+            }
+    nn_net_backward(&m->gc_conv, &t->gcc, map, dmap, B);
+    nn_net_backward(&m->gc_y, &t->gcy, Y, dY, B);
+    return loss;
+}
+
+static double prior_enc(struct dim_trainer *t, const float *Y, float *dY, bool backward)
+{
+    const struct dim_model *m = t->m;
+    const size_t B = t->B, n = B * (size_t)m->cfg.y_dim;
+    nn_sigmoid_forward(t->sy, Y, n);
+    nn_net_forward(&m->prior, &t->pw, t->sy, B, NN_TRAIN, NULL);
+    const float *d = nn_net_out(&m->prior, &t->pw);
+    double loss = 0.0;
+    for (size_t i = 0; i < B; i++)
+        loss += nn_softplus(-d[i]);
+    loss /= (double)B;
+    if (!backward)
+        return loss;
+    /* loss = mean sp(-d): d loss/d d_i = -sigmoid(-d_i) / B */
+    nn_net_zero_dact(&m->prior, &t->pw, B);
+    float *dd = nn_net_dout(&m->prior, &t->pw);
+    for (size_t i = 0; i < B; i++)
+        dd[i] = (float)(-m->cfg.gamma * nn_sigmoid(-d[i]) / (double)B);
+    memset(t->dsy, 0, sizeof(float) * n);
+    nn_net_backward(&m->prior, &t->pw, t->sy, t->dsy, B);
+    nn_sigmoid_backward(dY, t->dsy, t->sy, n);
+    return loss;
+}
+
+void dim_trainer_eval_batch(struct dim_trainer *t, const float *x, bool backward,
+                            struct dim_losses *ls)
+{
+    struct dim_model *m = t->m;
+    memset(ls, 0, sizeof *ls);
+    if (backward)
+        dim_model_zero_grads(m);
+    nn_net_forward(&m->enc, &t->enc, x, t->B, NN_TRAIN, NULL);
+    if (backward)
+        nn_net_zero_dact(&m->enc, &t->enc, t->B);
+    const float *map = t->enc.act[m->tap_layer[DIM_TAP_LOCAL]];
+    const float *Y = t->enc.act[m->tap_layer[DIM_TAP_Y]];
+    float *dmap = backward ? t->enc.dact[m->tap_layer[DIM_TAP_LOCAL]] : NULL;
+    float *dY = backward ? t->enc.dact[m->tap_layer[DIM_TAP_Y]] : NULL;
+    if (m->has_local)
+        ls->local = local_mi(t, map, dmap, Y, dY, backward);
+    if (m->has_global)
+        ls->global = global_mi(t, map, dmap, Y, dY, backward);
+    if (m->has_prior) {
+        ls->prior_enc = prior_enc(t, Y, dY, backward);
+        if (backward) /* D's gradients from the encoder's term are not D's to apply */
+            memset(m->prior_grads, 0, sizeof(float) * m->n_prior);
+    }
+    ls->total = m->cfg.beta * ls->local + m->cfg.alpha * ls->global +
+                m->cfg.gamma * ls->prior_enc;
+    if (backward)
+        nn_net_backward(&m->enc, &t->enc, x, NULL, t->B);
+}
+
+/* D's update: loss = mean_real sp(-D(z)) + mean_fake sp(D(s)), z ~ U[0,1], s = sigmoid(Y). */
+static double prior_disc_step(struct dim_trainer *t)
+{
+    struct dim_model *m = t->m;
+    const size_t B = t->B, Yd = (size_t)m->cfg.y_dim;
+    for (size_t i = 0; i < B * Yd; i++)
+        t->pin[i] = dim_rng_uniform(&t->pr.rng);
+    memcpy(t->pin + B * Yd, t->sy, sizeof(float) * B * Yd);
+    nn_net_forward(&m->prior, &t->pw, t->pin, 2 * B, NN_TRAIN, NULL);
+    nn_net_zero_dact(&m->prior, &t->pw, 2 * B);
+    const float *d = nn_net_out(&m->prior, &t->pw);
+    float *dd = nn_net_dout(&m->prior, &t->pw);
+    double loss = 0.0;
+    for (size_t i = 0; i < B; i++) {
+        loss += nn_softplus(-d[i]) + nn_softplus(d[B + i]);
+        dd[i] = (float)(-nn_sigmoid(-d[i]) / (double)B);
+        dd[B + i] = (float)(nn_sigmoid(d[B + i]) / (double)B);
+    }
+    memset(m->prior_grads, 0, sizeof(float) * m->n_prior);
+    nn_net_backward(&m->prior, &t->pw, t->pin, NULL, 2 * B);
+    nn_adam_update(&m->opt_prior, m->prior_params, m->prior_grads, m->prior_m, m->prior_v,
+                   m->n_prior);
+    return loss / (double)B;
+}
+
+static bool all_finite(const float *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(p[i]))
+            return false;
+    return true;
+}
+
+int dim_trainer_step(struct dim_trainer *t, struct dim_losses *ls, struct dim_err *err)
+{
+    struct dim_model *m = t->m;
+    if (t->pr.pos + t->B > t->ds->n) {
+        t->pr.epoch++;
+        new_epoch_order(t);
+    }
+    const uint32_t *idx = t->perm + t->pr.pos;
+    bool augment = t->pp.random_crop > 0 || t->pp.random_flip;
+    dim_dataset_batch(t->ds, idx, t->B, &t->pp, augment ? &t->pr.rng : NULL, t->x, NULL);
+    dim_trainer_eval_batch(t, t->x, true, ls);
+    const char *bad = !isfinite(ls->local)       ? "local MI loss"
+                      : !isfinite(ls->global)    ? "global MI loss"
+                      : !isfinite(ls->prior_enc) ? "prior matching loss"
+                      : !all_finite(m->main_grads, m->n_main) ? "encoder gradient"
+                                                              : NULL;
+    if (bad)
+        return dim_fail(err, DIM_ENONFINITE, "%s is not finite at step %llu", bad,
+                        (unsigned long long)t->pr.step);
+    nn_adam_update(&m->opt_main, m->main_params, m->main_grads, m->main_m, m->main_v, m->n_main);
+    if (m->has_prior) {
+        ls->prior_disc = prior_disc_step(t);
+        if (!isfinite(ls->prior_disc))
+            return dim_fail(err, DIM_ENONFINITE, "prior discriminator loss is not finite at step %llu",
+                            (unsigned long long)t->pr.step);
+    }
+    t->pr.pos += t->B;
+    t->pr.step++;
+    return 0;
+}
+
+double dim_trainer_forward_macs(const struct dim_trainer *t)
+{
+    const struct dim_model *m = t->m;
+    const double B = (double)t->B, Lc = (double)t->Lc, D = m->cfg.mi_dim;
+    double macs = B * nn_net_macs(&m->enc);
+    if (m->has_local) {
+        macs += B * Lc * (nn_net_macs(&m->lmi.a) + nn_net_macs(&m->lmi.s));
+        macs += B * (nn_net_macs(&m->gmi.a) + nn_net_macs(&m->gmi.s));
+        macs += B * B * Lc * D; /* scores */
+    }
+    if (m->has_global)
+        macs += B * (nn_net_macs(&m->gc_conv) + nn_net_macs(&m->gc_y)) +
+                B * B * nn_net_macs(&m->gc_head);
+    if (m->has_prior)
+        macs += 3 * B * nn_net_macs(&m->prior); /* encoder term on B, discriminator on 2B */
+    return macs;
+}

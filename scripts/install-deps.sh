@@ -1,0 +1,24 @@
+#!/bin/sh
+# Installs the Debian packages dimd needs, when any is missing.
+# As root: runs apt-get. Otherwise: prints the exact apt-get line and fails.
+set -eu
+PKGS="build-essential pkg-config libopenblas-pthread-dev libmicrohttpd-dev libjansson-dev \
+libsqlite3-dev libuv1-dev libcmocka-dev libpng-dev libjpeg62-turbo-dev zlib1g-dev \
+dataset-fashion-mnist"
+missing=""
+for p in $PKGS; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+        missing="$missing $p"
+    fi
+done
+[ -z "$missing" ] && exit 0
+line="apt-get install -y --no-install-recommends$missing"
+if [ "$(id -u)" -ne 0 ]; then
+    echo "dimd: missing Debian packages. Run as root:" >&2
+    echo "  apt-get update && $line" >&2
+    exit 1
+fi
+echo "dimd: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+$line

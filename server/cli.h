@@ -1,0 +1,52 @@
+/* cli.h - the command-line front of the dimd binary: dimd train | encode | eval.
+ *
+ * Each command parses its flags, prints a one-line error naming the problem and
+ * returns exit status 2 on bad input; 1 on a runtime failure; 0 on success.
+ * Shared pieces (flag parsing, dataset loading, probe reports) live in cli_common.c.
+ */
+#ifndef DIMD_SERVER_CLI_H
+#define DIMD_SERVER_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "data/dataset.h"
+#include "dim/model.h"
+#include "dim/probe.h"
+
+#define CLI_EXIT_USAGE 2
+#define CLI_EXIT_FAIL 1
+
+int cli_train(int argc, char **argv);
+int cli_encode(int argc, char **argv);
+int cli_eval(int argc, char **argv);
+
+/* One "--name value" or "--name=value" flag from argv, at index *i.
+ * Returns 1 and sets *name and *value (value NULL for a bare flag when takes_value is
+ * false), 0 when argv[*i] is not a flag (a positional), -1 on a malformed flag. */
+int cli_next_flag(int argc, char **argv, int *i, const char **name, const char **value,
+                  bool (*takes_value)(const char *name));
+
+/* Parses unsigned / double flag values; print "dimd CMD: --NAME ..." and return -1 on error. */
+int cli_parse_u64(const char *cmd, const char *name, const char *v, uint64_t lo, uint64_t hi,
+                  uint64_t *out);
+int cli_parse_double(const char *cmd, const char *name, const char *v, double lo, double hi,
+                     double *out);
+
+/* Loads both splits of a dataset; prints the error and returns non-zero on failure. */
+int cli_load_dataset(const char *cmd, const char *spec, struct dim_dataset *train,
+                     struct dim_dataset *test);
+
+/* Probe accuracy for each tap (conv, fc, y) of model m: features of both splits,
+ * then a probe per tap. */
+int cli_probe_model(const struct dim_model *m, const struct dim_dataset *train,
+                    const struct dim_dataset *test, const struct dim_preprocess *pp,
+                    const struct dim_probe_opts *po, double acc[DIM_N_PROBE_TAPS]);
+
+/* The model's preprocessing (size and channels; no augmentation). */
+void cli_model_preprocess(const struct dim_model *m, struct dim_preprocess *pp);
+
+double cli_now(void);
+
+#endif

@@ -1,0 +1,128 @@
+/* cli_common.c - flag parsing, dataset loading and probe reports shared by the CLI commands. */
+#include "server/cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+double cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+int cli_next_flag(int argc, char **argv, int *i, const char **name, const char **value,
+                  bool (*takes_value)(const char *name))
+{
+    static char buf[128];
+    const char *a = argv[*i];
+    if (strncmp(a, "--", 2) != 0 || a[2] == '\0')
+        return 0;
+    a += 2;
+    const char *eq = strchr(a, '=');
+    if (eq) {
+        size_t n = (size_t)(eq - a);
+        if (n >= sizeof buf)
+            return -1;
+        memcpy(buf, a, n);
+        buf[n] = '\0';
+        *name = buf;
+        *value = eq + 1;
+        (*i)++;
+        return 1;
+    }
+    *name = a;
+    *value = NULL;
+    (*i)++;
+    if (takes_value(a)) {
+        if (*i >= argc)
+            return -1;
+        *value = argv[(*i)++];
+    }
+    return 1;
+}
+
+int cli_parse_u64(const char *cmd, const char *name, const char *v, uint64_t lo, uint64_t hi,
+                  uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (!*v || *end || errno || v[0] == '-' || x < lo || x > hi) {
+        fprintf(stderr, "dimd %s: --%s '%s' must be an integer in [%llu, %llu]\n", cmd, name, v,
+                (unsigned long long)lo, (unsigned long long)hi);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+int cli_parse_double(const char *cmd, const char *name, const char *v, double lo, double hi,
+                     double *out)
+{
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (!*v || *end || errno || !isfinite(x) || x < lo || x > hi) {
+        fprintf(stderr, "dimd %s: --%s '%s' must be a number in [%g, %g]\n", cmd, name, v, lo,
+                hi);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+int cli_load_dataset(const char *cmd, const char *spec, struct dim_dataset *train,
+                     struct dim_dataset *test)
+{
+    struct dim_dataset_limits lim = {0, 64u << 20};
+    struct dim_err err;
+    if (dim_dataset_load(spec, DIM_SPLIT_TRAIN, &lim, train, &err) != 0) {
+        fprintf(stderr, "dimd %s: dataset %s: %s\n", cmd, spec, err.msg);
+        return -1;
+    }
+    if (dim_dataset_load(spec, DIM_SPLIT_TEST, &lim, test, &err) != 0) {
+        fprintf(stderr, "dimd %s: dataset %s (test split): %s\n", cmd, spec, err.msg);
+        dim_dataset_free(train);
+        return -1;
+    }
+    if (test->n_classes > train->n_classes)
+        train->n_classes = test->n_classes;
+    return 0;
+}
+
+void cli_model_preprocess(const struct dim_model *m, struct dim_preprocess *pp)
+{
+    memset(pp, 0, sizeof *pp);
+    pp->c = m->cfg.in_c;
+    pp->h = m->in_h;
+    pp->w = m->in_w;
+}
+
+int cli_probe_model(const struct dim_model *m, const struct dim_dataset *train,
+                    const struct dim_dataset *test, const struct dim_preprocess *pp,
+                    const struct dim_probe_opts *po, double acc[DIM_N_PROBE_TAPS])
+{
+    struct dim_features ftr, fte;
+    struct dim_err err;
+    if (dim_features_extract(m, train, pp, &ftr, &err) != 0 ||
+        dim_features_extract(m, test, pp, &fte, &err) != 0) {
+        fprintf(stderr, "dimd: probe features: %s\n", err.msg);
+        dim_features_free(&ftr);
+        return -1;
+    }
+    int rc = 0;
+    for (int t = 0; t < DIM_N_PROBE_TAPS && rc == 0; t++) {
+        rc = dim_probe_run(ftr.X[t], ftr.labels, ftr.n, fte.X[t], fte.labels, fte.n, ftr.dim[t],
+                           train->n_classes, po, &acc[t], &err);
+        if (rc)
+            fprintf(stderr, "dimd: probe on %s: %s\n", dim_tap_name((enum dim_tap)t), err.msg);
+    }
+    dim_features_free(&ftr);
+    dim_features_free(&fte);
+    return rc;
+}

@@ -1,0 +1,206 @@
+/* cli_encode.c - `dimd encode` (embeddings of image files, JSON lines) and
+ * `dimd eval` (probe accuracies of a saved model on a dataset). */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/blas.h"
+#include "data/image.h"
+#include "dim/checkpoint.h"
+#include "server/cli.h"
+
+static bool encode_takes_value(const char *name)
+{
+    return strcmp(name, "help") != 0 && strcmp(name, "json") != 0;
+}
+
+int cli_encode(int argc, char **argv)
+{
+    const char *ckpt = NULL;
+    enum dim_tap tap = DIM_TAP_Y;
+    uint64_t max_pixels = 64u << 20;
+    int i = 2, first_file = -1;
+    while (i < argc) {
+        const char *name, *val;
+        int r = cli_next_flag(argc, argv, &i, &name, &val, encode_takes_value);
+        if (r == 0) {
+            first_file = i;
+            break;
+        }
+        if (r < 0) {
+            fprintf(stderr, "dimd encode: flag %s needs a value\n", argv[i - 1]);
+            return CLI_EXIT_USAGE;
+        }
+        if (strcmp(name, "help") == 0) {
+            printf("usage: dimd encode --checkpoint PATH [--tap y|fc|conv|local] "
+                   "[--max_pixels N] IMAGE...\n"
+                   "Prints one JSON line per image: {\"file\", \"tap\", \"dim\", \"embedding\"}.\n"
+                   "--tap local gives the local feature map averaged over locations.\n");
+            return 0;
+        } else if (strcmp(name, "checkpoint") == 0) {
+            ckpt = val;
+        } else if (strcmp(name, "tap") == 0) {
+            if (dim_tap_parse(val, &tap) != 0) {
+                fprintf(stderr, "dimd encode: --tap '%s' is not one of y, fc, conv, local\n", val);
+                return CLI_EXIT_USAGE;
+            }
+        } else if (strcmp(name, "max_pixels") == 0) {
+            if (cli_parse_u64("encode", name, val, 1, UINT64_C(1) << 34, &max_pixels))
+                return CLI_EXIT_USAGE;
+        } else {
+            fprintf(stderr, "dimd encode: unknown flag --%s\n", name);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (!ckpt) {
+        fprintf(stderr, "dimd encode: --checkpoint is required\n");
+        return CLI_EXIT_USAGE;
+    }
+    if (first_file < 0) {
+        fprintf(stderr, "dimd encode: no image files given\n");
+        return CLI_EXIT_USAGE;
+    }
+    nn_blas_set_threads(1);
+    struct dim_err err;
+    struct dim_model *m;
+    if (dim_checkpoint_load(ckpt, &m, NULL, false, &err) != 0) {
+        fprintf(stderr, "dimd encode: %s\n", err.msg);
+        return CLI_EXIT_USAGE;
+    }
+    struct dim_encode_ws ws;
+    struct dim_preprocess pp;
+    cli_model_preprocess(m, &pp);
+    float *x = malloc(sizeof(float) * (size_t)pp.c * pp.h * pp.w);
+    if (!x || dim_encode_ws_create(&ws, m, 1, &err) != 0) {
+        fprintf(stderr, "dimd encode: out of memory\n");
+        free(x);
+        dim_model_free(m);
+        return CLI_EXIT_FAIL;
+    }
+    const size_t tap_size = dim_model_tap_size(m, tap);
+    const size_t lc = (size_t)m->local_h * m->local_w;
+    const size_t dim = tap == DIM_TAP_LOCAL ? (size_t)m->local_c : tap_size;
+    int status = 0;
+    for (i = first_file; i < argc; i++) {
+        struct dim_image img;
+        if (dim_image_load(argv[i], (size_t)max_pixels, &img, &err) != 0) {
+            fprintf(stderr, "dimd encode: %s: %s\n", argv[i], err.msg);
+            status = CLI_EXIT_USAGE;
+            break;
+        }
+        dim_image_to_input(&img, &pp, NULL, x);
+        dim_image_free(&img);
+        const float *f = dim_model_encode(m, &ws, x, 1, tap);
+        json_t *emb = json_array();
+        for (size_t d = 0; d < dim; d++) {
+            double v = f[d];
+            if (tap == DIM_TAP_LOCAL) { /* mean over the local map's locations */
+                double s = 0;
+                for (size_t q = 0; q < lc; q++)
+                    s += f[d * lc + q];
+                v = s / (double)lc;
+            }
+            json_array_append_new(emb, json_real(v));
+        }
+        json_t *o = json_pack("{s:s, s:s, s:I, s:o}", "file", argv[i], "tap",
+                              dim_tap_name(tap), "dim", (json_int_t)dim, "embedding", emb);
+        char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9));
+        printf("%s\n", s);
+        free(s);
+        json_decref(o);
+    }
+    free(x);
+    dim_encode_ws_free(&ws);
+    dim_model_free(m);
+    return status;
+}
+
+int cli_eval(int argc, char **argv)
+{
+    const char *ckpt = NULL, *dataset = "fashion-mnist";
+    struct dim_probe_opts po;
+    dim_probe_opts_default(&po);
+    bool json = false;
+    uint64_t threads = 0, epochs = (uint64_t)po.epochs;
+    int i = 2;
+    while (i < argc) {
+        const char *name, *val;
+        int r = cli_next_flag(argc, argv, &i, &name, &val, encode_takes_value);
+        if (r <= 0) {
+            fprintf(stderr, "dimd eval: %s '%s'\n", r == 0 ? "unexpected argument" : "flag needs a value",
+                    argv[r == 0 ? i : i - 1]);
+            return CLI_EXIT_USAGE;
+        }
+        if (strcmp(name, "help") == 0) {
+            printf("usage: dimd eval --checkpoint PATH [--dataset NAME|DIR] [--probe linear|mlp] "
+                   "[--probe_epochs N] [--threads N] [--json]\n");
+            return 0;
+        } else if (strcmp(name, "checkpoint") == 0) {
+            ckpt = val;
+        } else if (strcmp(name, "dataset") == 0) {
+            dataset = val;
+        } else if (strcmp(name, "json") == 0) {
+            json = true;
+        } else if (strcmp(name, "probe") == 0) {
+            if (strcmp(val, "linear") == 0)
+                po.kind = DIM_PROBE_LINEAR;
+            else if (strcmp(val, "mlp") == 0)
+                po.kind = DIM_PROBE_MLP;
+            else {
+                fprintf(stderr, "dimd eval: --probe '%s' is not one of linear, mlp\n", val);
+                return CLI_EXIT_USAGE;
+            }
+        } else if (strcmp(name, "probe_epochs") == 0) {
+            if (cli_parse_u64("eval", name, val, 1, 10000, &epochs))
+                return CLI_EXIT_USAGE;
+        } else if (strcmp(name, "threads") == 0) {
+            if (cli_parse_u64("eval", name, val, 1, 256, &threads))
+                return CLI_EXIT_USAGE;
+        } else {
+            fprintf(stderr, "dimd eval: unknown flag --%s\n", name);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (!ckpt) {
+        fprintf(stderr, "dimd eval: --checkpoint is required\n");
+        return CLI_EXIT_USAGE;
+    }
+    po.epochs = (int)epochs;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    nn_blas_set_threads(threads ? (int)threads : (cores > 0 ? (int)cores : 1));
+    struct dim_err err;
+    struct dim_model *m;
+    if (dim_checkpoint_load(ckpt, &m, NULL, false, &err) != 0) {
+        fprintf(stderr, "dimd eval: %s\n", err.msg);
+        return CLI_EXIT_USAGE;
+    }
+    struct dim_dataset train = {0}, test = {0};
+    if (cli_load_dataset("eval", dataset, &train, &test) != 0) {
+        dim_model_free(m);
+        return CLI_EXIT_USAGE;
+    }
+    int status = 0;
+    struct dim_preprocess pp;
+    cli_model_preprocess(m, &pp);
+    double acc[DIM_N_PROBE_TAPS];
+    if (cli_probe_model(m, &train, &test, &pp, &po, acc) != 0) {
+        status = CLI_EXIT_FAIL;
+    } else if (json) {
+        json_t *o = json_pack("{s:s, s:s, s:s, s:{s:f, s:f, s:f}}", "command", "eval", "dataset",
+                              dataset, "probe", dim_probe_kind_name(po.kind), "accuracy", "conv",
+                              acc[0], "fc", acc[1], "y", acc[2]);
+        char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6));
+        printf("%s\n", s);
+        free(s);
+        json_decref(o);
+    } else {
+        printf("%s probe on %s, test accuracy: conv %.4f  fc %.4f  y %.4f\n",
+               dim_probe_kind_name(po.kind), dataset, acc[0], acc[1], acc[2]);
+    }
+    dim_dataset_free(&train);
+    dim_dataset_free(&test);
+    dim_model_free(m);
+    return status;
+}

@@ -1,0 +1,45 @@
+/* main.c - the dimd binary: dispatches to its commands. Only main exits. */
+#include <stdio.h>
+#include <string.h>
+
+#include "server/cli.h"
+
+#define DIMD_VERSION "0.1.0"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "dimd %s - Deep InfoMax training and embeddings\n\n"
+               "usage: dimd COMMAND [flags]\n"
+               "  train    train an encoder on a dataset, save a checkpoint, report probe accuracy\n"
+               "  encode   print embeddings of image files from a checkpoint (JSON lines)\n"
+               "  eval     probe accuracies of a checkpoint on a dataset\n"
+               "  version  print the version\n"
+               "Run 'dimd COMMAND --help' for a command's flags.\n",
+            DIMD_VERSION);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "train") == 0)
+        return cli_train(argc, argv);
+    if (strcmp(cmd, "encode") == 0)
+        return cli_encode(argc, argv);
+    if (strcmp(cmd, "eval") == 0)
+        return cli_eval(argc, argv);
+    if (strcmp(cmd, "version") == 0) {
+        printf("dimd %s\n", DIMD_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "dimd: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return CLI_EXIT_USAGE;
+}
