@@ -18,7 +18,7 @@ SRV_LIBS   := $(shell pkg-config --libs $(SRV_PKGS) 2>/dev/null)
 
 WARN    := -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-prototypes \
            -Wvla -Werror
-CFLAGS  ?= -O2 -g
+CFLAGS  ?= -O3 -g
 CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(WARN) -fno-math-errno
 LDLIBS  := -lm -lpthread
 
@@ -40,7 +40,10 @@ DIMD     := $(BUILD)/dimd
 TEST_SUPPORT_SRC := $(sort $(wildcard tests/support/*.c))
 TEST_SUPPORT_OBJ := $(TEST_SUPPORT_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(sort $(wildcard tests/core/test_*.c))
-TEST_BIN := $(TEST_SRC:tests/core/%.c=$(BUILD)/tests/%)
+SERVER_TEST_SRC := $(sort $(wildcard tests/server/test_*.c))
+TEST_BIN := $(TEST_SRC:tests/core/%.c=$(BUILD)/tests/%) \
+            $(SERVER_TEST_SRC:tests/server/%.c=$(BUILD)/tests/%)
+SERVER_LIB_OBJ := $(filter-out $(BUILD)/server/main.o,$(APP_OBJ))
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
@@ -66,14 +69,26 @@ $(CORE_LIB): $(CORE_OBJ)
 $(DIMD): $(APP_OBJ) $(CORE_LIB)
 	$(CC) $(LDFLAGS) -o $@ $(APP_OBJ) $(CORE_LIB) $(SRV_LIBS) $(PKG_LIBS) $(LDLIBS)
 
+# test_noalloc counts every allocation core makes, through the linker's --wrap.
+$(BUILD)/tests/test_noalloc: TEST_LDFLAGS := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc
+
 $(BUILD)/tests/%: tests/core/%.c $(TEST_SUPPORT_OBJ) $(CORE_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Icore -Itests/support $(PKG_CFLAGS) -MMD -MP -o $@ $< $(TEST_SUPPORT_OBJ) \
-	    $(CORE_LIB) $(LDFLAGS) $(PKG_LIBS) -lcmocka $(LDLIBS)
+	    $(CORE_LIB) $(LDFLAGS) $(TEST_LDFLAGS) $(PKG_LIBS) -lcmocka $(LDLIBS)
 
-$(BUILD)/bench/%: bench/%.c $(CORE_LIB)
+# Tests of server/ link its objects (all but main) as well.
+$(BUILD)/tests/%: tests/server/%.c $(TEST_SUPPORT_OBJ) $(SERVER_LIB_OBJ) $(CORE_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Icore $(PKG_CFLAGS) -MMD -MP -o $@ $< $(CORE_LIB) $(LDFLAGS) $(PKG_LIBS) $(LDLIBS)
+	$(CC) $(CFLAGS) -Icore -I. -Itests/support $(PKG_CFLAGS) $(SRV_CFLAGS) -MMD -MP -o $@ $< \
+	    $(TEST_SUPPORT_OBJ) $(SERVER_LIB_OBJ) $(CORE_LIB) $(LDFLAGS) $(SRV_LIBS) $(PKG_LIBS) \
+	    -lcmocka $(LDLIBS)
+
+# Benchmarks measure the product's configuration: core plus the server's thread pool.
+$(BUILD)/bench/%: bench/%.c $(BUILD)/server/pool.o $(CORE_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Icore -I. $(PKG_CFLAGS) -MMD -MP -o $@ $< $(BUILD)/server/pool.o $(CORE_LIB) \
+	    $(LDFLAGS) $(PKG_LIBS) $(LDLIBS)
 
 # core/ must stay free of HTTP, JSON, SQLite and libuv: no such include in its
 # sources and no such undefined symbol in its archive.

@@ -10,6 +10,7 @@
 #include "data/image.h"
 #include "dim/checkpoint.h"
 #include "server/cli.h"
+#include "server/pool.h"
 
 static bool encode_takes_value(const char *name)
 {
@@ -169,7 +170,8 @@ int cli_eval(int argc, char **argv)
     }
     po.epochs = (int)epochs;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    nn_blas_set_threads(threads ? (int)threads : (cores > 0 ? (int)cores : 1));
+    int nthreads = threads ? (int)threads : (cores > 0 ? (int)cores : 1);
+    nn_blas_set_threads(nthreads);
     struct dim_err err;
     struct dim_model *m;
     if (dim_checkpoint_load(ckpt, &m, NULL, false, &err) != 0) {
@@ -182,6 +184,9 @@ int cli_eval(int argc, char **argv)
         return CLI_EXIT_USAGE;
     }
     int status = 0;
+    struct dimd_pool *pool = dimd_pool_create(nthreads - 1);
+    if (pool)
+        dim_parallel_use(dimd_pool_parallel(pool));
     struct dim_preprocess pp;
     cli_model_preprocess(m, &pp);
     double acc[DIM_N_PROBE_TAPS];
@@ -199,6 +204,8 @@ int cli_eval(int argc, char **argv)
         printf("%s probe on %s, test accuracy: conv %.4f  fc %.4f  y %.4f\n",
                dim_probe_kind_name(po.kind), dataset, acc[0], acc[1], acc[2]);
     }
+    dim_parallel_use(NULL);
+    dimd_pool_free(pool);
     dim_dataset_free(&train);
     dim_dataset_free(&test);
     dim_model_free(m);

@@ -13,6 +13,7 @@
 #include "dim/hparams.h"
 #include "dim/trainer.h"
 #include "server/cli.h"
+#include "server/pool.h"
 
 struct train_opts {
     struct dim_config cfg;
@@ -260,6 +261,10 @@ int cli_train(int argc, char **argv)
     struct dim_dataset train = {0}, test = {0};
     if (cli_load_dataset("train", o.dataset, &train, &test) != 0)
         return CLI_EXIT_USAGE;
+    /* elementwise kernels share the cores BLAS uses: threads - 1 workers plus this thread */
+    struct dimd_pool *pool = dimd_pool_create((int)o.threads - 1);
+    if (pool)
+        dim_parallel_use(dimd_pool_parallel(pool));
     struct dim_err err;
     struct dim_model *m = NULL, *fresh = NULL;
     struct dim_trainer *tr = NULL;
@@ -404,5 +409,7 @@ out:
     dim_model_free(fresh);
     dim_dataset_free(&train);
     dim_dataset_free(&test);
+    dim_parallel_use(NULL);
+    dimd_pool_free(pool);
     return status;
 }

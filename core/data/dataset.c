@@ -209,7 +209,7 @@ static int load_idx(const char *dir, enum dim_split split, const struct dim_data
     }
     gzbuffer(fi, 1u << 18);
 
-    uint32_t idims[3], ldims[1];
+    uint32_t idims[3] = {0, 0, 0}, ldims[1] = {0};
     if ((rc = idx_header(fi, img_path, IDX_MAGIC_IMAGES, idims, 3, err)) < 0 ||
         (rc = idx_header(fl, lab_path, IDX_MAGIC_LABELS, ldims, 1, err)) < 0)
         goto done;

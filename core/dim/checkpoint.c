@@ -242,14 +242,13 @@ int dim_checkpoint_read(struct dim_model **out, struct dim_train_progress *p, bo
         counts[i] = get_u64(h, &off);
         /* moments may be absent (inference-only writer); otherwise every count must match */
         bool optional = i >= 3 && counts[i] == 0;
-        if (strcmp(name, t[i].name) != 0 || (!optional && i < 3 && counts[i] != t[i].count) ||
-            (!optional && i >= 3 && counts[i] != (i < 5 ? m->n_main : m->n_prior))) {
-            dim_model_free(m);
+        const size_t need = i < 3 ? t[i].count : (i < 5 ? m->n_main : m->n_prior);
+        if (strcmp(name, t[i].name) != 0 || (!optional && counts[i] != need)) {
+            dim_model_free(m); /* need was read before: the message must not touch m */
             return dim_fail(err, DIM_ECKPT_LAYOUT,
                             "checkpoint tensor %d is '%s' with %llu floats; the config needs "
                             "'%s' with %zu",
-                            i, name, (unsigned long long)counts[i], t[i].name,
-                            i < 3 ? t[i].count : (i < 5 ? m->n_main : m->n_prior));
+                            i, name, (unsigned long long)counts[i], t[i].name, need);
         }
     }
     float *scratch = NULL;

@@ -108,7 +108,8 @@ int dim_hparam_parse(struct dim_config *cfg, const struct dim_hparam *h, const c
         char *end;
         errno = 0;
         unsigned long long v = strtoull(text, &end, 10);
-        if (!*text || *end || errno || text[0] == '-')
+        /* strtoull skips leading space and negates "-1" to 2^64 - 1: refuse any '-' */
+        if (!*text || *end || errno || strchr(text, '-'))
             return dim_fail(err, DIM_EINVAL, "%s '%s' is not a non-negative integer", h->name,
                             text);
         *(uint64_t *)p = (uint64_t)v;

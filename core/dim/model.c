@@ -275,9 +275,9 @@ int dim_model_create(struct dim_model **out, const struct dim_config *cfg, bool 
              m->prior_v;
     }
     if (!ok) {
+        size_t n = m->n_main + m->n_prior;
         dim_model_free(m);
-        return dim_fail(err, DIM_ENOMEM, "out of memory for %zu model parameters",
-                        m->n_main + m->n_prior);
+        return dim_fail(err, DIM_ENOMEM, "out of memory for %zu model parameters", n);
     }
     layout(m, true);
     struct nn_adam a = {cfg->lr, cfg->adam_beta1, cfg->adam_beta2, cfg->adam_eps, 0};

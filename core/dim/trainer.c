@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "base/blas.h"
+#include "base/parallel.h"
 #include "nn/activation.h"
 
 struct dim_trainer {
@@ -176,25 +177,45 @@ int dim_trainer_restore(struct dim_trainer *t, const struct dim_train_progress *
     return 0;
 }
 
-/* local map (B, Cl, Lc) <-> rows (B*Lc, Cl) */
+/* local map (B, Cl, Lc) <-> rows (B*Lc, Cl), split over images */
+struct transpose_job {
+    float *dst;
+    const float *src;
+    size_t Cl, Lc;
+};
+
+static void map_to_rows_images(void *ctx, size_t b0, size_t b1)
+{
+    const struct transpose_job *j = ctx;
+    for (size_t b = b0; b < b1; b++)
+        for (size_t c = 0; c < j->Cl; c++) {
+            const float *src = j->src + (b * j->Cl + c) * j->Lc;
+            for (size_t q = 0; q < j->Lc; q++)
+                j->dst[(b * j->Lc + q) * j->Cl + c] = src[q];
+        }
+}
+
+static void rows_add_to_map_images(void *ctx, size_t b0, size_t b1)
+{
+    const struct transpose_job *j = ctx;
+    for (size_t b = b0; b < b1; b++)
+        for (size_t c = 0; c < j->Cl; c++) {
+            float *dst = j->dst + (b * j->Cl + c) * j->Lc;
+            for (size_t q = 0; q < j->Lc; q++)
+                dst[q] += j->src[(b * j->Lc + q) * j->Cl + c];
+        }
+}
+
 static void map_to_rows(float *rows, const float *map, size_t B, size_t Cl, size_t Lc)
 {
-    for (size_t b = 0; b < B; b++)
-        for (size_t c = 0; c < Cl; c++) {
-            const float *src = map + (b * Cl + c) * Lc;
-            for (size_t q = 0; q < Lc; q++)
-                rows[(b * Lc + q) * Cl + c] = src[q];
-        }
+    struct transpose_job j = {rows, map, Cl, Lc};
+    dim_parallel_for(B, 2, map_to_rows_images, &j);
 }
 
 static void rows_add_to_map(float *map, const float *rows, size_t B, size_t Cl, size_t Lc)
 {
-    for (size_t b = 0; b < B; b++)
-        for (size_t c = 0; c < Cl; c++) {
-            float *dst = map + (b * Cl + c) * Lc;
-            for (size_t q = 0; q < Lc; q++)
-                dst[q] += rows[(b * Lc + q) * Cl + c];
-        }
+    struct transpose_job j = {map, rows, Cl, Lc};
+    dim_parallel_for(B, 2, rows_add_to_map_images, &j);
 }
 
 static double local_mi(struct dim_trainer *t, const float *map, float *dmap, const float *Y,
@@ -311,8 +332,9 @@ void dim_trainer_eval_batch(struct dim_trainer *t, const float *x, bool backward
         nn_net_backward(&m->enc, &t->enc, x, NULL, t->B);
 }
 
-/* D's update: loss = mean_real sp(-D(z)) + mean_fake sp(D(s)), z ~ U[0,1], s = sigmoid(Y). */
-static double prior_disc_step(struct dim_trainer *t)
+/* D's loss = mean_real sp(-D(z)) + mean_fake sp(D(s)), z ~ U[0,1], s = sigmoid(Y), and
+ * its gradients into m->prior_grads; the caller applies them once all is finite. */
+static double prior_disc_grads(struct dim_trainer *t)
 {
     struct dim_model *m = t->m;
     const size_t B = t->B, Yd = (size_t)m->cfg.y_dim;
@@ -331,8 +353,6 @@ static double prior_disc_step(struct dim_trainer *t)
     }
     memset(m->prior_grads, 0, sizeof(float) * m->n_prior);
     nn_net_backward(&m->prior, &t->pw, t->pin, NULL, 2 * B);
-    nn_adam_update(&m->opt_prior, m->prior_params, m->prior_grads, m->prior_m, m->prior_v,
-                   m->n_prior);
     return loss / (double)B;
 }
 
@@ -363,32 +383,41 @@ int dim_trainer_step(struct dim_trainer *t, struct dim_losses *ls, struct dim_er
     if (bad)
         return dim_fail(err, DIM_ENONFINITE, "%s is not finite at step %llu", bad,
                         (unsigned long long)t->pr.step);
-    nn_adam_update(&m->opt_main, m->main_params, m->main_grads, m->main_m, m->main_v, m->n_main);
+    /* D's loss is checked before either update, so a failed step changes no parameter */
     if (m->has_prior) {
-        ls->prior_disc = prior_disc_step(t);
-        if (!isfinite(ls->prior_disc))
+        ls->prior_disc = prior_disc_grads(t);
+        if (!isfinite(ls->prior_disc) || !all_finite(m->prior_grads, m->n_prior))
             return dim_fail(err, DIM_ENONFINITE, "prior discriminator loss is not finite at step %llu",
                             (unsigned long long)t->pr.step);
     }
+    nn_adam_update(&m->opt_main, m->main_params, m->main_grads, m->main_m, m->main_v, m->n_main);
+    if (m->has_prior)
+        nn_adam_update(&m->opt_prior, m->prior_params, m->prior_grads, m->prior_m, m->prior_v,
+                       m->n_prior);
     t->pr.pos += t->B;
     t->pr.step++;
     return 0;
 }
 
-double dim_trainer_forward_macs(const struct dim_trainer *t)
+/* Matches dim_trainer_step: which nets run on how many rows, and which input
+ * gradients are needed (the encoder's first layer and the discriminator's first
+ * layer in its own update have none). */
+double dim_trainer_step_flops(const struct dim_trainer *t)
 {
     const struct dim_model *m = t->m;
     const double B = (double)t->B, Lc = (double)t->Lc, D = m->cfg.mi_dim;
-    double macs = B * nn_net_macs(&m->enc);
+#define TRAIN_MACS(net, rows, din) ((rows) * (nn_net_macs(net) + nn_net_backward_macs(net, din)))
+    double macs = TRAIN_MACS(&m->enc, B, false);
     if (m->has_local) {
-        macs += B * Lc * (nn_net_macs(&m->lmi.a) + nn_net_macs(&m->lmi.s));
-        macs += B * (nn_net_macs(&m->gmi.a) + nn_net_macs(&m->gmi.s));
-        macs += B * B * Lc * D; /* scores */
+        macs += TRAIN_MACS(&m->lmi.a, B * Lc, true) + TRAIN_MACS(&m->lmi.s, B * Lc, true);
+        macs += TRAIN_MACS(&m->gmi.a, B, true) + TRAIN_MACS(&m->gmi.s, B, true);
+        macs += 3 * B * B * Lc * D; /* u = g l^T, dg = du l, dl = du^T g */
     }
     if (m->has_global)
-        macs += B * (nn_net_macs(&m->gc_conv) + nn_net_macs(&m->gc_y)) +
-                B * B * nn_net_macs(&m->gc_head);
-    if (m->has_prior)
-        macs += 3 * B * nn_net_macs(&m->prior); /* encoder term on B, discriminator on 2B */
-    return macs;
+        macs += TRAIN_MACS(&m->gc_conv, B, true) + TRAIN_MACS(&m->gc_y, B, true) +
+                TRAIN_MACS(&m->gc_head, B * B, true);
+    if (m->has_prior) /* encoder term on B rows, discriminator update on 2B rows */
+        macs += TRAIN_MACS(&m->prior, B, true) + TRAIN_MACS(&m->prior, 2 * B, false);
+#undef TRAIN_MACS
+    return 2.0 * macs;
 }

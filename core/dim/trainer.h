@@ -68,9 +68,11 @@ void dim_trainer_progress(const struct dim_trainer *t, struct dim_train_progress
 int dim_trainer_restore(struct dim_trainer *t, const struct dim_train_progress *p,
                         struct dim_err *err);
 
-/* Multiply-accumulates of one training step's forward pass (for FLOP accounting:
- * a step costs about 3x this in multiply-adds, x2 in FLOPs). */
-double dim_trainer_forward_macs(const struct dim_trainer *t);
+/* Floating-point operations of the matrix products (convolutions, linear layers,
+ * score products) one dim_trainer_step executes, forward and backward, counted
+ * analytically from the layer shapes: 2 per multiply-accumulate. Elementwise
+ * work (normalisation, activations, losses, Adam) is not counted. */
+double dim_trainer_step_flops(const struct dim_trainer *t);
 
 /* The batch buffer (B, C, H, W) the trainer fills; tests use it for gradient checks. */
 float *dim_trainer_input(struct dim_trainer *t);

@@ -1,5 +1,6 @@
 /* activation.h - elementwise functions and their derivatives, numerically stable.
- * Backward passes ACCUMULATE into din. No allocation.
+ * Backward passes ACCUMULATE into din. No allocation. Large loops run on the
+ * calling thread's pool when it has one (base/parallel.h).
  */
 #ifndef DIM_NN_ACTIVATION_H
 #define DIM_NN_ACTIVATION_H

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "base/blas.h"
+#include "base/parallel.h"
 
 int nn_conv2d_init(struct nn_conv2d *cv, int C, int H, int W, int OC, int k, int s, int p)
 {
@@ -40,45 +41,58 @@ size_t nn_conv2d_scratch_floats(const struct nn_conv2d *cv, size_t B)
     return (size_t)cv->OC * B * cv->OH * cv->OW + nn_conv2d_col_floats(cv, B);
 }
 
-/* col[(c*k + ki)*k + kj][b*OHW + oh*OW + ow] = in[b][c][oh*s - p + ki][ow*s - p + kj] or 0 */
-static void im2col(float *col, const float *in, const struct nn_conv2d *cv, size_t B)
+struct conv_job {
+    float *dst;
+    const float *src;
+    const float *bias;
+    const struct nn_conv2d *cv;
+    size_t B;
+};
+
+/* col[(c*k + ki)*k + kj][b*OHW + oh*OW + ow] = in[b][c][oh*s - p + ki][ow*s - p + kj] or 0,
+ * for column-matrix rows [r0, r1). */
+static void im2col_rows(void *ctx, size_t r0, size_t r1)
 {
-    const size_t ohw = (size_t)cv->OH * cv->OW, ncols = B * ohw;
-    for (int c = 0; c < cv->C; c++)
-        for (int ki = 0; ki < cv->k; ki++)
-            for (int kj = 0; kj < cv->k; kj++) {
-                float *row = col + ((size_t)(c * cv->k + ki) * cv->k + kj) * ncols;
-                for (size_t b = 0; b < B; b++) {
-                    const float *src = in + (b * cv->C + c) * (size_t)cv->H * cv->W;
-                    float *dst = row + b * ohw;
-                    for (int oh = 0; oh < cv->OH; oh++) {
-                        int ih = oh * cv->s - cv->p + ki;
-                        float *d = dst + (size_t)oh * cv->OW;
-                        if (ih < 0 || ih >= cv->H) {
-                            memset(d, 0, sizeof(float) * cv->OW);
-                            continue;
-                        }
-                        const float *srow = src + (size_t)ih * cv->W;
-                        for (int ow = 0; ow < cv->OW; ow++) {
-                            int iw = ow * cv->s - cv->p + kj;
-                            d[ow] = (iw >= 0 && iw < cv->W) ? srow[iw] : 0.0f;
-                        }
-                    }
+    const struct conv_job *j = ctx;
+    const struct nn_conv2d *cv = j->cv;
+    const size_t ohw = (size_t)cv->OH * cv->OW, ncols = j->B * ohw, kk = (size_t)cv->k * cv->k;
+    for (size_t r = r0; r < r1; r++) {
+        const int c = (int)(r / kk), ki = (int)(r % kk) / cv->k, kj = (int)(r % kk) % cv->k;
+        float *row = j->dst + r * ncols;
+        for (size_t b = 0; b < j->B; b++) {
+            const float *src = j->src + (b * cv->C + c) * (size_t)cv->H * cv->W;
+            float *dst = row + b * ohw;
+            for (int oh = 0; oh < cv->OH; oh++) {
+                int ih = oh * cv->s - cv->p + ki;
+                float *d = dst + (size_t)oh * cv->OW;
+                if (ih < 0 || ih >= cv->H) {
+                    memset(d, 0, sizeof(float) * cv->OW);
+                    continue;
+                }
+                const float *srow = src + (size_t)ih * cv->W;
+                for (int ow = 0; ow < cv->OW; ow++) {
+                    int iw = ow * cv->s - cv->p + kj;
+                    d[ow] = (iw >= 0 && iw < cv->W) ? srow[iw] : 0.0f;
                 }
             }
+        }
+    }
 }
 
-/* din[b][c][ih][iw] += sum of the col entries that im2col copied from it */
-static void col2im_add(float *din, const float *col, const struct nn_conv2d *cv, size_t B)
+/* din[b][c][ih][iw] += sum of the col entries that im2col copied from it, for images
+ * [b0, b1) (each image's gradient is written by one task only). */
+static void col2im_images(void *ctx, size_t b0, size_t b1)
 {
-    const size_t ohw = (size_t)cv->OH * cv->OW, ncols = B * ohw;
-    for (int c = 0; c < cv->C; c++)
-        for (int ki = 0; ki < cv->k; ki++)
-            for (int kj = 0; kj < cv->k; kj++) {
-                const float *row = col + ((size_t)(c * cv->k + ki) * cv->k + kj) * ncols;
-                for (size_t b = 0; b < B; b++) {
-                    float *dst = din + (b * cv->C + c) * (size_t)cv->H * cv->W;
-                    const float *src = row + b * ohw;
+    const struct conv_job *j = ctx;
+    const struct nn_conv2d *cv = j->cv;
+    const size_t ohw = (size_t)cv->OH * cv->OW, ncols = j->B * ohw;
+    for (size_t b = b0; b < b1; b++)
+        for (int c = 0; c < cv->C; c++) {
+            float *dst = j->dst + (b * cv->C + c) * (size_t)cv->H * cv->W;
+            for (int ki = 0; ki < cv->k; ki++)
+                for (int kj = 0; kj < cv->k; kj++) {
+                    const float *src =
+                        j->src + ((size_t)(c * cv->k + ki) * cv->k + kj) * ncols + b * ohw;
                     for (int oh = 0; oh < cv->OH; oh++) {
                         int ih = oh * cv->s - cv->p + ki;
                         if (ih < 0 || ih >= cv->H)
@@ -92,7 +106,35 @@ static void col2im_add(float *din, const float *col, const struct nn_conv2d *cv,
                         }
                     }
                 }
-            }
+        }
+}
+
+/* out[n][oc][:] = T[oc][n*OHW + :] + bias[oc], images [n0, n1) */
+static void unpermute_images(void *ctx, size_t n0, size_t n1)
+{
+    const struct conv_job *j = ctx;
+    const struct nn_conv2d *cv = j->cv;
+    const size_t ohw = (size_t)cv->OH * cv->OW, ncols = j->B * ohw;
+    for (size_t n = n0; n < n1; n++)
+        for (int oc = 0; oc < cv->OC; oc++) {
+            float *o = j->dst + (n * cv->OC + oc) * ohw;
+            const float *t = j->src + (size_t)oc * ncols + n * ohw;
+            float bias = j->bias ? j->bias[oc] : 0.0f;
+            for (size_t i = 0; i < ohw; i++)
+                o[i] = t[i] + bias;
+        }
+}
+
+/* T[oc][n*OHW + :] = dout[n][oc][:], images [n0, n1) */
+static void permute_images(void *ctx, size_t n0, size_t n1)
+{
+    const struct conv_job *j = ctx;
+    const struct nn_conv2d *cv = j->cv;
+    const size_t ohw = (size_t)cv->OH * cv->OW, ncols = j->B * ohw;
+    for (size_t n = n0; n < n1; n++)
+        for (int oc = 0; oc < cv->OC; oc++)
+            memcpy(j->dst + (size_t)oc * ncols + n * ohw, j->src + (n * cv->OC + oc) * ohw,
+                   sizeof(float) * ohw);
 }
 
 void nn_conv2d_forward(float *out, float *col, float *scratch, const float *in, const float *w,
@@ -100,17 +142,12 @@ void nn_conv2d_forward(float *out, float *col, float *scratch, const float *in, 
 {
     const size_t ohw = (size_t)cv->OH * cv->OW, ncols = B * ohw;
     const size_t ckk = (size_t)cv->C * cv->k * cv->k;
-    im2col(col, in, cv, B);
+    struct conv_job j = {col, in, NULL, cv, B};
+    dim_parallel_for(ckk, 2, im2col_rows, &j);
     float *T = scratch; /* (OC, B*OHW) */
     nn_sgemm(false, false, (size_t)cv->OC, ncols, ckk, 1.0f, w, ckk, col, ncols, 0.0f, T, ncols);
-    for (size_t n = 0; n < B; n++)
-        for (int oc = 0; oc < cv->OC; oc++) {
-            float *o = out + (n * cv->OC + oc) * ohw;
-            const float *t = T + (size_t)oc * ncols + n * ohw;
-            float bias = b ? b[oc] : 0.0f;
-            for (size_t i = 0; i < ohw; i++)
-                o[i] = t[i] + bias;
-        }
+    struct conv_job u = {out, T, b, cv, B};
+    dim_parallel_for(B, 2, unpermute_images, &u);
 }
 
 void nn_conv2d_backward(float *din, float *dw, float *db, float *scratch, const float *dout,
@@ -120,10 +157,8 @@ void nn_conv2d_backward(float *din, float *dw, float *db, float *scratch, const 
     const size_t ckk = (size_t)cv->C * cv->k * cv->k;
     float *T = scratch;                         /* (OC, B*OHW) */
     float *dcol = scratch + (size_t)cv->OC * ncols; /* (CKK, B*OHW) */
-    for (size_t n = 0; n < B; n++)
-        for (int oc = 0; oc < cv->OC; oc++)
-            memcpy(T + (size_t)oc * ncols + n * ohw, dout + (n * cv->OC + oc) * ohw,
-                   sizeof(float) * ohw);
+    struct conv_job pj = {T, dout, NULL, cv, B};
+    dim_parallel_for(B, 2, permute_images, &pj);
     if (db)
         for (int oc = 0; oc < cv->OC; oc++) {
             const float *t = T + (size_t)oc * ncols;
@@ -138,7 +173,8 @@ void nn_conv2d_backward(float *din, float *dw, float *db, float *scratch, const 
         /* dcol (CKK, ncols) = W^T (CKK, OC) x T (OC, ncols) */
         nn_sgemm(true, false, ckk, ncols, (size_t)cv->OC, 1.0f, w, ckk, T, ncols, 0.0f, dcol,
                  ncols);
-        col2im_add(din, dcol, cv, B);
+        struct conv_job cj = {din, dcol, NULL, cv, B};
+        dim_parallel_for(B, 2, col2im_images, &cj);
     }
 }
 

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "base/parallel.h"
 #include "nn/activation.h"
 #include "nn/linear.h"
 #include "nn/norm.h"
@@ -264,10 +265,21 @@ void nn_net_forward(const struct nn_net *net, struct nn_net_ws *ws, const float 
     }
 }
 
+struct zero_job {
+    float *p;
+};
+
+static void zero_range(void *ctx, size_t i0, size_t i1)
+{
+    memset(((struct zero_job *)ctx)->p + i0, 0, sizeof(float) * (i1 - i0));
+}
+
 void nn_net_zero_dact(const struct nn_net *net, struct nn_net_ws *ws, size_t B)
 {
-    for (int i = 0; i < net->n; i++)
-        memset(ws->dact[i], 0, sizeof(float) * B * nn_layer_out_size(&net->L[i]));
+    for (int i = 0; i < net->n; i++) {
+        struct zero_job z = {ws->dact[i]};
+        dim_parallel_for(B * nn_layer_out_size(&net->L[i]), 65536, zero_range, &z);
+    }
 }
 
 void nn_net_backward(const struct nn_net *net, struct nn_net_ws *ws, const float *in, float *din,
@@ -306,15 +318,33 @@ void nn_net_backward(const struct nn_net *net, struct nn_net_ws *ws, const float
     }
 }
 
+static double layer_macs(const struct nn_layer *l)
+{
+    if (l->op == NN_CONV)
+        return (double)l->oc * l->oh * l->ow * l->ic * l->cv.k * l->cv.k;
+    if (l->op == NN_LINEAR)
+        return (double)l->oc * layer_in_size(l);
+    return 0.0;
+}
+
 double nn_net_macs(const struct nn_net *net)
 {
     double m = 0.0;
+    for (int i = 0; i < net->n; i++)
+        m += layer_macs(&net->L[i]);
+    return m;
+}
+
+double nn_net_backward_macs(const struct nn_net *net, bool need_din)
+{
+    double m = 0.0;
+    bool first = true; /* no earlier conv/linear layer: its input gradient may be skipped */
     for (int i = 0; i < net->n; i++) {
-        const struct nn_layer *l = &net->L[i];
-        if (l->op == NN_CONV)
-            m += (double)l->oc * l->oh * l->ow * l->ic * l->cv.k * l->cv.k;
-        else if (l->op == NN_LINEAR)
-            m += (double)l->oc * layer_in_size(l);
+        double f = layer_macs(&net->L[i]);
+        if (f == 0.0)
+            continue;
+        m += f + ((first && !need_din) ? 0.0 : f);
+        first = false;
     }
     return m;
 }

@@ -103,5 +103,8 @@ static inline float *nn_net_dout(const struct nn_net *net, const struct nn_net_w
 
 /* Multiply-accumulate count of one forward pass per sample (conv and linear layers). */
 double nn_net_macs(const struct nn_net *net);
+/* Multiply-accumulates per sample of nn_net_backward: every weight gradient, and
+ * every input gradient except the first layer's when need_din is false. */
+double nn_net_backward_macs(const struct nn_net *net, bool need_din);
 
 #endif

@@ -1,46 +1,121 @@
-/* norm.c - batch norm and layer norm, statistics accumulated in double. */
+/* norm.c - batch norm and layer norm.
+ *
+ * Work splits over independent units, so a pool (base/parallel.h) gives the
+ * same bits as a serial run: batch norm over channels (blocks of BN_BLOCK
+ * channels when the layout is row-major (B, C), i.e. HW == 1), layer norm over
+ * rows. Batch-norm statistics of channel-major layouts accumulate in double.
+ */
 #include "nn/norm.h"
 
 #include <math.h>
 
-void nn_batchnorm_forward_train(float *out, float *mean, float *invstd, const float *in,
-                                const float *gamma, const float *beta, float *running_mean,
-                                float *running_var, size_t B, size_t C, size_t HW)
+#include "base/parallel.h"
+
+/* Channels per task in the row-major (HW == 1) layout: the block's accumulators
+ * stay in L1 while rows stream through. */
+#define BN_BLOCK 64
+
+struct bn {
+    float *out, *din, *dgamma, *dbeta;
+    float *mean, *invstd, *running_mean, *running_var;
+    const float *in, *dout, *gamma, *beta, *cmean, *cinvstd;
+    size_t B, C, HW;
+};
+
+/* Batch statistics of channel c from its sum and sum of squared deviations. */
+static void bn_stats(const struct bn *p, size_t c, double mu, double ss)
 {
-    const size_t M = B * HW;
-    for (size_t c = 0; c < C; c++) {
+    const double M = (double)(p->B * p->HW), var = ss / M;
+    p->mean[c] = (float)mu;
+    p->invstd[c] = (float)(1.0 / sqrt(var + NN_NORM_EPS));
+    if (p->running_mean) {
+        double unbiased = M > 1 ? ss / (M - 1) : var;
+        p->running_mean[c] =
+            (1.0f - NN_BN_MOMENTUM) * p->running_mean[c] + NN_BN_MOMENTUM * (float)mu;
+        p->running_var[c] =
+            (1.0f - NN_BN_MOMENTUM) * p->running_var[c] + NN_BN_MOMENTUM * (float)unbiased;
+    }
+}
+
+/* HW == 1: channels [b0, b1) blocks of the (B, C) matrix, walked row by row. */
+static void bn_rows_fwd(void *ctx, size_t b0, size_t b1)
+{
+    const struct bn *p = ctx;
+    const size_t B = p->B, C = p->C;
+    for (size_t blk = b0; blk < b1; blk++) {
+        const size_t c0 = blk * BN_BLOCK, nc = C - c0 < BN_BLOCK ? C - c0 : BN_BLOCK;
+        double s[BN_BLOCK] = {0}, ss[BN_BLOCK] = {0};
+        for (size_t b = 0; b < B; b++) {
+            const float *x = p->in + b * C + c0;
+            for (size_t c = 0; c < nc; c++)
+                s[c] += x[c];
+        }
+        for (size_t c = 0; c < nc; c++)
+            s[c] /= (double)B;
+        for (size_t b = 0; b < B; b++) {
+            const float *x = p->in + b * C + c0;
+            for (size_t c = 0; c < nc; c++) {
+                double d = x[c] - s[c];
+                ss[c] += d * d;
+            }
+        }
+        float g[BN_BLOCK], sh[BN_BLOCK];
+        for (size_t c = 0; c < nc; c++) {
+            bn_stats(p, c0 + c, s[c], ss[c]);
+            g[c] = p->gamma[c0 + c] * p->invstd[c0 + c];
+            sh[c] = p->beta[c0 + c] - p->mean[c0 + c] * g[c];
+        }
+        for (size_t b = 0; b < B; b++) {
+            const float *x = p->in + b * C + c0;
+            float *y = p->out + b * C + c0;
+            for (size_t c = 0; c < nc; c++)
+                y[c] = x[c] * g[c] + sh[c];
+        }
+    }
+}
+
+/* HW > 1: channels [c0, c1), each a strided set of B contiguous planes. */
+static void bn_chan_fwd(void *ctx, size_t c0, size_t c1)
+{
+    const struct bn *p = ctx;
+    const size_t B = p->B, C = p->C, HW = p->HW;
+    for (size_t c = c0; c < c1; c++) {
         double s = 0.0, ss = 0.0;
         for (size_t b = 0; b < B; b++) {
-            const float *x = in + (b * C + c) * HW;
+            const float *x = p->in + (b * C + c) * HW;
             for (size_t i = 0; i < HW; i++)
                 s += x[i];
         }
-        double mu = s / (double)M;
+        double mu = s / (double)(B * HW);
         for (size_t b = 0; b < B; b++) {
-            const float *x = in + (b * C + c) * HW;
+            const float *x = p->in + (b * C + c) * HW;
             for (size_t i = 0; i < HW; i++) {
                 double d = x[i] - mu;
                 ss += d * d;
             }
         }
-        double var = ss / (double)M;
-        float is = (float)(1.0 / sqrt(var + NN_NORM_EPS));
-        mean[c] = (float)mu;
-        invstd[c] = is;
-        if (running_mean) {
-            double unbiased = M > 1 ? ss / (double)(M - 1) : var;
-            running_mean[c] = (1.0f - NN_BN_MOMENTUM) * running_mean[c] + NN_BN_MOMENTUM * (float)mu;
-            running_var[c] =
-                (1.0f - NN_BN_MOMENTUM) * running_var[c] + NN_BN_MOMENTUM * (float)unbiased;
-        }
-        float g = gamma[c] * is, sh = beta[c] - (float)mu * g;
+        bn_stats(p, c, mu, ss);
+        float g = p->gamma[c] * p->invstd[c], sh = p->beta[c] - p->mean[c] * g;
         for (size_t b = 0; b < B; b++) {
-            const float *x = in + (b * C + c) * HW;
-            float *y = out + (b * C + c) * HW;
+            const float *x = p->in + (b * C + c) * HW;
+            float *y = p->out + (b * C + c) * HW;
             for (size_t i = 0; i < HW; i++)
                 y[i] = x[i] * g + sh;
         }
     }
+}
+
+void nn_batchnorm_forward_train(float *out, float *mean, float *invstd, const float *in,
+                                const float *gamma, const float *beta, float *running_mean,
+                                float *running_var, size_t B, size_t C, size_t HW)
+{
+    struct bn p = {.out = out, .mean = mean, .invstd = invstd, .running_mean = running_mean,
+                   .running_var = running_var, .in = in, .gamma = gamma, .beta = beta,
+                   .B = B, .C = C, .HW = HW};
+    if (HW == 1)
+        dim_parallel_for((C + BN_BLOCK - 1) / BN_BLOCK, 1, bn_rows_fwd, &p);
+    else
+        dim_parallel_for(C, 1, bn_chan_fwd, &p);
 }
 
 void nn_batchnorm_forward_infer(float *out, const float *in, const float *gamma,
@@ -61,31 +136,67 @@ void nn_batchnorm_forward_infer(float *out, const float *in, const float *gamma,
 
 /* Forward: y = gamma * xhat + beta, xhat = (x - mean) * invstd over M = B*HW samples.
  * Backward: dx = invstd / M * (M * dxhat - sum(dxhat) - xhat * sum(dxhat * xhat)),
- * dxhat = dy * gamma. */
-void nn_batchnorm_backward(float *din, float *dgamma, float *dbeta, const float *dout,
-                           const float *in, const float *mean, const float *invstd,
-                           const float *gamma, size_t B, size_t C, size_t HW)
+ * dxhat = dy * gamma; dgamma = sum(dy * xhat), dbeta = sum(dy). */
+static void bn_rows_bwd(void *ctx, size_t b0, size_t b1)
 {
-    const double M = (double)(B * HW);
-    for (size_t c = 0; c < C; c++) {
-        double sdy = 0.0, sdyx = 0.0;
-        const float mu = mean[c], is = invstd[c];
+    const struct bn *p = ctx;
+    const size_t B = p->B, C = p->C;
+    for (size_t blk = b0; blk < b1; blk++) {
+        const size_t c0 = blk * BN_BLOCK, nc = C - c0 < BN_BLOCK ? C - c0 : BN_BLOCK;
+        const float *mu = p->cmean + c0, *is = p->cinvstd + c0;
+        float sdy[BN_BLOCK] = {0}, sdyx[BN_BLOCK] = {0};
         for (size_t b = 0; b < B; b++) {
-            const float *x = in + (b * C + c) * HW, *dy = dout + (b * C + c) * HW;
+            const float *x = p->in + b * C + c0, *dy = p->dout + b * C + c0;
+            for (size_t c = 0; c < nc; c++) {
+                sdy[c] += dy[c];
+                sdyx[c] += dy[c] * (x[c] - mu[c]) * is[c];
+            }
+        }
+        float k[BN_BLOCK], a[BN_BLOCK], bc[BN_BLOCK];
+        for (size_t c = 0; c < nc; c++) {
+            p->dgamma[c0 + c] += sdyx[c];
+            p->dbeta[c0 + c] += sdy[c];
+            k[c] = p->gamma[c0 + c] * is[c];
+            a[c] = sdy[c] / (float)B;
+            bc[c] = sdyx[c] / (float)B;
+        }
+        if (!p->din)
+            continue;
+        for (size_t b = 0; b < B; b++) {
+            const float *x = p->in + b * C + c0, *dy = p->dout + b * C + c0;
+            float *dx = p->din + b * C + c0;
+            for (size_t c = 0; c < nc; c++) {
+                float xh = (x[c] - mu[c]) * is[c];
+                dx[c] += k[c] * (dy[c] - a[c] - xh * bc[c]);
+            }
+        }
+    }
+}
+
+static void bn_chan_bwd(void *ctx, size_t c0, size_t c1)
+{
+    const struct bn *p = ctx;
+    const size_t B = p->B, C = p->C, HW = p->HW;
+    const double M = (double)(B * HW);
+    for (size_t c = c0; c < c1; c++) {
+        double sdy = 0.0, sdyx = 0.0;
+        const float mu = p->cmean[c], is = p->cinvstd[c];
+        for (size_t b = 0; b < B; b++) {
+            const float *x = p->in + (b * C + c) * HW, *dy = p->dout + (b * C + c) * HW;
             for (size_t i = 0; i < HW; i++) {
                 sdy += dy[i];
                 sdyx += (double)dy[i] * (x[i] - mu) * is;
             }
         }
-        dgamma[c] += (float)sdyx;
-        dbeta[c] += (float)sdy;
-        if (!din)
+        p->dgamma[c] += (float)sdyx;
+        p->dbeta[c] += (float)sdy;
+        if (!p->din)
             continue;
-        const float k = gamma[c] * is;
+        const float k = p->gamma[c] * is;
         const float a = (float)(sdy / M), bcoef = (float)(sdyx / M);
         for (size_t b = 0; b < B; b++) {
-            const float *x = in + (b * C + c) * HW, *dy = dout + (b * C + c) * HW;
-            float *dx = din + (b * C + c) * HW;
+            const float *x = p->in + (b * C + c) * HW, *dy = p->dout + (b * C + c) * HW;
+            float *dx = p->din + (b * C + c) * HW;
             for (size_t i = 0; i < HW; i++) {
                 float xh = (x[i] - mu) * is;
                 dx[i] += k * (dy[i] - a - xh * bcoef);
@@ -94,12 +205,31 @@ void nn_batchnorm_backward(float *din, float *dgamma, float *dbeta, const float 
     }
 }
 
-void nn_layernorm_forward(float *out, float *mean, float *rstd, const float *in,
-                          const float *gamma, const float *beta, size_t R, size_t D)
+void nn_batchnorm_backward(float *din, float *dgamma, float *dbeta, const float *dout,
+                           const float *in, const float *mean, const float *invstd,
+                           const float *gamma, size_t B, size_t C, size_t HW)
 {
-    for (size_t r = 0; r < R; r++) {
-        const float *x = in + r * D;
-        float *y = out + r * D;
+    struct bn p = {.din = din, .dgamma = dgamma, .dbeta = dbeta, .in = in, .dout = dout,
+                   .gamma = gamma, .cmean = mean, .cinvstd = invstd, .B = B, .C = C, .HW = HW};
+    if (HW == 1)
+        dim_parallel_for((C + BN_BLOCK - 1) / BN_BLOCK, 1, bn_rows_bwd, &p);
+    else
+        dim_parallel_for(C, 1, bn_chan_bwd, &p);
+}
+
+struct ln {
+    float *out, *din, *dgamma, *dbeta, *mean, *rstd;
+    const float *in, *dout, *gamma, *beta, *cmean, *crstd;
+    size_t R, D;
+};
+
+static void ln_fwd(void *ctx, size_t r0, size_t r1)
+{
+    const struct ln *p = ctx;
+    const size_t D = p->D;
+    for (size_t r = r0; r < r1; r++) {
+        const float *x = p->in + r * D;
+        float *y = p->out + r * D;
         double s = 0.0, ss = 0.0;
         for (size_t d = 0; d < D; d++)
             s += x[d];
@@ -110,38 +240,71 @@ void nn_layernorm_forward(float *out, float *mean, float *rstd, const float *in,
         }
         float is = (float)(1.0 / sqrt(ss / (double)D + NN_NORM_EPS));
         float m = (float)mu;
-        mean[r] = m;
-        rstd[r] = is;
+        p->mean[r] = m;
+        p->rstd[r] = is;
         for (size_t d = 0; d < D; d++)
-            y[d] = (x[d] - m) * is * gamma[d] + beta[d];
+            y[d] = (x[d] - m) * is * p->gamma[d] + p->beta[d];
     }
+}
+
+void nn_layernorm_forward(float *out, float *mean, float *rstd, const float *in,
+                          const float *gamma, const float *beta, size_t R, size_t D)
+{
+    struct ln p = {.out = out, .mean = mean, .rstd = rstd, .in = in, .gamma = gamma,
+                   .beta = beta, .D = D};
+    dim_parallel_for(R, 16, ln_fwd, &p);
 }
 
 /* Forward: y = gamma * xhat + beta, xhat = (x - mean) * rstd over the row's D values.
  * Backward: dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), dxhat = dy * gamma. */
+static void ln_bwd_dx(void *ctx, size_t r0, size_t r1)
+{
+    const struct ln *p = ctx;
+    const size_t D = p->D;
+    for (size_t r = r0; r < r1; r++) {
+        const float *x = p->in + r * D, *dy = p->dout + r * D;
+        const float mu = p->cmean[r], is = p->crstd[r];
+        double a = 0.0, b = 0.0;
+        for (size_t d = 0; d < D; d++) {
+            float xh = (x[d] - mu) * is;
+            float dxh = dy[d] * p->gamma[d];
+            a += dxh;
+            b += (double)dxh * xh;
+        }
+        float ma = (float)(a / (double)D), mb = (float)(b / (double)D);
+        float *dx = p->din + r * D;
+        for (size_t d = 0; d < D; d++) {
+            float xh = (x[d] - mu) * is;
+            dx[d] += is * (dy[d] * p->gamma[d] - ma - xh * mb);
+        }
+    }
+}
+
+/* Parameter gradients for columns [blk0, blk1) blocks: sums over rows per column. */
+static void ln_bwd_params(void *ctx, size_t blk0, size_t blk1)
+{
+    const struct ln *p = ctx;
+    const size_t D = p->D;
+    for (size_t blk = blk0; blk < blk1; blk++) {
+        const size_t d0 = blk * BN_BLOCK, nd = D - d0 < BN_BLOCK ? D - d0 : BN_BLOCK;
+        for (size_t r = 0; r < p->R; r++) {
+            const float *x = p->in + r * D + d0, *dy = p->dout + r * D + d0;
+            const float mu = p->cmean[r], is = p->crstd[r];
+            for (size_t d = 0; d < nd; d++) {
+                p->dgamma[d0 + d] += dy[d] * (x[d] - mu) * is;
+                p->dbeta[d0 + d] += dy[d];
+            }
+        }
+    }
+}
+
 void nn_layernorm_backward(float *din, float *dgamma, float *dbeta, const float *dout,
                            const float *in, const float *mean, const float *rstd,
                            const float *gamma, size_t R, size_t D)
 {
-    for (size_t r = 0; r < R; r++) {
-        const float *x = in + r * D, *dy = dout + r * D;
-        const float mu = mean[r], is = rstd[r];
-        double a = 0.0, b = 0.0;
-        for (size_t d = 0; d < D; d++) {
-            float xh = (x[d] - mu) * is;
-            float dxh = dy[d] * gamma[d];
-            dgamma[d] += dy[d] * xh;
-            dbeta[d] += dy[d];
-            a += dxh;
-            b += (double)dxh * xh;
-        }
-        if (!din)
-            continue;
-        float ma = (float)(a / (double)D), mb = (float)(b / (double)D);
-        float *dx = din + r * D;
-        for (size_t d = 0; d < D; d++) {
-            float xh = (x[d] - mu) * is;
-            dx[d] += is * (dy[d] * gamma[d] - ma - xh * mb);
-        }
-    }
+    struct ln p = {.din = din, .dgamma = dgamma, .dbeta = dbeta, .in = in, .dout = dout,
+                   .gamma = gamma, .cmean = mean, .crstd = rstd, .R = R, .D = D};
+    dim_parallel_for((D + BN_BLOCK - 1) / BN_BLOCK, 1, ln_bwd_params, &p);
+    if (din)
+        dim_parallel_for(R, 16, ln_bwd_dx, &p);
 }
