@@ -44,6 +44,8 @@ SERVER_TEST_SRC := $(sort $(wildcard tests/server/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/core/%.c=$(BUILD)/tests/%) \
             $(SERVER_TEST_SRC:tests/server/%.c=$(BUILD)/tests/%)
 SERVER_LIB_OBJ := $(filter-out $(BUILD)/server/main.o,$(APP_OBJ))
+CLI_TESTS := tests/cli/test_cli.sh
+MAKE_PNG  := $(BUILD)/tests/cli/make_png
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
@@ -90,6 +92,11 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/server/pool.o $(CORE_LIB)
 	$(CC) $(CFLAGS) -Icore -I. $(PKG_CFLAGS) -MMD -MP -o $@ $< $(BUILD)/server/pool.o $(CORE_LIB) \
 	    $(LDFLAGS) $(PKG_LIBS) $(LDLIBS)
 
+# PNG writer for the CLI tests (tests/cli/test_cli.sh finds it next to dimd).
+$(MAKE_PNG): tests/cli/make_png.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -o $@ $< $(LDFLAGS) $(PKG_LIBS) $(LDLIBS)
+
 # core/ must stay free of HTTP, JSON, SQLite and libuv: no such include in its
 # sources and no such undefined symbol in its archive.
 check-core: $(CORE_LIB)
@@ -107,12 +114,14 @@ test: deps
 	$(MAKE) test-unit
 	$(MAKE) test-san
 
-test-unit: all check-core
-	@tests/run.sh $(BUILD) $(TEST_BIN)
+# Unit tests (cmocka) and the CLI tests, against $(BUILD)/dimd.
+test-unit: all check-core $(MAKE_PNG)
+	@tests/run.sh $(BUILD) $(TEST_BIN) -- $(CLI_TESTS)
 
+# The same suites built with ASan+UBSan (build-san/).
 test-san:
-	$(MAKE) SAN=1 all
-	@tests/run.sh build-san $(patsubst build/%,build-san/%,$(TEST_BIN))
+	$(MAKE) SAN=1 all build-san/tests/cli/make_png
+	@tests/run.sh build-san $(patsubst build/%,build-san/%,$(TEST_BIN)) -- $(CLI_TESTS)
 
 bench: deps
 	$(MAKE) $(BENCH_BIN) $(DIMD)

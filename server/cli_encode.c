@@ -12,9 +12,16 @@
 #include "server/cli.h"
 #include "server/pool.h"
 
+/* Flags of encode and eval followed by a value; an unknown flag takes none, so it is
+ * reported as unknown. */
 static bool encode_takes_value(const char *name)
 {
-    return strcmp(name, "help") != 0 && strcmp(name, "json") != 0;
+    static const char *const with_value[] = {"checkpoint", "tap",     "max_pixels",  "dataset",
+                                             "probe",      "threads", "probe_epochs"};
+    for (size_t i = 0; i < sizeof with_value / sizeof with_value[0]; i++)
+        if (strcmp(name, with_value[i]) == 0)
+            return true;
+    return false;
 }
 
 int cli_encode(int argc, char **argv)
@@ -87,7 +94,7 @@ int cli_encode(int argc, char **argv)
     for (i = first_file; i < argc; i++) {
         struct dim_image img;
         if (dim_image_load(argv[i], (size_t)max_pixels, &img, &err) != 0) {
-            fprintf(stderr, "dimd encode: %s: %s\n", argv[i], err.msg);
+            fprintf(stderr, "dimd encode: %s\n", err.msg); /* the message names the file */
             status = CLI_EXIT_USAGE;
             break;
         }

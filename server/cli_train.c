@@ -18,6 +18,7 @@
 struct train_opts {
     struct dim_config cfg;
     bool channels_set;
+    const char *hparam_flag; /* the first hyperparameter flag given, if any */
     const char *dataset, *out, *resume;
     double epochs;
     uint64_t steps, log_every, threads, random_crop, probe_epochs;
@@ -33,10 +34,16 @@ static void on_sigint(int sig)
     interrupted = 1;
 }
 
+/* Flags followed by a value; an unknown flag takes none, so it is reported as unknown. */
 static bool train_takes_value(const char *name)
 {
-    return strcmp(name, "json") != 0 && strcmp(name, "random_flip") != 0 &&
-           strcmp(name, "help") != 0;
+    static const char *const with_value[] = {"dataset",      "out",       "resume",  "epochs",
+                                             "steps",        "log_every", "threads", "random_crop",
+                                             "probe_epochs", "probe"};
+    for (size_t i = 0; i < sizeof with_value / sizeof with_value[0]; i++)
+        if (strcmp(name, with_value[i]) == 0)
+            return true;
+    return dim_hparam_find(name) != NULL;
 }
 
 static void train_usage(FILE *f)
@@ -102,6 +109,8 @@ static int parse_train(int argc, char **argv, struct train_opts *o)
             }
             if (strcmp(name, "channels") == 0)
                 o->channels_set = true;
+            if (!o->hparam_flag)
+                o->hparam_flag = hp->name;
         } else if (strcmp(name, "dataset") == 0) {
             o->dataset = val;
         } else if (strcmp(name, "out") == 0) {
@@ -244,6 +253,10 @@ static json_t *hparams_json(const struct dim_config *c)
             json_object_set_new(o, h->name, json_string(v));
         } else if (h->type == DIM_HP_FLOAT) {
             json_object_set_new(o, h->name, json_real(dim_hparam_get_number(c, h)));
+        } else if (h->type == DIM_HP_U64) { /* exact: a double loses bits above 2^53 */
+            uint64_t v;
+            memcpy(&v, (const char *)c + h->offset, sizeof v);
+            json_object_set_new(o, h->name, json_integer((json_int_t)v));
         } else {
             json_object_set_new(o, h->name, json_integer((json_int_t)dim_hparam_get_number(c, h)));
         }
@@ -257,6 +270,21 @@ int cli_train(int argc, char **argv)
     int rc = parse_train(argc, argv, &o);
     if (rc)
         return rc == 1 ? 0 : rc;
+    struct dim_err err;
+    if (o.resume && o.hparam_flag) {
+        fprintf(stderr, "dimd train: --%s cannot be combined with --resume: a resumed run keeps "
+                        "its checkpoint's hyperparameters\n", o.hparam_flag);
+        return CLI_EXIT_USAGE;
+    }
+    if (!o.resume) { /* refuse a bad configuration before spending time on the data */
+        struct dim_config probe_cfg = o.cfg;
+        if (!o.channels_set)
+            probe_cfg.in_c = 1;
+        if (dim_config_validate(&probe_cfg, &err) != 0) {
+            fprintf(stderr, "dimd train: %s\n", err.msg);
+            return CLI_EXIT_USAGE;
+        }
+    }
     nn_blas_set_threads((int)o.threads);
     struct dim_dataset train = {0}, test = {0};
     if (cli_load_dataset("train", o.dataset, &train, &test) != 0)
@@ -265,7 +293,6 @@ int cli_train(int argc, char **argv)
     struct dimd_pool *pool = dimd_pool_create((int)o.threads - 1);
     if (pool)
         dim_parallel_use(dimd_pool_parallel(pool));
-    struct dim_err err;
     struct dim_model *m = NULL, *fresh = NULL;
     struct dim_trainer *tr = NULL;
     struct dim_train_progress prog;
@@ -299,6 +326,13 @@ int cli_train(int argc, char **argv)
     const uint64_t total = o.steps ? o.steps : (uint64_t)ceil(o.epochs * (double)spe);
     dim_trainer_progress(tr, &prog);
     const uint64_t first = prog.step;
+    if (first >= total) {
+        fprintf(stderr, "dimd train: the checkpoint is at step %llu; --steps/--epochs ask for %llu "
+                        "steps in all, so nothing is left to run\n",
+                (unsigned long long)first, (unsigned long long)total);
+        status = CLI_EXIT_USAGE;
+        goto out;
+    }
     const bool tty = isatty(STDOUT_FILENO) && !o.json;
     if (!o.json || !tty)
         printf("dimd train: %s on %s (%zu images, %zux%dx%d -> %dx%dx%d), %s, alpha %g beta %g "

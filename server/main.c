@@ -39,7 +39,6 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
-    fprintf(stderr, "dimd: unknown command '%s'\n", cmd);
-    usage(stderr);
+    fprintf(stderr, "dimd: unknown command '%s' (see dimd --help)\n", cmd);
     return CLI_EXIT_USAGE;
 }

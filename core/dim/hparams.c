@@ -25,7 +25,8 @@ const struct dim_hparam dim_hparams[] = {
     HP("adam_beta2", DIM_HP_FLOAT, adam_beta2, 0, 0.9999999, "Adam beta2"),
     HP("adam_eps", DIM_HP_FLOAT, adam_eps, 1e-30, 1, "Adam epsilon"),
     HP("batch", DIM_HP_U32, batch, 2, 4096, "images per step (all-pairs negatives)"),
-    HP("seed", DIM_HP_U64, seed, 0, 18446744073709551615.0, "seed of initialisation and data order"),
+    /* seeds stop at 2^53 - 1 so that JSON clients (JavaScript numbers) keep them exact */
+    HP("seed", DIM_HP_U64, seed, 0, 9007199254740991.0, "seed of initialisation and data order"),
 };
 const size_t dim_n_hparams = sizeof dim_hparams / sizeof dim_hparams[0];
 
@@ -112,6 +113,9 @@ int dim_hparam_parse(struct dim_config *cfg, const struct dim_hparam *h, const c
         if (!*text || *end || errno || strchr(text, '-'))
             return dim_fail(err, DIM_EINVAL, "%s '%s' is not a non-negative integer", h->name,
                             text);
+        if ((double)v > h->max)
+            return dim_fail(err, DIM_EINVAL, "%s %s is out of range [0, %.0f]", h->name, text,
+                            h->max);
         *(uint64_t *)p = (uint64_t)v;
         return 0;
     }

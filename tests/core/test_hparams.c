@@ -159,17 +159,21 @@ static void test_values_round_trip(void **state)
         assert_int_equal(dim_hparam_parse(&c2, h, text, &err), 0);
         assert_memory_equal((char *)&c2 + h->offset, (char *)&c + h->offset, field_size(h));
     }
-    /* the seed is exact over the whole 64-bit range (no trip through double) */
+    /* seeds are exact up to 2^53 - 1 (what JSON clients can hold) and refused above */
     struct dim_config c;
     dim_config_default(&c);
     struct dim_err err = {0};
-    assert_int_equal(dim_hparam_parse(&c, find("seed"), "18446744073709551615", &err), 0);
-    assert_true(c.seed == UINT64_MAX);
-    assert_int_equal(dim_hparam_parse(&c, find("seed"), "9007199254740993", &err), 0);
-    assert_true(c.seed == 9007199254740993ull);
+    assert_int_equal(dim_hparam_parse(&c, find("seed"), "9007199254740991", &err), 0);
+    assert_true(c.seed == 9007199254740991ull);
     char text[64];
     dim_hparam_format(&c, find("seed"), text, sizeof text);
-    assert_string_equal(text, "9007199254740993");
+    assert_string_equal(text, "9007199254740991");
+    const char *too_big[] = {"9007199254740992", "9007199254740993", "18446744073709551615"};
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(dim_hparam_parse(&c, find("seed"), too_big[i], &err), DIM_EINVAL);
+        assert_non_null(strstr(err.msg, "seed"));
+        assert_true(c.seed == 9007199254740991ull);
+    }
     /* set_number checks the same bounds */
     assert_int_equal(dim_hparam_set_number(&c, find("mi_dim"), 256, &err), 0);
     assert_int_equal(c.mi_dim, 256);

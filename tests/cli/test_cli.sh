@@ -1,0 +1,411 @@
+#!/bin/sh
+# test_cli.sh - end-to-end tests of the dimd command line: runs the real binary
+# on bad input, --help, a short training run on a tiny IDX dataset made here,
+# a resume, encode and eval. Prints one line per check and ends with
+# "N passed, M failed"; exits non-zero when a check failed or none ran.
+#
+# usage: tests/cli/test_cli.sh PATH/TO/dimd
+# env:   MAKE_PNG  the PNG writer built from tests/cli/make_png.c
+#                  (default: DIR_OF_DIMD/tests/cli/make_png)
+#        DIMD_FASHION_MNIST  where the Fashion-MNIST IDX files are
+#                  (default /usr/share/datasets/fashion-mnist)
+#        CLI_TIMEOUT  seconds before one dimd run counts as hung (default 300)
+# Needs only sh, coreutils, grep, sed, awk, gzip. Every run of dimd that must
+# fail has to exit with status 2 and print exactly one line on stderr naming
+# the problem; any status >= 128 (a signal, i.e. a crash) fails its check.
+set -u
+
+if [ $# -ne 1 ] || [ ! -x "$1" ]; then
+    echo "usage: $0 PATH/TO/dimd" >&2
+    exit 2
+fi
+case $1 in
+/*) DIMD=$1 ;;
+*) DIMD=$(pwd)/$1 ;;
+esac
+MAKE_PNG=${MAKE_PNG:-$(dirname "$DIMD")/tests/cli/make_png}
+FMNIST=${DIMD_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/dimd-cli-XXXXXX") || exit 1
+trap 'rm -rf "$T"' EXIT
+trap 'exit 130' INT TERM
+
+passed=0
+failed=0
+pass() {
+    passed=$((passed + 1))
+    echo "ok   $1"
+}
+fail() {
+    failed=$((failed + 1))
+    echo "FAIL $1: $2"
+}
+
+# run CMD...: runs it with stdout in $T/out, stderr in $T/err, status in $rc;
+# killed after CLI_TIMEOUT seconds (default 300; status 124 then) when timeout exists.
+if command -v timeout >/dev/null 2>&1; then
+    LIMIT="timeout ${CLI_TIMEOUT:-300}"
+else
+    LIMIT=""
+fi
+run() {
+    $LIMIT "$@" >"$T/out" 2>"$T/err"
+    rc=$?
+}
+
+# The last line of stdout, and its lines count.
+last_line() { tail -n 1 "$T/out"; }
+nlines() { wc -l <"$1" | tr -d ' '; }
+
+# show_err: stderr of the last run, on one line, shortened (for failure messages).
+show_err() { head -c 300 "$T/err" | tr '\n' '|'; }
+
+# expect_usage NAME KEYS CMD...: CMD must exit 2 and print exactly one stderr
+# line that contains each of KEYS (fixed strings separated by '&').
+expect_usage() {
+    name=$1 keys=$2
+    shift 2
+    run "$@"
+    n=$(nlines "$T/err")
+    absent=""
+    old_ifs=$IFS
+    IFS='&'
+    for key in $keys; do
+        grep -qF -- "$key" "$T/err" || absent="$absent '$key'"
+    done
+    IFS=$old_ifs
+    if [ "$rc" -ge 128 ]; then
+        fail "$name" "crashed with status $rc: $(show_err)"
+    elif [ "$rc" -ne 2 ]; then
+        fail "$name" "exit status $rc, expected 2; stderr: $(show_err)"
+    elif [ "$n" -ne 1 ]; then
+        fail "$name" "$n lines on stderr, expected 1: $(show_err)"
+    elif [ -n "$absent" ]; then
+        fail "$name" "stderr does not name$absent: $(show_err)"
+    else
+        pass "$name  [$(cat "$T/err")]"
+    fi
+}
+
+# expect_ok NAME CMD...: CMD must exit 0 with nothing on stderr.
+expect_ok() {
+    name=$1
+    shift
+    run "$@"
+    if [ "$rc" -ne 0 ]; then
+        fail "$name" "exit status $rc; stderr: $(show_err)"
+    elif [ -s "$T/err" ]; then
+        fail "$name" "unexpected stderr: $(show_err)"
+    else
+        pass "$name"
+    fi
+}
+
+# check NAME DETAIL CONDITION: passes when the shell code CONDITION (evaluated
+# here, so it sees this script's functions and variables) succeeds.
+check() {
+    if eval "$3"; then pass "$1"; else fail "$1" "$2"; fi
+}
+
+# help_lists CMD FLAG...: `dimd CMD --help` exits 0 and mentions every --FLAG.
+help_lists() {
+    cmd=$1
+    shift
+    run "$DIMD" "$cmd" --help
+    missing=""
+    for f in "$@"; do
+        grep -qE -- "--$f([^a-z_0-9]|\$)" "$T/out" || missing="$missing --$f"
+    done
+    if [ "$rc" -ne 0 ]; then
+        fail "$cmd --help" "exit status $rc"
+    elif [ -n "$missing" ]; then
+        fail "$cmd --help" "does not list$missing"
+    else
+        pass "$cmd --help lists $# flags"
+    fi
+}
+
+NUM='-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?'
+
+# json_obj KEY FILE: the flat JSON object "KEY":{...} of the last line of FILE.
+json_obj() { tail -n 1 "$2" | grep -oE "\"$1\":\{[^{}]*\}"; }
+# json_num KEY TEXT: the number after "KEY": in TEXT (first match).
+json_num() { printf '%s\n' "$2" | grep -oE "\"$1\":$NUM" | head -n 1 | sed 's/^[^:]*://'; }
+
+# has_accuracies TEXT: TEXT is {"conv":a,"fc":b,"y":c} with each in [0, 1].
+has_accuracies() {
+    for k in conv fc y; do
+        v=$(json_num "$k" "$1")
+        [ -n "$v" ] || return 1
+        awk -v v="$v" 'BEGIN { exit !(v >= 0 && v <= 1) }' || return 1
+    done
+}
+
+# embedding_len LINE: how many numbers the line's "embedding" array holds (all finite).
+embedding_len() {
+    printf '%s\n' "$1" | sed -n 's/.*"embedding":\[\([^]]*\)\].*/\1/p' |
+        awk -F, -v num="^$NUM\$" '{ for (i = 1; i <= NF; i++) if ($i !~ num) { print -1; exit }
+                                   print NF }'
+}
+
+# ---------------------------------------------------------------- fixtures
+
+# be32 N: N as 4 big-endian bytes.
+be32() {
+    printf "\\$(printf %03o $(($1 >> 24 & 255)))\\$(printf %03o $(($1 >> 16 & 255)))"
+    printf "\\$(printf %03o $(($1 >> 8 & 255)))\\$(printf %03o $(($1 & 255)))"
+}
+
+# make_idx SPLIT N DIR: the first N images and labels of Fashion-MNIST's SPLIT
+# (train or t10k) as uncompressed IDX files in DIR.
+make_idx() {
+    { printf '\000\000\010\003'; be32 "$2"; be32 28; be32 28
+      gzip -dc "$FMNIST/$1-images-idx3-ubyte.gz" | tail -c +17 | head -c $(($2 * 784)); } \
+        >"$3/$1-images-idx3-ubyte"
+    { printf '\000\000\010\001'; be32 "$2"
+      gzip -dc "$FMNIST/$1-labels-idx1-ubyte.gz" | tail -c +9 | head -c "$2"; } \
+        >"$3/$1-labels-idx1-ubyte"
+}
+
+fixtures_ok=1
+DS=$T/ds
+mkdir -p "$DS"
+if [ -r "$FMNIST/train-images-idx3-ubyte.gz" ]; then
+    make_idx train 512 "$DS"
+    make_idx t10k 256 "$DS"
+    gzip -n "$DS/t10k-images-idx3-ubyte" "$DS/t10k-labels-idx1-ubyte" # test split gzipped
+else
+    fixtures_ok=0
+fi
+check "fixture: 512+256-image IDX dataset from $FMNIST" "could not build it" \
+    '[ "$fixtures_ok" -eq 1 ] && [ "$(wc -c <"$DS/train-images-idx3-ubyte")" -eq $((16 + 512 * 784)) ]'
+
+check "fixture: PNG writer $MAKE_PNG" "missing or failed" \
+    '"$MAKE_PNG" "$T/a.png" 28 28 1 1 && "$MAKE_PNG" "$T/b.png" 40 30 3 2 &&
+     [ "$(head -c 4 "$T/a.png" | od -An -c | tr -d " ")" = "211PNG" ]'
+
+# An image folder (two classes, grey and RGB PNGs) and a broken copy of it.
+IF=$T/imgs
+mkdir -p "$IF/shirt" "$IF/shoe"
+for i in 1 2 3 4 5 6 7 8 9 10 11 12; do
+    "$MAKE_PNG" "$IF/shirt/$i.png" 28 28 1 "$i" 2>/dev/null
+    "$MAKE_PNG" "$IF/shoe/$i.png" 32 32 3 $((i + 20)) 2>/dev/null
+done
+cp -r "$IF" "$T/badimgs"
+head -c 60 "$IF/shoe/3.png" >"$T/badimgs/shoe/7.png" # a truncated PNG in a dataset
+
+printf 'just some text\n' >"$T/notes.txt"
+head -c $(($(wc -c <"$T/b.png") / 2)) "$T/b.png" >"$T/trunc.png"
+{ printf '\211PNG\r\n\032\n'; head -c 200 /dev/zero; } >"$T/garbage.png"
+cp -r "$DS" "$T/shortidx"
+head -c 100000 "$DS/train-images-idx3-ubyte" >"$T/shortidx/train-images-idx3-ubyte"
+
+# ---------------------------------------------------------------- --help
+
+help_lists train dataset epochs steps out resume threads log_every random_crop random_flip \
+    probe probe_epochs json preset channels y_dim mi_dim estimator alpha beta gamma lr \
+    adam_beta1 adam_beta2 adam_eps batch seed
+help_lists encode checkpoint tap max_pixels
+help_lists eval checkpoint dataset probe probe_epochs threads json
+# openapi.yaml's Hyperparameters schema must list the flags of `dimd train --help`'s
+# "Hyperparameters" section, in order, with the same defaults.
+OPENAPI=$(dirname "$0")/../../openapi.yaml
+run "$DIMD" train --help
+awk '/^Hyperparameters/ { h = 1; next }
+     h && /^  --/ { sub(/^--/, "", $1); print $1, $2 }' "$T/out" >"$T/help-hp"
+awk '/^    Hyperparameters:/ { h = 1; next }
+     h && /^    [^ ]/ { h = 0 }
+     h && /^        [a-z_0-9]+:$/ { name = $1; sub(/:$/, "", name) }
+     h && /^          default:/ { print name, $2 }' "$OPENAPI" >"$T/openapi-hp" 2>/dev/null
+check "openapi.yaml Hyperparameters = train --help's (names, order, defaults)" \
+    "help: $(tr '\n' ' ' <"$T/help-hp") / openapi: $(tr '\n' ' ' <"$T/openapi-hp")" \
+    '[ -s "$T/help-hp" ] && paste -d" " "$T/help-hp" "$T/openapi-hp" | awk "
+         NF != 4 || \$1 != \$3 { bad = 1 }
+         (\$2 + 0 == \$2 && \$4 + 0 == \$4) ? (\$2 + 0 != \$4 + 0) : (\$2 != \$4) { bad = 1 }
+         END { exit bad || NR == 0 }"'
+
+run "$DIMD" --help
+check "dimd --help lists train, encode, eval" "status $rc or a command missing" \
+    '[ "$rc" -eq 0 ] && grep -q train "$T/out" && grep -q encode "$T/out" && grep -q eval "$T/out"'
+run "$DIMD" version
+check "dimd version" "status $rc, output '$(cat "$T/out")'" \
+    '[ "$rc" -eq 0 ] && grep -qE "^dimd [0-9]+\.[0-9]+\.[0-9]+\$" "$T/out"'
+
+# ---------------------------------------------------------------- bad input
+
+expect_usage "unknown command" "unknown command&frobnicate" "$DIMD" frobnicate
+expect_usage "train: unknown flag" "unknown flag --frobnicate" "$DIMD" train --frobnicate
+expect_usage "train: unknown flag with a value" "unknown flag --frobnicate" "$DIMD" train --frobnicate 3
+expect_usage "train: stray argument" stray "$DIMD" train stray
+expect_usage "encode: unknown flag" "unknown flag --frobnicate" "$DIMD" encode --frobnicate
+expect_usage "eval: unknown flag" "unknown flag --frobnicate" "$DIMD" eval --frobnicate
+expect_usage "train: --batch without its value" "--batch&needs a value" "$DIMD" train --batch
+expect_usage "encode: --checkpoint without its value" "--checkpoint&needs a value" "$DIMD" encode --checkpoint
+expect_usage "eval: --dataset without its value" "--dataset&needs a value" "$DIMD" eval --checkpoint x --dataset
+expect_usage "train --batch 0" "batch&0" "$DIMD" train --dataset "$DS" --batch 0
+expect_usage "train --batch=1" batch "$DIMD" train --dataset "$DS" --batch=1
+expect_usage "train --lr -1" "lr&-1" "$DIMD" train --dataset "$DS" --lr -1
+expect_usage "train --estimator foo" "estimator&foo" "$DIMD" train --dataset "$DS" --estimator foo
+expect_usage "train --preset bar" "preset&bar" "$DIMD" train --dataset "$DS" --preset bar
+expect_usage "train --channels 2" "channels&2" "$DIMD" train --dataset "$DS" --channels 2 --steps 1
+expect_usage "train --epochs abc" "epochs&abc" "$DIMD" train --dataset "$DS" --epochs abc
+expect_usage "train --steps 0" steps "$DIMD" train --dataset "$DS" --steps 0
+expect_usage "train --y_dim 1.5" y_dim "$DIMD" train --dataset "$DS" --y_dim 1.5
+expect_usage "train --gamma nan" gamma "$DIMD" train --dataset "$DS" --gamma nan
+expect_usage "train --probe foo" probe "$DIMD" train --dataset "$DS" --probe foo
+expect_usage "train --seed 2^53" "seed&9007199254740992" "$DIMD" train --dataset "$DS" \
+    --seed 9007199254740992
+expect_usage "train: missing dataset directory" "$T/nope" "$DIMD" train --dataset "$T/nope"
+expect_usage "train: corrupt PNG in an image folder" "$T/badimgs/shoe/7.png" "$DIMD" train --dataset "$T/badimgs" \
+    --steps 1
+expect_usage "train: truncated IDX file" "$T/shortidx/train-images-idx3-ubyte&truncated" "$DIMD" train --dataset "$T/shortidx" \
+    --steps 1
+expect_usage "train --resume of a non-checkpoint" "$T/notes.txt" "$DIMD" train --dataset "$DS" \
+    --resume "$T/notes.txt" --steps 1
+expect_usage "train --resume of a missing file" "$T/none.ckpt" "$DIMD" train --dataset "$DS" \
+    --resume "$T/none.ckpt" --steps 1
+expect_usage "encode without --checkpoint" checkpoint "$DIMD" encode "$T/a.png"
+expect_usage "encode without images" image "$DIMD" encode --checkpoint "$T/none.ckpt"
+expect_usage "encode --tap foo" tap "$DIMD" encode --checkpoint "$T/none.ckpt" --tap foo "$T/a.png"
+expect_usage "encode: missing checkpoint" "$T/none.ckpt" "$DIMD" encode --checkpoint \
+    "$T/none.ckpt" "$T/a.png"
+expect_usage "encode: non-checkpoint file" "$T/notes.txt" "$DIMD" encode --checkpoint \
+    "$T/notes.txt" "$T/a.png"
+expect_usage "eval without --checkpoint" checkpoint "$DIMD" eval --dataset "$DS"
+expect_usage "eval --probe_epochs 0" probe_epochs "$DIMD" eval --checkpoint x --probe_epochs 0
+
+# ---------------------------------------------------------------- training
+
+RUNOPTS="--dataset $DS --log_every 5 --threads 1"
+TRAIN="$RUNOPTS --preset basic28x28 --mi_dim 64 --batch 16"
+# shellcheck disable=SC2086 # TRAIN is split on purpose ($T comes from mktemp: no spaces)
+expect_ok "train 20 steps on the tiny IDX dataset" \
+    "$DIMD" train $TRAIN --steps 20 --probe_epochs 2 --out "$T/run.ckpt" --json
+cp "$T/out" "$T/train.out"
+PROGRESS="^step (5|10|15|20)/20 epoch 0 local $NUM prior $NUM disc $NUM total $NUM \| $NUM img/s ETA"
+check "train: a progress line every 5 steps" "$(grep '^step ' "$T/train.out" | tr '\n' '|')" \
+    '[ "$(grep -cE "$PROGRESS" "$T/train.out")" -eq 4 ] && [ "$(grep -c "^step " "$T/train.out")" -eq 4 ]'
+check "train: probe table for trained and fresh encoder" "missing" \
+    'grep -q "^  trained encoder" "$T/train.out" && grep -q "^  fresh encoder" "$T/train.out"'
+J=$(last_line)
+check "train --json: last line is one JSON object" "last line: $(printf '%s' "$J" | head -c 200)" \
+    'printf "%s\n" "$J" | grep -qE "^\{\"command\":\"train\",.*\}\$"'
+check "train --json: steps 20, steps_this_run 20" "$(printf '%s' "$J" | head -c 400)" \
+    '[ "$(json_num steps "$J")" = 20 ] && [ "$(json_num steps_this_run "$J")" = 20 ]'
+IPS=$(json_num images_per_sec "$J")
+check "train --json: images_per_sec > 0" "got '$IPS'" \
+    'awk -v v="${IPS:-0}" "BEGIN { exit !(v > 0) }"'
+LOSSES=$(json_obj final_losses "$T/train.out")
+check "train --json: final_losses local, prior_enc, prior_disc, total" "got '$LOSSES'" \
+    '(for k in local prior_enc prior_disc total; do
+          printf "%s\n" "$LOSSES" | grep -qE "\"$k\":$NUM" || exit 1; done)'
+HP=$(json_obj hparams "$T/train.out")
+check "train --json: hparams as given" "got '$HP'" \
+    '(for kv in "\"preset\":\"basic28x28\"" "\"estimator\":\"jsd\"" "\"mi_dim\":64" \
+                "\"y_dim\":64" "\"batch\":16" "\"channels\":1"; do
+          printf "%s\n" "$HP" | grep -qF "$kv" || exit 1; done)'
+PT=$(json_obj trained "$T/train.out")
+PF=$(json_obj fresh "$T/train.out")
+check "train --json: probe.trained conv/fc/y in [0,1]" "got '$PT'" 'has_accuracies "$PT"'
+check "train --json: probe.fresh conv/fc/y in [0,1]" "got '$PF'" 'has_accuracies "$PF"'
+check "train: checkpoint written (DIMDCKPT magic)" "$T/run.ckpt" \
+    '[ "$(head -c 8 "$T/run.ckpt" 2>/dev/null)" = DIMDCKPT ]'
+
+# shellcheck disable=SC2086
+expect_usage "train --resume with a hyperparameter flag" "--batch&--resume" \
+    "$DIMD" train $RUNOPTS --resume "$T/run.ckpt" --batch 8 --steps 30
+# shellcheck disable=SC2086
+expect_usage "train --resume with nothing left to run" "step 20&nothing" \
+    "$DIMD" train $RUNOPTS --resume "$T/run.ckpt" --steps 20
+# shellcheck disable=SC2086
+expect_ok "train --resume from step 20 to 30" \
+    "$DIMD" train $RUNOPTS --resume "$T/run.ckpt" --steps 30 --probe_epochs 2 \
+    --out "$T/run30.ckpt" --json
+J=$(last_line)
+check "resume --json: steps 30, steps_this_run 10" "$(printf '%s' "$J" | head -c 400)" \
+    '[ "$(json_num steps "$J")" = 30 ] && [ "$(json_num steps_this_run "$J")" = 10 ]'
+check "resume: progress lines 25/30 and 30/30 only" "$(grep '^step ' "$T/out" | tr '\n' '|')" \
+    '[ "$(grep "^step " "$T/out" | cut -d" " -f2 | tr "\n" " ")" = "25/30 30/30 " ]'
+# shellcheck disable=SC2086
+expect_ok "train 30 steps straight" \
+    "$DIMD" train $TRAIN --steps 30 --probe none --out "$T/straight30.ckpt"
+check "resume is exact: 20 + 10 steps = 30 steps (identical checkpoints)" "checkpoints differ" \
+    'cmp -s "$T/run30.ckpt" "$T/straight30.ckpt"'
+
+expect_ok "train DIM(L+G) NCE, no prior, 2 steps" \
+    "$DIMD" train --dataset "$DS" --preset basic28x28 --estimator nce --alpha 0.5 --beta 1 \
+    --gamma 0 --y_dim 32 --mi_dim 16 --batch 8 --lr 0.001 --seed 9007199254740991 --steps 2 \
+    --probe none --threads 1 --json
+HP=$(json_obj hparams "$T/out")
+check "train --json: hparams echo every flag given (seed exact at 2^53 - 1)" "got '$HP'" \
+    '(for kv in "\"estimator\":\"nce\"" "\"alpha\":0.5," "\"gamma\":0.0," "\"y_dim\":32," \
+                "\"mi_dim\":16," "\"batch\":8," "\"lr\":0.001," "\"seed\":9007199254740991}"; do
+          printf "%s\n" "$HP" | grep -qF "$kv" || exit 1; done)'
+LOSSES=$(json_obj final_losses "$T/out")
+check "train --json: final_losses has local and global, no prior terms" "got '$LOSSES'" \
+    'printf "%s\n" "$LOSSES" | grep -qE "^\"final_losses\":\{\"local\":$NUM,\"global\":$NUM,\"total\":$NUM\}\$"'
+
+expect_ok "train on an image folder (grey and RGB PNGs, default threads)" \
+    "$DIMD" train --dataset "$IF" --preset basic28x28 --mi_dim 32 --batch 8 --steps 3 \
+    --probe_epochs 1 --json
+J=$(last_line)
+check "image folder train --json: steps 3 and probe accuracies" "$(printf '%s' "$J" | head -c 300)" \
+    '[ "$(json_num steps "$J")" = 3 ] && has_accuracies "$(json_obj trained "$T/out")"'
+
+# ---------------------------------------------------------------- encode
+
+expect_ok "encode two PNGs" "$DIMD" encode --checkpoint "$T/run.ckpt" "$T/a.png" "$T/b.png"
+cp "$T/out" "$T/enc1.out"
+check "encode: one JSON line per image" "$(nlines "$T/enc1.out") lines" \
+    '[ "$(nlines "$T/enc1.out")" -eq 2 ] &&
+     head -n 1 "$T/enc1.out" | grep -qF "{\"file\":\"$T/a.png\"," &&
+     tail -n 1 "$T/enc1.out" | grep -qF "{\"file\":\"$T/b.png\","'
+L1=$(head -n 1 "$T/enc1.out")
+L2=$(tail -n 1 "$T/enc1.out")
+check "encode: embedding of 64 finite numbers, dim 64, tap y" "$(printf '%s' "$L1" | head -c 200)" \
+    '[ "$(embedding_len "$L1")" = 64 ] && [ "$(embedding_len "$L2")" = 64 ] &&
+     [ "$(json_num dim "$L1")" = 64 ] && printf "%s\n" "$L1" | grep -qF "\"tap\":\"y\""'
+check "encode: different images give different embeddings" "identical" \
+    '[ "${L1#*\"embedding\"}" != "${L2#*\"embedding\"}" ]'
+run "$DIMD" encode --checkpoint "$T/run.ckpt" "$T/a.png" "$T/b.png"
+check "encode is deterministic (same output twice)" "outputs differ" 'cmp -s "$T/out" "$T/enc1.out"'
+expect_ok "encode --tap fc" "$DIMD" encode --checkpoint "$T/run.ckpt" --tap fc "$T/a.png"
+check "encode --tap fc: 1024 numbers" "$(embedding_len "$(last_line)") numbers" \
+    '[ "$(embedding_len "$(last_line)")" = 1024 ] && [ "$(json_num dim "$(last_line)")" = 1024 ]'
+expect_ok "encode --tap local" "$DIMD" encode --checkpoint "$T/run.ckpt" --tap local "$T/b.png"
+check "encode --tap local: dim matches the numbers" "$(last_line | head -c 200)" \
+    'n=$(embedding_len "$(last_line)"); [ "${n:--1}" -gt 0 ] && [ "$n" = "$(json_num dim "$(last_line)")" ]'
+expect_usage "encode: truncated PNG" "$T/trunc.png&truncated" "$DIMD" encode --checkpoint "$T/run.ckpt" \
+    "$T/trunc.png"
+expect_usage "encode: PNG signature then garbage" "$T/garbage.png" "$DIMD" encode \
+    --checkpoint "$T/run.ckpt" "$T/garbage.png"
+expect_usage "encode: a text file as image" "$T/notes.txt" "$DIMD" encode --checkpoint \
+    "$T/run.ckpt" "$T/notes.txt"
+expect_usage "encode: missing image file" "$T/none.png" "$DIMD" encode --checkpoint "$T/run.ckpt" \
+    "$T/none.png"
+head -c $(($(wc -c <"$T/run.ckpt") / 2)) "$T/run.ckpt" >"$T/half.ckpt"
+expect_usage "encode: truncated checkpoint" "$T/half.ckpt&truncated" "$DIMD" encode --checkpoint \
+    "$T/half.ckpt" "$T/a.png"
+cp "$T/run.ckpt" "$T/flipped.ckpt"
+printf '\377\377\377\377' |
+    dd of="$T/flipped.ckpt" bs=1 seek=$(($(wc -c <"$T/run.ckpt") / 2)) conv=notrunc 2>/dev/null
+expect_usage "encode: corrupted checkpoint (checksum)" "$T/flipped.ckpt&checksum" "$DIMD" encode \
+    --checkpoint "$T/flipped.ckpt" "$T/a.png"
+expect_usage "train --resume of a truncated checkpoint" "$T/half.ckpt" "$DIMD" train \
+    --dataset "$DS" --resume "$T/half.ckpt" --steps 1
+
+# ---------------------------------------------------------------- eval
+
+expect_ok "eval --json on the tiny dataset" \
+    "$DIMD" eval --checkpoint "$T/run.ckpt" --dataset "$DS" --probe_epochs 2 --threads 1 --json
+ACC=$(json_obj accuracy "$T/out")
+check "eval --json: accuracy conv/fc/y in [0,1]" "got '$(last_line)'" 'has_accuracies "$ACC"'
+check "eval reproduces train's probe.trained accuracies" "eval '$ACC' vs train '$PT'" \
+    '[ -n "$PT" ] && [ "${ACC#*:}" = "${PT#*:}" ]'
+expect_usage "eval: truncated checkpoint" "$T/half.ckpt" "$DIMD" eval --checkpoint \
+    "$T/half.ckpt" --dataset "$DS"
+expect_usage "eval: missing dataset directory" "$T/nope" "$DIMD" eval --checkpoint "$T/run.ckpt" \
+    --dataset "$T/nope"
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
