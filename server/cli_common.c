@@ -1,6 +1,10 @@
 /* cli_common.c - flag parsing, dataset loading and probe reports shared by the CLI commands. */
 #include "server/cli.h"
 
+#include "base/blas.h"
+#include "base/parallel.h"
+#include "server/pool.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -125,4 +129,19 @@ int cli_probe_model(const struct dim_model *m, const struct dim_dataset *train,
     dim_features_free(&ftr);
     dim_features_free(&fte);
     return rc;
+}
+
+struct dimd_pool *cli_threads_use(int threads)
+{
+    struct dimd_pool *pool = threads > 1 ? dimd_pool_create(threads - 1) : NULL;
+    nn_blas_set_threads(pool ? 1 : threads);
+    if (pool)
+        dim_parallel_use(dimd_pool_parallel(pool));
+    return pool;
+}
+
+void cli_threads_release(struct dimd_pool *pool)
+{
+    dim_parallel_use(NULL);
+    dimd_pool_free(pool);
 }

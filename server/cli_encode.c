@@ -1,5 +1,4 @@
-/* cli_encode.c - `dimd encode` (embeddings of image files, JSON lines) and
- * `dimd eval` (probe accuracies of a saved model on a dataset). */
+/* cli_encode.c - `dimd encode`: embeddings of image files from a checkpoint, as JSON lines. */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,14 +9,12 @@
 #include "data/image.h"
 #include "dim/checkpoint.h"
 #include "server/cli.h"
-#include "server/pool.h"
 
 /* Flags of encode and eval followed by a value; an unknown flag takes none, so it is
  * reported as unknown. */
 static bool encode_takes_value(const char *name)
 {
-    static const char *const with_value[] = {"checkpoint", "tap",     "max_pixels",  "dataset",
-                                             "probe",      "threads", "probe_epochs"};
+    static const char *const with_value[] = {"checkpoint", "tap", "max_pixels"};
     for (size_t i = 0; i < sizeof with_value / sizeof with_value[0]; i++)
         if (strcmp(name, with_value[i]) == 0)
             return true;
@@ -121,100 +118,6 @@ int cli_encode(int argc, char **argv)
     }
     free(x);
     dim_encode_ws_free(&ws);
-    dim_model_free(m);
-    return status;
-}
-
-int cli_eval(int argc, char **argv)
-{
-    const char *ckpt = NULL, *dataset = "fashion-mnist";
-    struct dim_probe_opts po;
-    dim_probe_opts_default(&po);
-    bool json = false;
-    uint64_t threads = 0, epochs = (uint64_t)po.epochs;
-    int i = 2;
-    while (i < argc) {
-        const char *name, *val;
-        int r = cli_next_flag(argc, argv, &i, &name, &val, encode_takes_value);
-        if (r <= 0) {
-            fprintf(stderr, "dimd eval: %s '%s'\n", r == 0 ? "unexpected argument" : "flag needs a value",
-                    argv[r == 0 ? i : i - 1]);
-            return CLI_EXIT_USAGE;
-        }
-        if (strcmp(name, "help") == 0) {
-            printf("usage: dimd eval --checkpoint PATH [--dataset NAME|DIR] [--probe linear|mlp] "
-                   "[--probe_epochs N] [--threads N] [--json]\n");
-            return 0;
-        } else if (strcmp(name, "checkpoint") == 0) {
-            ckpt = val;
-        } else if (strcmp(name, "dataset") == 0) {
-            dataset = val;
-        } else if (strcmp(name, "json") == 0) {
-            json = true;
-        } else if (strcmp(name, "probe") == 0) {
-            if (strcmp(val, "linear") == 0)
-                po.kind = DIM_PROBE_LINEAR;
-            else if (strcmp(val, "mlp") == 0)
-                po.kind = DIM_PROBE_MLP;
-            else {
-                fprintf(stderr, "dimd eval: --probe '%s' is not one of linear, mlp\n", val);
-                return CLI_EXIT_USAGE;
-            }
-        } else if (strcmp(name, "probe_epochs") == 0) {
-            if (cli_parse_u64("eval", name, val, 1, 10000, &epochs))
-                return CLI_EXIT_USAGE;
-        } else if (strcmp(name, "threads") == 0) {
-            if (cli_parse_u64("eval", name, val, 1, 256, &threads))
-                return CLI_EXIT_USAGE;
-        } else {
-            fprintf(stderr, "dimd eval: unknown flag --%s\n", name);
-            return CLI_EXIT_USAGE;
-        }
-    }
-    if (!ckpt) {
-        fprintf(stderr, "dimd eval: --checkpoint is required\n");
-        return CLI_EXIT_USAGE;
-    }
-    po.epochs = (int)epochs;
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    int nthreads = threads ? (int)threads : (cores > 0 ? (int)cores : 1);
-    nn_blas_set_threads(nthreads);
-    struct dim_err err;
-    struct dim_model *m;
-    if (dim_checkpoint_load(ckpt, &m, NULL, false, &err) != 0) {
-        fprintf(stderr, "dimd eval: %s\n", err.msg);
-        return CLI_EXIT_USAGE;
-    }
-    struct dim_dataset train = {0}, test = {0};
-    if (cli_load_dataset("eval", dataset, &train, &test) != 0) {
-        dim_model_free(m);
-        return CLI_EXIT_USAGE;
-    }
-    int status = 0;
-    struct dimd_pool *pool = dimd_pool_create(nthreads - 1);
-    if (pool)
-        dim_parallel_use(dimd_pool_parallel(pool));
-    struct dim_preprocess pp;
-    cli_model_preprocess(m, &pp);
-    double acc[DIM_N_PROBE_TAPS];
-    if (cli_probe_model(m, &train, &test, &pp, &po, acc) != 0) {
-        status = CLI_EXIT_FAIL;
-    } else if (json) {
-        json_t *o = json_pack("{s:s, s:s, s:s, s:{s:f, s:f, s:f}}", "command", "eval", "dataset",
-                              dataset, "probe", dim_probe_kind_name(po.kind), "accuracy", "conv",
-                              acc[0], "fc", acc[1], "y", acc[2]);
-        char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6));
-        printf("%s\n", s);
-        free(s);
-        json_decref(o);
-    } else {
-        printf("%s probe on %s, test accuracy: conv %.4f  fc %.4f  y %.4f\n",
-               dim_probe_kind_name(po.kind), dataset, acc[0], acc[1], acc[2]);
-    }
-    dim_parallel_use(NULL);
-    dimd_pool_free(pool);
-    dim_dataset_free(&train);
-    dim_dataset_free(&test);
     dim_model_free(m);
     return status;
 }

@@ -8,12 +8,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "base/blas.h"
 #include "dim/checkpoint.h"
 #include "dim/hparams.h"
 #include "dim/trainer.h"
 #include "server/cli.h"
-#include "server/pool.h"
 
 struct train_opts {
     struct dim_config cfg;
@@ -285,14 +283,10 @@ int cli_train(int argc, char **argv)
             return CLI_EXIT_USAGE;
         }
     }
-    nn_blas_set_threads((int)o.threads);
     struct dim_dataset train = {0}, test = {0};
     if (cli_load_dataset("train", o.dataset, &train, &test) != 0)
         return CLI_EXIT_USAGE;
-    /* elementwise kernels share the cores BLAS uses: threads - 1 workers plus this thread */
-    struct dimd_pool *pool = dimd_pool_create((int)o.threads - 1);
-    if (pool)
-        dim_parallel_use(dimd_pool_parallel(pool));
+    struct dimd_pool *pool = cli_threads_use((int)o.threads);
     struct dim_model *m = NULL, *fresh = NULL;
     struct dim_trainer *tr = NULL;
     struct dim_train_progress prog;
@@ -443,7 +437,6 @@ out:
     dim_model_free(fresh);
     dim_dataset_free(&train);
     dim_dataset_free(&test);
-    dim_parallel_use(NULL);
-    dimd_pool_free(pool);
+    cli_threads_release(pool);
     return status;
 }

@@ -1,7 +1,51 @@
-/* blas.c - sgemm wrapper over OpenBLAS's CBLAS interface. */
+/* blas.c - sgemm wrapper over OpenBLAS's CBLAS interface.
+ *
+ * When the calling thread has a pool (base/parallel.h), a large product is cut
+ * into blocks of rows (or of columns, whichever dimension is longer) of C and
+ * each block is one single-threaded cblas_sgemm on the pool. Every element of C
+ * is still computed by one call over the whole K, so the result does not depend
+ * on the pool. With a pool, BLAS itself should run on one thread (the owner of
+ * main sets that), so that BLAS's own spinning workers do not compete with the
+ * pool for the same cores.
+ */
 #include "base/blas.h"
 
 #include <cblas.h>
+
+#include "base/parallel.h"
+
+/* Products below this many multiply-adds are not worth a hand-off. */
+#define SPLIT_MIN_MACS (1u << 20)
+/* Rows or columns per block at the least. */
+#define SPLIT_MIN_EDGE 16
+
+struct gemm_job {
+    bool ta, tb, by_rows;
+    size_t M, N, K, lda, ldb, ldc;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+};
+
+static void gemm_block(void *ctx, size_t i0, size_t i1)
+{
+    const struct gemm_job *j = ctx;
+    const float *A = j->A, *B = j->B;
+    float *C = j->C;
+    size_t M = j->M, N = j->N;
+    if (j->by_rows) { /* rows i0..i1 of op(A) and C */
+        A += j->ta ? i0 : i0 * j->lda;
+        C += i0 * j->ldc;
+        M = i1 - i0;
+    } else { /* columns i0..i1 of op(B) and C */
+        B += j->tb ? i0 * j->ldb : i0;
+        C += i0;
+        N = i1 - i0;
+    }
+    cblas_sgemm(CblasRowMajor, j->ta ? CblasTrans : CblasNoTrans,
+                j->tb ? CblasTrans : CblasNoTrans, (blasint)M, (blasint)N, (blasint)j->K,
+                j->alpha, A, (blasint)j->lda, B, (blasint)j->ldb, j->beta, C, (blasint)j->ldc);
+}
 
 void nn_sgemm(bool trans_a, bool trans_b, size_t M, size_t N, size_t K, float alpha,
               const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C,
@@ -9,9 +53,12 @@ void nn_sgemm(bool trans_a, bool trans_b, size_t M, size_t N, size_t K, float al
 {
     if (M == 0 || N == 0)
         return;
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, (blasint)M, (blasint)N, (blasint)K, alpha,
-                A, (blasint)lda, B, (blasint)ldb, beta, C, (blasint)ldc);
+    struct gemm_job j = {trans_a, trans_b, M >= N, M, N, K, lda, ldb, ldc, alpha, beta, A, B, C};
+    size_t edge = j.by_rows ? M : N;
+    if ((double)M * N * K < SPLIT_MIN_MACS)
+        gemm_block(&j, 0, edge);
+    else
+        dim_parallel_for(edge, SPLIT_MIN_EDGE, gemm_block, &j);
 }
 
 void nn_blas_set_threads(int n)

@@ -2,7 +2,9 @@
  *
  * Row-major single-precision GEMM: C = alpha * op(A) * op(B) + beta * C, where
  * op(A) is M x K, op(B) is K x N and C is M x N; lda/ldb/ldc are row strides.
- * Thread count is process-wide (an OpenBLAS property), set by the owner of main.
+ * BLAS's own thread count is process-wide (an OpenBLAS property), set by the
+ * owner of main. When a thread has a pool (base/parallel.h), large products are
+ * split across the pool instead; BLAS should then be set to one thread.
  */
 #ifndef DIM_BASE_BLAS_H
 #define DIM_BASE_BLAS_H

@@ -1,10 +1,19 @@
-/* estimator.c - JSD, InfoNCE and DV losses over all-pairs score tensors. */
+/* estimator.c - JSD, InfoNCE and DV losses over all-pairs score tensors.
+ *
+ * Work splits over anchor rows i (base/parallel.h); each row's loss is summed
+ * into its own slot and the slots are added in row order, so the result does
+ * not depend on how rows were shared out.
+ */
 #include "dim/estimator.h"
 
 #include <math.h>
 #include <string.h>
 
+#include "base/parallel.h"
 #include "nn/activation.h"
+
+/* Rows handled at most: the largest batch dim_config_validate accepts. */
+#define MAX_ROWS 4096
 
 const char *dim_estimator_name(enum dim_estimator e)
 {
@@ -29,28 +38,50 @@ int dim_estimator_parse(const char *name, enum dim_estimator *out)
     return -1;
 }
 
+/* softplus(z) and sigmoid(z) from one exponential: with e = exp(-|z|),
+ * sp(z) = max(z, 0) + log1p(e), sigmoid(z) = 1 / (1 + e) for z >= 0, e / (1 + e) otherwise. */
+static inline double sp_sigmoid(double z, double *sig)
+{
+    double e = exp(-fabs(z));
+    *sig = z >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
+    return (z > 0 ? z : 0) + log1p(e);
+}
+
+struct est_job {
+    float *du;
+    const float *u;
+    size_t N, L;
+    double w, P, Q;
+    double *row;  /* per-row loss (JSD, NCE) or positive sum (DV) */
+    double *rmax; /* DV: per-row max over negatives, then per-row sum of exp(u - rmax) */
+    double *rsum;
+    double lse; /* DV: log-sum-exp over all negatives */
+};
+
 /* loss = (1/P) sum_P sp(-u) + (1/Q) sum_Q sp(u)
  * d/du_pos = -sigmoid(-u) / P;  d/du_neg = sigmoid(u) / Q */
-static double jsd(float *du, const float *u, size_t N, size_t L, float w)
+static void jsd_rows(void *ctx, size_t i0, size_t i1)
 {
-    const double P = (double)(N * L), Q = (double)(N * (N - 1) * L);
-    double lp = 0.0, lq = 0.0;
-    for (size_t i = 0; i < N; i++)
-        for (size_t j = 0; j < N; j++) {
-            const float *s = u + (i * N + j) * L;
-            float *d = du + (i * N + j) * L;
-            if (i == j)
+    const struct est_job *j = ctx;
+    const size_t N = j->N, L = j->L;
+    for (size_t i = i0; i < i1; i++) {
+        double lp = 0.0, lq = 0.0, sig;
+        for (size_t jj = 0; jj < N; jj++) {
+            const float *s = j->u + (i * N + jj) * L;
+            float *d = j->du + (i * N + jj) * L;
+            if (i == jj)
                 for (size_t q = 0; q < L; q++) {
-                    lp += nn_softplus(-s[q]);
-                    d[q] = (float)(-w * nn_sigmoid(-s[q]) / P);
+                    lp += sp_sigmoid(-s[q], &sig);
+                    d[q] = (float)(-j->w * sig / j->P);
                 }
             else
                 for (size_t q = 0; q < L; q++) {
-                    lq += nn_softplus(s[q]);
-                    d[q] = (float)(w * nn_sigmoid(s[q]) / Q);
+                    lq += sp_sigmoid(s[q], &sig);
+                    d[q] = (float)(j->w * sig / j->Q);
                 }
         }
-    return lp / P + lq / Q;
+        j->row[i] = lp / j->P + lq / j->Q;
+    }
 }
 
 /* logsumexp over row i's negatives (j != i, all q) */
@@ -78,78 +109,104 @@ static double row_neg_lse(const float *u, size_t i, size_t N, size_t L)
 /* loss_iq = sp(lse_i - u_iiq), averaged over the N*L anchors.
  * With t = sigmoid(lse_i - u_iiq): d/du_iiq = -t / NL; d/d lse_i = t / NL, and
  * d lse_i / d u_ijq' = exp(u_ijq' - lse_i), so negatives get T_i * softmax. */
-static double nce(float *du, const float *u, size_t N, size_t L, float w)
+static void nce_rows(void *ctx, size_t i0, size_t i1)
 {
-    const double A = (double)(N * L);
-    double loss = 0.0;
-    for (size_t i = 0; i < N; i++) {
-        double lse = row_neg_lse(u, i, N, L), T = 0.0;
-        const float *pos = u + (i * N + i) * L;
-        float *dpos = du + (i * N + i) * L;
+    const struct est_job *j = ctx;
+    const size_t N = j->N, L = j->L;
+    const double A = j->P;
+    for (size_t i = i0; i < i1; i++) {
+        double lse = row_neg_lse(j->u, i, N, L), T = 0.0, loss = 0.0, t;
+        const float *pos = j->u + (i * N + i) * L;
+        float *dpos = j->du + (i * N + i) * L;
         for (size_t q = 0; q < L; q++) {
-            double z = lse - pos[q];
-            loss += nn_softplus(z);
-            double t = nn_sigmoid(z);
-            dpos[q] = (float)(-w * t / A);
+            loss += sp_sigmoid(lse - pos[q], &t);
+            dpos[q] = (float)(-j->w * t / A);
             T += t / A;
         }
-        for (size_t j = 0; j < N; j++) {
-            if (j == i)
+        for (size_t jj = 0; jj < N; jj++) {
+            if (jj == i)
                 continue;
-            const float *s = u + (i * N + j) * L;
-            float *d = du + (i * N + j) * L;
+            const float *s = j->u + (i * N + jj) * L;
+            float *d = j->du + (i * N + jj) * L;
             for (size_t q = 0; q < L; q++)
-                d[q] = (float)(w * T * exp(s[q] - lse));
+                d[q] = (float)(j->w * T * exp(s[q] - lse));
         }
+        j->row[i] = loss / A;
     }
-    return loss / A;
 }
 
-/* loss = -(1/P) sum_P u + log((1/Q) sum_Q exp(u))
- * d/du_pos = -1/P;  d/du_neg = exp(u - lse_Q) (softmax over all negatives) */
-static double dv(float *du, const float *u, size_t N, size_t L, float w)
+/* DV phase 1, per row: sum of positives, max of negatives, sum of exp(neg - max). */
+static void dv_row_stats(void *ctx, size_t i0, size_t i1)
 {
-    const double P = (double)(N * L), Q = (double)(N * (N - 1) * L);
-    double mx = -INFINITY, sp = 0.0;
-    for (size_t i = 0; i < N; i++)
-        for (size_t j = 0; j < N; j++) {
-            const float *s = u + (i * N + j) * L;
+    const struct est_job *j = ctx;
+    const size_t N = j->N, L = j->L;
+    for (size_t i = i0; i < i1; i++) {
+        double sp = 0.0, mx = -INFINITY, acc = 0.0;
+        for (size_t jj = 0; jj < N; jj++) {
+            const float *s = j->u + (i * N + jj) * L;
             for (size_t q = 0; q < L; q++) {
-                if (i == j)
+                if (i == jj)
                     sp += s[q];
                 else if (s[q] > mx)
                     mx = s[q];
             }
         }
-    double acc = 0.0;
-    for (size_t i = 0; i < N; i++)
-        for (size_t j = 0; j < N; j++)
-            if (i != j) {
-                const float *s = u + (i * N + j) * L;
+        for (size_t jj = 0; jj < N; jj++)
+            if (jj != i) {
+                const float *s = j->u + (i * N + jj) * L;
                 for (size_t q = 0; q < L; q++)
                     acc += exp(s[q] - mx);
             }
-    double lse = mx + log(acc);
-    for (size_t i = 0; i < N; i++)
-        for (size_t j = 0; j < N; j++) {
-            const float *s = u + (i * N + j) * L;
-            float *d = du + (i * N + j) * L;
+        j->row[i] = sp;
+        j->rmax[i] = mx;
+        j->rsum[i] = acc;
+    }
+}
+
+/* DV phase 2: d/du_pos = -1/P;  d/du_neg = exp(u - lse_Q) (softmax over all negatives) */
+static void dv_rows_grad(void *ctx, size_t i0, size_t i1)
+{
+    const struct est_job *j = ctx;
+    const size_t N = j->N, L = j->L;
+    for (size_t i = i0; i < i1; i++)
+        for (size_t jj = 0; jj < N; jj++) {
+            const float *s = j->u + (i * N + jj) * L;
+            float *d = j->du + (i * N + jj) * L;
             for (size_t q = 0; q < L; q++)
-                d[q] = i == j ? (float)(-w / P) : (float)(w * exp(s[q] - lse));
+                d[q] = i == jj ? (float)(-j->w / j->P) : (float)(j->w * exp(s[q] - j->lse));
         }
-    return -sp / P + lse - log(Q);
 }
 
 double dim_estimator_loss(enum dim_estimator e, float *du, const float *u, size_t N, size_t L,
                           float weight)
 {
+    if (N < 2 || N > MAX_ROWS || L < 1)
+        return NAN;
+    double row[MAX_ROWS], rmax[MAX_ROWS], rsum[MAX_ROWS];
+    struct est_job j = {du, u, N, L, weight, (double)(N * L), (double)(N * (N - 1) * L),
+                        row, rmax, rsum, 0.0};
+    double loss = 0.0;
     switch (e) {
     case DIM_JSD:
-        return jsd(du, u, N, L, weight);
     case DIM_NCE:
-        return nce(du, u, N, L, weight);
-    case DIM_DV:
-        return dv(du, u, N, L, weight);
+        dim_parallel_for(N, 2, e == DIM_JSD ? jsd_rows : nce_rows, &j);
+        for (size_t i = 0; i < N; i++)
+            loss += row[i];
+        return loss;
+    case DIM_DV: {
+        /* loss = -(1/P) sum_P u + log((1/Q) sum_Q exp(u)) */
+        dim_parallel_for(N, 2, dv_row_stats, &j);
+        double sp = 0.0, mx = -INFINITY, acc = 0.0;
+        for (size_t i = 0; i < N; i++) {
+            sp += row[i];
+            mx = rmax[i] > mx ? rmax[i] : mx;
+        }
+        for (size_t i = 0; i < N; i++)
+            acc += rsum[i] * exp(rmax[i] - mx);
+        j.lse = mx + log(acc);
+        dim_parallel_for(N, 2, dv_rows_grad, &j);
+        return -sp / j.P + j.lse - log(j.Q);
+    }
     }
     return NAN;
 }

@@ -25,7 +25,9 @@ const char *dim_estimator_name(enum dim_estimator e);
 int dim_estimator_parse(const char *name, enum dim_estimator *out);
 
 /* Returns the loss (unweighted) and writes du = weight * d loss / d u (overwrites).
- * N >= 2, L >= 1. */
+ * N in [2, 4096] (the largest batch a config accepts), L >= 1; NaN otherwise.
+ * Rows are split across the calling thread's pool (base/parallel.h) with the
+ * same result as a serial run. */
 double dim_estimator_loss(enum dim_estimator e, float *du, const float *u, size_t N, size_t L,
                           float weight);
 

@@ -12,7 +12,7 @@ void dim_probe_opts_default(struct dim_probe_opts *o)
 {
     o->kind = DIM_PROBE_LINEAR;
     o->epochs = 20;
-    o->lr = 1e-3f;
+    o->lr = 1e-2f;
     o->batch = 256;
     o->seed = 7;
 }
@@ -167,6 +167,9 @@ int dim_probe_run(float *Xtr, const uint16_t *ytr, size_t ntr, float *Xte, const
     for (size_t i = 0; i < ntr; i++)
         perm[i] = (uint32_t)i;
     for (int ep = 0; ep < o->epochs; ep++) {
+        /* step schedule: lr, lr / 10 from the half, lr / 100 from three quarters */
+        adam.lr = o->lr * (2 * ep >= o->epochs ? 0.1f : 1.0f) *
+                  (4 * ep >= 3 * o->epochs ? 0.1f : 1.0f);
         dim_rng_shuffle(&rng, perm, ntr);
         for (size_t s = 0; s + 2 <= ntr; s += B) {
             size_t nb = ntr - s < B ? ntr - s : B;

@@ -2,7 +2,9 @@
  *
  * Features of the conv, fc and Y taps are extracted once (encoder in inference
  * mode), standardised with the training split's per-feature mean and standard
- * deviation, then a probe is trained with softmax cross-entropy and Adam:
+ * deviation, then a probe is trained with softmax cross-entropy and Adam, its
+ * learning rate divided by 10 after half and again after three quarters of the
+ * epochs (the paper's probe schedule, compressed) so that the probe converges:
  *   linear: one linear layer (multinomial logistic regression)
  *   mlp:    the paper's probe, linear 200 -> dropout 0.1 -> BN -> ReLU -> linear
  * Both the trained and a freshly initialised encoder go through the identical
@@ -24,7 +26,7 @@ enum dim_probe_kind { DIM_PROBE_LINEAR = 0, DIM_PROBE_MLP = 1 };
 struct dim_probe_opts {
     enum dim_probe_kind kind;
     int epochs;    /* passes over the training features (default 20) */
-    float lr;      /* Adam learning rate (default 1e-3) */
+    float lr;      /* initial Adam learning rate (default 1e-2) */
     size_t batch;  /* default 256 */
     uint64_t seed; /* init, order and dropout */
 };

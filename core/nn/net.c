@@ -219,6 +219,13 @@ void nn_net_ws_carve(const struct nn_net *net, struct nn_net_ws *ws, float *slab
     ws->scratch = slab;
 }
 
+/* A batch norm directly followed by a ReLU runs as one fused kernel in training:
+ * the pair's batch-norm output gradient (ws->dact[i]) is then never used. */
+static bool fused_bn_relu(const struct nn_net *net, int i)
+{
+    return net->L[i].op == NN_BN && i + 1 < net->n && net->L[i + 1].op == NN_RELU;
+}
+
 void nn_net_forward(const struct nn_net *net, struct nn_net_ws *ws, const float *in, size_t B,
                     enum nn_mode mode, struct dim_rng *rng)
 {
@@ -237,7 +244,14 @@ void nn_net_forward(const struct nn_net *net, struct nn_net_ws *ws, const float 
             nn_linear_forward(y, x, P + l->w, l->bias ? P + l->b : NULL, B, isz, (size_t)l->oc);
             break;
         case NN_BN:
-            if (mode == NN_TRAIN)
+            if (mode == NN_TRAIN && fused_bn_relu(net, i)) {
+                nn_batchnorm_relu_forward_train(y, ws->act[i + 1], ws->aux[i], ws->aux[i] + l->ic,
+                                                x, P + l->w, P + l->b, net->state + l->rm,
+                                                net->state + l->rv, B, (size_t)l->ic,
+                                                (size_t)l->ih * l->iw);
+                x = ws->act[++i]; /* the ReLU's output is written too */
+                continue;
+            } else if (mode == NN_TRAIN)
                 nn_batchnorm_forward_train(y, ws->aux[i], ws->aux[i] + l->ic, x, P + l->w,
                                            P + l->b, net->state + l->rm, net->state + l->rv, B,
                                            (size_t)l->ic, (size_t)l->ih * l->iw);
@@ -277,6 +291,8 @@ static void zero_range(void *ctx, size_t i0, size_t i1)
 void nn_net_zero_dact(const struct nn_net *net, struct nn_net_ws *ws, size_t B)
 {
     for (int i = 0; i < net->n; i++) {
+        if (fused_bn_relu(net, i))
+            continue;
         struct zero_job z = {ws->dact[i]};
         dim_parallel_for(B * nn_layer_out_size(&net->L[i]), 65536, zero_range, &z);
     }
@@ -307,7 +323,14 @@ void nn_net_backward(const struct nn_net *net, struct nn_net_ws *ws, const float
                                   P + l->w, B, (size_t)l->ic, (size_t)l->ih * l->iw);
             break;
         case NN_RELU:
-            if (dx)
+            if (i > 0 && fused_bn_relu(net, i - 1)) { /* back through ReLU and BN at once */
+                const struct nn_layer *bn = &net->L[i - 1];
+                nn_batchnorm_relu_backward(i > 1 ? ws->dact[i - 2] : din, G + bn->w, G + bn->b, dy,
+                                           ws->act[i], i > 1 ? ws->act[i - 2] : in, ws->aux[i - 1],
+                                           ws->aux[i - 1] + bn->ic, P + bn->w, B, (size_t)bn->ic,
+                                           (size_t)bn->ih * bn->iw);
+                i--;
+            } else if (dx)
                 nn_relu_backward(dx, dy, ws->act[i], n);
             break;
         case NN_DROPOUT:

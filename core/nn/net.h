@@ -8,7 +8,9 @@
  * from one caller-provided slab for a maximum batch, so forward and backward
  * never allocate. Several threads may run forward passes of one net at once in
  * NN_EVAL mode, each with its own workspace; NN_TRAIN writes running stats.
- * A linear layer flattens its input (C, H, W) to C*H*W features.
+ * A linear layer flattens its input (C, H, W) to C*H*W features. In training, a
+ * batch norm directly followed by a ReLU runs as one fused kernel (same results):
+ * nothing may write into such a batch norm's own output gradient, ws->dact[i].
  * Depends on: conv2d, linear, norm, activation, base/rng.
  */
 #ifndef DIM_NN_NET_H

@@ -16,7 +16,7 @@
 #define BN_BLOCK 64
 
 struct bn {
-    float *out, *din, *dgamma, *dbeta;
+    float *out, *relu, *din, *dgamma, *dbeta;
     float *mean, *invstd, *running_mean, *running_var;
     const float *in, *dout, *gamma, *beta, *cmean, *cinvstd;
     size_t B, C, HW;
@@ -70,6 +70,11 @@ static void bn_rows_fwd(void *ctx, size_t b0, size_t b1)
             float *y = p->out + b * C + c0;
             for (size_t c = 0; c < nc; c++)
                 y[c] = x[c] * g[c] + sh[c];
+            if (p->relu) {
+                float *r = p->relu + b * C + c0;
+                for (size_t c = 0; c < nc; c++)
+                    r[c] = y[c] > 0.0f ? y[c] : 0.0f;
+            }
         }
     }
 }
@@ -101,6 +106,11 @@ static void bn_chan_fwd(void *ctx, size_t c0, size_t c1)
             float *y = p->out + (b * C + c) * HW;
             for (size_t i = 0; i < HW; i++)
                 y[i] = x[i] * g + sh;
+            if (p->relu) {
+                float *r = p->relu + (b * C + c) * HW;
+                for (size_t i = 0; i < HW; i++)
+                    r[i] = y[i] > 0.0f ? y[i] : 0.0f;
+            }
         }
     }
 }
@@ -109,7 +119,16 @@ void nn_batchnorm_forward_train(float *out, float *mean, float *invstd, const fl
                                 const float *gamma, const float *beta, float *running_mean,
                                 float *running_var, size_t B, size_t C, size_t HW)
 {
-    struct bn p = {.out = out, .mean = mean, .invstd = invstd, .running_mean = running_mean,
+    nn_batchnorm_relu_forward_train(out, NULL, mean, invstd, in, gamma, beta, running_mean,
+                                    running_var, B, C, HW);
+}
+
+void nn_batchnorm_relu_forward_train(float *out, float *relu, float *mean, float *invstd,
+                                     const float *in, const float *gamma, const float *beta,
+                                     float *running_mean, float *running_var, size_t B, size_t C,
+                                     size_t HW)
+{
+    struct bn p = {.out = out, .relu = relu, .mean = mean, .invstd = invstd, .running_mean = running_mean,
                    .running_var = running_var, .in = in, .gamma = gamma, .beta = beta,
                    .B = B, .C = C, .HW = HW};
     if (HW == 1)
@@ -147,9 +166,11 @@ static void bn_rows_bwd(void *ctx, size_t b0, size_t b1)
         float sdy[BN_BLOCK] = {0}, sdyx[BN_BLOCK] = {0};
         for (size_t b = 0; b < B; b++) {
             const float *x = p->in + b * C + c0, *dy = p->dout + b * C + c0;
+            const float *r = p->relu ? p->relu + b * C + c0 : NULL;
             for (size_t c = 0; c < nc; c++) {
-                sdy[c] += dy[c];
-                sdyx[c] += dy[c] * (x[c] - mu[c]) * is[c];
+                float d = r && !(r[c] > 0.0f) ? 0.0f : dy[c];
+                sdy[c] += d;
+                sdyx[c] += d * (x[c] - mu[c]) * is[c];
             }
         }
         float k[BN_BLOCK], a[BN_BLOCK], bc[BN_BLOCK];
@@ -164,10 +185,12 @@ static void bn_rows_bwd(void *ctx, size_t b0, size_t b1)
             continue;
         for (size_t b = 0; b < B; b++) {
             const float *x = p->in + b * C + c0, *dy = p->dout + b * C + c0;
+            const float *r = p->relu ? p->relu + b * C + c0 : NULL;
             float *dx = p->din + b * C + c0;
             for (size_t c = 0; c < nc; c++) {
+                float d = r && !(r[c] > 0.0f) ? 0.0f : dy[c];
                 float xh = (x[c] - mu[c]) * is[c];
-                dx[c] += k[c] * (dy[c] - a[c] - xh * bc[c]);
+                dx[c] += k[c] * (d - a[c] - xh * bc[c]);
             }
         }
     }
@@ -183,9 +206,11 @@ static void bn_chan_bwd(void *ctx, size_t c0, size_t c1)
         const float mu = p->cmean[c], is = p->cinvstd[c];
         for (size_t b = 0; b < B; b++) {
             const float *x = p->in + (b * C + c) * HW, *dy = p->dout + (b * C + c) * HW;
+            const float *r = p->relu ? p->relu + (b * C + c) * HW : NULL;
             for (size_t i = 0; i < HW; i++) {
-                sdy += dy[i];
-                sdyx += (double)dy[i] * (x[i] - mu) * is;
+                float d = r && !(r[i] > 0.0f) ? 0.0f : dy[i];
+                sdy += d;
+                sdyx += (double)d * (x[i] - mu) * is;
             }
         }
         p->dgamma[c] += (float)sdyx;
@@ -196,10 +221,12 @@ static void bn_chan_bwd(void *ctx, size_t c0, size_t c1)
         const float a = (float)(sdy / M), bcoef = (float)(sdyx / M);
         for (size_t b = 0; b < B; b++) {
             const float *x = p->in + (b * C + c) * HW, *dy = p->dout + (b * C + c) * HW;
+            const float *r = p->relu ? p->relu + (b * C + c) * HW : NULL;
             float *dx = p->din + (b * C + c) * HW;
             for (size_t i = 0; i < HW; i++) {
+                float d = r && !(r[i] > 0.0f) ? 0.0f : dy[i];
                 float xh = (x[i] - mu) * is;
-                dx[i] += k * (dy[i] - a - xh * bcoef);
+                dx[i] += k * (d - a - xh * bcoef);
             }
         }
     }
@@ -209,7 +236,15 @@ void nn_batchnorm_backward(float *din, float *dgamma, float *dbeta, const float 
                            const float *in, const float *mean, const float *invstd,
                            const float *gamma, size_t B, size_t C, size_t HW)
 {
-    struct bn p = {.din = din, .dgamma = dgamma, .dbeta = dbeta, .in = in, .dout = dout,
+    nn_batchnorm_relu_backward(din, dgamma, dbeta, dout, NULL, in, mean, invstd, gamma, B, C, HW);
+}
+
+void nn_batchnorm_relu_backward(float *din, float *dgamma, float *dbeta, const float *dout,
+                                const float *relu, const float *in, const float *mean,
+                                const float *invstd, const float *gamma, size_t B, size_t C,
+                                size_t HW)
+{
+    struct bn p = {.din = din, .relu = (float *)relu, .dgamma = dgamma, .dbeta = dbeta, .in = in, .dout = dout,
                    .gamma = gamma, .cmean = mean, .cinvstd = invstd, .B = B, .C = C, .HW = HW};
     if (HW == 1)
         dim_parallel_for((C + BN_BLOCK - 1) / BN_BLOCK, 1, bn_rows_bwd, &p);

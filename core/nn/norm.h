@@ -28,6 +28,20 @@ void nn_batchnorm_backward(float *din, float *dgamma, float *dbeta, const float 
                            const float *in, const float *mean, const float *invstd,
                            const float *gamma, size_t B, size_t C, size_t HW);
 
+/* Batch norm followed by ReLU, fused: also writes relu = max(out, 0) in the same pass.
+ * relu may be NULL (then this is nn_batchnorm_forward_train). */
+void nn_batchnorm_relu_forward_train(float *out, float *relu, float *mean, float *invstd,
+                                     const float *in, const float *gamma, const float *beta,
+                                     float *running_mean, float *running_var, size_t B, size_t C,
+                                     size_t HW);
+/* Backward of relu(batchnorm(in)) from dout = d/d relu, masked by relu > 0 on the fly,
+ * so the batch norm's own output gradient is never stored. relu may be NULL (then
+ * dout is d/d out and this is nn_batchnorm_backward). */
+void nn_batchnorm_relu_backward(float *din, float *dgamma, float *dbeta, const float *dout,
+                                const float *relu, const float *in, const float *mean,
+                                const float *invstd, const float *gamma, size_t B, size_t C,
+                                size_t HW);
+
 /* out (R, D) = gamma * (in - mean_r) * rstd_r + beta; mean, rstd (R) saved for backward. */
 void nn_layernorm_forward(float *out, float *mean, float *rstd, const float *in,
                           const float *gamma, const float *beta, size_t R, size_t D);

@@ -402,6 +402,14 @@ ACC=$(json_obj accuracy "$T/out")
 check "eval --json: accuracy conv/fc/y in [0,1]" "got '$(last_line)'" 'has_accuracies "$ACC"'
 check "eval reproduces train's probe.trained accuracies" "eval '$ACC' vs train '$PT'" \
     '[ -n "$PT" ] && [ "${ACC#*:}" = "${PT#*:}" ]'
+expect_ok "eval --fresh --json on the tiny dataset" \
+    "$DIMD" eval --checkpoint "$T/run.ckpt" --dataset "$DS" --probe_epochs 2 --threads 1 \
+    --fresh --json
+FR=$(json_obj fresh "$T/out")
+ACC2=$(json_obj accuracy "$T/out")
+check "eval --fresh: the same trained accuracies and train's probe.fresh ones" \
+    "eval '$ACC2' '$FR' vs train '$PT' '$PF'" \
+    '[ "${ACC2#*:}" = "${PT#*:}" ] && [ -n "$PF" ] && [ "${FR#*:}" = "${PF#*:}" ]'
 expect_usage "eval: truncated checkpoint" "$T/half.ckpt" "$DIMD" eval --checkpoint \
     "$T/half.ckpt" --dataset "$DS"
 expect_usage "eval: missing dataset directory" "$T/nope" "$DIMD" eval --checkpoint "$T/run.ckpt" \

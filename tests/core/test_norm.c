@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "gradcheck.h"
+#include "nn/activation.h"
 #include "nn/norm.h"
 
 static float *alloc_floats(size_t n)
@@ -366,6 +367,44 @@ static void test_ln_gradients(void **state)
     }
 }
 
+/* The fused batch norm + ReLU gives bitwise what batch norm then ReLU give, forward
+ * and backward, in both layouts (HW = 1 row-major, HW > 1 channel-major). */
+static void test_bn_relu_fused_equals_separate(void **state)
+{
+    (void)state;
+    struct dim_rng r;
+    dim_rng_seed(&r, 21, 4);
+    for (size_t HW = 1; HW <= 6; HW += 5) {
+        const size_t B = 7, C = 70, n = B * C * HW;
+        float *x = malloc(sizeof(float) * n), *dr = malloc(sizeof(float) * n);
+        float g[70], b[70];
+        gc_fill_normal(x, n, 1.0f, &r);
+        gc_fill_normal(dr, n, 1.0f, &r);
+        gc_fill_normal(g, C, 1.0f, &r);
+        gc_fill_normal(b, C, 1.0f, &r);
+        float *y1 = calloc(n, 4), *r1 = calloc(n, 4), *y2 = calloc(n, 4), *r2 = calloc(n, 4);
+        float m1[70], s1[70], m2[70], s2[70], rm1[70] = {0}, rv1[70] = {0}, rm2[70] = {0},
+                                                rv2[70] = {0};
+        /* separate: BN, ReLU; then ReLU backward into d(BN out), BN backward */
+        nn_batchnorm_forward_train(y1, m1, s1, x, g, b, rm1, rv1, B, C, HW);
+        nn_relu_forward(r1, y1, n);
+        float *dy = calloc(n, 4), *dx1 = calloc(n, 4), *dx2 = calloc(n, 4);
+        float dg1[70] = {0}, db1[70] = {0}, dg2[70] = {0}, db2[70] = {0};
+        nn_relu_backward(dy, dr, r1, n);
+        nn_batchnorm_backward(dx1, dg1, db1, dy, x, m1, s1, g, B, C, HW);
+        /* fused */
+        nn_batchnorm_relu_forward_train(y2, r2, m2, s2, x, g, b, rm2, rv2, B, C, HW);
+        nn_batchnorm_relu_backward(dx2, dg2, db2, dr, r2, x, m2, s2, g, B, C, HW);
+        assert_memory_equal(y1, y2, n * sizeof(float));
+        assert_memory_equal(r1, r2, n * sizeof(float));
+        assert_memory_equal(rv1, rv2, sizeof rv1);
+        assert_memory_equal(dx1, dx2, n * sizeof(float));
+        assert_memory_equal(dg1, dg2, sizeof dg1);
+        assert_memory_equal(db1, db2, sizeof db1);
+        free(x), free(dr), free(y1), free(r1), free(y2), free(r2), free(dy), free(dx1), free(dx2);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -375,6 +414,7 @@ int main(void)
         cmocka_unit_test(test_bn_gradients),
         cmocka_unit_test(test_ln_forward),
         cmocka_unit_test(test_ln_gradients),
+        cmocka_unit_test(test_bn_relu_fused_equals_separate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

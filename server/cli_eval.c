@@ -1,0 +1,137 @@
+/* cli_eval.c - `dimd eval`: probe accuracies of a saved encoder on a dataset and,
+ * with --fresh, of a freshly initialised encoder of the same architecture under
+ * the same protocol (what `dimd train` reports at its end). */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dim/checkpoint.h"
+#include "server/cli.h"
+
+static bool eval_takes_value(const char *name)
+{
+    static const char *const with_value[] = {"checkpoint", "dataset", "probe", "threads",
+                                             "probe_epochs"};
+    for (size_t i = 0; i < sizeof with_value / sizeof with_value[0]; i++)
+        if (strcmp(name, with_value[i]) == 0)
+            return true;
+    return false;
+}
+
+static json_t *taps_json(const double acc[DIM_N_PROBE_TAPS])
+{
+    return json_pack("{s:f, s:f, s:f}", "conv", acc[0], "fc", acc[1], "y", acc[2]);
+}
+
+int cli_eval(int argc, char **argv)
+{
+    const char *ckpt = NULL, *dataset = "fashion-mnist";
+    struct dim_probe_opts po;
+    dim_probe_opts_default(&po);
+    bool json = false, fresh = false;
+    uint64_t threads = 0, epochs = (uint64_t)po.epochs;
+    int i = 2;
+    while (i < argc) {
+        const char *name, *val;
+        int r = cli_next_flag(argc, argv, &i, &name, &val, eval_takes_value);
+        if (r <= 0) {
+            fprintf(stderr, "dimd eval: %s '%s'\n",
+                    r == 0 ? "unexpected argument" : "flag needs a value",
+                    argv[r == 0 ? i : i - 1]);
+            return CLI_EXIT_USAGE;
+        }
+        if (strcmp(name, "help") == 0) {
+            printf("usage: dimd eval --checkpoint PATH [--dataset NAME|DIR] [--probe linear|mlp] "
+                   "[--probe_epochs N] [--fresh] [--threads N] [--json]\n"
+                   "  --fresh   also probe a freshly initialised encoder of the same "
+                   "architecture\n");
+            return 0;
+        } else if (strcmp(name, "checkpoint") == 0) {
+            ckpt = val;
+        } else if (strcmp(name, "dataset") == 0) {
+            dataset = val;
+        } else if (strcmp(name, "json") == 0) {
+            json = true;
+        } else if (strcmp(name, "fresh") == 0) {
+            fresh = true;
+        } else if (strcmp(name, "probe") == 0) {
+            if (strcmp(val, "linear") == 0)
+                po.kind = DIM_PROBE_LINEAR;
+            else if (strcmp(val, "mlp") == 0)
+                po.kind = DIM_PROBE_MLP;
+            else {
+                fprintf(stderr, "dimd eval: --probe '%s' is not one of linear, mlp\n", val);
+                return CLI_EXIT_USAGE;
+            }
+        } else if (strcmp(name, "probe_epochs") == 0) {
+            if (cli_parse_u64("eval", name, val, 1, 10000, &epochs))
+                return CLI_EXIT_USAGE;
+        } else if (strcmp(name, "threads") == 0) {
+            if (cli_parse_u64("eval", name, val, 1, 256, &threads))
+                return CLI_EXIT_USAGE;
+        } else {
+            fprintf(stderr, "dimd eval: unknown flag --%s\n", name);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (!ckpt) {
+        fprintf(stderr, "dimd eval: --checkpoint is required\n");
+        return CLI_EXIT_USAGE;
+    }
+    po.epochs = (int)epochs;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int nthreads = threads ? (int)threads : (cores > 0 ? (int)cores : 1);
+    struct dim_err err;
+    struct dim_model *m = NULL, *f = NULL;
+    if (dim_checkpoint_load(ckpt, &m, NULL, false, &err) != 0) {
+        fprintf(stderr, "dimd eval: %s\n", err.msg);
+        return CLI_EXIT_USAGE;
+    }
+    struct dim_dataset train = {0}, test = {0};
+    if (cli_load_dataset("eval", dataset, &train, &test) != 0) {
+        dim_model_free(m);
+        return CLI_EXIT_USAGE;
+    }
+    int status = CLI_EXIT_FAIL;
+    struct dimd_pool *pool = cli_threads_use(nthreads);
+    struct dim_preprocess pp;
+    cli_model_preprocess(m, &pp);
+    double acc[2][DIM_N_PROBE_TAPS];
+    if (cli_probe_model(m, &train, &test, &pp, &po, acc[0]) != 0)
+        goto out;
+    if (fresh) {
+        if (dim_model_create(&f, &m->cfg, false, &err) != 0) {
+            fprintf(stderr, "dimd eval: %s\n", err.msg);
+            goto out;
+        }
+        if (cli_probe_model(f, &train, &test, &pp, &po, acc[1]) != 0)
+            goto out;
+    }
+    if (json) {
+        json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:o}", "command", "eval", "dataset", dataset,
+                              "probe", dim_probe_kind_name(po.kind), "probe_epochs", po.epochs,
+                              "accuracy", taps_json(acc[0]));
+        if (fresh)
+            json_object_set_new(o, "fresh", taps_json(acc[1]));
+        char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6));
+        printf("%s\n", s);
+        free(s);
+        json_decref(o);
+    } else {
+        printf("%s probe on %s, test accuracy: conv %.4f  fc %.4f  y %.4f\n",
+               dim_probe_kind_name(po.kind), dataset, acc[0][0], acc[0][1], acc[0][2]);
+        if (fresh)
+            printf("fresh encoder, same protocol:       conv %.4f  fc %.4f  y %.4f\n",
+                   acc[1][0], acc[1][1], acc[1][2]);
+    }
+    status = 0;
+out:
+    cli_threads_release(pool);
+    dim_dataset_free(&train);
+    dim_dataset_free(&test);
+    dim_model_free(m);
+    dim_model_free(f);
+    return status;
+}
