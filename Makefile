@@ -19,7 +19,8 @@ SRV_LIBS   := $(shell pkg-config --libs $(SRV_PKGS) 2>/dev/null)
 WARN    := -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes -Wmissing-prototypes \
            -Wvla -Werror
 CFLAGS  ?= -O3 -g
-CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(WARN) -fno-math-errno
+CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(WARN) -fno-math-errno \
+           -fno-trapping-math
 LDLIBS  := -lm -lpthread
 
 ifeq ($(SAN),1)

@@ -1,6 +1,8 @@
 /* parallel.c - the per-thread pool hook. */
 #include "base/parallel.h"
 
+#include <string.h>
+
 static _Thread_local const struct dim_parallel *current;
 
 void dim_parallel_use(const struct dim_parallel *p)
@@ -17,4 +19,14 @@ void dim_parallel_for(size_t n, size_t grain, dim_range_fn fn, void *ctx)
         return;
     }
     current->run(current->pool, fn, ctx, n);
+}
+
+static void zero_range(void *ctx, size_t i0, size_t i1)
+{
+    memset((float *)ctx + i0, 0, sizeof(float) * (i1 - i0));
+}
+
+void dim_parallel_zero(float *p, size_t n)
+{
+    dim_parallel_for(n, 65536, zero_range, p);
 }

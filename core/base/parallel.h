@@ -31,4 +31,7 @@ void dim_parallel_use(const struct dim_parallel *p);
  * otherwise as one serial call fn(ctx, 0, n). */
 void dim_parallel_for(size_t n, size_t grain, dim_range_fn fn, void *ctx);
 
+/* Sets n floats to zero, split across the pool like any other loop. */
+void dim_parallel_zero(float *p, size_t n);
+
 #endif

@@ -52,7 +52,7 @@ void dim_minet_init_params(struct dim_minet *mi, struct dim_rng *rng)
 size_t dim_minet_ws_floats(const struct dim_minet *mi, size_t cap)
 {
     return nn_net_ws_floats(&mi->a, cap, true) + nn_net_ws_floats(&mi->s, cap, true) +
-           4 * cap * (size_t)mi->D + 2 * cap;
+           3 * cap * (size_t)mi->D + 2 * cap;
 }
 
 void dim_minet_ws_carve(const struct dim_minet *mi, struct dim_minet_ws *ws, float *slab,
@@ -66,9 +66,11 @@ void dim_minet_ws_carve(const struct dim_minet *mi, struct dim_minet_ws *ws, flo
     ws->pre = slab;
     ws->out = slab + cd;
     ws->dout = slab + 2 * cd;
-    ws->dpre = slab + 3 * cd;
-    ws->mean = slab + 4 * cd;
+    ws->mean = slab + 3 * cd;
     ws->rstd = ws->mean + cap;
+    /* both paths' output gradient is d pre: one buffer, which backward only reads */
+    ws->dpre = ws->a.dact[mi->a.n - 1];
+    ws->s.dact[mi->s.n - 1] = ws->dpre;
 }
 
 void dim_minet_forward(const struct dim_minet *mi, struct dim_minet_ws *ws, const float *x,
@@ -88,14 +90,10 @@ void dim_minet_forward(const struct dim_minet *mi, struct dim_minet_ws *ws, cons
 void dim_minet_backward(const struct dim_minet *mi, struct dim_minet_ws *ws, const float *x,
                         float *dx, size_t R)
 {
-    const size_t n = R * (size_t)mi->D;
-    memset(ws->dpre, 0, sizeof(float) * n);
+    nn_net_zero_dact(&mi->a, &ws->a, R); /* includes dpre, shared with the shortcut */
+    nn_net_zero_dact(&mi->s, &ws->s, R);
     nn_layernorm_backward(ws->dpre, mi->grads + mi->ln_g, mi->grads + mi->ln_b, ws->dout,
                           ws->pre, ws->mean, ws->rstd, mi->params + mi->ln_g, R, (size_t)mi->D);
-    nn_net_zero_dact(&mi->a, &ws->a, R);
-    nn_net_zero_dact(&mi->s, &ws->s, R);
-    memcpy(nn_net_dout(&mi->a, &ws->a), ws->dpre, sizeof(float) * n);
-    memcpy(nn_net_dout(&mi->s, &ws->s), ws->dpre, sizeof(float) * n);
     nn_net_backward(&mi->a, &ws->a, x, dx, R);
     nn_net_backward(&mi->s, &ws->s, x, dx, R);
 }

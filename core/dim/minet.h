@@ -26,7 +26,8 @@ struct dim_minet {
 
 struct dim_minet_ws {
     struct nn_net_ws a, s;
-    float *pre, *out, *dout, *dpre; /* (cap, D) */
+    float *pre, *out, *dout; /* (cap, D) */
+    float *dpre;             /* (cap, D): both paths' output gradient, one shared buffer */
     float *mean, *rstd;             /* (cap) */
 };
 

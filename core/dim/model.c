@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/parallel.h"
+
 void dim_config_default(struct dim_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -334,8 +336,8 @@ void dim_model_zero_grads(struct dim_model *m)
 {
     if (!m->training)
         return;
-    memset(m->main_grads, 0, sizeof(float) * m->n_main);
-    memset(m->prior_grads, 0, sizeof(float) * m->n_prior);
+    dim_parallel_zero(m->main_grads, m->n_main);
+    dim_parallel_zero(m->prior_grads, m->n_prior);
 }
 
 size_t dim_model_tap_size(const struct dim_model *m, enum dim_tap t)

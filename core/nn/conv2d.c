@@ -49,6 +49,18 @@ struct conv_job {
     size_t B;
 };
 
+/* Output columns ow whose input column ow*s - p + kj lies in [0, W): [*lo, *hi). */
+static void valid_cols(const struct nn_conv2d *cv, int kj, int *lo, int *hi)
+{
+    int off = kj - cv->p; /* iw = ow * s + off */
+    int a = off >= 0 ? 0 : (-off + cv->s - 1) / cv->s;
+    int b = cv->W - off <= 0 ? 0 : (cv->W - off + cv->s - 1) / cv->s;
+    *lo = a < cv->OW ? a : cv->OW;
+    *hi = b < cv->OW ? b : cv->OW;
+    if (*hi < *lo)
+        *hi = *lo;
+}
+
 /* col[(c*k + ki)*k + kj][b*OHW + oh*OW + ow] = in[b][c][oh*s - p + ki][ow*s - p + kj] or 0,
  * for column-matrix rows [r0, r1). */
 static void im2col_rows(void *ctx, size_t r0, size_t r1)
@@ -58,22 +70,27 @@ static void im2col_rows(void *ctx, size_t r0, size_t r1)
     const size_t ohw = (size_t)cv->OH * cv->OW, ncols = j->B * ohw, kk = (size_t)cv->k * cv->k;
     for (size_t r = r0; r < r1; r++) {
         const int c = (int)(r / kk), ki = (int)(r % kk) / cv->k, kj = (int)(r % kk) % cv->k;
+        const int s = cv->s, off = kj - cv->p;
+        int lo, hi;
+        valid_cols(cv, kj, &lo, &hi);
         float *row = j->dst + r * ncols;
         for (size_t b = 0; b < j->B; b++) {
             const float *src = j->src + (b * cv->C + c) * (size_t)cv->H * cv->W;
             float *dst = row + b * ohw;
             for (int oh = 0; oh < cv->OH; oh++) {
-                int ih = oh * cv->s - cv->p + ki;
+                int ih = oh * s - cv->p + ki;
                 float *d = dst + (size_t)oh * cv->OW;
                 if (ih < 0 || ih >= cv->H) {
                     memset(d, 0, sizeof(float) * cv->OW);
                     continue;
                 }
                 const float *srow = src + (size_t)ih * cv->W;
-                for (int ow = 0; ow < cv->OW; ow++) {
-                    int iw = ow * cv->s - cv->p + kj;
-                    d[ow] = (iw >= 0 && iw < cv->W) ? srow[iw] : 0.0f;
-                }
+                for (int ow = 0; ow < lo; ow++)
+                    d[ow] = 0.0f;
+                for (int ow = lo; ow < hi; ow++)
+                    d[ow] = srow[ow * s + off];
+                for (int ow = hi; ow < cv->OW; ow++)
+                    d[ow] = 0.0f;
             }
         }
     }
@@ -93,17 +110,17 @@ static void col2im_images(void *ctx, size_t b0, size_t b1)
                 for (int kj = 0; kj < cv->k; kj++) {
                     const float *src =
                         j->src + ((size_t)(c * cv->k + ki) * cv->k + kj) * ncols + b * ohw;
+                    const int st = cv->s, off = kj - cv->p;
+                    int lo, hi;
+                    valid_cols(cv, kj, &lo, &hi);
                     for (int oh = 0; oh < cv->OH; oh++) {
-                        int ih = oh * cv->s - cv->p + ki;
+                        int ih = oh * st - cv->p + ki;
                         if (ih < 0 || ih >= cv->H)
                             continue;
                         float *drow = dst + (size_t)ih * cv->W;
-                        const float *s = src + (size_t)oh * cv->OW;
-                        for (int ow = 0; ow < cv->OW; ow++) {
-                            int iw = ow * cv->s - cv->p + kj;
-                            if (iw >= 0 && iw < cv->W)
-                                drow[iw] += s[ow];
-                        }
+                        const float *sv = src + (size_t)oh * cv->OW;
+                        for (int ow = lo; ow < hi; ow++)
+                            drow[ow * st + off] += sv[ow];
                     }
                 }
         }

@@ -279,22 +279,12 @@ void nn_net_forward(const struct nn_net *net, struct nn_net_ws *ws, const float 
     }
 }
 
-struct zero_job {
-    float *p;
-};
-
-static void zero_range(void *ctx, size_t i0, size_t i1)
-{
-    memset(((struct zero_job *)ctx)->p + i0, 0, sizeof(float) * (i1 - i0));
-}
-
 void nn_net_zero_dact(const struct nn_net *net, struct nn_net_ws *ws, size_t B)
 {
     for (int i = 0; i < net->n; i++) {
         if (fused_bn_relu(net, i))
             continue;
-        struct zero_job z = {ws->dact[i]};
-        dim_parallel_for(B * nn_layer_out_size(&net->L[i]), 65536, zero_range, &z);
+        dim_parallel_zero(ws->dact[i], B * nn_layer_out_size(&net->L[i]));
     }
 }
 

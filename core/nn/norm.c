@@ -8,12 +8,13 @@
 #include "nn/norm.h"
 
 #include <math.h>
+#include <string.h>
 
 #include "base/parallel.h"
 
 /* Channels per task in the row-major (HW == 1) layout: the block's accumulators
  * stay in L1 while rows stream through. */
-#define BN_BLOCK 64
+#define BN_BLOCK 512
 
 struct bn {
     float *out, *relu, *din, *dgamma, *dbeta;
@@ -153,6 +154,17 @@ void nn_batchnorm_forward_infer(float *out, const float *in, const float *gamma,
     }
 }
 
+/* dy masked by the ReLU that follows (relu NULL: no mask) into d[0..n) */
+static inline void masked_dy(float *restrict d, const float *restrict dy,
+                             const float *restrict relu, size_t n)
+{
+    if (relu)
+        for (size_t i = 0; i < n; i++)
+            d[i] = dy[i] * (float)(relu[i] > 0.0f);
+    else
+        memcpy(d, dy, sizeof(float) * n);
+}
+
 /* Forward: y = gamma * xhat + beta, xhat = (x - mean) * invstd over M = B*HW samples.
  * Backward: dx = invstd / M * (M * dxhat - sum(dxhat) - xhat * sum(dxhat * xhat)),
  * dxhat = dy * gamma; dgamma = sum(dy * xhat), dbeta = sum(dy). */
@@ -163,14 +175,13 @@ static void bn_rows_bwd(void *ctx, size_t b0, size_t b1)
     for (size_t blk = b0; blk < b1; blk++) {
         const size_t c0 = blk * BN_BLOCK, nc = C - c0 < BN_BLOCK ? C - c0 : BN_BLOCK;
         const float *mu = p->cmean + c0, *is = p->cinvstd + c0;
-        float sdy[BN_BLOCK] = {0}, sdyx[BN_BLOCK] = {0};
+        float sdy[BN_BLOCK] = {0}, sdyx[BN_BLOCK] = {0}, d[BN_BLOCK];
         for (size_t b = 0; b < B; b++) {
-            const float *x = p->in + b * C + c0, *dy = p->dout + b * C + c0;
-            const float *r = p->relu ? p->relu + b * C + c0 : NULL;
+            const float *x = p->in + b * C + c0;
+            masked_dy(d, p->dout + b * C + c0, p->relu ? p->relu + b * C + c0 : NULL, nc);
             for (size_t c = 0; c < nc; c++) {
-                float d = r && !(r[c] > 0.0f) ? 0.0f : dy[c];
-                sdy[c] += d;
-                sdyx[c] += d * (x[c] - mu[c]) * is[c];
+                sdy[c] += d[c];
+                sdyx[c] += d[c] * (x[c] - mu[c]) * is[c];
             }
         }
         float k[BN_BLOCK], a[BN_BLOCK], bc[BN_BLOCK];
@@ -184,51 +195,56 @@ static void bn_rows_bwd(void *ctx, size_t b0, size_t b1)
         if (!p->din)
             continue;
         for (size_t b = 0; b < B; b++) {
-            const float *x = p->in + b * C + c0, *dy = p->dout + b * C + c0;
-            const float *r = p->relu ? p->relu + b * C + c0 : NULL;
+            const float *x = p->in + b * C + c0;
             float *dx = p->din + b * C + c0;
+            masked_dy(d, p->dout + b * C + c0, p->relu ? p->relu + b * C + c0 : NULL, nc);
             for (size_t c = 0; c < nc; c++) {
-                float d = r && !(r[c] > 0.0f) ? 0.0f : dy[c];
                 float xh = (x[c] - mu[c]) * is[c];
-                dx[c] += k[c] * (d - a[c] - xh * bc[c]);
+                dx[c] += k[c] * (d[c] - a[c] - xh * bc[c]);
             }
         }
     }
 }
+
+/* Plane pieces of at most this many values are masked at a time. */
+#define BN_PIECE 256
 
 static void bn_chan_bwd(void *ctx, size_t c0, size_t c1)
 {
     const struct bn *p = ctx;
     const size_t B = p->B, C = p->C, HW = p->HW;
     const double M = (double)(B * HW);
+    float d[BN_PIECE];
     for (size_t c = c0; c < c1; c++) {
         double sdy = 0.0, sdyx = 0.0;
         const float mu = p->cmean[c], is = p->cinvstd[c];
-        for (size_t b = 0; b < B; b++) {
-            const float *x = p->in + (b * C + c) * HW, *dy = p->dout + (b * C + c) * HW;
-            const float *r = p->relu ? p->relu + (b * C + c) * HW : NULL;
-            for (size_t i = 0; i < HW; i++) {
-                float d = r && !(r[i] > 0.0f) ? 0.0f : dy[i];
-                sdy += d;
-                sdyx += (double)d * (x[i] - mu) * is;
+        for (size_t b = 0; b < B; b++)
+            for (size_t i0 = 0; i0 < HW; i0 += BN_PIECE) {
+                const size_t off = (b * C + c) * HW + i0, n = HW - i0 < BN_PIECE ? HW - i0 : BN_PIECE;
+                const float *x = p->in + off;
+                masked_dy(d, p->dout + off, p->relu ? p->relu + off : NULL, n);
+                for (size_t i = 0; i < n; i++) {
+                    sdy += d[i];
+                    sdyx += (double)d[i] * (x[i] - mu) * is;
+                }
             }
-        }
         p->dgamma[c] += (float)sdyx;
         p->dbeta[c] += (float)sdy;
         if (!p->din)
             continue;
         const float k = p->gamma[c] * is;
         const float a = (float)(sdy / M), bcoef = (float)(sdyx / M);
-        for (size_t b = 0; b < B; b++) {
-            const float *x = p->in + (b * C + c) * HW, *dy = p->dout + (b * C + c) * HW;
-            const float *r = p->relu ? p->relu + (b * C + c) * HW : NULL;
-            float *dx = p->din + (b * C + c) * HW;
-            for (size_t i = 0; i < HW; i++) {
-                float d = r && !(r[i] > 0.0f) ? 0.0f : dy[i];
-                float xh = (x[i] - mu) * is;
-                dx[i] += k * (d - a - xh * bcoef);
+        for (size_t b = 0; b < B; b++)
+            for (size_t i0 = 0; i0 < HW; i0 += BN_PIECE) {
+                const size_t off = (b * C + c) * HW + i0, n = HW - i0 < BN_PIECE ? HW - i0 : BN_PIECE;
+                const float *x = p->in + off;
+                float *dx = p->din + off;
+                masked_dy(d, p->dout + off, p->relu ? p->relu + off : NULL, n);
+                for (size_t i = 0; i < n; i++) {
+                    float xh = (x[i] - mu) * is;
+                    dx[i] += k * (d[i] - a - xh * bcoef);
+                }
             }
-        }
     }
 }
 

@@ -17,6 +17,7 @@
 
 #include "base/blas.h"
 #include "dim/trainer.h"
+#include "dimfix.h"
 
 void *__real_malloc(size_t n);
 void *__real_calloc(size_t n, size_t m);
@@ -45,26 +46,11 @@ void *__wrap_realloc(void *p, size_t n)
     return __real_realloc(p, n);
 }
 
-static void make_dataset(struct dim_dataset *ds)
-{
-    memset(ds, 0, sizeof *ds);
-    ds->n = 48, ds->c = 1, ds->h = 28, ds->w = 28, ds->n_classes = 2;
-    ds->px = malloc(ds->n * 784);
-    ds->labels = calloc(ds->n, sizeof(uint16_t));
-    struct dim_rng r;
-    dim_rng_seed(&r, 2, 2);
-    for (size_t i = 0; i < ds->n * 784; i++)
-        ds->px[i] = (uint8_t)dim_rng_below(&r, 256);
-}
-
 static void test_counter_sees_core_allocations(void **state)
 {
     (void)state;
     size_t before = allocations;
-    struct dim_config cfg;
-    dim_config_default(&cfg);
-    cfg.preset = DIM_BASIC28;
-    cfg.mi_dim = 16;
+    struct dim_config cfg = dimfix_config(64, 16, 64);
     struct dim_model *m;
     struct dim_err err;
     assert_int_equal(dim_model_create(&m, &cfg, false, &err), 0);
@@ -76,14 +62,10 @@ static void test_training_steps_do_not_allocate(void **state)
 {
     (void)state;
     struct dim_dataset ds;
-    make_dataset(&ds);
+    dimfix_random_dataset(&ds, 48, 2, 2);
     const float weights[][3] = {{0, 1, 0.1f}, {1, 0, 1}, {0.5f, 0.1f, 0.1f}};
     for (size_t k = 0; k < 3; k++) {
-        struct dim_config cfg;
-        dim_config_default(&cfg);
-        cfg.preset = DIM_BASIC28;
-        cfg.mi_dim = 16;
-        cfg.batch = 8;
+        struct dim_config cfg = dimfix_config(64, 16, 8);
         cfg.alpha = weights[k][0], cfg.beta = weights[k][1], cfg.gamma = weights[k][2];
         cfg.estimator = (enum dim_estimator)k;
         struct dim_model *m;
@@ -101,8 +83,7 @@ static void test_training_steps_do_not_allocate(void **state)
         dim_trainer_free(t);
         dim_model_free(m);
     }
-    free(ds.px);
-    free(ds.labels);
+    dim_dataset_free(&ds);
 }
 
 static void test_forward_pass_does_not_allocate(void **state)

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "dim/probe.h"
+#include "dimfix.h"
 
 /* n points in dim dimensions: class k centred at +3 on axis k (k < classes), noise 1. */
 static void blobs(float *X, uint16_t *y, size_t n, size_t dim, int classes, uint64_t seed)
@@ -91,23 +92,12 @@ static void test_probe_rejects_bad_arguments(void **state)
 static void test_features_match_encoder(void **state)
 {
     (void)state;
-    struct dim_config cfg;
-    dim_config_default(&cfg);
-    cfg.preset = DIM_BASIC28;
-    cfg.mi_dim = 16;
+    struct dim_config cfg = dimfix_config(64, 16, 64);
     struct dim_model *m;
     struct dim_err err;
     assert_int_equal(dim_model_create(&m, &cfg, false, &err), 0);
-    struct dim_dataset ds = {0};
-    ds.n = 300, ds.c = 1, ds.h = 28, ds.w = 28, ds.n_classes = 3; /* > one 256-image chunk */
-    ds.px = malloc(ds.n * 784);
-    ds.labels = malloc(ds.n * sizeof(uint16_t));
-    struct dim_rng r;
-    dim_rng_seed(&r, 4, 4);
-    for (size_t i = 0; i < ds.n * 784; i++)
-        ds.px[i] = (uint8_t)dim_rng_below(&r, 256);
-    for (size_t i = 0; i < ds.n; i++)
-        ds.labels[i] = (uint16_t)(i % 3);
+    struct dim_dataset ds;
+    dimfix_random_dataset(&ds, 300, 3, 4); /* more than one 256-image extraction chunk */
     struct dim_preprocess pp = {1, 28, 28, 0, 0};
     struct dim_features f;
     assert_int_equal(dim_features_extract(m, &ds, &pp, &f, &err), 0);
@@ -131,8 +121,7 @@ static void test_features_match_encoder(void **state)
     dim_encode_ws_free(&ws);
     dim_features_free(&f);
     dim_model_free(m);
-    free(ds.px);
-    free(ds.labels);
+    dim_dataset_free(&ds);
 }
 
 int main(void)

@@ -24,6 +24,7 @@
 #include "nn/adam.h"
 #include "nn/conv2d.h"
 #include "nn/norm.h"
+#include "dimfix.h"
 #include "server/pool.h"
 
 static float *rnd(size_t n, uint64_t seed)
@@ -170,20 +171,9 @@ struct run {
 
 static void train_three_steps(struct dimd_pool *pool, struct run *out)
 {
-    struct dim_dataset ds = {0};
-    ds.n = 40, ds.c = 1, ds.h = 28, ds.w = 28, ds.n_classes = 2;
-    ds.px = malloc(ds.n * 784);
-    ds.labels = calloc(ds.n, sizeof(uint16_t));
-    struct dim_rng r;
-    dim_rng_seed(&r, 9, 9);
-    for (size_t i = 0; i < ds.n * 784; i++)
-        ds.px[i] = (uint8_t)dim_rng_below(&r, 256);
-    struct dim_config cfg;
-    dim_config_default(&cfg);
-    cfg.preset = DIM_BASIC28;
-    cfg.mi_dim = 32;
-    cfg.y_dim = 16;
-    cfg.batch = 8;
+    struct dim_dataset ds;
+    dimfix_random_dataset(&ds, 40, 2, 9);
+    struct dim_config cfg = dimfix_config(16, 32, 8);
     cfg.alpha = 0.5f;
     cfg.beta = 1.0f;
     cfg.gamma = 0.1f;
@@ -206,8 +196,7 @@ static void train_three_steps(struct dimd_pool *pool, struct run *out)
     out->grads = copy(m->main_grads, m->n_main);
     dim_trainer_free(t);
     dim_model_free(m);
-    free(ds.px);
-    free(ds.labels);
+    dim_dataset_free(&ds);
 }
 
 /* With a pool, large matrix products are split by rows or columns of C, and
