@@ -8,6 +8,7 @@
 # SAN=1 builds into build-san/ with AddressSanitizer + UndefinedBehaviorSanitizer.
 
 CC      ?= cc
+MAKEFLAGS += --no-print-directory
 SAN     ?= 0
 PKGS    := openblas libpng zlib libjpeg
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
