@@ -285,6 +285,16 @@ cp "$T/out" "$T/train.out"
 PROGRESS="^step (5|10|15|20)/20 epoch 0 local $NUM prior $NUM disc $NUM total $NUM \| $NUM img/s ETA"
 check "train: a progress line every 5 steps" "$(grep '^step ' "$T/train.out" | tr '\n' '|')" \
     '[ "$(grep -cE "$PROGRESS" "$T/train.out")" -eq 4 ] && [ "$(grep -c "^step " "$T/train.out")" -eq 4 ]'
+# On a terminal the step lines become one progress bar redrawn with carriage returns.
+if command -v script >/dev/null 2>&1; then
+    # shellcheck disable=SC2086
+    script -qec "$DIMD train $TRAIN --steps 4 --log_every 2 --probe none" /dev/null \
+        >"$T/tty.out" 2>&1 </dev/null
+    check "train on a terminal: a progress bar instead of step lines" \
+        "$(tr '\r' '|' <"$T/tty.out" | head -c 300)" \
+        'grep -q "\[###############\.*\] 2/4" "$T/tty.out" && grep -q "\] 4/4" "$T/tty.out" &&
+         ! grep -q "^step " "$T/tty.out"'
+fi
 check "train: probe table for trained and fresh encoder" "missing" \
     'grep -q "^  trained encoder" "$T/train.out" && grep -q "^  fresh encoder" "$T/train.out"'
 J=$(last_line)
