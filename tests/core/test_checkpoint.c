@@ -26,6 +26,7 @@
 #include "dim/model.h"
 #include "dim/trainer.h"
 #include "fixtures.h"
+#include "dimfix.h"
 #include "gradcheck.h"
 
 /* Byte offsets of header fields (checkpoint.h's layout). */
@@ -127,16 +128,10 @@ static void put_u64(uint8_t *p, uint64_t v)
 
 static struct dim_config small_config(uint64_t seed)
 {
-    struct dim_config c;
-    dim_config_default(&c);
-    c.preset = DIM_BASIC28;
-    c.in_c = 1;
-    c.y_dim = 6;
-    c.mi_dim = 8;
+    struct dim_config c = dimfix_config(6, 8, 4);
     c.alpha = 0.5f; /* every net present: encoder, local MI nets, global critic, prior */
     c.beta = 0.5f;
     c.gamma = 0.1f;
-    c.batch = 4;
     c.lr = 1e-3f;
     c.seed = seed;
     return c;

@@ -43,6 +43,7 @@
 #include "dim/estimator.h"
 #include "dim/model.h"
 #include "dim/trainer.h"
+#include "dimfix.h"
 #include "gradcheck.h"
 #include "nn/activation.h"
 
@@ -237,17 +238,11 @@ struct fx {
 
 static struct dim_config tiny_config(enum dim_estimator e, float alpha, float beta, float gamma)
 {
-    struct dim_config c;
-    dim_config_default(&c);
-    c.preset = DIM_BASIC28;
-    c.in_c = 1;
-    c.y_dim = 6;
-    c.mi_dim = 8;
+    struct dim_config c = dimfix_config(6, 8, 4);
     c.estimator = e;
     c.alpha = alpha;
     c.beta = beta;
     c.gamma = gamma;
-    c.batch = 4;
     c.seed = 3;
     return c;
 }
