@@ -12,9 +12,6 @@
 #include "base/parallel.h"
 #include "nn/activation.h"
 
-/* Rows handled at most: the largest batch dim_config_validate accepts. */
-#define MAX_ROWS 4096
-
 const char *dim_estimator_name(enum dim_estimator e)
 {
     switch (e) {
@@ -180,9 +177,9 @@ static void dv_rows_grad(void *ctx, size_t i0, size_t i1)
 double dim_estimator_loss(enum dim_estimator e, float *du, const float *u, size_t N, size_t L,
                           float weight)
 {
-    if (N < 2 || N > MAX_ROWS || L < 1)
+    if (N < 2 || N > DIM_BATCH_MAX || L < 1)
         return NAN;
-    double row[MAX_ROWS], rmax[MAX_ROWS], rsum[MAX_ROWS];
+    double row[DIM_BATCH_MAX], rmax[DIM_BATCH_MAX], rsum[DIM_BATCH_MAX];
     struct est_job j = {du, u, N, L, weight, (double)(N * L), (double)(N * (N - 1) * L),
                         row, rmax, rsum, 0.0};
     double loss = 0.0;

@@ -19,13 +19,17 @@
 
 enum dim_estimator { DIM_JSD = 0, DIM_NCE = 1, DIM_DV = 2 };
 
+/* The largest batch (N) the estimators handle, and so the largest batch a config
+ * accepts: per-row partial sums live on the stack. */
+#define DIM_BATCH_MAX 4096
+
 /* "jsd", "nce", "dv" */
 const char *dim_estimator_name(enum dim_estimator e);
 /* Parses a name; returns 0 or -1 when unknown. */
 int dim_estimator_parse(const char *name, enum dim_estimator *out);
 
 /* Returns the loss (unweighted) and writes du = weight * d loss / d u (overwrites).
- * N in [2, 4096] (the largest batch a config accepts), L >= 1; NaN otherwise.
+ * N in [2, DIM_BATCH_MAX], L >= 1; NaN otherwise.
  * Rows are split across the calling thread's pool (base/parallel.h) with the
  * same result as a serial run. */
 double dim_estimator_loss(enum dim_estimator e, float *du, const float *u, size_t N, size_t L,

@@ -24,7 +24,7 @@ const struct dim_hparam dim_hparams[] = {
     HP("adam_beta1", DIM_HP_FLOAT, adam_beta1, 0, 0.999999, "Adam beta1"),
     HP("adam_beta2", DIM_HP_FLOAT, adam_beta2, 0, 0.9999999, "Adam beta2"),
     HP("adam_eps", DIM_HP_FLOAT, adam_eps, 1e-30, 1, "Adam epsilon"),
-    HP("batch", DIM_HP_U32, batch, 2, 4096, "images per step (all-pairs negatives)"),
+    HP("batch", DIM_HP_U32, batch, 2, DIM_BATCH_MAX, "images per step (all-pairs negatives)"),
     /* seeds stop at 2^53 - 1 so that JSON clients (JavaScript numbers) keep them exact */
     HP("seed", DIM_HP_U64, seed, 0, 9007199254740991.0, "seed of initialisation and data order"),
 };

@@ -104,9 +104,9 @@ int dim_config_validate(const struct dim_config *c, struct dim_err *err)
                         (double)c->adam_beta1, (double)c->adam_beta2);
     if (!finite_in(c->adam_eps, 1e-30f, 1.0f))
         return dim_fail(err, DIM_EINVAL, "adam_eps %g must be in (0, 1]", (double)c->adam_eps);
-    if (c->batch < 2 || c->batch > 4096)
-        return dim_fail(err, DIM_EINVAL, "batch %u must be in [2, 4096] (negatives need 2)",
-                        c->batch);
+    if (c->batch < 2 || c->batch > DIM_BATCH_MAX)
+        return dim_fail(err, DIM_EINVAL, "batch %u must be in [2, %d] (negatives need 2)",
+                        c->batch, DIM_BATCH_MAX);
     return 0;
 }
 

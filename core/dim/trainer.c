@@ -356,10 +356,34 @@ static double prior_disc_grads(struct dim_trainer *t)
     return loss / (double)B;
 }
 
+/* Finiteness of n floats, checked in FINITE_PARTS fixed parts across the pool; each
+ * part writes only its own flag. */
+#define FINITE_PARTS 64
+
+struct finite_job {
+    const float *p;
+    size_t n;
+    bool ok[FINITE_PARTS];
+};
+
+static void finite_parts(void *ctx, size_t k0, size_t k1)
+{
+    struct finite_job *j = ctx;
+    for (size_t k = k0; k < k1; k++) {
+        size_t b = j->n * k / FINITE_PARTS, e = j->n * (k + 1) / FINITE_PARTS;
+        bool ok = true;
+        for (size_t i = b; i < e; i++)
+            ok &= isfinite(j->p[i]) != 0;
+        j->ok[k] = ok;
+    }
+}
+
 static bool all_finite(const float *p, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(p[i]))
+    struct finite_job j = {.p = p, .n = n};
+    dim_parallel_for(FINITE_PARTS, n < (1u << 16) ? FINITE_PARTS : 1, finite_parts, &j);
+    for (size_t k = 0; k < FINITE_PARTS; k++)
+        if (!j.ok[k])
             return false;
     return true;
 }
@@ -387,7 +411,7 @@ int dim_trainer_step(struct dim_trainer *t, struct dim_losses *ls, struct dim_er
     if (m->has_prior) {
         ls->prior_disc = prior_disc_grads(t);
         if (!isfinite(ls->prior_disc) || !all_finite(m->prior_grads, m->n_prior))
-            return dim_fail(err, DIM_ENONFINITE, "prior discriminator loss is not finite at step %llu",
+            return dim_fail(err, DIM_ENONFINITE, "prior discriminator loss or gradient is not finite at step %llu",
                             (unsigned long long)t->pr.step);
     }
     nn_adam_update(&m->opt_main, m->main_params, m->main_grads, m->main_m, m->main_v, m->n_main);
