@@ -22,11 +22,13 @@ int cli_train(int argc, char **argv);
 int cli_encode(int argc, char **argv);
 int cli_eval(int argc, char **argv);
 
-/* One "--name value" or "--name=value" flag from argv, at index *i.
- * Returns 1 and sets *name and *value (value NULL for a bare flag when takes_value is
- * false), 0 when argv[*i] is not a flag (a positional), -1 on a malformed flag. */
+/* One "--name value" or "--name=value" flag from argv, at index *i. A flag takes
+ * the next argument as its value when its name is in with_value (NULL-terminated)
+ * or, with hparams, is a hyperparameter (dim/hparams.h); any other is a bare flag.
+ * Returns 1 and sets *name and *value (NULL for a bare flag), 0 when argv[*i] is
+ * not a flag (a positional), -1 when a flag's value is missing. */
 int cli_next_flag(int argc, char **argv, int *i, const char **name, const char **value,
-                  bool (*takes_value)(const char *name));
+                  const char *const *with_value, bool hparams);
 
 /* Parses unsigned / double flag values; print "dimd CMD: --NAME ..." and return -1 on error. */
 int cli_parse_u64(const char *cmd, const char *name, const char *v, uint64_t lo, uint64_t hi,

@@ -3,6 +3,7 @@
 
 #include "base/blas.h"
 #include "base/parallel.h"
+#include "dim/hparams.h"
 #include "server/pool.h"
 
 #include <errno.h>
@@ -20,7 +21,7 @@ double cli_now(void)
 }
 
 int cli_next_flag(int argc, char **argv, int *i, const char **name, const char **value,
-                  bool (*takes_value)(const char *name))
+                  const char *const *with_value, bool hparams)
 {
     static char buf[128];
     const char *a = argv[*i];
@@ -42,7 +43,10 @@ int cli_next_flag(int argc, char **argv, int *i, const char **name, const char *
     *name = a;
     *value = NULL;
     (*i)++;
-    if (takes_value(a)) {
+    bool takes_value = hparams && dim_hparam_find(a) != NULL;
+    for (const char *const *w = with_value; *w && !takes_value; w++)
+        takes_value = strcmp(a, *w) == 0;
+    if (takes_value) {
         if (*i >= argc)
             return -1;
         *value = argv[(*i)++];
@@ -72,8 +76,7 @@ int cli_parse_double(const char *cmd, const char *name, const char *v, double lo
     errno = 0;
     double x = strtod(v, &end);
     if (!*v || *end || errno || !isfinite(x) || x < lo || x > hi) {
-        fprintf(stderr, "dimd %s: --%s '%s' must be a number in [%g, %g]\n", cmd, name, v, lo,
-                hi);
+        fprintf(stderr, "dimd %s: --%s '%s' must be a number in [%g, %g]\n", cmd, name, v, lo, hi);
         return -1;
     }
     *out = x;

@@ -12,14 +12,7 @@
 
 /* Flags of encode and eval followed by a value; an unknown flag takes none, so it is
  * reported as unknown. */
-static bool encode_takes_value(const char *name)
-{
-    static const char *const with_value[] = {"checkpoint", "tap", "max_pixels"};
-    for (size_t i = 0; i < sizeof with_value / sizeof with_value[0]; i++)
-        if (strcmp(name, with_value[i]) == 0)
-            return true;
-    return false;
-}
+static const char *const encode_with_value[] = {"checkpoint", "tap", "max_pixels", NULL};
 
 int cli_encode(int argc, char **argv)
 {
@@ -29,7 +22,7 @@ int cli_encode(int argc, char **argv)
     int i = 2, first_file = -1;
     while (i < argc) {
         const char *name, *val;
-        int r = cli_next_flag(argc, argv, &i, &name, &val, encode_takes_value);
+        int r = cli_next_flag(argc, argv, &i, &name, &val, encode_with_value, false);
         if (r == 0) {
             first_file = i;
             break;
@@ -109,8 +102,8 @@ int cli_encode(int argc, char **argv)
             }
             json_array_append_new(emb, json_real(v));
         }
-        json_t *o = json_pack("{s:s, s:s, s:I, s:o}", "file", argv[i], "tap",
-                              dim_tap_name(tap), "dim", (json_int_t)dim, "embedding", emb);
+        json_t *o = json_pack("{s:s, s:s, s:I, s:o}", "file", argv[i], "tap", dim_tap_name(tap),
+                              "dim", (json_int_t)dim, "embedding", emb);
         char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9));
         printf("%s\n", s);
         free(s);

@@ -10,15 +10,8 @@
 #include "dim/checkpoint.h"
 #include "server/cli.h"
 
-static bool eval_takes_value(const char *name)
-{
-    static const char *const with_value[] = {"checkpoint", "dataset", "probe", "threads",
-                                             "probe_epochs"};
-    for (size_t i = 0; i < sizeof with_value / sizeof with_value[0]; i++)
-        if (strcmp(name, with_value[i]) == 0)
-            return true;
-    return false;
-}
+static const char *const eval_with_value[] = {"checkpoint", "dataset",      "probe",
+                                              "threads",    "probe_epochs", NULL};
 
 static json_t *taps_json(const double acc[DIM_N_PROBE_TAPS])
 {
@@ -35,7 +28,7 @@ int cli_eval(int argc, char **argv)
     int i = 2;
     while (i < argc) {
         const char *name, *val;
-        int r = cli_next_flag(argc, argv, &i, &name, &val, eval_takes_value);
+        int r = cli_next_flag(argc, argv, &i, &name, &val, eval_with_value, false);
         if (r <= 0) {
             fprintf(stderr, "dimd eval: %s '%s'\n",
                     r == 0 ? "unexpected argument" : "flag needs a value",
@@ -123,8 +116,8 @@ int cli_eval(int argc, char **argv)
         printf("%s probe on %s, test accuracy: conv %.4f  fc %.4f  y %.4f\n",
                dim_probe_kind_name(po.kind), dataset, acc[0][0], acc[0][1], acc[0][2]);
         if (fresh)
-            printf("fresh encoder, same protocol:       conv %.4f  fc %.4f  y %.4f\n",
-                   acc[1][0], acc[1][1], acc[1][2]);
+            printf("fresh encoder, same protocol:       conv %.4f  fc %.4f  y %.4f\n", acc[1][0],
+                   acc[1][1], acc[1][2]);
     }
     status = 0;
 out:

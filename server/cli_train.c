@@ -33,36 +33,30 @@ static void on_sigint(int sig)
 }
 
 /* Flags followed by a value; an unknown flag takes none, so it is reported as unknown. */
-static bool train_takes_value(const char *name)
-{
-    static const char *const with_value[] = {"dataset",      "out",       "resume",  "epochs",
-                                             "steps",        "log_every", "threads", "random_crop",
-                                             "probe_epochs", "probe"};
-    for (size_t i = 0; i < sizeof with_value / sizeof with_value[0]; i++)
-        if (strcmp(name, with_value[i]) == 0)
-            return true;
-    return dim_hparam_find(name) != NULL;
-}
+static const char *const train_with_value[] = {
+    "dataset", "out",         "resume",       "epochs", "steps", "log_every",
+    "threads", "random_crop", "probe_epochs", "probe",  NULL};
 
 static void train_usage(FILE *f)
 {
     struct dim_config d;
     dim_config_default(&d);
-    fprintf(f, "usage: dimd train [flags]\n\nRun:\n"
-               "  --dataset NAME|DIR   fashion-mnist (default), an IDX or CIFAR-10 directory, or an "
-               "image folder\n"
-               "  --epochs X           passes over the training set (default 1)\n"
-               "  --steps N            steps to run instead of --epochs\n"
-               "  --out PATH           write the checkpoint here at the end\n"
-               "  --resume PATH        continue from a checkpoint (its hyperparameters apply)\n"
-               "  --threads N          BLAS threads (default: online cores)\n"
-               "  --log_every N        steps between progress lines (default 50)\n"
-               "  --random_crop N      augmentation: pad N pixels and crop back at random\n"
-               "  --random_flip        augmentation: random horizontal flips\n"
-               "  --probe linear|mlp|none  probe after training (default linear)\n"
-               "  --probe_epochs N     probe training epochs (default 20)\n"
-               "  --json               end with one JSON object holding every final figure\n"
-               "\nHyperparameters (same names as the service's job JSON):\n");
+    fprintf(f,
+            "usage: dimd train [flags]\n\nRun:\n"
+            "  --dataset NAME|DIR   fashion-mnist (default), an IDX or CIFAR-10 directory, or an "
+            "image folder\n"
+            "  --epochs X           passes over the training set (default 1)\n"
+            "  --steps N            steps to run instead of --epochs\n"
+            "  --out PATH           write the checkpoint here at the end\n"
+            "  --resume PATH        continue from a checkpoint (its hyperparameters apply)\n"
+            "  --threads N          BLAS threads (default: online cores)\n"
+            "  --log_every N        steps between progress lines (default 50)\n"
+            "  --random_crop N      augmentation: pad N pixels and crop back at random\n"
+            "  --random_flip        augmentation: random horizontal flips\n"
+            "  --probe linear|mlp|none  probe after training (default linear)\n"
+            "  --probe_epochs N     probe training epochs (default 20)\n"
+            "  --json               end with one JSON object holding every final figure\n"
+            "\nHyperparameters (same names as the service's job JSON):\n");
     for (size_t i = 0; i < dim_n_hparams; i++) {
         char v[64];
         dim_hparam_format(&d, &dim_hparams[i], v, sizeof v);
@@ -85,7 +79,7 @@ static int parse_train(int argc, char **argv, struct train_opts *o)
     int i = 2;
     while (i < argc) {
         const char *name, *val;
-        int r = cli_next_flag(argc, argv, &i, &name, &val, train_takes_value);
+        int r = cli_next_flag(argc, argv, &i, &name, &val, train_with_value, true);
         if (r == 0) {
             fprintf(stderr, "dimd train: unexpected argument '%s'\n", argv[i]);
             return CLI_EXIT_USAGE;
@@ -187,9 +181,8 @@ static void format_eta(char *buf, size_t n, double s)
         snprintf(buf, n, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
 }
 
-static void print_progress(const struct dim_model *m, uint64_t step, uint64_t total,
-                           uint64_t epoch, const struct dim_losses *l, double ips, double eta,
-                           bool tty)
+static void print_progress(const struct dim_model *m, uint64_t step, uint64_t total, uint64_t epoch,
+                           const struct dim_losses *l, double ips, double eta, bool tty)
 {
     char terms[256], e[32];
     int k = 0;
@@ -270,8 +263,10 @@ int cli_train(int argc, char **argv)
         return rc == 1 ? 0 : rc;
     struct dim_err err;
     if (o.resume && o.hparam_flag) {
-        fprintf(stderr, "dimd train: --%s cannot be combined with --resume: a resumed run keeps "
-                        "its checkpoint's hyperparameters\n", o.hparam_flag);
+        fprintf(stderr,
+                "dimd train: --%s cannot be combined with --resume: a resumed run keeps "
+                "its checkpoint's hyperparameters\n",
+                o.hparam_flag);
         return CLI_EXIT_USAGE;
     }
     if (!o.resume) { /* refuse a bad configuration before spending time on the data */
@@ -321,8 +316,9 @@ int cli_train(int argc, char **argv)
     dim_trainer_progress(tr, &prog);
     const uint64_t first = prog.step;
     if (first >= total) {
-        fprintf(stderr, "dimd train: the checkpoint is at step %llu; --steps/--epochs ask for %llu "
-                        "steps in all, so nothing is left to run\n",
+        fprintf(stderr,
+                "dimd train: the checkpoint is at step %llu; --steps/--epochs ask for %llu "
+                "steps in all, so nothing is left to run\n",
                 (unsigned long long)first, (unsigned long long)total);
         status = CLI_EXIT_USAGE;
         goto out;
@@ -399,8 +395,7 @@ int cli_train(int argc, char **argv)
         printf("%s probe, test accuracy     conv     fc       y\n", dim_probe_kind_name(po.kind));
         const char *who[2] = {"trained encoder", "fresh encoder  "};
         for (int k = 0; k < 2; k++)
-            printf("  %s            %.4f   %.4f   %.4f\n", who[k], acc[k][0], acc[k][1],
-                   acc[k][2]);
+            printf("  %s            %.4f   %.4f   %.4f\n", who[k], acc[k][0], acc[k][1], acc[k][2]);
     }
     if (o.json) {
         json_t *j = json_object();
