@@ -13,7 +13,7 @@ SAN     ?= 0
 PKGS    := openblas libpng zlib libjpeg
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-SRV_PKGS   := jansson
+SRV_PKGS   := jansson libmicrohttpd sqlite3 libuv
 SRV_CFLAGS := $(shell pkg-config --cflags $(SRV_PKGS) 2>/dev/null)
 SRV_LIBS   := $(shell pkg-config --libs $(SRV_PKGS) 2>/dev/null)
 
@@ -25,18 +25,21 @@ CFLAGS  += -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(WARN) -fno-mat
 LDLIBS  := -lm -lpthread
 
 ifeq ($(SAN),1)
-BUILD   := build-san
+BUILD   ?= build-san
 CFLAGS  += -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=address,undefined
 else
-BUILD   := build
+BUILD   ?= build
 endif
 
 CORE_SRC := $(sort $(wildcard core/*/*.c))
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
 CORE_LIB := $(BUILD)/libdimcore.a
 APP_SRC  := $(sort $(wildcard server/*.c api/*.c))
-APP_OBJ  := $(APP_SRC:%.c=$(BUILD)/%.o)
+# Files compiled into the binary: migrations, the API document (server/embed.h).
+EMBED_SRC := $(sort $(wildcard migrations/*.sql)) openapi.yaml
+EMBED_OBJ := $(BUILD)/gen/embedded.o
+APP_OBJ  := $(APP_SRC:%.c=$(BUILD)/%.o) $(EMBED_OBJ)
 DIMD     := $(BUILD)/dimd
 
 TEST_SUPPORT_SRC := $(sort $(wildcard tests/support/*.c))
@@ -46,7 +49,7 @@ SERVER_TEST_SRC := $(sort $(wildcard tests/server/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/core/%.c=$(BUILD)/tests/%) \
             $(SERVER_TEST_SRC:tests/server/%.c=$(BUILD)/tests/%)
 SERVER_LIB_OBJ := $(filter-out $(BUILD)/server/main.o,$(APP_OBJ))
-CLI_TESTS := tests/cli/test_cli.sh
+CLI_TESTS := tests/cli/test_cli.sh tests/api/test_api.sh
 MAKE_PNG  := $(BUILD)/tests/cli/make_png
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
@@ -65,6 +68,13 @@ $(BUILD)/server/%.o $(BUILD)/api/%.o: CFLAGS += $(SRV_CFLAGS)
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Icore -I. $(PKG_CFLAGS) $(SRV_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/gen/embedded.c: $(EMBED_SRC) scripts/embed.sh
+	@mkdir -p $(dir $@)
+	scripts/embed.sh $@ $(EMBED_SRC)
+
+$(EMBED_OBJ): $(BUILD)/gen/embedded.c
+	$(CC) $(CFLAGS) -I. -c $< -o $@
 
 $(CORE_LIB): $(CORE_OBJ)
 	@rm -f $@
@@ -88,11 +98,11 @@ $(BUILD)/tests/%: tests/server/%.c $(TEST_SUPPORT_OBJ) $(SERVER_LIB_OBJ) $(CORE_
 	    $(TEST_SUPPORT_OBJ) $(SERVER_LIB_OBJ) $(CORE_LIB) $(LDFLAGS) $(SRV_LIBS) $(PKG_LIBS) \
 	    -lcmocka $(LDLIBS)
 
-# Benchmarks measure the product's configuration: core plus the server's thread pool.
-$(BUILD)/bench/%: bench/%.c $(BUILD)/server/pool.o $(CORE_LIB)
+# Benchmarks measure the product's configuration: core plus the server's pieces.
+$(BUILD)/bench/%: bench/%.c $(SERVER_LIB_OBJ) $(CORE_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Icore -I. $(PKG_CFLAGS) -MMD -MP -o $@ $< $(BUILD)/server/pool.o $(CORE_LIB) \
-	    $(LDFLAGS) $(PKG_LIBS) $(LDLIBS)
+	$(CC) $(CFLAGS) -Icore -I. $(PKG_CFLAGS) $(SRV_CFLAGS) -MMD -MP -o $@ $< $(SERVER_LIB_OBJ) \
+	    $(CORE_LIB) $(LDFLAGS) $(SRV_LIBS) $(PKG_LIBS) $(LDLIBS)
 
 # PNG writer for the CLI tests (tests/cli/test_cli.sh finds it next to dimd).
 $(MAKE_PNG): tests/cli/make_png.c
@@ -129,6 +139,8 @@ bench: deps
 	$(MAKE) $(BENCH_BIN) $(DIMD)
 	@mkdir -p build
 	$(BUILD)/bench/bench_train --json build/bench.json
+	$(BUILD)/bench/bench_store --json build/bench-store.json
+	/usr/bin/python3 bench/bench_serve.py $(DIMD) --json build/bench-serve.json
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -197,7 +197,7 @@ int main(int argc, char **argv)
         fprintf(f,
                 "{\"train\":{\"preset\":\"basic32x32\",\"mi_dim\":%d,\"batch\":%u,\"threads\":%d,"
                 "\"pool\":%s,\"rounds\":%d,\"steps_per_round\":%d,\"step_ms\":%.3f,"
-                "\"images_per_sec\":%.2f,\"gflop_per_step\":%.4f,\"achieved_gflops\":%.2f,"
+                "\"images_per_second\":%.2f,\"gflop_per_step\":%.4f,\"achieved_gflops\":%.2f,"
                 "\"sgemm_gflops\":%.2f,\"sgemm_gflops_min\":%.2f,\"sgemm_gflops_max\":%.2f,"
                 "\"ratio\":%.4f,\"best_step_gflops\":%.2f,\"best_sgemm_gflops\":%.2f,"
                 "\"best_ratio\":%.4f,\"target_ratio\":0.6,\"peak_rss_mib\":%.1f}}\n",

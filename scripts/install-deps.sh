@@ -4,7 +4,7 @@
 set -eu
 PKGS="build-essential pkg-config libopenblas-pthread-dev libmicrohttpd-dev libjansson-dev \
 libsqlite3-dev libuv1-dev libcmocka-dev libpng-dev libjpeg62-turbo-dev zlib1g-dev \
-dataset-fashion-mnist"
+dataset-fashion-mnist curl python3 python3-yaml"
 missing=""
 for p in $PKGS; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then

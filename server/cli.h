@@ -1,4 +1,4 @@
-/* cli.h - the command-line front of the dimd binary: dimd train | encode | eval.
+/* cli.h - the command-line front of the dimd binary: dimd serve | routes | train | encode | eval.
  *
  * Each command parses its flags, prints a one-line error naming the problem and
  * returns exit status 2 on bad input; 1 on a runtime failure; 0 on success.
@@ -21,6 +21,8 @@
 int cli_train(int argc, char **argv);
 int cli_encode(int argc, char **argv);
 int cli_eval(int argc, char **argv);
+int cli_serve(int argc, char **argv);  /* server/serve.c */
+int cli_routes(int argc, char **argv); /* server/serve.c */
 
 /* One "--name value" or "--name=value" flag from argv, at index *i. A flag takes
  * the next argument as its value when its name is in with_value (NULL-terminated)

@@ -12,6 +12,7 @@
 #include "dim/hparams.h"
 #include "dim/trainer.h"
 #include "server/cli.h"
+#include "server/jobspec.h"
 
 struct train_opts {
     struct dim_config cfg;
@@ -233,28 +234,6 @@ static json_t *taps_json(const double acc[DIM_N_PROBE_TAPS])
     return o;
 }
 
-static json_t *hparams_json(const struct dim_config *c)
-{
-    json_t *o = json_object();
-    for (size_t i = 0; i < dim_n_hparams; i++) {
-        const struct dim_hparam *h = &dim_hparams[i];
-        if (h->type == DIM_HP_PRESET || h->type == DIM_HP_ESTIMATOR) {
-            char v[64];
-            dim_hparam_format(c, h, v, sizeof v);
-            json_object_set_new(o, h->name, json_string(v));
-        } else if (h->type == DIM_HP_FLOAT) {
-            json_object_set_new(o, h->name, json_real(dim_hparam_get_number(c, h)));
-        } else if (h->type == DIM_HP_U64) { /* exact: a double loses bits above 2^53 */
-            uint64_t v;
-            memcpy(&v, (const char *)c + h->offset, sizeof v);
-            json_object_set_new(o, h->name, json_integer((json_int_t)v));
-        } else {
-            json_object_set_new(o, h->name, json_integer((json_int_t)dim_hparam_get_number(c, h)));
-        }
-    }
-    return o;
-}
-
 int cli_train(int argc, char **argv)
 {
     struct train_opts o;
@@ -401,12 +380,12 @@ int cli_train(int argc, char **argv)
         json_t *j = json_object();
         json_object_set_new(j, "command", json_string("train"));
         json_object_set_new(j, "dataset", json_string(o.dataset));
-        json_object_set_new(j, "hparams", hparams_json(&m->cfg));
+        json_object_set_new(j, "hparams", jobspec_hparams_json(&m->cfg));
         json_object_set_new(j, "steps", json_integer((json_int_t)prog.step));
         json_object_set_new(j, "steps_this_run", json_integer((json_int_t)done));
         json_object_set_new(j, "epochs", json_real((double)prog.step / (double)spe));
         json_object_set_new(j, "train_seconds", json_real(train_seconds));
-        json_object_set_new(j, "images_per_sec", json_real(ips));
+        json_object_set_new(j, "images_per_second", json_real(ips));
         json_object_set_new(j, "final_losses", losses_json(m, &mean));
         json_object_set_new(j, "final_losses_window", json_integer((json_int_t)last.n));
         if (o.out)

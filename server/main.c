@@ -2,14 +2,15 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "api/api.h"
 #include "server/cli.h"
-
-#define DIMD_VERSION "0.1.0"
 
 static void usage(FILE *f)
 {
     fprintf(f, "dimd %s - Deep InfoMax training and embeddings\n\n"
                "usage: dimd COMMAND [flags]\n"
+               "  serve    run the daemon: training jobs, metrics and checkpoints over HTTP\n"
+               "  routes   print the daemon's HTTP routes (method, path, token scope)\n"
                "  train    train an encoder on a dataset, save a checkpoint, report probe accuracy\n"
                "  encode   print embeddings of image files from a checkpoint (JSON lines)\n"
                "  eval     probe accuracies of a checkpoint on a dataset\n"
@@ -25,6 +26,10 @@ int main(int argc, char **argv)
         return CLI_EXIT_USAGE;
     }
     const char *cmd = argv[1];
+    if (strcmp(cmd, "serve") == 0)
+        return cli_serve(argc, argv);
+    if (strcmp(cmd, "routes") == 0)
+        return cli_routes(argc, argv);
     if (strcmp(cmd, "train") == 0)
         return cli_train(argc, argv);
     if (strcmp(cmd, "encode") == 0)

@@ -302,8 +302,8 @@ check "train --json: last line is one JSON object" "last line: $(printf '%s' "$J
     'printf "%s\n" "$J" | grep -qE "^\{\"command\":\"train\",.*\}\$"'
 check "train --json: steps 20, steps_this_run 20" "$(printf '%s' "$J" | head -c 400)" \
     '[ "$(json_num steps "$J")" = 20 ] && [ "$(json_num steps_this_run "$J")" = 20 ]'
-IPS=$(json_num images_per_sec "$J")
-check "train --json: images_per_sec > 0" "got '$IPS'" \
+IPS=$(json_num images_per_second "$J")
+check "train --json: images_per_second > 0" "got '$IPS'" \
     'awk -v v="${IPS:-0}" "BEGIN { exit !(v > 0) }"'
 LOSSES=$(json_obj final_losses "$T/train.out")
 check "train --json: final_losses local, prior_enc, prior_disc, total" "got '$LOSSES'" \
@@ -424,6 +424,36 @@ expect_usage "eval: truncated checkpoint" "$T/half.ckpt" "$DIMD" eval --checkpoi
     "$T/half.ckpt" --dataset "$DS"
 expect_usage "eval: missing dataset directory" "$T/nope" "$DIMD" eval --checkpoint "$T/run.ckpt" \
     --dataset "$T/nope"
+
+# ---------------------------------------------------------------- serve (settings only;
+# the daemon itself is tested over HTTP by tests/api/)
+
+EXAMPLE=$(dirname "$0")/../../docs/dimd.conf.example
+expect_ok "serve --print-config" "$DIMD" serve --print-config
+check "docs/dimd.conf.example is exactly serve --print-config (every key, its default)" \
+    "diff: $(diff "$T/out" "$EXAMPLE" 2>&1 | head -n 3 | tr '\n' ' ')" 'cmp -s "$T/out" "$EXAMPLE"'
+printf 'port = 9999\n# a comment\n\nworkers = 2\n' >"$T/good.conf"
+expect_ok "serve --config FILE --workers 3 --print-config" \
+    "$DIMD" serve --config "$T/good.conf" --workers 3 --print-config
+check "serve: the config file sets port, a flag overrides workers" "got $(tr '\n' ' ' <"$T/out")" \
+    'grep -qx "port = 9999" "$T/out" && grep -qx "workers = 3" "$T/out"'
+expect_usage "serve: unknown flag" "--bogus" "$DIMD" serve --bogus 1
+expect_usage "serve: a bad number" "workers&abc" "$DIMD" serve --workers abc
+expect_usage "serve: out of range" "port&70000" "$DIMD" serve --port 70000
+expect_usage "serve: flag without value" "--port" "$DIMD" serve --port
+expect_usage "serve: missing config file" "$T/none.conf" "$DIMD" serve --config "$T/none.conf"
+printf 'port 80\n' >"$T/bad1.conf"
+expect_usage "serve: config line without =" "bad1.conf:1" "$DIMD" serve --config "$T/bad1.conf"
+printf '# ok\nnope = 1\n' >"$T/bad2.conf"
+expect_usage "serve: unknown config key, with its line" "bad2.conf:2&nope" "$DIMD" serve \
+    --config "$T/bad2.conf"
+expect_usage "serve: a data root that does not exist" "$T/no-root" "$DIMD" serve \
+    --data_roots "$T/no-root" --state_dir "$T/state"
+expect_usage "serve: a listen address that is not one" "listen&localhost:80" "$DIMD" serve \
+    --listen localhost:80 --state_dir "$T/state2" --port 0
+run "$DIMD" routes
+check "routes: one METHOD PATH SCOPE line per route" "got $(head -n 2 "$T/out" | tr '\n' ' ')" \
+    '[ "$rc" -eq 0 ] && [ "$(nlines "$T/out")" -ge 20 ] && ! grep -vqE "^(GET|POST|DELETE) /[^ ]* (none|read|write)$" "$T/out"'
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

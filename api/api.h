@@ -1,0 +1,89 @@
+/* api.h - the v1 HTTP API: the route table and its handlers.
+ *
+ * Every route is declared once in api_routes (api/routes.c); the HTTP server
+ * dispatches from it, `dimd routes` prints it and the end-to-end tests compare
+ * it with openapi.yaml. Handlers translate between HTTP and the store/runner;
+ * they hold no state of their own. Files by resource: service.c (health,
+ * version, Prometheus metrics, datasets, job schema), jobs.c, metrics.c,
+ * events.c (Server-Sent Events), checkpoints.c, tokens.c; common.c has the
+ * shared pieces (ids, query parameters, the job's JSON form).
+ */
+#ifndef DIMD_API_API_H
+#define DIMD_API_API_H
+
+#include <jansson.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "server/config.h"
+#include "server/datasets.h"
+#include "server/http.h"
+#include "server/runner.h"
+#include "server/store.h"
+
+#define DIMD_VERSION "0.1.0"
+
+enum api_phase { API_STARTING, API_READY, API_STOPPING };
+
+struct api_ctx {
+    struct dimd_store *store;
+    struct runner *runner;
+    const struct datasets *datasets;
+    const struct serve_config *cfg;
+    struct http_server *http;
+    atomic_int phase;
+};
+
+extern const struct route api_routes[];
+extern const size_t api_n_routes;
+
+/* ---- handlers ---- */
+void api_healthz(void *app, struct http_request *rq);
+void api_readyz(void *app, struct http_request *rq);
+void api_version(void *app, struct http_request *rq);
+void api_openapi(void *app, struct http_request *rq);
+void api_prometheus(void *app, struct http_request *rq);
+void api_datasets(void *app, struct http_request *rq);
+void api_job_schema(void *app, struct http_request *rq);
+
+void api_job_submit(void *app, struct http_request *rq);
+void api_job_list(void *app, struct http_request *rq);
+void api_job_get(void *app, struct http_request *rq);
+void api_job_delete(void *app, struct http_request *rq);
+void api_job_cancel(void *app, struct http_request *rq);
+void api_job_pause(void *app, struct http_request *rq);
+void api_job_resume(void *app, struct http_request *rq);
+
+void api_metrics_summary(void *app, struct http_request *rq);
+void api_metrics_history(void *app, struct http_request *rq);
+void api_events(void *app, struct http_request *rq);
+void api_checkpoint_list(void *app, struct http_request *rq);
+void api_checkpoint_get(void *app, struct http_request *rq);
+
+void api_token_list(void *app, struct http_request *rq);
+void api_token_create(void *app, struct http_request *rq);
+void api_token_delete(void *app, struct http_request *rq);
+
+/* ---- shared pieces (common.c) ---- */
+
+/* The {id} path parameter as a positive integer; replies 404 (code) and returns
+ * false when it is not one. */
+bool api_path_id(struct http_request *rq, const char *code, int64_t *id);
+/* Loads job {id} into *job or replies 404 job_not_found / 500. */
+bool api_load_job(struct api_ctx *a, struct http_request *rq, struct store_job *job);
+/* Integer query parameter in [lo, hi] (default when absent); replies 400
+ * invalid_parameter naming it and returns false when malformed. */
+bool api_query_int(struct http_request *rq, const char *name, int64_t lo, int64_t hi, int64_t def,
+                   int64_t *out);
+/* The job's public JSON form. */
+json_t *api_job_json(const struct store_job *j);
+/* A metric value: a number, or "NaN" / "Infinity" / "-Infinity". */
+json_t *api_metric_value(double v);
+/* The request body as JSON (Content-Type application/json); replies 415 or 400
+ * malformed_json and returns NULL otherwise. */
+json_t *api_body_json(struct http_request *rq);
+/* Replies 500 internal naming what failed. */
+void api_internal(struct http_request *rq, const char *what, const struct dim_err *err);
+
+#endif

@@ -1,0 +1,122 @@
+/* common.c - pieces every resource's handlers share (api/api.h). */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+
+static bool parse_i64(const char *s, int64_t *out)
+{
+    if (!s || !*s || strlen(s) > 19)
+        return false;
+    for (const char *p = s; *p; p++)
+        if (*p < '0' || *p > '9')
+            return false;
+    errno = 0;
+    long long v = strtoll(s, NULL, 10);
+    if (errno)
+        return false;
+    *out = v;
+    return true;
+}
+
+bool api_path_id(struct http_request *rq, const char *code, int64_t *id)
+{
+    const char *s = http_param(rq, "id");
+    if (!parse_i64(s, id) || *id <= 0) {
+        http_reply_problem(rq, 404, code, "'%.64s' is not an id (a positive integer)", s ? s : "");
+        return false;
+    }
+    return true;
+}
+
+void api_internal(struct http_request *rq, const char *what, const struct dim_err *err)
+{
+    fprintf(stderr, "dimd: %s: %s\n", what, err ? err->msg : "failed");
+    http_reply_problem(rq, 500, "internal", "%s: %s", what, err ? err->msg : "failed");
+}
+
+bool api_load_job(struct api_ctx *a, struct http_request *rq, struct store_job *job)
+{
+    int64_t id;
+    if (!api_path_id(rq, "job_not_found", &id))
+        return false;
+    struct dim_err err;
+    int rc = store_job_get(a->store, id, job, &err);
+    if (rc == STORE_NOT_FOUND) {
+        http_reply_problem(rq, 404, "job_not_found", "no job %lld", (long long)id);
+        return false;
+    }
+    if (rc != STORE_OK) {
+        api_internal(rq, "reading the job", &err);
+        return false;
+    }
+    return true;
+}
+
+bool api_query_int(struct http_request *rq, const char *name, int64_t lo, int64_t hi, int64_t def,
+                   int64_t *out)
+{
+    const char *s = http_query(rq, name);
+    if (!s) {
+        *out = def;
+        return true;
+    }
+    int64_t v;
+    if (!parse_i64(s, &v) || v < lo || v > hi) {
+        http_reply_problem(rq, 400, "invalid_parameter",
+                           "query parameter %s='%.40s' must be an integer in [%lld, %lld]", name,
+                           s, (long long)lo, (long long)hi);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+json_t *api_metric_value(double v)
+{
+    if (isnan(v))
+        return json_string("NaN");
+    if (isinf(v))
+        return json_string(v > 0 ? "Infinity" : "-Infinity");
+    return json_real(v);
+}
+
+json_t *api_job_json(const struct store_job *j)
+{
+    char base[64];
+    snprintf(base, sizeof base, "/v1/jobs/%lld", (long long)j->id);
+    json_t *spec = j->spec_json ? json_loads(j->spec_json, 0, NULL) : NULL;
+    json_t *error = j->error_code ? json_pack("{s:s, s:s}", "code", j->error_code, "message",
+                                              j->error_message ? j->error_message : "")
+                                  : json_null();
+    json_t *links = json_object();
+    json_object_set_new(links, "self", json_string(base));
+    static const char *const rel[] = {"metrics", "events", "checkpoints"};
+    for (int i = 0; i < 3; i++) {
+        char u[96];
+        snprintf(u, sizeof u, "%s/%s", base, rel[i]);
+        json_object_set_new(links, rel[i], json_string(u));
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_integer(j->id));
+    json_object_set_new(o, "name", j->name ? json_string(j->name) : json_null());
+    json_object_set_new(o, "state", json_string(job_state_name(j->state)));
+    json_object_set_new(o, "created_at", http_time_json(j->created_ms));
+    json_object_set_new(o, "started_at", http_time_json(j->started_ms));
+    json_object_set_new(o, "finished_at", http_time_json(j->finished_ms));
+    json_object_set_new(o, "step", json_integer(j->step));
+    json_object_set_new(o, "total_steps", json_integer(j->total_steps));
+    json_object_set_new(o, "images_per_second",
+                        json_real(isfinite(j->images_per_second) ? j->images_per_second : 0));
+    json_object_set_new(o, "attempts", json_integer(j->attempts));
+    json_object_set_new(o, "restarts", json_integer(j->restarts));
+    json_object_set_new(o, "checkpoint_step",
+                        j->checkpoint_step >= 0 ? json_integer(j->checkpoint_step) : json_null());
+    json_object_set_new(o, "error", error);
+    json_object_set_new(o, "spec", spec ? spec : json_object());
+    json_object_set_new(o, "links", links);
+    return o;
+}

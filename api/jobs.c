@@ -1,0 +1,252 @@
+/* jobs.c - submit, list, get, delete, cancel, pause and resume jobs. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api/api.h"
+#include "server/jobspec.h"
+#include "server/sha256.h"
+
+#define RETRY_AFTER_S "30"
+
+json_t *api_body_json(struct http_request *rq)
+{
+    const char *ct = http_header(rq, "Content-Type");
+    if (!ct || strncasecmp(ct, "application/json", 16) != 0 ||
+        (ct[16] != '\0' && ct[16] != ';' && ct[16] != ' ')) {
+        http_reply_problem(rq, 415, "unsupported_media_type",
+                           "the body must be application/json, not %.80s",
+                           ct ? ct : "(no Content-Type)");
+        return NULL;
+    }
+    if (rq->body_len == 0) {
+        http_reply_problem(rq, 400, "malformed_json", "the body is empty; send a JSON object");
+        return NULL;
+    }
+    json_error_t je;
+    json_t *v = json_loadb(rq->body, rq->body_len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
+    if (!v) {
+        http_reply_problem(rq, 400, "malformed_json", "the body is not valid JSON: %s (line %d, "
+                           "column %d)", je.text, je.line, je.column);
+        return NULL;
+    }
+    return v;
+}
+
+void api_job_submit(void *app, struct http_request *rq)
+{
+    struct api_ctx *a = app;
+    const char *key = http_header(rq, "Idempotency-Key");
+    if (key) {
+        size_t n = strlen(key);
+        bool ok = n >= 1 && n <= 128;
+        for (size_t i = 0; ok && i < n; i++)
+            ok = key[i] > 0x20 && key[i] < 0x7f;
+        if (!ok) {
+            http_reply_problem(rq, 400, "invalid_parameter",
+                               "Idempotency-Key must be 1 to 128 printable ASCII characters "
+                               "without spaces");
+            return;
+        }
+    }
+    json_t *body = api_body_json(rq);
+    if (!body)
+        return;
+    json_t *errors = json_array();
+    struct job_spec spec;
+    int bad = jobspec_parse(body, a->datasets, &spec, errors);
+    if (bad) {
+        http_reply_invalid(rq, errors, "the job has %d invalid field%s", bad, bad == 1 ? "" : "s");
+        json_decref(body);
+        return;
+    }
+    json_decref(errors);
+    /* the idempotency fingerprint: the body as parsed, keys sorted (whitespace and order
+     * do not make a different request) */
+    char *canon = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(body);
+    json_t *resolved = jobspec_to_json(&spec);
+    char *spec_text = json_dumps(resolved, JSON_COMPACT | JSON_REAL_PRECISION(DIMD_REAL_DIGITS));
+    json_decref(resolved);
+    if (!canon || !spec_text) {
+        free(canon);
+        free(spec_text);
+        http_reply_problem(rq, 500, "internal", "out of memory");
+        return;
+    }
+    char digest[65];
+    sha256_hex(canon, strlen(canon), digest);
+    free(canon);
+    struct store_job job;
+    struct dim_err err;
+    int rc = store_job_insert(a->store, spec_text, spec.name[0] ? spec.name : NULL, key, digest,
+                              a->cfg->queue_max, &job, &err);
+    free(spec_text);
+    switch (rc) {
+    case STORE_OK:
+    case STORE_REPLAY: {
+        char loc[64];
+        snprintf(loc, sizeof loc, "/v1/jobs/%lld", (long long)job.id);
+        http_add_header(rq, "Location", loc);
+        if (rc == STORE_REPLAY)
+            http_add_header(rq, "Idempotent-Replayed", "true");
+        http_reply_json(rq, rc == STORE_OK ? 201 : 200, api_job_json(&job));
+        store_job_clear(&job);
+        if (rc == STORE_OK && a->runner)
+            runner_wake(a->runner);
+        return;
+    }
+    case STORE_CONFLICT:
+        http_reply_problem(rq, 409, "idempotency_key_reused",
+                           "Idempotency-Key '%s' was used for a different job body", key);
+        return;
+    case STORE_QUEUE_FULL:
+        http_add_header(rq, "Retry-After", RETRY_AFTER_S);
+        http_reply_problem(rq, 429, "queue_full",
+                           "%ld jobs are queued, the most queue_max allows; retry later",
+                           a->cfg->queue_max);
+        return;
+    default:
+        api_internal(rq, "storing the job", &err);
+    }
+}
+
+/* "QUEUED,RUNNING" -> mask; false when a name is not a state. */
+static bool parse_states(const char *s, unsigned *mask)
+{
+    *mask = 0;
+    char buf[256];
+    if (strlen(s) >= sizeof buf)
+        return false;
+    strcpy(buf, s);
+    char *save = NULL;
+    for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        for (char *c = t; *c; c++)
+            if (*c >= 'a' && *c <= 'z')
+                *c = (char)(*c - 'a' + 'A');
+        int st = job_state_parse(t);
+        if (st < 0)
+            return false;
+        *mask |= JOB_MASK(st);
+    }
+    return *mask != 0;
+}
+
+void api_job_list(void *app, struct http_request *rq)
+{
+    struct api_ctx *a = app;
+    unsigned mask = 0;
+    const char *states = http_query(rq, "state");
+    if (states && !parse_states(states, &mask)) {
+        http_reply_problem(rq, 400, "invalid_parameter",
+                           "query parameter state='%.80s' must be a comma-separated list of "
+                           "QUEUED, RUNNING, PAUSED, SUCCEEDED, FAILED, CANCELLED",
+                           states);
+        return;
+    }
+    int64_t limit, cursor;
+    if (!api_query_int(rq, "limit", 1, 500, 50, &limit) ||
+        !api_query_int(rq, "cursor", 0, INT64_MAX, 0, &cursor))
+        return;
+    struct store_job *jobs = NULL;
+    size_t n = 0;
+    bool more = false;
+    struct dim_err err;
+    if (store_job_list(a->store, mask, cursor, (int)limit, &jobs, &n, &more, &err) != STORE_OK) {
+        api_internal(rq, "listing jobs", &err);
+        return;
+    }
+    json_t *next = json_null();
+    if (more && n > 0) { /* the cursor: the oldest id on this page */
+        char c[32];
+        snprintf(c, sizeof c, "%lld", (long long)jobs[n - 1].id);
+        next = json_string(c);
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_array_append_new(arr, api_job_json(&jobs[i]));
+        store_job_clear(&jobs[i]);
+    }
+    free(jobs);
+    http_reply_json(rq, 200, json_pack("{s:o, s:o}", "jobs", arr, "next_cursor", next));
+}
+
+void api_job_get(void *app, struct http_request *rq)
+{
+    struct store_job job;
+    if (!api_load_job(app, rq, &job))
+        return;
+    http_reply_json(rq, 200, api_job_json(&job));
+    store_job_clear(&job);
+}
+
+void api_job_delete(void *app, struct http_request *rq)
+{
+    struct api_ctx *a = app;
+    int64_t id;
+    if (!api_path_id(rq, "job_not_found", &id))
+        return;
+    struct dim_err err;
+    int rc = store_job_delete(a->store, id, &err);
+    if (rc == STORE_OK)
+        http_reply_empty(rq, 204);
+    else if (rc == STORE_NOT_FOUND)
+        http_reply_problem(rq, 404, "job_not_found", "no job %lld", (long long)id);
+    else if (rc == STORE_CONFLICT)
+        http_reply_problem(rq, 409, "job_not_terminal",
+                           "job %lld is not finished; cancel it first (only SUCCEEDED, FAILED "
+                           "and CANCELLED jobs can be deleted)",
+                           (long long)id);
+    else
+        api_internal(rq, "deleting the job", &err);
+}
+
+static void transition(struct api_ctx *a, struct http_request *rq, unsigned from, enum job_state to,
+                       const char *verb)
+{
+    int64_t id;
+    if (!api_path_id(rq, "job_not_found", &id))
+        return;
+    struct store_job job;
+    struct dim_err err;
+    int rc = store_job_transition(a->store, id, from, to, NULL, NULL, &job, &err);
+    if (rc == STORE_NOT_FOUND) {
+        http_reply_problem(rq, 404, "job_not_found", "no job %lld", (long long)id);
+        return;
+    }
+    if (rc == STORE_CONFLICT) {
+        http_reply_problem(rq, 409, "invalid_transition", "job %lld is %s and cannot be %s%s",
+                           (long long)id, job_state_name(job.state), verb,
+                           job_state_terminal(job.state) ? " (terminal states never change)" : "");
+        store_job_clear(&job);
+        return;
+    }
+    if (rc != STORE_OK) {
+        api_internal(rq, "changing the job's state", &err);
+        return;
+    }
+    if (a->runner) {
+        runner_job_changed(a->runner, id);
+        if (to == JOB_QUEUED)
+            runner_wake(a->runner);
+    }
+    http_reply_json(rq, 200, api_job_json(&job));
+    store_job_clear(&job);
+}
+
+void api_job_cancel(void *app, struct http_request *rq)
+{
+    transition(app, rq, JOB_MASK(JOB_QUEUED) | JOB_MASK(JOB_RUNNING) | JOB_MASK(JOB_PAUSED),
+               JOB_CANCELLED, "cancelled");
+}
+
+void api_job_pause(void *app, struct http_request *rq)
+{
+    transition(app, rq, JOB_MASK(JOB_QUEUED) | JOB_MASK(JOB_RUNNING), JOB_PAUSED, "paused");
+}
+
+void api_job_resume(void *app, struct http_request *rq)
+{
+    transition(app, rq, JOB_MASK(JOB_PAUSED), JOB_QUEUED, "resumed");
+}

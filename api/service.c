@@ -1,0 +1,100 @@
+/* service.c - health, readiness, version, the API document, Prometheus
+ * metrics, datasets and the job schema. */
+#include <stdio.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "server/embed.h"
+#include "server/jobspec.h"
+
+void api_healthz(void *app, struct http_request *rq)
+{
+    (void)app;
+    http_reply_json(rq, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+void api_readyz(void *app, struct http_request *rq)
+{
+    struct api_ctx *a = app;
+    int phase = atomic_load(&a->phase);
+    if (phase != API_READY) {
+        http_reply_problem(rq, 503, "not_ready", "dimd is %s",
+                           phase == API_STARTING ? "starting" : "stopping");
+        return;
+    }
+    int64_t counts[JOB_N_STATES];
+    struct dim_err err;
+    if (store_job_counts(a->store, counts, &err) != 0) {
+        http_reply_problem(rq, 503, "not_ready", "the database does not answer: %s", err.msg);
+        return;
+    }
+    http_reply_json(rq, 200, json_pack("{s:s, s:I, s:I}", "status", "ready", "workers",
+                                       (json_int_t)a->cfg->workers, "queue_depth",
+                                       (json_int_t)counts[JOB_QUEUED]));
+}
+
+void api_version(void *app, struct http_request *rq)
+{
+    struct api_ctx *a = app;
+    http_reply_json(rq, 200, json_pack("{s:s, s:s, s:i}", "version", DIMD_VERSION, "api", "v1",
+                                       "schema_version", store_schema_version(a->store)));
+}
+
+void api_openapi(void *app, struct http_request *rq)
+{
+    (void)app;
+    const struct embedded_file *f = embedded_find("openapi.yaml");
+    if (!f) {
+        http_reply_problem(rq, 500, "internal", "openapi.yaml is not embedded in this build");
+        return;
+    }
+    http_reply_bytes(rq, 200, "application/yaml", f->data, f->size, false);
+}
+
+void api_prometheus(void *app, struct http_request *rq)
+{
+    struct api_ctx *a = app;
+    int64_t counts[JOB_N_STATES];
+    struct dim_err err;
+    if (store_job_counts(a->store, counts, &err) != 0) {
+        api_internal(rq, "counting jobs", &err);
+        return;
+    }
+    struct runner_stats rs = {0};
+    if (a->runner)
+        runner_get_stats(a->runner, &rs);
+    struct strbuf b = {0};
+    sb_printf(&b, "# HELP dimd_jobs Jobs by state.\n# TYPE dimd_jobs gauge\n");
+    for (int s = 0; s < JOB_N_STATES; s++)
+        sb_printf(&b, "dimd_jobs{state=\"%s\"} %lld\n", job_state_name((enum job_state)s),
+                  (long long)counts[s]);
+    sb_printf(&b,
+              "# HELP dimd_queue_depth Jobs waiting for a worker.\n# TYPE dimd_queue_depth gauge\n"
+              "dimd_queue_depth %lld\n"
+              "# HELP dimd_workers Worker threads, and how many run a job.\n"
+              "# TYPE dimd_workers gauge\ndimd_workers %ld\n"
+              "# TYPE dimd_workers_busy gauge\ndimd_workers_busy %d\n"
+              "# HELP dimd_training_steps_total Training steps taken since start.\n"
+              "# TYPE dimd_training_steps_total counter\ndimd_training_steps_total %llu\n"
+              "# HELP dimd_training_images_total Images trained on since start.\n"
+              "# TYPE dimd_training_images_total counter\ndimd_training_images_total %llu\n"
+              "# HELP dimd_training_steps_per_second Steps per second of the running jobs.\n"
+              "# TYPE dimd_training_steps_per_second gauge\ndimd_training_steps_per_second %.3f\n",
+              (long long)counts[JOB_QUEUED], a->cfg->workers, rs.busy_workers,
+              (unsigned long long)rs.steps_total, (unsigned long long)rs.images_total,
+              rs.steps_per_second);
+    http_write_stats(a->http, &b);
+    http_reply_bytes(rq, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len, true);
+}
+
+void api_datasets(void *app, struct http_request *rq)
+{
+    struct api_ctx *a = app;
+    http_reply_json(rq, 200, json_pack("{s:o}", "datasets", datasets_list(a->datasets)));
+}
+
+void api_job_schema(void *app, struct http_request *rq)
+{
+    (void)app;
+    http_reply_json(rq, 200, json_pack("{s:o}", "fields", jobspec_schema_json()));
+}

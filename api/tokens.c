@@ -1,0 +1,112 @@
+/* tokens.c - list, create and revoke bearer tokens (write scope). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+
+static json_t *token_json(const struct store_token *t)
+{
+    return json_pack("{s:I, s:s, s:s, s:o}", "id", (json_int_t)t->id, "name", t->name, "scope",
+                     t->scope == TOKEN_WRITE ? "write" : "read", "created_at",
+                     http_time_json(t->created_ms));
+}
+
+void api_token_list(void *app, struct http_request *rq)
+{
+    struct api_ctx *a = app;
+    struct store_token *ts = NULL;
+    size_t n = 0;
+    struct dim_err err;
+    if (store_token_list(a->store, &ts, &n, &err) != STORE_OK) {
+        api_internal(rq, "listing tokens", &err);
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, token_json(&ts[i]));
+    free(ts);
+    http_reply_json(rq, 200, json_pack("{s:o}", "tokens", arr));
+}
+
+void api_token_create(void *app, struct http_request *rq)
+{
+    struct api_ctx *a = app;
+    json_t *body = api_body_json(rq);
+    if (!body)
+        return;
+    json_t *errors = json_array();
+    const char *name = NULL;
+    enum token_scope scope = TOKEN_READ;
+    if (!json_is_object(body)) {
+        json_array_append_new(errors, json_pack("{s:s, s:s}", "path", "$", "message",
+                                                "the token request must be a JSON object"));
+    } else {
+        const char *k;
+        json_t *v;
+        json_object_foreach(body, k, v) {
+            char path[80];
+            snprintf(path, sizeof path, "$.%.60s", k);
+            if (strcmp(k, "name") == 0) {
+                if (json_is_string(v) && json_string_length(v) >= 1 &&
+                    json_string_length(v) <= 63 &&
+                    strlen(json_string_value(v)) == json_string_length(v))
+                    name = json_string_value(v);
+                else
+                    json_array_append_new(errors,
+                                          json_pack("{s:s, s:s}", "path", path, "message",
+                                                    "must be a string of 1 to 63 characters"));
+            } else if (strcmp(k, "scope") == 0) {
+                const char *s = json_is_string(v) ? json_string_value(v) : "";
+                if (strcmp(s, "read") == 0 || strcmp(s, "write") == 0)
+                    scope = s[0] == 'r' ? TOKEN_READ : TOKEN_WRITE;
+                else
+                    json_array_append_new(errors, json_pack("{s:s, s:s}", "path", path, "message",
+                                                            "must be \"read\" or \"write\""));
+            } else {
+                json_array_append_new(errors, json_pack("{s:s, s:s}", "path", path, "message",
+                                                        "unknown field"));
+            }
+        }
+        if (!name && json_array_size(errors) == 0)
+            json_array_append_new(errors, json_pack("{s:s, s:s}", "path", "$.name", "message",
+                                                    "is required"));
+    }
+    if (json_array_size(errors)) {
+        size_t n = json_array_size(errors);
+        http_reply_invalid(rq, errors, "the token request has %zu invalid field%s", n,
+                           n == 1 ? "" : "s");
+        json_decref(body);
+        return;
+    }
+    json_decref(errors);
+    char text[TOKEN_TEXT_MAX];
+    struct store_token t;
+    struct dim_err err;
+    int rc = store_token_create(a->store, name, scope, text, &t, &err);
+    json_decref(body);
+    if (rc != STORE_OK) {
+        api_internal(rq, "creating the token", &err);
+        return;
+    }
+    json_t *o = token_json(&t);
+    json_object_set_new(o, "token", json_string(text));
+    memset(text, 0, sizeof text);
+    http_reply_json(rq, 201, o);
+}
+
+void api_token_delete(void *app, struct http_request *rq)
+{
+    struct api_ctx *a = app;
+    int64_t id;
+    if (!api_path_id(rq, "token_not_found", &id))
+        return;
+    struct dim_err err;
+    int rc = store_token_delete(a->store, id, &err);
+    if (rc == STORE_OK)
+        http_reply_empty(rq, 204);
+    else if (rc == STORE_NOT_FOUND)
+        http_reply_problem(rq, 404, "token_not_found", "no token %lld", (long long)id);
+    else
+        api_internal(rq, "deleting the token", &err);
+}

@@ -1,0 +1,67 @@
+/* jobspec.h - a training job's specification: the typed, closed schema of the
+ * job JSON (POST /v1/jobs), validated all at once, and its resolved form.
+ *
+ * The JSON is flat and its keys are the CLI's flag names: every hyperparameter
+ * of dim/hparams.h ("lr", "estimator", ...) plus the run keys below, so
+ * `{"dataset":"fashion-mnist","steps":300,"lr":0.0002}` is
+ * `dimd train --dataset fashion-mnist --steps 300 --lr 0.0002`.
+ * The stored spec (jobspec_to_json) carries every key, defaults filled in.
+ * Depends on jansson, dim/hparams, server/datasets.
+ */
+#ifndef DIMD_SERVER_JOBSPEC_H
+#define DIMD_SERVER_JOBSPEC_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dim/model.h"
+#include "dim/probe.h"
+#include "server/datasets.h"
+
+#define JOBSPEC_NAME_MAX 128
+
+enum job_probe { JOB_PROBE_NONE, JOB_PROBE_LINEAR, JOB_PROBE_MLP };
+
+struct job_spec {
+    char name[JOBSPEC_NAME_MAX]; /* "" = none */
+    char dataset[DATASET_NAME_MAX];
+    struct dim_config cfg;
+    bool channels_set;         /* else the dataset's channel count */
+    uint64_t steps;            /* 0: run `epochs` passes instead */
+    double epochs;             /* used when steps is 0 (default 1) */
+    uint64_t checkpoint_every; /* steps between checkpoints (the last step always gets one) */
+    uint64_t random_crop;
+    bool random_flip;
+    enum job_probe probe;      /* probe at every checkpoint */
+    uint64_t probe_epochs;
+    uint64_t probe_images;     /* training images the probe fits on (test split: all) */
+    uint64_t keep_last, keep_best;
+    char best_metric[64];      /* a metric key; losses are minimised, probe_* maximised */
+};
+
+/* Fills the defaults. */
+void jobspec_default(struct job_spec *s);
+
+/* Parses and validates a job body against the schema and the dataset roots.
+ * Every problem is appended to `errors` (a JSON array) as {"path": "$.lr",
+ * "message": "..."}; returns the number of problems (0: *out is valid). */
+int jobspec_parse(const json_t *body, const struct datasets *ds, struct job_spec *out,
+                  json_t *errors);
+
+/* The resolved spec with every key (a new reference). */
+json_t *jobspec_to_json(const struct job_spec *s);
+
+/* Total steps for a dataset of n_train images (steps, or ceil(epochs * steps per epoch)). */
+uint64_t jobspec_total_steps(const struct job_spec *s, uint64_t n_train);
+
+/* Every hyperparameter of c, named as in dim/hparams.h (a new reference). */
+json_t *jobspec_hparams_json(const struct dim_config *c);
+
+/* The schema of the job JSON for clients (GET /v1/job-schema): an array of
+ * {name, type, default, help, minimum/maximum | enum} (a new reference). */
+json_t *jobspec_schema_json(void);
+
+const char *job_probe_name(enum job_probe p);
+
+#endif

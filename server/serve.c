@@ -1,0 +1,284 @@
+/* serve.c - `dimd serve`: the daemon. `dimd routes`: its route table.
+ *
+ * Start-up: settings (defaults < config file < flags), the state directory,
+ * the store (migrated), the first token, crash recovery (jobs a dead daemon was
+ * running go back to the queue), the workers, then HTTP. The main thread then
+ * runs a libuv loop: SIGTERM/SIGINT stop the daemon cleanly (intake stops,
+ * running jobs checkpoint and return to the queue, exit 0); a timer nudges the
+ * workers every second so no queued job waits on a lost wake-up.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "api/api.h"
+#include "server/cli.h"
+#include "server/config.h"
+
+struct daemon {
+    struct api_ctx api;
+    struct datasets datasets;
+    struct serve_config cfg;
+    uv_loop_t loop;
+    uv_signal_t sigterm, sigint;
+    uv_timer_t tick;
+    int exit_status;
+};
+
+static void serve_usage(FILE *f)
+{
+    struct serve_config d;
+    config_default(&d);
+    fprintf(f, "usage: dimd serve [--config FILE] [--print-config] [--SETTING VALUE ...]\n\n"
+               "Runs the dimd daemon. Settings (flag, config file key, default, meaning):\n\n");
+    config_write(&d, f);
+}
+
+/* Writes the first token into STATE/token (0600) when the database has none. */
+static int first_token(struct daemon *d, char *path, size_t n)
+{
+    snprintf(path, n, "%s/token", d->cfg.state_dir);
+    int64_t count = 0;
+    struct dim_err err;
+    if (store_token_count(d->api.store, &count, &err) != STORE_OK) {
+        fprintf(stderr, "dimd serve: %s\n", err.msg);
+        return -1;
+    }
+    if (count > 0)
+        return 0;
+    char text[TOKEN_TEXT_MAX];
+    struct store_token t;
+    if (store_token_create(d->api.store, "first", TOKEN_WRITE, text, &t, &err) != STORE_OK) {
+        fprintf(stderr, "dimd serve: creating the first token: %s\n", err.msg);
+        return -1;
+    }
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    bool ok = fd >= 0 && fchmod(fd, 0600) == 0;
+    size_t len = strlen(text);
+    text[len] = '\n';
+    ok = ok && write(fd, text, len + 1) == (ssize_t)(len + 1) && fsync(fd) == 0;
+    if (fd >= 0)
+        close(fd);
+    memset(text, 0, sizeof text);
+    if (!ok) {
+        fprintf(stderr, "dimd serve: cannot write the first token to %s: %s\n", path,
+                strerror(errno));
+        store_token_delete(d->api.store, t.id, NULL);
+        return -1;
+    }
+    return 0;
+}
+
+static void on_stop_signal(uv_signal_t *h, int signum)
+{
+    struct daemon *d = h->data;
+    if (atomic_load(&d->api.phase) == API_STOPPING)
+        return;
+    fprintf(stderr, "dimd: %s: stopping (running jobs checkpoint and return to the queue)\n",
+            signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    atomic_store(&d->api.phase, API_STOPPING);
+    http_quiesce(d->api.http);
+    runner_stop(d->api.runner);
+    d->api.runner = NULL;
+    uv_stop(&d->loop);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    struct daemon *d = t->data;
+    if (d->api.runner)
+        runner_wake(d->api.runner);
+}
+
+static int parse_serve(int argc, char **argv, struct serve_config *cfg, bool *print)
+{
+    config_default(cfg);
+    *print = false;
+    /* the config file first, so flags override it wherever they appear */
+    for (int i = 2; i < argc; i++) {
+        const char *v = NULL;
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            v = argv[i + 1];
+        else if (strncmp(argv[i], "--config=", 9) == 0)
+            v = argv[i] + 9;
+        if (v) {
+            struct dim_err err;
+            if (config_load_file(cfg, v, &err) != 0) {
+                fprintf(stderr, "dimd serve: %s\n", err.msg);
+                return CLI_EXIT_USAGE;
+            }
+        }
+    }
+    int i = 2;
+    while (i < argc) {
+        const char *name, *val;
+        const char *arg = argv[i];
+        if (strncmp(arg, "--", 2) != 0) {
+            fprintf(stderr, "dimd serve: unexpected argument '%s'\n", arg);
+            return CLI_EXIT_USAGE;
+        }
+        name = arg + 2;
+        char key[64];
+        const char *eq = strchr(name, '=');
+        size_t kl = eq ? (size_t)(eq - name) : strlen(name);
+        if (kl >= sizeof key) {
+            fprintf(stderr, "dimd serve: unknown flag %s\n", arg);
+            return CLI_EXIT_USAGE;
+        }
+        memcpy(key, name, kl);
+        key[kl] = '\0';
+        if (strcmp(key, "help") == 0) {
+            serve_usage(stdout);
+            return 1;
+        }
+        if (strcmp(key, "print-config") == 0) {
+            *print = true;
+            i++;
+            continue;
+        }
+        if (strcmp(key, "config") != 0 && !config_has(key)) {
+            fprintf(stderr, "dimd serve: unknown flag --%s (see dimd serve --help)\n", key);
+            return CLI_EXIT_USAGE;
+        }
+        if (eq) {
+            val = eq + 1;
+            i++;
+        } else if (i + 1 < argc) {
+            val = argv[i + 1];
+            i += 2;
+        } else {
+            fprintf(stderr, "dimd serve: flag --%s needs a value\n", key);
+            return CLI_EXIT_USAGE;
+        }
+        if (strcmp(key, "config") == 0)
+            continue;
+        struct dim_err err;
+        if (config_set(cfg, key, val, &err) != 0) {
+            fprintf(stderr, "dimd serve: --%s\n", err.msg);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    return 0;
+}
+
+int cli_routes(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    static const char *const scope[] = {"none", "read", "write"};
+    for (size_t i = 0; i < api_n_routes; i++)
+        printf("%s %s %s\n", api_routes[i].method, api_routes[i].pattern,
+               scope[api_routes[i].scope]);
+    return 0;
+}
+
+int cli_serve(int argc, char **argv)
+{
+    static struct daemon d; /* the loop's handles point into it until exit */
+    bool print;
+    int rc = parse_serve(argc, argv, &d.cfg, &print);
+    if (rc)
+        return rc == 1 ? 0 : rc;
+    if (print) {
+        printf("# dimd serve configuration: `dimd serve --config FILE` reads it; flags of\n"
+               "# the same names (--port 8470) override it. Every key, with its default.\n\n");
+        config_write(&d.cfg, stdout);
+        return 0;
+    }
+    config_resolve(&d.cfg);
+    unsigned char addr[16];
+    if (inet_pton(AF_INET, d.cfg.listen, addr) != 1 && inet_pton(AF_INET6, d.cfg.listen, addr) != 1) {
+        fprintf(stderr, "dimd serve: listen '%s' is not an IPv4 or IPv6 address\n", d.cfg.listen);
+        return CLI_EXIT_USAGE;
+    }
+    umask(0077); /* the database holds checkpoints and token hashes: the owner's only */
+    struct dim_err err;
+    if (datasets_init(&d.datasets, d.cfg.data_roots, &err) != 0) {
+        fprintf(stderr, "dimd serve: data_roots: %s\n", err.msg);
+        return CLI_EXIT_USAGE;
+    }
+    if (mkdir(d.cfg.state_dir, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "dimd serve: cannot create state_dir %s: %s\n", d.cfg.state_dir,
+                strerror(errno));
+        return CLI_EXIT_FAIL;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    char db[1100], token_path[1100];
+    snprintf(db, sizeof db, "%s/dimd.db", d.cfg.state_dir);
+    d.api.cfg = &d.cfg;
+    d.api.datasets = &d.datasets;
+    atomic_store(&d.api.phase, API_STARTING);
+    if (store_open(&d.api.store, db, &err) != 0) {
+        fprintf(stderr, "dimd serve: %s: %s\n", db, err.msg);
+        return CLI_EXIT_FAIL;
+    }
+    int status = CLI_EXIT_FAIL;
+    int requeued = 0, failed = 0;
+    if (first_token(&d, token_path, sizeof token_path) != 0)
+        goto out;
+    if (store_recover(d.api.store, (int)d.cfg.max_restarts, &requeued, &failed, &err) != 0) {
+        fprintf(stderr, "dimd serve: recovery: %s\n", err.msg);
+        goto out;
+    }
+    if (requeued || failed)
+        printf("dimd: recovered after an unclean stop: %d job(s) back in the queue, %d failed "
+               "(restart limit %ld)\n",
+               requeued, failed, d.cfg.max_restarts);
+    struct runner_config rc_cfg = {(int)d.cfg.workers, (int)d.cfg.threads_per_worker,
+                                   (int)d.cfg.metrics_flush_ms};
+    if (runner_start(&d.api.runner, d.api.store, &d.datasets, &rc_cfg, &err) != 0) {
+        fprintf(stderr, "dimd serve: workers: %s\n", err.msg);
+        goto out;
+    }
+    struct http_options ho = {d.cfg.listen,
+                              (int)d.cfg.port,
+                              (size_t)d.cfg.max_body_bytes,
+                              (unsigned)d.cfg.max_connections,
+                              (unsigned)d.cfg.connection_timeout_s,
+                              d.cfg.allowed_hosts};
+    if (http_start(&d.api.http, &ho, api_routes, api_n_routes, d.api.store, &d.api, &err) != 0) {
+        fprintf(stderr, "dimd serve: %s\n", err.msg);
+        goto out;
+    }
+    uv_loop_init(&d.loop);
+    uv_signal_init(&d.loop, &d.sigterm);
+    uv_signal_init(&d.loop, &d.sigint);
+    d.sigterm.data = d.sigint.data = &d;
+    uv_signal_start(&d.sigterm, on_stop_signal, SIGTERM);
+    uv_signal_start(&d.sigint, on_stop_signal, SIGINT);
+    uv_timer_init(&d.loop, &d.tick);
+    d.tick.data = &d;
+    uv_timer_start(&d.tick, on_tick, 1000, 1000);
+    atomic_store(&d.api.phase, API_READY);
+    const char *host = strchr(d.cfg.listen, ':') ? "[%s]" : "%s";
+    char h[80];
+    snprintf(h, sizeof h, host, d.cfg.listen);
+    printf("dimd: listening on http://%s:%d/\n", h, http_port(d.api.http));
+    printf("dimd: token file %s\n", token_path);
+    printf("dimd: %ld worker(s) x %ld thread(s), state %s\n", d.cfg.workers,
+           d.cfg.threads_per_worker, db);
+    fflush(stdout);
+    uv_run(&d.loop, UV_RUN_DEFAULT);
+    uv_close((uv_handle_t *)&d.sigterm, NULL);
+    uv_close((uv_handle_t *)&d.sigint, NULL);
+    uv_close((uv_handle_t *)&d.tick, NULL);
+    uv_run(&d.loop, UV_RUN_DEFAULT);
+    uv_loop_close(&d.loop);
+    status = 0;
+out:
+    atomic_store(&d.api.phase, API_STOPPING);
+    if (d.api.runner)
+        runner_stop(d.api.runner);
+    http_stop(d.api.http);
+    store_close(d.api.store);
+    if (status == 0)
+        printf("dimd: stopped\n");
+    return status;
+}
