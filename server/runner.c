@@ -77,46 +77,6 @@ static int64_t wall_ms(void)
 
 /* ---- memory writer and reader for checkpoints ---- */
 
-struct membuf {
-    unsigned char *p;
-    size_t n, cap;
-};
-
-static int membuf_write(void *ctx, const void *buf, size_t n)
-{
-    struct membuf *b = ctx;
-    if (n > b->cap - b->n) {
-        size_t cap = b->cap ? b->cap : 1u << 20;
-        while (n > cap - b->n) {
-            if (cap > SIZE_MAX / 2)
-                return -1;
-            cap *= 2;
-        }
-        unsigned char *p = realloc(b->p, cap);
-        if (!p)
-            return -1;
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, buf, n);
-    b->n += n;
-    return 0;
-}
-
-struct memsrc {
-    const unsigned char *p;
-    size_t n, pos;
-};
-
-static size_t memsrc_read(void *ctx, void *buf, size_t n)
-{
-    struct memsrc *s = ctx;
-    size_t k = s->n - s->pos < n ? s->n - s->pos : n;
-    memcpy(buf, s->p + s->pos, k);
-    s->pos += k;
-    return k;
-}
-
 /* ---- one job ---- */
 
 enum { RUN_OK = 0, RUN_END = 1 }; /* RUN_END: the job is over for this worker (written or stale) */
@@ -144,7 +104,7 @@ struct run {
     size_t n_pts, cap_pts;
     uint64_t win_steps;
     double win_s, last_flush, ips;
-    struct membuf ck;
+    struct dim_membuf ck;
 };
 
 /* Ends the attempt as FAILED; a stale or failed write is only logged. */
@@ -285,7 +245,7 @@ static int run_checkpoint(struct run *x, bool probe)
     struct dim_train_progress prog;
     dim_trainer_progress(x->tr, &prog);
     x->ck.n = 0;
-    const struct dim_writer wr = {membuf_write, &x->ck};
+    const struct dim_writer wr = {dim_membuf_write, &x->ck};
     if (dim_checkpoint_write(x->m, &prog, &wr, &err) != 0)
         return run_fail(x, "checkpoint_failed", "writing the checkpoint at step %llu: %s",
                         (unsigned long long)x->step, err.msg);
@@ -490,8 +450,8 @@ static int run_setup(struct run *x, const struct store_job *job)
             store_checkpoint_clear(&meta);
             return RUN_END;
         }
-        struct memsrc src = {data, (size_t)meta.bytes, 0};
-        const struct dim_reader rd = {memsrc_read, &src};
+        struct dim_memsrc src = {data, (size_t)meta.bytes, 0};
+        const struct dim_reader rd = {dim_memsrc_read, &src};
         rc = dim_checkpoint_read(&x->m, &prog, true, &rd, &err);
         free(data);
         int64_t ck_step = meta.step;

@@ -363,3 +363,33 @@ int dim_checkpoint_load(const char *path, struct dim_model **out, struct dim_tra
     }
     return rc;
 }
+
+int dim_membuf_write(void *ctx, const void *buf, size_t n)
+{
+    struct dim_membuf *b = ctx;
+    if (n > b->cap - b->n) {
+        size_t cap = b->cap ? b->cap : 1u << 20;
+        while (n > cap - b->n) {
+            if (cap > SIZE_MAX / 2)
+                return -1;
+            cap *= 2;
+        }
+        unsigned char *p = realloc(b->p, cap);
+        if (!p)
+            return -1;
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, buf, n);
+    b->n += n;
+    return 0;
+}
+
+size_t dim_memsrc_read(void *ctx, void *buf, size_t n)
+{
+    struct dim_memsrc *s = ctx;
+    size_t k = s->n - s->pos < n ? s->n - s->pos : n;
+    memcpy(buf, s->p + s->pos, k);
+    s->pos += k;
+    return k;
+}

@@ -39,6 +39,19 @@ struct dim_reader {
     void *ctx;
 };
 
+/* Memory I/O for the callbacks: a growing buffer to write into (start it zeroed;
+ * free p), and a reader over bytes. */
+struct dim_membuf {
+    unsigned char *p;
+    size_t n, cap;
+};
+int dim_membuf_write(void *ctx, const void *buf, size_t n); /* ctx: struct dim_membuf */
+struct dim_memsrc {
+    const unsigned char *p;
+    size_t n, pos;
+};
+size_t dim_memsrc_read(void *ctx, void *buf, size_t n); /* ctx: struct dim_memsrc */
+
 /* Writes m (and p, or a zero progress when p is NULL). */
 int dim_checkpoint_write(const struct dim_model *m, const struct dim_train_progress *p,
                          const struct dim_writer *w, struct dim_err *err);

@@ -254,24 +254,11 @@ static void load_checkpoint(struct dimd_store *s, int64_t id, int64_t step, void
     store_checkpoint_clear(&meta);
 }
 
-struct memsrc {
-    const unsigned char *p;
-    size_t n, pos;
-};
-
-static size_t memsrc_read(void *ctx, void *buf, size_t n)
-{
-    struct memsrc *s = ctx;
-    size_t k = s->n - s->pos < n ? s->n - s->pos : n;
-    memcpy(buf, s->p + s->pos, k);
-    s->pos += k;
-    return k;
-}
 
 static void check_checkpoint_loads(const void *data, size_t n, uint64_t step)
 {
-    struct memsrc src = {data, n, 0};
-    const struct dim_reader rd = {memsrc_read, &src};
+    struct dim_memsrc src = {data, n, 0};
+    const struct dim_reader rd = {dim_memsrc_read, &src};
     struct dim_model *m = NULL;
     struct dim_train_progress prog;
     struct dim_err err;
@@ -595,26 +582,6 @@ static void test_pause_and_resume(void **state)
     store_close(s);
 }
 
-struct membuf {
-    unsigned char *p;
-    size_t n, cap;
-};
-
-static int membuf_write(void *ctx, const void *buf, size_t n)
-{
-    struct membuf *b = ctx;
-    if (b->n + n > b->cap) {
-        size_t cap = (b->n + n) * 2;
-        unsigned char *p = realloc(b->p, cap);
-        if (!p)
-            return -1;
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, buf, n);
-    b->n += n;
-    return 0;
-}
 
 /* A job restored from a checkpoint whose parameters hold a NaN fails with
  * non_finite_loss instead of running on. */
@@ -653,8 +620,8 @@ static void test_non_finite_fails(void **state)
     struct dim_train_progress prog;
     dim_trainer_progress(tr, &prog);
     m->main_params[3] = NAN;
-    struct membuf buf = {0};
-    const struct dim_writer wr = {membuf_write, &buf};
+    struct dim_membuf buf = {0};
+    const struct dim_writer wr = {dim_membuf_write, &buf};
     assert_int_equal(dim_checkpoint_write(m, &prog, &wr, &err), 0);
     char hex[65];
     sha256_hex(buf.p, buf.n, hex);
