@@ -141,6 +141,9 @@ bench: deps
 	$(BUILD)/bench/bench_train --json build/bench.json
 	$(BUILD)/bench/bench_store --json build/bench-store.json
 	/usr/bin/python3 bench/bench_serve.py $(DIMD) --json build/bench-serve.json
+	$(BUILD)/bench/bench_encode $(DIMD) --clients 64 --json build/bench-encode.json
+	$(BUILD)/bench/bench_encode $(DIMD) --clients 64 --compute_threads 1 \
+	    --json build/bench-encode-1thread.json
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

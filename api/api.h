@@ -5,8 +5,9 @@
  * it with openapi.yaml. Handlers translate between HTTP and the store/runner;
  * they hold no state of their own. Files by resource: service.c (health,
  * version, Prometheus metrics, datasets, job schema), jobs.c, metrics.c,
- * events.c (Server-Sent Events), checkpoints.c, tokens.c; common.c has the
- * shared pieces (ids, query parameters, the job's JSON form).
+ * events.c (Server-Sent Events), checkpoints.c, models.c (promote, versions),
+ * encode.c (encode and neighbours: every input format), tokens.c; common.c has
+ * the shared pieces (ids, query parameters, the job's JSON form).
  */
 #ifndef DIMD_API_API_H
 #define DIMD_API_API_H
@@ -18,6 +19,7 @@
 
 #include "server/config.h"
 #include "server/datasets.h"
+#include "server/encoder.h"
 #include "server/http.h"
 #include "server/runner.h"
 #include "server/store.h"
@@ -29,6 +31,7 @@ enum api_phase { API_STARTING, API_READY, API_STOPPING };
 struct api_ctx {
     struct dimd_store *store;
     struct runner *runner;
+    struct encoder *encoder;
     const struct datasets *datasets;
     const struct serve_config *cfg;
     struct http_server *http;
@@ -61,6 +64,17 @@ void api_events(void *app, struct http_request *rq);
 void api_checkpoint_list(void *app, struct http_request *rq);
 void api_checkpoint_get(void *app, struct http_request *rq);
 
+void api_model_promote(void *app, struct http_request *rq);
+void api_model_list(void *app, struct http_request *rq);
+void api_model_get(void *app, struct http_request *rq);
+void api_model_version_get(void *app, struct http_request *rq);
+void api_model_version_delete(void *app, struct http_request *rq);
+void api_model_version_pin(void *app, struct http_request *rq);
+void api_model_version_unpin(void *app, struct http_request *rq);
+void api_model_version_checkpoint(void *app, struct http_request *rq);
+void api_encode(void *app, struct http_request *rq);
+void api_neighbors(void *app, struct http_request *rq);
+
 void api_token_list(void *app, struct http_request *rq);
 void api_token_create(void *app, struct http_request *rq);
 void api_token_delete(void *app, struct http_request *rq);
@@ -83,6 +97,9 @@ json_t *api_metric_value(double v);
 /* The request body as JSON (Content-Type application/json); replies 415 or 400
  * malformed_json and returns NULL otherwise. */
 json_t *api_body_json(struct http_request *rq);
+/* A model version path/query value: "v3", "3" or "latest" (0). False when it is
+ * none of these. */
+bool api_parse_version(const char *s, int *version);
 /* Replies 500 internal naming what failed. */
 void api_internal(struct http_request *rq, const char *what, const struct dim_err *err);
 

@@ -83,6 +83,22 @@ void api_prometheus(void *app, struct http_request *rq)
               (long long)counts[JOB_QUEUED], a->cfg->workers, rs.busy_workers,
               (unsigned long long)rs.steps_total, (unsigned long long)rs.images_total,
               rs.steps_per_second);
+    struct encoder_stats es = {0};
+    if (a->encoder)
+        encoder_get_stats(a->encoder, &es);
+    sb_printf(&b,
+              "# HELP dimd_encode_requests_total Encode and neighbors requests answered.\n"
+              "# TYPE dimd_encode_requests_total counter\ndimd_encode_requests_total %llu\n"
+              "# HELP dimd_encode_images_total Images encoded.\n"
+              "# TYPE dimd_encode_images_total counter\ndimd_encode_images_total %llu\n"
+              "# HELP dimd_encode_batches_total Forward passes run for encode requests.\n"
+              "# TYPE dimd_encode_batches_total counter\ndimd_encode_batches_total %llu\n"
+              "# HELP dimd_encode_queue_images Images waiting to be encoded.\n"
+              "# TYPE dimd_encode_queue_images gauge\ndimd_encode_queue_images %d\n"
+              "# HELP dimd_models_loaded Model versions in the cache.\n"
+              "# TYPE dimd_models_loaded gauge\ndimd_models_loaded %d\n",
+              (unsigned long long)es.requests, (unsigned long long)es.images,
+              (unsigned long long)es.batches, es.queued_images, es.cached_models);
     http_write_stats(a->http, &b);
     http_reply_bytes(rq, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len, true);
 }

@@ -41,6 +41,20 @@ static const struct cfg_key keys[] = {
     LONG(metrics_flush_ms, 10, 3600000, "1000", "how often a running job writes its metrics"),
     LONG(sse_heartbeat_s, 1, 3600, "15", "seconds between heartbeats on idle event streams"),
     LONG(history_limit_max, 10, 10000000, "100000", "most points one metrics history page holds"),
+    LONG(encode_threads, 1, 64, "1", "threads answering encode requests (each runs whole batches)"),
+    LONG(encode_compute_threads, 0, 256, "0", "compute threads of each encode thread (0: cores)"),
+    LONG(encode_batch_max, 1, 4096, "32", "images per forward pass when requests are batched"),
+    LONG(encode_batch_wait_ms, 0, 10000, "5", "longest wait for a batch of encode requests to fill"),
+    LONG(encode_queue_max, 1, 1000000, "256", "images waiting to be encoded before 429"),
+    LONG(model_cache_max, 1, 1024, "4", "model versions kept loaded (least recently used go)"),
+    LONG(encode_max_body_bytes, 1024, 1L << 31, "16777216",
+         "largest body of an encode or neighbors request (413 above)"),
+    LONG(encode_max_pixels, 1, 1L << 31, "16777216",
+         "decoded pixels (width x height) per image, against decompression bombs (422 above)"),
+    LONG(encode_max_images, 1, 100000, "64", "images per encode request (413 above)"),
+    LONG(index_max_images, 0, 100000000, "10000",
+         "training images in a model version's neighbours index (evenly spaced; 0: no index; "
+         "promoting encodes them)"),
 };
 #define N_KEYS (sizeof keys / sizeof keys[0])
 
@@ -152,6 +166,10 @@ void config_write(const struct serve_config *c, FILE *f)
 
 void config_resolve(struct serve_config *c)
 {
+    if (c->encode_compute_threads == 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        c->encode_compute_threads = cores > 0 ? cores : 1;
+    }
     if (c->threads_per_worker == 0) {
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         c->threads_per_worker = cores > c->workers ? cores / c->workers : 1;

@@ -26,6 +26,11 @@ struct serve_config {
     long metrics_flush_ms;
     long sse_heartbeat_s;
     long history_limit_max;
+    long encode_threads, encode_compute_threads;
+    long encode_batch_max, encode_batch_wait_ms, encode_queue_max;
+    long model_cache_max;
+    long encode_max_body_bytes, encode_max_pixels, encode_max_images;
+    long index_max_images;
 };
 
 void config_default(struct serve_config *c);
@@ -37,7 +42,8 @@ bool config_has(const char *key);
 int config_load_file(struct serve_config *c, const char *path, struct dim_err *err);
 /* Writes every key with its value and help, in config file form. */
 void config_write(const struct serve_config *c, FILE *f);
-/* Fills threads_per_worker = max(1, cores / workers) when it is 0. */
+/* Fills threads_per_worker = max(1, cores / workers) and encode_compute_threads =
+ * cores when they are 0. */
 void config_resolve(struct serve_config *c);
 
 #endif

@@ -36,7 +36,7 @@ struct http_server {
     size_t n_routes;
     struct dimd_store *store;
     void *app;
-    size_t max_body;
+    size_t max_body, max_large_body;
     char hosts[32][128];
     int n_hosts;
     atomic_bool stopping;
@@ -550,6 +550,16 @@ static bool route_request(struct http_server *s, struct http_request *rq)
     return false;
 }
 
+static size_t body_limit(const struct http_server *s, const struct http_request *rq)
+{
+    return rq->route && rq->route->large_body ? s->max_large_body : s->max_body;
+}
+
+static const char *body_limit_name(const struct http_request *rq)
+{
+    return rq->route && rq->route->large_body ? "encode_max_body_bytes" : "max_body_bytes";
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -585,9 +595,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (!route_request(s, rq) || !authorize(s, rq))
             return MHD_YES;
         const char *cl = http_header(rq, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoull(cl, NULL, 10) > s->max_body) {
-            http_reply_problem(rq, 413, "body_too_large",
-                               "the body has %s bytes; max_body_bytes is %zu", cl, s->max_body);
+        if (cl && strtoull(cl, NULL, 10) > body_limit(s, rq)) {
+            http_reply_problem(rq, 413, "body_too_large", "the body has %s bytes; %s is %zu", cl,
+                               body_limit_name(rq), body_limit(s, rq));
             return MHD_YES;
         }
         return MHD_YES;
@@ -600,7 +610,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (st->too_large || rq->body_len + n > s->max_body) {
+        if (st->too_large || rq->body_len + n > body_limit(s, rq)) {
             st->too_large = true;
             return MHD_YES;
         }
@@ -620,8 +630,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     if (st->too_large) {
-        http_reply_problem(rq, 413, "body_too_large", "the body is larger than max_body_bytes (%zu)",
-                           s->max_body);
+        http_reply_problem(rq, 413, "body_too_large", "the body is larger than %s (%zu)",
+                           body_limit_name(rq), body_limit(s, rq));
         return MHD_YES;
     }
     st->handled = true;
@@ -679,6 +689,7 @@ int http_start(struct http_server **out, const struct http_options *opt,
     s->store = store;
     s->app = app;
     s->max_body = opt->max_body_bytes;
+    s->max_large_body = opt->max_large_body_bytes ? opt->max_large_body_bytes : opt->max_body_bytes;
     s->latency = calloc(n_routes + 1, sizeof *s->latency);
     pthread_mutex_init(&s->stats_lock, NULL);
     const char *h = opt->allowed_hosts;

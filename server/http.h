@@ -34,6 +34,7 @@ struct route {
     const char *pattern;
     enum route_scope scope;
     route_fn fn;
+    bool large_body; /* bodies up to http_options.max_large_body_bytes (images) */
 };
 
 #define HTTP_MAX_PARAMS 4
@@ -58,6 +59,7 @@ struct http_options {
     const char *listen;
     int port; /* 0: any free port */
     size_t max_body_bytes;
+    size_t max_large_body_bytes; /* for routes with large_body */
     unsigned max_connections, connection_timeout_s;
     const char *allowed_hosts; /* comma-separated */
 };

@@ -237,9 +237,17 @@ int cli_serve(int argc, char **argv)
         fprintf(stderr, "dimd serve: workers: %s\n", err.msg);
         goto out;
     }
+    struct encoder_config ec = {(int)d.cfg.encode_threads,   (int)d.cfg.encode_compute_threads,
+                                (int)d.cfg.encode_batch_max, (int)d.cfg.encode_batch_wait_ms,
+                                (int)d.cfg.encode_queue_max, (int)d.cfg.model_cache_max};
+    if (encoder_start(&d.api.encoder, d.api.store, &ec, &err) != 0) {
+        fprintf(stderr, "dimd serve: encoder: %s\n", err.msg);
+        goto out;
+    }
     struct http_options ho = {d.cfg.listen,
                               (int)d.cfg.port,
                               (size_t)d.cfg.max_body_bytes,
+                              (size_t)d.cfg.encode_max_body_bytes,
                               (unsigned)d.cfg.max_connections,
                               (unsigned)d.cfg.connection_timeout_s,
                               d.cfg.allowed_hosts};
@@ -276,7 +284,9 @@ out:
     atomic_store(&d.api.phase, API_STOPPING);
     if (d.api.runner)
         runner_stop(d.api.runner);
-    http_stop(d.api.http);
+    http_stop(d.api.http); /* in-flight encode requests finish: the encoder still runs */
+    if (d.api.encoder)
+        encoder_stop(d.api.encoder);
     store_close(d.api.store);
     if (status == 0)
         printf("dimd: stopped\n");

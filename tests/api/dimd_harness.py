@@ -1,11 +1,13 @@
 """dimd_harness.py - what the API tests share: the real daemon on a free port
 with a temporary state directory, an HTTP client that checks every response
 against openapi.yaml, a Server-Sent Events reader, a minimal OpenAPI 3.0 schema
-validator, a PNG writer and waiting helpers.
+validator, image bodies (PNG writer, PNG bomb, multipart, float32 tensors,
+Fashion-MNIST images) and waiting helpers.
 
 Standard library plus PyYAML only (Debian: python3, python3-yaml).
 """
 
+import gzip
 import hashlib
 import http.client
 import json
@@ -617,6 +619,30 @@ class Client:
     def events(self, job_id, last_event_id=None, query=None, token=..., timeout=None):
         return SSE(self, job_id, last_event_id, query, token, timeout)
 
+    # -- models
+    def promote(self, name, job_id, checkpoint=..., **extra):
+        """POST /v1/models; returns the new version object (expects 201)."""
+        body = {"name": name, "job_id": job_id}
+        if checkpoint is not ...:
+            body["checkpoint"] = checkpoint
+        body.update(extra)
+        r = expect(self.post("/v1/models", body), 201)
+        eq(r.header("Location"), r.json["links"]["self"], "Location of the new version")
+        return r.json
+
+    def encode(self, name, body, content_type, query=None, headers=None, route="encode", **kw):
+        """POST /v1/models/NAME/encode (or neighbors) with a raw body."""
+        path = "/v1/models/%s/%s" % (name, route)
+        if query:
+            path += "?" + urllib.parse.urlencode(query)
+        return self.request("POST", path, body=body, content_type=content_type, headers=headers,
+                            **kw)
+
+    def embed(self, name, png, query=None):
+        """The embeddings (list of rows) of one PNG body through encode (expects 200)."""
+        r = expect(self.encode(name, png, "image/png", query), 200)
+        return r.json["embeddings"]
+
 
 # ---------------------------------------------------------------- SSE
 
@@ -802,14 +828,120 @@ def png_bytes(width, height, pixels, channels=1):
             + chunk(b"IEND", b""))
 
 
+def png_raw(raw, width, height, channels=1):
+    """An 8-bit PNG of row-major interleaved pixel bytes (grey or RGB)."""
+    stride = width * channels
+    return png_bytes(width, height, lambda x, y: raw[y * stride + x] if channels == 1 else
+                     tuple(raw[y * stride + x * 3: y * stride + x * 3 + 3]), channels)
+
+
+def png_bomb(width, height):
+    """A valid grey PNG of width x height zero pixels, a decompression bomb:
+    about height * width / 1030 bytes (30000 x 30000: ~880 KB for 900 MB of
+    pixels). The zlib stream is built from one flushed piece of 100 rows
+    repeated (zero rows compress to the same bytes once the window is zeros),
+    so it costs milliseconds instead of compressing 900 MB."""
+    row = width + 1  # filter byte + pixels, all zero
+    per = 100
+    check(height % per == 0, "png_bomb: height must be a multiple of %d" % per)
+    c = zlib.compressobj(9)
+    chunk = bytes(row * per)
+    first = c.compress(chunk) + c.flush(zlib.Z_FULL_FLUSH)
+    piece = c.compress(chunk) + c.flush(zlib.Z_FULL_FLUSH)
+    again = c.compress(chunk) + c.flush(zlib.Z_FULL_FLUSH)
+    check(piece == again, "png_bomb: zlib pieces differ")
+    total = row * height
+    adler = ((total % 65521) << 16) | 1  # Adler-32 of zeros: a = 1, b = n mod 65521
+    # the final empty fixed-Huffman block (BFINAL 1, type 01, end-of-block) and the Adler-32
+    idat = first + piece * (height // per - 1) + b"\x03\x00" + struct.pack(">I", adler)
+
+    def chunk_of(kind, data):
+        return (struct.pack(">I", len(data)) + kind + data +
+                struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk_of(b"IHDR", ihdr) + chunk_of(b"IDAT", idat) +
+            chunk_of(b"IEND", b""))
+
+
+def multipart(parts, boundary="dimd-test-boundary-7c1f"):
+    """A multipart/form-data body: parts are (field name, data bytes, part
+    Content-Type or None). Returns (body, Content-Type header)."""
+    out = bytearray()
+    for i, (name, data, ctype) in enumerate(parts):
+        out += b"--" + boundary.encode() + b"\r\n"
+        out += ('Content-Disposition: form-data; name="%s"; filename="img%d"\r\n' % (name, i)).encode()
+        if ctype:
+            out += ("Content-Type: %s\r\n" % ctype).encode()
+        out += b"\r\n" + data + b"\r\n"
+    out += b"--" + boundary.encode() + b"--\r\n"
+    return bytes(out), "multipart/form-data; boundary=" + boundary
+
+
+def f32le(values):
+    return struct.pack("<%df" % len(values), *values)
+
+
+def from_f32le(data):
+    check(len(data) % 4 == 0, "%d bytes is no whole number of float32" % len(data))
+    return list(struct.unpack("<%df" % (len(data) // 4), data))
+
+
+def max_diff(a, b, what):
+    """Largest |a[i] - b[i]| of two equally long vectors."""
+    check(len(a) == len(b), "%s: lengths %d and %d differ" % (what, len(a), len(b)))
+    return max((abs(x - y) for x, y in zip(a, b)), default=0.0)
+
+
+def close(a, b, what, tol=1e-5):
+    """Raises unless the vectors agree to tol (absolute, or relative for large values)."""
+    check(len(a) == len(b), "%s: lengths %d and %d differ" % (what, len(a), len(b)))
+    for i, (x, y) in enumerate(zip(a, b)):
+        if abs(x - y) > tol * max(1.0, abs(x), abs(y)):
+            raise Failure("%s: element %d differs: %r vs %r (tolerance %g)" % (what, i, x, y, tol))
+
+
+FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
+_FM = {}
+
+
+def fashion_mnist(split="train"):
+    """(n, pixel bytes (n x 28 x 28), label bytes) of a Fashion-MNIST split, read
+    from the Debian package's gzipped IDX files (cached)."""
+    if split not in _FM:
+        pre = "train" if split == "train" else "t10k"
+        with gzip.open(os.path.join(FASHION_MNIST, pre + "-images-idx3-ubyte.gz")) as f:
+            img = f.read()
+        with gzip.open(os.path.join(FASHION_MNIST, pre + "-labels-idx1-ubyte.gz")) as f:
+            lab = f.read()
+        magic, n, h, w = struct.unpack(">IIII", img[:16])
+        check(magic == 2051 and h == 28 and w == 28, "bad IDX image header %r" % (img[:16],))
+        lmagic, ln = struct.unpack(">II", lab[:8])
+        check(lmagic == 2049 and ln == n, "bad IDX label header")
+        _FM[split] = (n, img[16:], lab[8:])
+    return _FM[split]
+
+
+def fm_image(i, split="train"):
+    """Image i of a Fashion-MNIST split: (784 pixel bytes, label)."""
+    n, px, lab = fashion_mnist(split)
+    check(0 <= i < n, "no image %d in %s" % (i, split))
+    return px[i * 784:(i + 1) * 784], lab[i]
+
+
+def fm_png(i, split="train"):
+    return png_raw(fm_image(i, split)[0], 28, 28)
+
+
 def write_png(path, width, height, pixels, channels=1):
     with open(path, "wb") as f:
         f.write(png_bytes(width, height, pixels, channels))
 
 
-def encode_with_cli(ckpt_path, image_path):
-    """Runs `dimd encode --checkpoint FILE IMAGE`; returns its JSON line."""
-    p = subprocess.run([DIMD, "encode", "--checkpoint", ckpt_path, image_path],
+def encode_with_cli(ckpt_path, image_path, tap=None):
+    """Runs `dimd encode --checkpoint FILE [--tap TAP] IMAGE`; returns its JSON line."""
+    p = subprocess.run([DIMD, "encode", "--checkpoint", ckpt_path] +
+                       (["--tap", tap] if tap else []) + [image_path],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120 * SCALE)
     check(p.returncode == 0, "dimd encode exited %d: %s" % (p.returncode,
                                                             short(p.stderr.decode("utf-8", "replace"))))

@@ -21,7 +21,7 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import dimd_harness as H  # noqa: E402
 
 MODULES = ["test_openapi", "test_service", "test_validation", "test_auth", "test_jobs",
-           "test_events", "test_datasets", "test_faults"]
+           "test_events", "test_datasets", "test_faults", "test_models", "test_encode"]
 TEST_BUDGET_S = 300  # per test, times the scale
 
 

@@ -1,5 +1,6 @@
-"""Auth: every route of the route table with no token, a read token and the
-write token; ?access_token=; the token file; token lifecycle; the Host allow-list."""
+"""Auth: every route of the route table (models, encode and neighbours
+included) with no token, a read token and the write token; ?access_token=;
+the token file; token lifecycle; the Host allow-list."""
 
 import os
 import stat
@@ -17,12 +18,19 @@ SPARE = None       # a token deleted by DELETE /v1/tokens/{id}
 TABLE = None
 
 
+PNG = None         # an image for the encode and neighbors routes
+
+
 def setup_module():
-    global D, W, READ, JOB, VICTIM, SPARE, TABLE
-    D = H.Daemon(["--workers", "1"]).start()
+    global D, W, READ, JOB, VICTIM, SPARE, TABLE, PNG
+    D = H.Daemon(["--workers", "1", "--index_max_images", "10"]).start()
     W = D.client()
     j = W.submit(dict(H.SMALL, batch=4, steps=4, checkpoint_every=2))
     JOB = W.wait_state(j["id"], "SUCCEEDED", timeout=120)
+    # model "auth" v1 for the model routes; v2 is deleted by DELETE .../versions/{version}
+    W.promote("auth", JOB["id"])
+    W.promote("auth", JOB["id"])
+    PNG = H.fm_png(0)
     v = W.submit(dict(H.SMALL, steps=100000))
     VICTIM = expect(W.post("/v1/jobs/%d/cancel" % v["id"]), 200).json
     r = expect(W.post("/v1/tokens", {"name": "ci", "scope": "read"}), 201)
@@ -33,7 +41,7 @@ def setup_module():
 
 
 def concrete(method, tmpl):
-    """A real path for a route template, and a body for POSTs."""
+    """A real path for a route template, and the request's body arguments."""
     jid = JOB["id"]
     if tmpl == "/v1/jobs/{id}" and method == "DELETE":
         jid = VICTIM["id"]
@@ -42,12 +50,18 @@ def concrete(method, tmpl):
         path = path.replace("{id}", str(SPARE["id"]))
     else:
         path = path.replace("{id}", str(jid))
-    body = ...
+    version = "v2" if method == "DELETE" else "v1"
+    path = path.replace("{name}", "auth").replace("{version}", version)
+    kw = {}
     if method == "POST" and tmpl == "/v1/jobs":
-        body = dict(H.SMALL, steps=100000, name="auth-probe")
+        kw["json_body"] = dict(H.SMALL, steps=100000, name="auth-probe")
     elif method == "POST" and tmpl == "/v1/tokens":
-        body = {"name": "made-by-auth-test", "scope": "read"}
-    return path, body
+        kw["json_body"] = {"name": "made-by-auth-test", "scope": "read"}
+    elif method == "POST" and tmpl == "/v1/models":
+        kw["json_body"] = {"name": "auth-probe", "job_id": JOB["id"]}
+    elif method == "POST" and tmpl.endswith(("/encode", "/neighbors")):
+        kw.update(body=PNG, content_type="image/png")
+    return path, kw
 
 
 def ordered_routes():
@@ -64,8 +78,8 @@ def test_token_file_is_0600_with_one_token():
 def test_every_route_without_a_token():
     bad = []
     for (method, tmpl), scope in ordered_routes():
-        path, body = concrete(method, tmpl)
-        r = W.request(method, path, json_body=body, token=None)
+        path, kw = concrete(method, tmpl)
+        r = W.request(method, path, token=None, **kw)
         if scope == "none":
             if r.status != 200:
                 bad.append("%s %s: %d without a token (scope none)" % (method, path, r.status))
@@ -81,8 +95,8 @@ def test_every_route_with_an_unknown_token():
     for (method, tmpl), scope in ordered_routes():
         if scope == "none":
             continue
-        path, body = concrete(method, tmpl)
-        r = W.request(method, path, json_body=body, token="dimd_" + "0" * 48)
+        path, kw = concrete(method, tmpl)
+        r = W.request(method, path, token="dimd_" + "0" * 48, **kw)
         if r.status != 401 or r.code != "unauthorized":
             bad.append("%s %s: %d %s" % (method, path, r.status, r.code))
     check(not bad, "; ".join(bad))
@@ -91,8 +105,8 @@ def test_every_route_with_an_unknown_token():
 def test_every_route_with_a_read_token():
     bad = []
     for (method, tmpl), scope in ordered_routes():
-        path, body = concrete(method, tmpl)
-        r = W.request(method, path, json_body=body, token=READ)
+        path, kw = concrete(method, tmpl)
+        r = W.request(method, path, token=READ, **kw)
         if scope in ("none", "read"):
             if not 200 <= r.status < 300:
                 bad.append("%s %s: %d %s (read route)" % (method, path, r.status, r.code))
@@ -101,19 +115,23 @@ def test_every_route_with_a_read_token():
     check(not bad, "; ".join(bad))
     # nothing a read token asked for happened
     eq(W.job(VICTIM["id"])["state"], "CANCELLED", "the victim job after read-token calls")
+    eq(W.get("/v1/models/auth/versions/v2").status, 200, "the victim version after read-token calls")
+    expect(W.get("/v1/models/auth-probe"), 404, "model_not_found")
 
 
 def test_every_route_with_the_write_token():
     bad = []
     for (method, tmpl), scope in ordered_routes():
-        path, body = concrete(method, tmpl)
-        r = W.request(method, path, json_body=body)
+        path, kw = concrete(method, tmpl)
+        r = W.request(method, path, **kw)
         if r.status in (401, 403) or r.status >= 500:
             bad.append("%s %s: %d %s" % (method, path, r.status, r.code))
         if method == "POST" and tmpl == "/v1/jobs" and r.status == 201:
             expect(W.post("/v1/jobs/%d/cancel" % r.json["id"]), 200)
     check(not bad, "; ".join(bad))
     expect(W.get("/v1/jobs/%d" % VICTIM["id"]), 404, "job_not_found")
+    expect(W.get("/v1/models/auth/versions/v2"), 404, "version_not_found")
+    eq(W.get("/v1/models/auth-probe/versions/v1").status, 200, "the model made by POST /v1/models")
 
 
 def test_access_token_query_parameter():

@@ -255,6 +255,56 @@ def test_validator_rejects_what_it_must():
         pass
 
 
+def test_model_and_encode_schemas_are_closed():
+    """The version object, the encode and neighbours outputs and the encode
+    request refuse unknown members and wrong shapes."""
+    v1 = C.resolve({"$ref": "#/components/examples/ModelVersionV1"})["value"]
+    mv = {"$ref": "#/components/schemas/ModelVersion"}
+    eq(C.validate(mv, v1), [], "example version")
+    eq(C.validate(mv, dict(v1, job_id=None)), [], "a version whose job was deleted")
+    for what, v in (("extra member", dict(v1, extra=1)),
+                    ("extra input member", dict(v1, input=dict(v1["input"], depth=1))),
+                    ("extra tap", dict(v1, taps=dict(v1["taps"], pool=3))),
+                    ("extra link", dict(v1, links=dict(v1["links"], up="/"))),
+                    ("version without v", dict(v1, version="1")),
+                    ("bad sha256", dict(v1, checkpoint_sha256="ABC")),
+                    ("channels 2", dict(v1, input=dict(v1["input"], channels=2)))):
+        check(C.validate(mv, v), "ModelVersion accepted %s" % what)
+    summary = {"$ref": "#/components/schemas/ModelSummary"}
+    eq(C.validate(summary, {"name": "shoes", "versions": 1, "latest": v1}), [], "summary")
+    eq(C.validate(summary, {"name": "shoes", "versions": 0, "latest": None}), [], "empty summary")
+    check(C.validate(summary, {"name": "shoes", "versions": 1, "latest": dict(v1, x=1)}),
+          "ModelSummary accepted a latest with an extra member")
+    er = C.schema("EncodeResult")["example"]
+    ers = {"$ref": "#/components/schemas/EncodeResult"}
+    eq(C.validate(ers, er), [], "encode example")
+    check(C.validate(ers, dict(er, extra=1)), "EncodeResult accepted an extra member")
+    check(C.validate(ers, dict(er, tap="pool")), "EncodeResult accepted tap pool")
+    check(C.validate(ers, dict(er, embeddings=[["0.5"]])), "EncodeResult accepted a string")
+    nr = C.schema("NeighborsResult")["example"]
+    nrs = {"$ref": "#/components/schemas/NeighborsResult"}
+    eq(C.validate(nrs, nr), [], "neighbors example")
+    check(C.validate(nrs, dict(nr, extra=1)), "NeighborsResult accepted an extra member")
+    check(C.validate(nrs, dict(nr, neighbors=[dict(nr["neighbors"][0], distance=1)])),
+          "Neighbor accepted an extra member")
+    req = {"$ref": "#/components/schemas/EncodeRequest"}
+    eq(C.validate(req, {"images": ["aGk="]}), [], "images request")
+    eq(C.validate(req, {"tensors": [{"shape": [1, 1, 1], "data": [0.5]}]}), [], "tensors request")
+    for what, v in (("both keys", {"images": ["aGk="], "tensors": []}), ("neither key", {}),
+                    ("an unknown key", {"images": ["aGk="], "x": 1}),
+                    ("a value above 1", {"tensors": [{"shape": [1, 1, 1], "data": [1.5]}]}),
+                    ("a 2-d shape", {"tensors": [{"shape": [1, 1], "data": [0.5]}]})):
+        check(C.validate(req, v), "EncodeRequest accepted %s" % what)
+    pr = {"$ref": "#/components/schemas/ModelPromote"}
+    eq(C.validate(pr, {"name": "a", "job_id": 1, "checkpoint": "best"}), [], "promote best")
+    eq(C.validate(pr, {"name": "a", "job_id": 1, "checkpoint": 300}), [], "promote a step")
+    for what, v in (("checkpoint newest", {"name": "a", "job_id": 1, "checkpoint": "newest"}),
+                    ("an upper-case name", {"name": "A", "job_id": 1}),
+                    ("no job_id", {"name": "a"}),
+                    ("an unknown key", {"name": "a", "job_id": 1, "x": 1})):
+        check(C.validate(pr, v), "ModelPromote accepted %s" % what)
+
+
 def test_routes_match_the_route_table_of_the_design():
     """The document's operations are the design's route table (scope included)."""
     want = {
@@ -270,6 +320,16 @@ def test_routes_match_the_route_table_of_the_design():
         ("GET", "/v1/jobs/{id}/checkpoints/{step}"): "read",
         ("GET", "/v1/tokens"): "write", ("POST", "/v1/tokens"): "write",
         ("DELETE", "/v1/tokens/{id}"): "write",
+        # models, encode, neighbours (issue 4)
+        ("POST", "/v1/models"): "write", ("GET", "/v1/models"): "read",
+        ("GET", "/v1/models/{name}"): "read",
+        ("GET", "/v1/models/{name}/versions/{version}"): "read",
+        ("DELETE", "/v1/models/{name}/versions/{version}"): "write",
+        ("POST", "/v1/models/{name}/versions/{version}/pin"): "write",
+        ("POST", "/v1/models/{name}/versions/{version}/unpin"): "write",
+        ("GET", "/v1/models/{name}/versions/{version}/checkpoint"): "read",
+        ("POST", "/v1/models/{name}/encode"): "read",
+        ("POST", "/v1/models/{name}/neighbors"): "read",
     }
     got = C.routes()
     missing = sorted(set(want) - set(got))

@@ -240,23 +240,30 @@ static void test_open_fresh_migrates(void **state)
 {
     struct fx *f = *state;
     struct dim_err err = {0};
-    assert_int_equal(store_schema_latest(), 2);
+    assert_int_equal(store_schema_latest(), 3);
     assert_non_null(embedded_find("migrations/0001_jobs.sql"));
     assert_non_null(embedded_find("migrations/0002_tokens.sql"));
+    assert_non_null(embedded_find("migrations/0003_models.sql"));
     assert_int_equal(store_open(&f->s, f->path, &err), STORE_OK);
-    assert_int_equal(store_schema_version(f->s), 2);
-    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 2);
+    assert_int_equal(store_schema_version(f->s), 3);
+    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 3);
     assert_int_equal(raw_int(f->path, "PRAGMA auto_vacuum"), 2); /* INCREMENTAL */
     assert_int_equal(raw_int(f->path, "SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1);
     assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' "
                                       "AND name IN ('jobs', 'attempts', 'metrics', 'checkpoints', "
-                                      "'events', 'idempotency', 'tokens')"),
-                     7);
+                                      "'events', 'idempotency', 'tokens', 'models', "
+                                      "'model_versions')"),
+                     9);
+    /* The checkpoint bytes are the last column of a version's row. */
+    assert_int_equal(raw_int(f->path,
+                             "SELECT name = 'data' FROM pragma_table_info('model_versions') "
+                             "ORDER BY cid DESC LIMIT 1"),
+                     1);
     /* Reopening an up-to-date database changes nothing. */
     store_close(f->s);
     f->s = NULL;
     assert_int_equal(store_open(&f->s, f->path, &err), STORE_OK);
-    assert_int_equal(store_schema_version(f->s), 2);
+    assert_int_equal(store_schema_version(f->s), 3);
 }
 
 static void test_upgrade_in_place_keeps_jobs(void **state)
@@ -274,10 +281,14 @@ static void test_upgrade_in_place_keeps_jobs(void **state)
     store_close(f->s);
     f->s = NULL;
 
+    /* 1 -> latest in one open: every later migration applies, in order. */
     assert_int_equal(store_open(&f->s, f->path, &err), STORE_OK);
-    assert_int_equal(store_schema_version(f->s), 2);
-    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 2);
+    assert_int_equal(store_schema_version(f->s), store_schema_latest());
+    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), store_schema_latest());
     assert_int_equal(raw_int(f->path, "PRAGMA auto_vacuum"), 2);
+    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' "
+                                      "AND name IN ('tokens', 'models', 'model_versions')"),
+                     3);
     struct store_job j = {0};
     assert_int_equal(store_job_get(f->s, id, &j, &err), STORE_OK);
     assert_string_equal(j.name, "old");
@@ -297,7 +308,9 @@ static void test_refuses_newer_schema(void **state)
     assert_int_equal(store_open(&f->s, f->path, &err), STORE_ERROR);
     assert_null(f->s);
     assert_non_null(strstr(err.msg, "99"));
-    assert_non_null(strstr(err.msg, "(2)"));
+    char latest[16];
+    snprintf(latest, sizeof(latest), "(%d)", store_schema_latest());
+    assert_non_null(strstr(err.msg, latest));
     assert_non_null(strstr(err.msg, "upgrade dimd"));
     /* And it was left alone. */
     assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 99);
@@ -1464,6 +1477,497 @@ static void *reader(void *arg)
     return NULL;
 }
 
+/* ---- models ---- */
+
+/* A model version's inputs: checkpoint bytes and an index, from a seed. */
+struct mv_input {
+    unsigned char *ckpt;
+    size_t bytes;
+    char sha[65];
+    float *vectors;
+    uint16_t *labels;
+    struct store_model_index index;
+};
+
+static void mv_input_make(struct mv_input *in, size_t bytes, int64_t n, int dim, unsigned seed)
+{
+    memset(in, 0, sizeof(*in));
+    in->bytes = bytes;
+    in->ckpt = malloc(bytes);
+    assert_non_null(in->ckpt);
+    for (size_t i = 0; i < bytes; i++)
+        in->ckpt[i] = (unsigned char)(i * 131 + seed * 17 + (i >> 11));
+    sha256_hex(in->ckpt, bytes, in->sha);
+    if (n > 0) {
+        in->vectors = malloc((size_t)n * (size_t)dim * sizeof(float));
+        in->labels = malloc((size_t)n * sizeof(uint16_t));
+        assert_non_null(in->vectors);
+        assert_non_null(in->labels);
+        for (int64_t i = 0; i < n * dim; i++)
+            in->vectors[i] = (float)(i % 97) / 97.0f - 0.5f + (float)seed * 1e-3f;
+        in->vectors[0] = -0.0f; /* bit patterns round-trip, not just values */
+        for (int64_t i = 0; i < n; i++)
+            in->labels[i] = (uint16_t)((i * 7 + seed) % 65536);
+        in->labels[n - 1] = 65535;
+    }
+    in->index = (struct store_model_index){in->vectors, in->labels, n, dim};
+}
+
+static void mv_input_free(struct mv_input *in)
+{
+    free(in->ckpt);
+    free(in->vectors);
+    free(in->labels);
+}
+
+static const char SRC_SHA[] = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+/* Creates the next version of name from in; returns its number. */
+static int mv_create(struct dimd_store *s, const char *name, int64_t job_id, int64_t step,
+                     const struct mv_input *in, bool pinned)
+{
+    struct dim_err err = {0};
+    struct store_model_version v = {0};
+    int rc = store_model_create(s, name, job_id, step, SRC_SHA, in->ckpt, in->bytes, in->sha,
+                                "{\"preset\":\"basic32x32\",\"y_dim\":64}", "{\"probe_y\":0.81}",
+                                pinned, &in->index, &v, &err);
+    if (rc != STORE_OK)
+        fprintf(stderr, "model_create: %s\n", err.msg);
+    assert_int_equal(rc, STORE_OK);
+    assert_string_equal(v.name, name);
+    assert_true(v.version >= 1);
+    assert_int_equal(v.job_id, job_id);
+    assert_int_equal(v.step, step);
+    assert_string_equal(v.sha256, in->sha);
+    assert_string_equal(v.source_sha256, SRC_SHA);
+    assert_int_equal(v.bytes, (int64_t)in->bytes);
+    assert_true(v.created_ms > 0);
+    assert_int_equal(v.pinned, pinned);
+    assert_int_equal(v.index_images, in->index.n);
+    assert_int_equal(v.index_dim, in->index.n > 0 ? in->index.dim : 0);
+    int ver = v.version;
+    store_model_version_clear(&v);
+    return ver;
+}
+
+static void free_versions(struct store_model_version *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        store_model_version_clear(&v[i]);
+    free(v);
+}
+
+static void test_models_create_list_get(void **state)
+{
+    struct fx *f = *state;
+    struct dim_err err = {0};
+    int64_t job = running_job(f->s);
+    struct mv_input a, b, c;
+    mv_input_make(&a, 5000, 37, 5, 1);
+    mv_input_make(&b, 7001, 0, 0, 2); /* no index */
+    mv_input_make(&c, 300, 3, 2, 3);
+    assert_int_equal(mv_create(f->s, "shoes", job, 100, &a, false), 1);
+    assert_int_equal(mv_create(f->s, "shoes", job, 200, &b, false), 2);
+    assert_int_equal(mv_create(f->s, "boots", job, 300, &c, true), 1);
+
+    /* list: one row per name, in name order, with its newest version. */
+    struct store_model_version *v = NULL;
+    size_t n = 0;
+    assert_int_equal(store_model_list(f->s, &v, &n, &err), STORE_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(v[0].name, "boots");
+    assert_int_equal(v[0].version, 1);
+    assert_true(v[0].pinned);
+    assert_string_equal(v[1].name, "shoes");
+    assert_int_equal(v[1].version, 2);
+    assert_int_equal(v[1].step, 200);
+    assert_string_equal(v[1].sha256, b.sha);
+    free_versions(v, n);
+
+    /* versions: oldest first, every field. */
+    assert_int_equal(store_model_versions(f->s, "shoes", &v, &n, &err), STORE_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(v[0].version, 1);
+    assert_int_equal(v[0].job_id, job);
+    assert_int_equal(v[0].step, 100);
+    assert_string_equal(v[0].sha256, a.sha);
+    assert_string_equal(v[0].source_sha256, SRC_SHA);
+    assert_int_equal(v[0].bytes, 5000);
+    assert_false(v[0].pinned);
+    assert_string_equal(v[0].info_json, "{\"preset\":\"basic32x32\",\"y_dim\":64}");
+    assert_string_equal(v[0].metrics_json, "{\"probe_y\":0.81}");
+    assert_int_equal(v[0].index_images, 37);
+    assert_int_equal(v[0].index_dim, 5);
+    assert_int_equal(v[1].version, 2);
+    assert_int_equal(v[1].index_images, 0);
+    assert_int_equal(v[1].index_dim, 0);
+    free_versions(v, n);
+    assert_int_equal(store_model_versions(f->s, "sandals", &v, &n, &err), STORE_NOT_FOUND);
+    assert_int_equal(err.code, DIM_ENOENT);
+    assert_null(v);
+    assert_int_equal(n, 0);
+
+    /* get: version 0 is the newest; blobs round-trip byte for byte. */
+    struct store_model_version g = {0};
+    void *ck = NULL;
+    float *vec = NULL;
+    uint16_t *lab = NULL;
+    assert_int_equal(store_model_get(f->s, "shoes", 0, &g, &ck, &vec, &lab, &err), STORE_OK);
+    assert_int_equal(g.version, 2);
+    assert_non_null(ck);
+    assert_memory_equal(ck, b.ckpt, b.bytes);
+    assert_null(vec); /* no index */
+    assert_null(lab);
+    free(ck);
+    store_model_version_clear(&g);
+    assert_int_equal(store_model_get(f->s, "shoes", 1, &g, &ck, &vec, &lab, &err), STORE_OK);
+    assert_int_equal(g.version, 1);
+    assert_int_equal(g.step, 100);
+    assert_memory_equal(ck, a.ckpt, a.bytes);
+    assert_non_null(vec);
+    assert_memory_equal(vec, a.vectors, 37 * 5 * sizeof(float));
+    assert_non_null(lab);
+    assert_memory_equal(lab, a.labels, 37 * sizeof(uint16_t));
+    char h[65];
+    sha256_hex(ck, (size_t)g.bytes, h);
+    assert_string_equal(h, g.sha256);
+    free(ck);
+    free(vec);
+    free(lab);
+    store_model_version_clear(&g);
+    /* Only some blobs. */
+    assert_int_equal(store_model_get(f->s, "boots", 1, &g, NULL, NULL, &lab, &err), STORE_OK);
+    assert_memory_equal(lab, c.labels, 3 * sizeof(uint16_t));
+    free(lab);
+    store_model_version_clear(&g);
+
+    /* Not found: the version, the model. */
+    ck = (void *)1;
+    assert_int_equal(store_model_get(f->s, "shoes", 3, &g, &ck, NULL, NULL, &err), STORE_NOT_FOUND);
+    assert_null(ck);
+    assert_non_null(strstr(err.msg, "no version 3"));
+    assert_int_equal(store_model_get(f->s, "sandals", 0, &g, NULL, NULL, NULL, &err),
+                     STORE_NOT_FOUND);
+    assert_non_null(strstr(err.msg, "no model sandals"));
+    assert_int_equal(store_model_get(f->s, "shoes", -1, &g, NULL, NULL, NULL, &err), STORE_ERROR);
+    assert_int_equal(err.code, DIM_EINVAL);
+
+    /* Without out pointers the blobs are not read at all: a corrupt (short)
+     * checkpoint blob only fails the calls that ask for it. */
+    raw_exec(f->path,
+             "UPDATE model_versions SET data = x'00' WHERE name = 'shoes' AND version = 1");
+    assert_int_equal(store_model_get(f->s, "shoes", 1, &g, NULL, &vec, &lab, &err), STORE_OK);
+    assert_memory_equal(vec, a.vectors, 37 * 5 * sizeof(float));
+    free(vec);
+    free(lab);
+    store_model_version_clear(&g);
+    assert_int_equal(store_model_get(f->s, "shoes", 1, &g, &ck, NULL, NULL, &err), STORE_ERROR);
+    assert_int_equal(err.code, DIM_EFORMAT);
+    assert_null(ck);
+
+    mv_input_free(&a);
+    mv_input_free(&b);
+    mv_input_free(&c);
+}
+
+static void test_models_versions_not_reused(void **state)
+{
+    struct fx *f = *state;
+    struct dim_err err = {0};
+    struct mv_input a;
+    mv_input_make(&a, 1000, 4, 3, 7);
+    for (int i = 1; i <= 3; i++)
+        assert_int_equal(mv_create(f->s, "m", 0, i, &a, false), i);
+    /* Deleting the newest does not give its number back. */
+    assert_int_equal(store_model_delete(f->s, "m", 3, &err), STORE_OK);
+    assert_int_equal(store_model_delete(f->s, "m", 3, &err), STORE_NOT_FOUND);
+    assert_non_null(strstr(err.msg, "no version 3"));
+    assert_int_equal(mv_create(f->s, "m", 0, 4, &a, false), 4);
+    struct store_model_version g = {0};
+    assert_int_equal(store_model_get(f->s, "m", 0, &g, NULL, NULL, NULL, &err), STORE_OK);
+    assert_int_equal(g.version, 4);
+    assert_int_equal(g.job_id, 0); /* created without a job */
+    store_model_version_clear(&g);
+
+    /* Delete everything (0 = the newest each time): the model stays, with version 0. */
+    for (int want = 4; want >= 1; want--) {
+        if (want == 3)
+            continue;
+        assert_int_equal(store_model_get(f->s, "m", 0, &g, NULL, NULL, NULL, &err), STORE_OK);
+        assert_int_equal(g.version, want);
+        store_model_version_clear(&g);
+        assert_int_equal(store_model_delete(f->s, "m", 0, &err), STORE_OK);
+    }
+    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM model_versions"), 0);
+    struct store_model_version *v = NULL;
+    size_t n = 0;
+    assert_int_equal(store_model_versions(f->s, "m", &v, &n, &err), STORE_OK);
+    assert_int_equal(n, 0);
+    free(v);
+    assert_int_equal(store_model_list(f->s, &v, &n, &err), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(v[0].name, "m");
+    assert_int_equal(v[0].version, 0);
+    assert_string_equal(v[0].sha256, "");
+    assert_string_equal(v[0].source_sha256, "");
+    assert_int_equal(v[0].bytes, 0);
+    assert_int_equal(v[0].index_images, 0);
+    free_versions(v, n);
+    assert_int_equal(store_model_get(f->s, "m", 0, &g, NULL, NULL, NULL, &err), STORE_NOT_FOUND);
+    assert_non_null(strstr(err.msg, "no versions"));
+    assert_int_equal(store_model_delete(f->s, "m", 0, &err), STORE_NOT_FOUND);
+    assert_int_equal(store_model_delete(f->s, "nope", 1, &err), STORE_NOT_FOUND);
+    assert_non_null(strstr(err.msg, "no model nope"));
+    assert_int_equal(mv_create(f->s, "m", 0, 5, &a, false), 5);
+    /* Another name counts on its own. */
+    assert_int_equal(mv_create(f->s, "m2", 0, 1, &a, false), 1);
+    mv_input_free(&a);
+}
+
+static void test_models_survive_job_delete(void **state)
+{
+    struct fx *f = *state;
+    struct dim_err err = {0};
+    int64_t job = running_job(f->s);
+    struct store_retention all = {100, 0, "", false};
+    put_ckpt(f->s, job, 100, 4000, "{}", &all);
+    struct mv_input a;
+    mv_input_make(&a, 3000, 10, 4, 5);
+    assert_int_equal(mv_create(f->s, "keep", job, 100, &a, false), 1);
+    assert_int_equal(store_job_finish(f->s, job, 1, JOB_SUCCEEDED, NULL, NULL, &err), STORE_OK);
+    assert_int_equal(store_job_delete(f->s, job, &err), STORE_OK);
+    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM checkpoints"), 0);
+    assert_int_equal(raw_int(f->path, "SELECT job_id IS NULL FROM model_versions"), 1);
+
+    struct store_model_version g = {0};
+    void *ck = NULL;
+    float *vec = NULL;
+    uint16_t *lab = NULL;
+    assert_int_equal(store_model_get(f->s, "keep", 1, &g, &ck, &vec, &lab, &err), STORE_OK);
+    assert_int_equal(g.job_id, 0);
+    assert_int_equal(g.step, 100);
+    assert_memory_equal(ck, a.ckpt, a.bytes);
+    assert_memory_equal(vec, a.vectors, 40 * sizeof(float));
+    assert_memory_equal(lab, a.labels, 10 * sizeof(uint16_t));
+    free(ck);
+    free(vec);
+    free(lab);
+    store_model_version_clear(&g);
+
+    /* A job that does not exist (any more) cannot be a source; nothing is written. */
+    struct store_model_version v = {0};
+    assert_int_equal(store_model_create(f->s, "other", job, 1, SRC_SHA, a.ckpt, a.bytes, a.sha,
+                                        NULL, NULL, false, NULL, &v, &err),
+                     STORE_NOT_FOUND);
+    assert_non_null(strstr(err.msg, "no job"));
+    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM models WHERE name = 'other'"), 0);
+    mv_input_free(&a);
+}
+
+static void test_models_pin(void **state)
+{
+    struct fx *f = *state;
+    struct dim_err err = {0};
+    struct mv_input a;
+    mv_input_make(&a, 2000, 0, 0, 9);
+    assert_int_equal(mv_create(f->s, "p", 0, 1, &a, false), 1);
+    assert_int_equal(mv_create(f->s, "p", 0, 2, &a, true), 2);
+
+    struct store_model_version v = {0};
+    assert_int_equal(store_model_pin(f->s, "p", 1, true, &v, &err), STORE_OK);
+    assert_true(v.pinned);
+    assert_int_equal(v.version, 1);
+    store_model_version_clear(&v);
+    assert_int_equal(store_model_delete(f->s, "p", 1, &err), STORE_CONFLICT);
+    assert_non_null(strstr(err.msg, "pinned"));
+    /* 0 = the newest: v2, pinned when it was created. */
+    assert_int_equal(store_model_delete(f->s, "p", 0, &err), STORE_CONFLICT);
+    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM model_versions"), 2);
+
+    assert_int_equal(store_model_pin(f->s, "p", 1, false, &v, &err), STORE_OK);
+    assert_false(v.pinned);
+    store_model_version_clear(&v);
+    assert_int_equal(store_model_get(f->s, "p", 1, &v, NULL, NULL, NULL, &err), STORE_OK);
+    assert_false(v.pinned);
+    store_model_version_clear(&v);
+    assert_int_equal(store_model_delete(f->s, "p", 1, &err), STORE_OK);
+    /* 0 = the newest; out may be NULL. */
+    assert_int_equal(store_model_pin(f->s, "p", 0, false, NULL, &err), STORE_OK);
+    assert_int_equal(store_model_delete(f->s, "p", 2, &err), STORE_OK);
+
+    assert_int_equal(store_model_pin(f->s, "p", 2, true, &v, &err), STORE_NOT_FOUND);
+    assert_int_equal(store_model_pin(f->s, "q", 1, true, &v, &err), STORE_NOT_FOUND);
+    assert_non_null(strstr(err.msg, "no model q"));
+    mv_input_free(&a);
+}
+
+static void test_models_refused(void **state)
+{
+    struct fx *f = *state;
+    struct dim_err err = {0};
+    struct mv_input a;
+    mv_input_make(&a, 1500, 4, 2, 11);
+    struct store_model_version v = {0};
+
+    /* The given sha256 is not the bytes'. */
+    char wrong[65];
+    memcpy(wrong, a.sha, 65);
+    wrong[10] = wrong[10] == '0' ? '1' : '0';
+    assert_int_equal(store_model_create(f->s, "m", 0, 1, SRC_SHA, a.ckpt, a.bytes, wrong, NULL,
+                                        NULL, false, &a.index, &v, &err),
+                     STORE_ERROR);
+    assert_int_equal(err.code, DIM_EINVAL);
+    assert_non_null(strstr(err.msg, "sha256"));
+    assert_non_null(strstr(err.msg, a.sha));
+    /* Not hex, bad source sha, empty checkpoint, bad JSON, bad index. */
+    assert_int_equal(store_model_create(f->s, "m", 0, 1, SRC_SHA, a.ckpt, a.bytes, "abc", NULL,
+                                        NULL, false, NULL, &v, &err),
+                     STORE_ERROR);
+    assert_int_equal(store_model_create(f->s, "m", 0, 1, "x", a.ckpt, a.bytes, a.sha, NULL, NULL,
+                                        false, NULL, &v, &err),
+                     STORE_ERROR);
+    assert_int_equal(store_model_create(f->s, "m", 0, 1, SRC_SHA, a.ckpt, 0, a.sha, NULL, NULL,
+                                        false, NULL, &v, &err),
+                     STORE_ERROR);
+    assert_int_equal(store_model_create(f->s, "m", 0, 1, SRC_SHA, a.ckpt, a.bytes, a.sha, "[1]",
+                                        NULL, false, NULL, &v, &err),
+                     STORE_ERROR);
+    assert_non_null(strstr(err.msg, "info"));
+    assert_int_equal(store_model_create(f->s, "m", 0, 1, SRC_SHA, a.ckpt, a.bytes, a.sha, NULL,
+                                        "{bad", false, NULL, &v, &err),
+                     STORE_ERROR);
+    struct store_model_index bad = a.index;
+    bad.dim = 0;
+    assert_int_equal(store_model_create(f->s, "m", 0, 1, SRC_SHA, a.ckpt, a.bytes, a.sha, NULL,
+                                        NULL, false, &bad, &v, &err),
+                     STORE_ERROR);
+    bad = a.index;
+    bad.labels = NULL;
+    assert_int_equal(store_model_create(f->s, "m", 0, 1, SRC_SHA, a.ckpt, a.bytes, a.sha, NULL,
+                                        NULL, false, &bad, &v, &err),
+                     STORE_ERROR);
+    /* Nothing was written, not even the model row. */
+    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM models"), 0);
+    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM model_versions"), 0);
+
+    /* Names: ^[a-z0-9][a-z0-9_-]{0,62}$ */
+    char n63[64], n64[65];
+    memset(n63, 'a', 63);
+    n63[63] = 0;
+    memset(n64, 'a', 64);
+    n64[64] = 0;
+    const char *badn[] = {"", "Shoes", "-x", "_x", "a b", "a/b", "a.b", "sh\xc3\xb6", n64, NULL};
+    for (size_t i = 0; i < sizeof(badn) / sizeof(*badn); i++) {
+        err.code = 0;
+        assert_int_equal(store_model_create(f->s, badn[i], 0, 1, SRC_SHA, a.ckpt, a.bytes, a.sha,
+                                            NULL, NULL, false, NULL, &v, &err),
+                         STORE_ERROR);
+        assert_int_equal(err.code, DIM_EINVAL);
+        assert_non_null(strstr(err.msg, "model name"));
+        struct store_model_version *vs = NULL;
+        size_t n = 0;
+        err.code = 0;
+        assert_int_equal(store_model_versions(f->s, badn[i], &vs, &n, &err), STORE_ERROR);
+        assert_int_equal(err.code, DIM_EINVAL);
+        err.code = 0;
+        assert_int_equal(store_model_get(f->s, badn[i], 0, &v, NULL, NULL, NULL, &err),
+                         STORE_ERROR);
+        assert_int_equal(err.code, DIM_EINVAL);
+        err.code = 0;
+        assert_int_equal(store_model_delete(f->s, badn[i], 1, &err), STORE_ERROR);
+        assert_int_equal(err.code, DIM_EINVAL);
+        err.code = 0;
+        assert_int_equal(store_model_pin(f->s, badn[i], 1, true, NULL, &err), STORE_ERROR);
+        assert_int_equal(err.code, DIM_EINVAL);
+    }
+    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM models"), 0);
+    const char *good[] = {"a", "0", "a-b_c", "9z--__", n63};
+    for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++)
+        assert_int_equal(mv_create(f->s, good[i], 0, 1, &a, false), 1);
+    mv_input_free(&a);
+}
+
+static void test_models_delete_reclaims(void **state)
+{
+    struct fx *f = *state;
+    struct dim_err err = {0};
+    struct mv_input small, big;
+    mv_input_make(&small, 1000, 10, 8, 1);
+    mv_input_make(&big, 2 * 1024 * 1024, 4096, 64, 2); /* 2 MiB + 1 MiB of index */
+    assert_int_equal(mv_create(f->s, "big", 0, 1, &small, false), 1);
+    assert_int_equal(mv_create(f->s, "big", 0, 2, &big, false), 2);
+    int64_t pages = raw_int(f->path, "PRAGMA page_count");
+    int64_t psize = raw_int(f->path, "PRAGMA page_size");
+    int64_t freed = (int64_t)big.bytes + 4096 * 64 * 4 + 4096 * 2;
+    assert_true(pages * psize > freed);
+    assert_int_equal(store_model_delete(f->s, "big", 2, &err), STORE_OK);
+    int64_t after = raw_int(f->path, "PRAGMA page_count");
+    assert_int_equal(raw_int(f->path, "PRAGMA freelist_count"), 0);
+    assert_true((pages - after) * psize >= freed);
+    /* The other version is intact. */
+    void *ck = NULL;
+    struct store_model_version g = {0};
+    assert_int_equal(store_model_get(f->s, "big", 0, &g, &ck, NULL, NULL, &err), STORE_OK);
+    assert_int_equal(g.version, 1);
+    assert_memory_equal(ck, small.ckpt, small.bytes);
+    free(ck);
+    store_model_version_clear(&g);
+    mv_input_free(&small);
+    mv_input_free(&big);
+}
+
+static void test_upgrade_from_2_gains_models(void **state)
+{
+    struct fx *f = *state;
+    struct dim_err err = {0};
+    assert_int_equal(store_open_at_version(&f->s, f->path, 2, &err), STORE_OK);
+    assert_int_equal(store_schema_version(f->s), 2);
+    int64_t job = running_job(f->s);
+    struct store_retention all = {100, 0, "", false};
+    put_ckpt(f->s, job, 50, 3000, "{\"probe_y\":0.5}", &all);
+    assert_int_equal(store_job_finish(f->s, job, 1, JOB_SUCCEEDED, NULL, NULL, &err), STORE_OK);
+    struct store_model_version *v = NULL;
+    size_t n = 0;
+    assert_int_equal(store_model_list(f->s, &v, &n, &err), STORE_ERROR); /* no models table yet */
+    assert_non_null(strstr(err.msg, "models"));
+    store_close(f->s);
+    f->s = NULL;
+
+    assert_int_equal(store_open(&f->s, f->path, &err), STORE_OK);
+    assert_int_equal(store_schema_version(f->s), 3);
+    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 3);
+    assert_int_equal(raw_int(f->path, "PRAGMA auto_vacuum"), 2);
+    /* The old job and its checkpoint are intact, and can be promoted. */
+    struct store_job j = {0};
+    assert_int_equal(store_job_get(f->s, job, &j, &err), STORE_OK);
+    assert_int_equal(j.state, JOB_SUCCEEDED);
+    assert_int_equal(j.checkpoint_step, 50);
+    store_job_clear(&j);
+    struct store_checkpoint meta = {0};
+    void *data = NULL;
+    assert_int_equal(store_checkpoint_get(f->s, job, -1, &meta, &data, &err), STORE_OK);
+    struct store_model_version out = {0};
+    assert_int_equal(store_model_create(f->s, "old", job, meta.step, meta.sha256, data,
+                                        (size_t)meta.bytes, meta.sha256, NULL, meta.metrics_json,
+                                        false, NULL, &out, &err),
+                     STORE_OK);
+    assert_int_equal(out.version, 1);
+    assert_int_equal(out.job_id, job);
+    assert_string_equal(out.metrics_json, "{\"probe_y\":0.5}");
+    assert_string_equal(out.info_json, "{}");
+    store_model_version_clear(&out);
+    free(data);
+    store_checkpoint_clear(&meta);
+    assert_int_equal(store_model_list(f->s, &v, &n, &err), STORE_OK);
+    assert_int_equal(n, 1);
+    free_versions(v, n);
+    /* The foreign key to jobs works in the upgraded file too. */
+    assert_int_equal(store_job_delete(f->s, job, &err), STORE_OK);
+    assert_int_equal(store_model_get(f->s, "old", 1, &out, NULL, NULL, NULL, &err), STORE_OK);
+    assert_int_equal(out.job_id, 0);
+    store_model_version_clear(&out);
+}
+
 static void test_concurrency(void **state)
 {
     struct fx *f = *state;
@@ -1528,6 +2032,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_events, fx_setup_open, fx_teardown),
         cmocka_unit_test_setup_teardown(test_event_wait, fx_setup_open, fx_teardown),
         cmocka_unit_test_setup_teardown(test_tokens, fx_setup_open, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_models_create_list_get, fx_setup_open, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_models_versions_not_reused, fx_setup_open,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_models_survive_job_delete, fx_setup_open, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_models_pin, fx_setup_open, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_models_refused, fx_setup_open, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_models_delete_reclaims, fx_setup_open, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_upgrade_from_2_gains_models, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_concurrency, fx_setup_open, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

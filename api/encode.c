@@ -1,0 +1,623 @@
+/* encode.c - POST /v1/models/{name}/encode and /neighbors.
+ *
+ * Every input format becomes a list of 8-bit images first: a raw PNG or JPEG
+ * body, multipart/form-data parts, JSON with base64 images or float tensors,
+ * or raw little-endian float32 with X-Tensor-Shape. Tensors are pixel
+ * intensities in [0, 1] and become round(x * 255), so a PNG and the tensor of
+ * its pixels / 255 are the same image. Then each image goes through
+ * dim_image_to_input for the model's channels and size - the one preprocessing
+ * the trainer uses - and the encoder batches them with other requests.
+ * Limits: encode_max_images per request (413), encode_max_pixels per decoded
+ * image (422, before its pixels are allocated), the body size (413, in http.c),
+ * the encode queue (429).
+ */
+#define _GNU_SOURCE /* memmem, strcasestr */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api/api.h"
+#include "data/image.h"
+
+#define RETRY_AFTER_S "1"
+
+struct images {
+    struct dim_image *v;
+    size_t n, cap;
+};
+
+static void images_free(struct images *im)
+{
+    for (size_t i = 0; i < im->n; i++)
+        dim_image_free(&im->v[i]);
+    free(im->v);
+    memset(im, 0, sizeof *im);
+}
+
+/* A new empty slot, or NULL when out of memory. */
+static struct dim_image *images_push(struct images *im)
+{
+    if (im->n == im->cap) {
+        size_t cap = im->cap ? 2 * im->cap : 8;
+        struct dim_image *g = realloc(im->v, cap * sizeof *g);
+        if (!g)
+            return NULL;
+        im->v = g;
+        im->cap = cap;
+    }
+    memset(&im->v[im->n], 0, sizeof im->v[0]);
+    return &im->v[im->n++];
+}
+
+/* Decodes image number i; replies 422 and returns false on failure. */
+static bool decode_one(struct api_ctx *a, struct http_request *rq, struct images *im,
+                       const void *data, size_t len, size_t i)
+{
+    struct dim_image *img = images_push(im);
+    if (!img) {
+        http_reply_problem(rq, 500, "internal", "out of memory");
+        return false;
+    }
+    if (len == 0) {
+        im->n--;
+        http_reply_problem(rq, 422, "invalid_image", "image %zu: empty (0 bytes)", i);
+        return false;
+    }
+    struct dim_err err;
+    if (dim_image_decode(data, len, (size_t)a->cfg->encode_max_pixels, img, &err) != 0) {
+        im->n--;
+        if (err.code == DIM_ELIMIT)
+            http_reply_problem(rq, 422, "image_too_large",
+                               "image %zu: %s (encode_max_pixels is %ld)", i, err.msg,
+                               a->cfg->encode_max_pixels);
+        else
+            http_reply_problem(rq, 422, "invalid_image", "image %zu: %s", i, err.msg);
+        return false;
+    }
+    return true;
+}
+
+static bool too_many(struct api_ctx *a, struct http_request *rq, size_t n)
+{
+    if (n <= (size_t)a->cfg->encode_max_images)
+        return false;
+    http_reply_problem(rq, 413, "too_many_images",
+                       "the request has %zu images; encode_max_images is %ld", n,
+                       a->cfg->encode_max_images);
+    return true;
+}
+
+/* ---- tensors ---- */
+
+/* A tensor (c, h, w) of values in [0, 1] as an image; replies 422 on failure. */
+static bool tensor_image(struct api_ctx *a, struct http_request *rq, struct images *im, size_t i,
+                         long c, long h, long w, const float *f, const json_t *arr)
+{
+    if ((c != 1 && c != 3) || h < 1 || w < 1 || h > 1000000 || w > 1000000) {
+        http_reply_problem(rq, 422, "invalid_tensor",
+                           "tensor %zu: shape [%ld, %ld, %ld] must be [C, H, W] with C 1 or 3", i,
+                           c, h, w);
+        return false;
+    }
+    if ((size_t)h * (size_t)w > (size_t)a->cfg->encode_max_pixels) {
+        http_reply_problem(rq, 422, "image_too_large",
+                           "tensor %zu: %ld x %ld pixels; encode_max_pixels is %ld", i, w, h,
+                           a->cfg->encode_max_pixels);
+        return false;
+    }
+    size_t n = (size_t)c * (size_t)h * (size_t)w;
+    if (arr && json_array_size(arr) != n) {
+        http_reply_problem(rq, 422, "invalid_tensor",
+                           "tensor %zu: shape [%ld, %ld, %ld] needs %zu values, data has %zu", i,
+                           c, h, w, n, json_array_size(arr));
+        return false;
+    }
+    struct dim_image *img = images_push(im);
+    uint8_t *px = img ? malloc(n) : NULL;
+    if (!px) {
+        if (img)
+            im->n--;
+        http_reply_problem(rq, 500, "internal", "out of memory");
+        return false;
+    }
+    for (size_t k = 0; k < n; k++) {
+        double v;
+        if (arr) {
+            const json_t *x = json_array_get(arr, k);
+            v = json_is_number(x) ? json_number_value(x) : NAN;
+        } else {
+            v = f[k];
+        }
+        if (!(v >= 0.0 && v <= 1.0)) {
+            free(px);
+            im->n--;
+            http_reply_problem(rq, 422, "invalid_tensor",
+                               "tensor %zu: value %zu is %s; values are pixel intensities in [0, 1]",
+                               i, k, arr && !json_is_number(json_array_get(arr, k)) ? "not a number"
+                                                                                    : "outside");
+            return false;
+        }
+        px[k] = (uint8_t)lrint(v * 255.0);
+    }
+    *img = (struct dim_image){(int)c, (int)h, (int)w, px};
+    return true;
+}
+
+/* "N,C,H,W" or "C,H,W" */
+static int parse_shape(const char *s, long dims[4])
+{
+    int n = 0;
+    while (s && *s && n < 4) {
+        char *end;
+        long v = strtol(s, &end, 10);
+        if (end == s || v < 1)
+            return -1;
+        dims[n++] = v;
+        while (*end == ' ')
+            end++;
+        if (*end == ',')
+            end++;
+        else if (*end)
+            return -1;
+        s = end;
+    }
+    if (n == 3) {
+        memmove(dims + 1, dims, 3 * sizeof *dims);
+        dims[0] = 1;
+        n = 4;
+    }
+    return n == 4 && (!s || !*s) ? 0 : -1;
+}
+
+static bool from_raw_floats(struct api_ctx *a, struct http_request *rq, struct images *im)
+{
+    const char *shape = http_header(rq, "X-Tensor-Shape");
+    long d[4];
+    if (!shape || parse_shape(shape, d) != 0) {
+        http_reply_problem(rq, 422, "invalid_tensor",
+                           "a float32 body needs an X-Tensor-Shape header N,C,H,W (or C,H,W); got "
+                           "'%.40s'",
+                           shape ? shape : "none");
+        return false;
+    }
+    if (too_many(a, rq, (size_t)d[0]))
+        return false;
+    double per = (double)d[1] * (double)d[2] * (double)d[3];
+    if ((double)rq->body_len != 4.0 * per * (double)d[0]) {
+        http_reply_problem(rq, 422, "invalid_tensor",
+                           "X-Tensor-Shape %s needs %.0f bytes of float32; the body has %zu",
+                           shape, 4.0 * per * (double)d[0], rq->body_len);
+        return false;
+    }
+    size_t each = (size_t)per;
+    float *f = malloc(rq->body_len ? rq->body_len : 1);
+    if (!f) {
+        http_reply_problem(rq, 500, "internal", "out of memory");
+        return false;
+    }
+    memcpy(f, rq->body, rq->body_len); /* little-endian hosts only (x86-64, arm64) */
+    bool ok = true;
+    for (long i = 0; ok && i < d[0]; i++)
+        ok = tensor_image(a, rq, im, (size_t)i, d[1], d[2], d[3], f + (size_t)i * each, NULL);
+    free(f);
+    return ok;
+}
+
+/* ---- base64 ---- */
+
+static int b64_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+' || c == '-')
+        return 62;
+    if (c == '/' || c == '_')
+        return 63;
+    return -1;
+}
+
+/* Decodes standard or URL-safe base64 (padding optional, whitespace ignored, a
+ * "data:...;base64," prefix skipped). Returns the length, or -1. */
+static long b64_decode(const char *s, size_t len, unsigned char **out)
+{
+    const char *comma = len > 5 && strncmp(s, "data:", 5) == 0 ? memchr(s, ',', len) : NULL;
+    if (comma) {
+        len -= (size_t)(comma + 1 - s);
+        s = comma + 1;
+    }
+    unsigned char *o = malloc(len / 4 * 3 + 3);
+    if (!o)
+        return -1;
+    size_t n = 0;
+    unsigned acc = 0;
+    int bits = 0;
+    bool pad = false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == ' ' || c == '\n' || c == '\r' || c == '\t')
+            continue;
+        if (c == '=') {
+            pad = true;
+            continue;
+        }
+        int v = b64_value(c);
+        if (v < 0 || pad) {
+            free(o);
+            return -1;
+        }
+        acc = (acc << 6) | (unsigned)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            o[n++] = (unsigned char)(acc >> bits);
+        }
+    }
+    *out = o;
+    return (long)n;
+}
+
+static void json_err(json_t *errors, const char *path, const char *msg)
+{
+    json_array_append_new(errors, json_pack("{s:s, s:s}", "path", path, "message", msg));
+}
+
+static bool from_json(struct api_ctx *a, struct http_request *rq, struct images *im)
+{
+    json_t *body = api_body_json(rq);
+    if (!body)
+        return false;
+    json_t *errors = json_array();
+    const json_t *imgs = NULL, *tens = NULL;
+    if (!json_is_object(body)) {
+        json_err(errors, "$", "the body must be a JSON object with \"images\" or \"tensors\"");
+    } else {
+        const char *k;
+        json_t *v;
+        json_object_foreach(body, k, v) {
+            char path[80];
+            snprintf(path, sizeof path, "$.%.60s", k);
+            if (strcmp(k, "images") == 0 && json_is_array(v))
+                imgs = v;
+            else if (strcmp(k, "tensors") == 0 && json_is_array(v))
+                tens = v;
+            else if (strcmp(k, "images") == 0 || strcmp(k, "tensors") == 0)
+                json_err(errors, path, "must be an array");
+            else
+                json_err(errors, path, "unknown field (images or tensors)");
+        }
+        if (imgs && tens)
+            json_err(errors, "$", "give images or tensors, not both");
+        else if (!imgs && !tens && json_array_size(errors) == 0)
+            json_err(errors, "$", "give images (base64 PNG or JPEG) or tensors");
+        const json_t *list = imgs ? imgs : tens;
+        for (size_t i = 0; list && i < json_array_size(list); i++) {
+            const json_t *x = json_array_get(list, i);
+            char path[64];
+            snprintf(path, sizeof path, "$.%s[%zu]", imgs ? "images" : "tensors", i);
+            if (imgs && !json_is_string(x))
+                json_err(errors, path, "must be a base64 string");
+            if (tens) {
+                const json_t *sh = json_object_get(x, "shape"), *data = json_object_get(x, "data");
+                bool ok = json_is_object(x) && json_object_size(x) == 2 && json_is_array(sh) &&
+                          json_array_size(sh) == 3 && json_is_array(data);
+                for (size_t d = 0; ok && d < 3; d++)
+                    ok = json_is_integer(json_array_get(sh, d));
+                if (!ok)
+                    json_err(errors, path,
+                             "must be {\"shape\": [C, H, W] (integers), \"data\": [numbers]}");
+            }
+        }
+    }
+    if (json_array_size(errors)) {
+        http_reply_invalid(rq, errors, "the encode request is invalid");
+        json_decref(body);
+        return false;
+    }
+    json_decref(errors);
+    const json_t *list = imgs ? imgs : tens;
+    size_t n = json_array_size(list);
+    bool ok = !too_many(a, rq, n);
+    if (ok && n == 0) {
+        http_reply_problem(rq, 422, "no_images", "the %s list is empty", imgs ? "images" : "tensors");
+        ok = false;
+    }
+    for (size_t i = 0; ok && i < n; i++) {
+        const json_t *x = json_array_get(list, i);
+        if (imgs) {
+            unsigned char *bytes = NULL;
+            long len = b64_decode(json_string_value(x), json_string_length(x), &bytes);
+            if (len < 0) {
+                http_reply_problem(rq, 422, "invalid_image", "image %zu: not valid base64", i);
+                ok = false;
+            } else {
+                ok = decode_one(a, rq, im, bytes, (size_t)len, i);
+            }
+            free(bytes);
+        } else {
+            const json_t *sh = json_object_get(x, "shape");
+            ok = tensor_image(a, rq, im, i, (long)json_integer_value(json_array_get(sh, 0)),
+                              (long)json_integer_value(json_array_get(sh, 1)),
+                              (long)json_integer_value(json_array_get(sh, 2)), NULL,
+                              json_object_get(x, "data"));
+        }
+    }
+    json_decref(body);
+    return ok;
+}
+
+/* ---- multipart/form-data ---- */
+
+/* The boundary parameter of a multipart Content-Type, into b (with the leading "--"). */
+static bool multipart_boundary(const char *ct, char *b, size_t cap)
+{
+    const char *p = strcasestr(ct, "boundary=");
+    if (!p)
+        return false;
+    p += 9;
+    bool quoted = *p == '"';
+    if (quoted)
+        p++;
+    size_t n = 0;
+    while (p[n] && (quoted ? p[n] != '"' : (p[n] != ';' && p[n] != ' ')))
+        n++;
+    if (n == 0 || n > 70 || n + 3 > cap)
+        return false;
+    b[0] = b[1] = '-';
+    memcpy(b + 2, p, n);
+    b[n + 2] = '\0';
+    return true;
+}
+
+static bool from_multipart(struct api_ctx *a, struct http_request *rq, struct images *im,
+                           const char *ct)
+{
+    char bnd[80];
+    if (!multipart_boundary(ct, bnd, sizeof bnd)) {
+        http_reply_problem(rq, 415, "unsupported_media_type",
+                           "multipart/form-data needs a boundary parameter");
+        return false;
+    }
+    const size_t bl = strlen(bnd);
+    const char *body = rq->body ? rq->body : "", *end = body + rq->body_len;
+    /* first pass: find the parts, to count them before decoding anything */
+    const char *parts[2 * 1024];
+    size_t n = 0;
+    const char *p = rq->body_len >= bl ? memmem(body, rq->body_len, bnd, bl) : NULL;
+    while (p) {
+        const char *after = p + bl;
+        if (end - after >= 2 && after[0] == '-' && after[1] == '-')
+            break; /* the closing delimiter */
+        const char *hdr_end = memmem(after, (size_t)(end - after), "\r\n\r\n", 4);
+        if (!hdr_end)
+            break;
+        const char *content = hdr_end + 4;
+        const char *next = memmem(content, (size_t)(end - content), bnd, bl);
+        if (!next)
+            break;
+        const char *cend = next;
+        if (cend - content >= 2 && cend[-2] == '\r' && cend[-1] == '\n')
+            cend -= 2;
+        if (n + 2 > sizeof parts / sizeof parts[0]) {
+            too_many(a, rq, (size_t)a->cfg->encode_max_images + 1024);
+            return false;
+        }
+        parts[n++] = content;
+        parts[n++] = cend;
+        p = next;
+    }
+    size_t count = n / 2;
+    if (too_many(a, rq, count))
+        return false;
+    if (count == 0) {
+        http_reply_problem(rq, 422, "no_images",
+                           "the multipart body has no parts (boundary %.70s)", bnd + 2);
+        return false;
+    }
+    for (size_t i = 0; i < count; i++)
+        if (!decode_one(a, rq, im, parts[2 * i], (size_t)(parts[2 * i + 1] - parts[2 * i]), i))
+            return false;
+    return true;
+}
+
+/* Reads the request's images in whatever format it came; replies and returns false on failure. */
+static bool read_images(struct api_ctx *a, struct http_request *rq, struct images *im)
+{
+    const char *ct = http_header(rq, "Content-Type");
+    if (!ct)
+        ct = "";
+    size_t tl = strcspn(ct, "; ");
+    if ((tl == 9 && strncasecmp(ct, "image/png", 9) == 0) ||
+        (tl == 10 && strncasecmp(ct, "image/jpeg", 10) == 0))
+        return decode_one(a, rq, im, rq->body, rq->body_len, 0);
+    if (tl == 19 && strncasecmp(ct, "multipart/form-data", 19) == 0)
+        return from_multipart(a, rq, im, ct);
+    if (tl == 16 && strncasecmp(ct, "application/json", 16) == 0)
+        return from_json(a, rq, im);
+    if (tl == 24 && strncasecmp(ct, "application/octet-stream", 24) == 0)
+        return from_raw_floats(a, rq, im);
+    http_reply_problem(rq, 415, "unsupported_media_type",
+                       "Content-Type '%.60s' is not one of image/png, image/jpeg, "
+                       "multipart/form-data, application/json, application/octet-stream "
+                       "(float32 with X-Tensor-Shape)",
+                       ct[0] ? ct : "(none)");
+    return false;
+}
+
+/* Query "version" (default latest); replies 400 on a bad one. */
+static bool query_version(struct http_request *rq, int *version)
+{
+    const char *v = http_query(rq, "version");
+    *version = 0;
+    if (v && !api_parse_version(v, version)) {
+        http_reply_problem(rq, 400, "invalid_parameter",
+                           "query parameter version='%.32s' must be v1, 1 or latest", v);
+        return false;
+    }
+    return true;
+}
+
+/* Maps an encoder status to a reply; true when it is ENCODER_OK. */
+static bool encoder_reply(struct http_request *rq, int rc, const struct dim_err *err)
+{
+    if (rc == ENCODER_OK)
+        return true;
+    if (rc == ENCODER_NOT_FOUND) {
+        bool model = strncmp(err->msg, "no model ", 9) == 0;
+        http_reply_problem(rq, 404, model ? "model_not_found" : "version_not_found", "%s",
+                           err->msg);
+    } else if (rc == ENCODER_QUEUE_FULL) {
+        http_add_header(rq, "Retry-After", RETRY_AFTER_S);
+        http_reply_problem(rq, 429, "encode_queue_full",
+                           "the encode queue is full (encode_queue_max images wait); retry");
+    } else if (rc == ENCODER_STOPPING) {
+        http_reply_problem(rq, 503, "shutting_down", "dimd is shutting down");
+    } else {
+        api_internal(rq, "encoding", err);
+    }
+    return false;
+}
+
+/* Images -> preprocessed inputs -> embeddings. *x and *out malloc'd. */
+static bool run_encoder(struct api_ctx *a, struct http_request *rq, const char *name, int version,
+                        enum dim_tap tap, const struct images *im, float **out,
+                        struct encoder_model_info *info)
+{
+    struct dim_err err = {0};
+    if (!encoder_reply(rq, encoder_model(a->encoder, name, version, info, &err), &err))
+        return false;
+    struct dim_preprocess pp = {info->in_c, info->in_h, info->in_w, 0, 0};
+    size_t in = (size_t)pp.c * (size_t)pp.h * (size_t)pp.w;
+    float *x = malloc(im->n * in * sizeof *x);
+    if (!x) {
+        http_reply_problem(rq, 500, "internal", "out of memory");
+        return false;
+    }
+    for (size_t i = 0; i < im->n; i++)
+        dim_image_to_input(&im->v[i], &pp, NULL, x + i * in);
+    /* the version just described: a newer one promoted meanwhile must not answer */
+    int rc = encoder_encode(a->encoder, name, info->version, tap, x, im->n, out, info, &err);
+    free(x);
+    return encoder_reply(rq, rc, &err);
+}
+
+void api_encode(void *app, struct http_request *rq)
+{
+    struct api_ctx *a = app;
+    const char *name = http_param(rq, "name");
+    int version;
+    enum dim_tap tap = DIM_TAP_Y;
+    const char *t = http_query(rq, "tap");
+    if (!query_version(rq, &version))
+        return;
+    if (t && dim_tap_parse(t, &tap) != 0) {
+        http_reply_problem(rq, 400, "invalid_parameter",
+                           "query parameter tap='%.32s' must be y, fc, conv or local", t);
+        return;
+    }
+    struct images im = {0};
+    if (!read_images(a, rq, &im)) {
+        images_free(&im);
+        return;
+    }
+    float *out = NULL;
+    struct encoder_model_info info;
+    if (!run_encoder(a, rq, name, version, tap, &im, &out, &info)) {
+        images_free(&im);
+        return;
+    }
+    const size_t n = im.n, dim = info.dim[tap];
+    images_free(&im);
+    char ver[16];
+    snprintf(ver, sizeof ver, "v%d", info.version);
+    const char *accept = http_header(rq, "Accept");
+    if (accept && strstr(accept, "application/octet-stream")) {
+        char shape[48];
+        snprintf(shape, sizeof shape, "%zu,%zu", n, dim);
+        http_add_header(rq, "X-Embedding-Shape", shape);
+        http_add_header(rq, "X-Model-Version", ver);
+        http_add_header(rq, "X-Checkpoint-Sha256", info.sha256);
+        http_reply_bytes(rq, 200, "application/octet-stream", out, n * dim * sizeof *out, true);
+        return;
+    }
+    json_t *rows = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *row = json_array();
+        for (size_t k = 0; k < dim; k++)
+            json_array_append_new(row, api_metric_value(out[i * dim + k]));
+        json_array_append_new(rows, row);
+    }
+    free(out);
+    http_reply_json(rq, 200,
+                    json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:o}", "model", info.name,
+                              "version", ver, "checkpoint_sha256", info.sha256, "tap",
+                              dim_tap_name(tap), "dim", (json_int_t)dim, "count", (json_int_t)n,
+                              "embeddings", rows));
+}
+
+void api_neighbors(void *app, struct http_request *rq)
+{
+    struct api_ctx *a = app;
+    const char *name = http_param(rq, "name");
+    int version;
+    int64_t k;
+    if (!query_version(rq, &version) || !api_query_int(rq, "k", 1, 100, 10, &k))
+        return;
+    struct images im = {0};
+    if (!read_images(a, rq, &im)) {
+        images_free(&im);
+        return;
+    }
+    if (im.n != 1) {
+        http_reply_problem(rq, 422, "invalid_request",
+                           "neighbors takes exactly one image; the request has %zu", im.n);
+        images_free(&im);
+        return;
+    }
+    float *y = NULL;
+    struct encoder_model_info info;
+    bool ok = run_encoder(a, rq, name, version, DIM_TAP_Y, &im, &y, &info);
+    images_free(&im);
+    if (!ok)
+        return;
+    struct encoder_neighbor nb[100];
+    size_t n = 0;
+    struct dim_err err = {0};
+    int rc = encoder_neighbors(a->encoder, name, info.version, y, (int)k, nb, &n, &err);
+    free(y);
+    if (rc == ENCODER_NOT_FOUND && info.index_images == 0) {
+        http_reply_problem(rq, 409, "no_index",
+                           "model %s v%d has no neighbours index (index_max_images was 0 when it "
+                           "was promoted)",
+                           info.name, info.version);
+        return;
+    }
+    if (!encoder_reply(rq, rc, &err))
+        return;
+    /* index i of the index is training image floor(i * N / n) (models.c) */
+    struct store_model_version v;
+    int64_t N = 0;
+    if (store_model_get(a->store, info.name, info.version, &v, NULL, NULL, NULL, &err) == STORE_OK) {
+        json_t *vi = json_loads(v.info_json, 0, NULL);
+        N = json_integer_value(json_object_get(vi, "index_dataset_images"));
+        json_decref(vi);
+        store_model_version_clear(&v);
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        int64_t pos = info.index_images > 0 && N > 0 ? nb[i].index * N / info.index_images
+                                                     : nb[i].index;
+        json_array_append_new(arr, json_pack("{s:I, s:i, s:f}", "index", (json_int_t)pos,
+                                             "label", nb[i].label, "cosine", (double)nb[i].cosine));
+    }
+    char ver[16];
+    snprintf(ver, sizeof ver, "v%d", info.version);
+    http_reply_json(rq, 200, json_pack("{s:s, s:s, s:s, s:I, s:o}", "model", info.name, "version",
+                                       ver, "checkpoint_sha256", info.sha256, "k", (json_int_t)k,
+                                       "neighbors", arr));
+}

@@ -1,0 +1,650 @@
+/* bench_encode.c - what serving an embedding costs against the bare forward pass.
+ *
+ * One program, one model (the default preset basic32x32 with the default
+ * hyperparameters, inference-only, parameters from the default seed):
+ *   (a) the bare forward pass with core directly, configured as the daemon's
+ *       encoder configures it (BLAS on one thread, a compute pool of
+ *       compute_threads - 1 workers plus the caller): one image, and a batch of
+ *       encode_batch_max images; the batched time gives the forward-pass limit
+ *       in images/s;
+ *   (b) the same model served: a temporary state directory gets it as version
+ *       v1 of model "bench" (store_model_create from its checkpoint bytes, no
+ *       neighbours index), `dimd serve --state_dir DIR --port 0` runs as a
+ *       subprocess, and a small HTTP/1.1 keep-alive client posts a 28x28 grey
+ *       PNG (image/png body) to /v1/models/bench/encode: ~300 sequential
+ *       requests for the single-image latency (p50, p99), then `clients`
+ *       concurrent connections for `seconds` for the throughput.
+ * Reports p50 / bare single-image forward (target <= 2) and throughput /
+ * batched limit (target >= 0.8). Exits 1 when a request fails or the daemon
+ * cannot be started; missing a target is reported, not an error.
+ *
+ * usage: bench_encode [DIMD] [--json PATH] [--requests N] [--clients C]
+ *                     [--seconds S] [--batch B] [--compute_threads T]
+ * DIMD defaults to build/dimd; batch to 32 and compute_threads to the cores
+ * (the daemon's defaults of encode_batch_max and encode_compute_threads, which
+ * are passed to it explicitly).
+ */
+#define _GNU_SOURCE /* memmem */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/blas.h"
+#include "base/parallel.h"
+#include "data/image.h"
+#include "dim/checkpoint.h"
+#include "dim/model.h"
+#include "server/pool.h"
+#include "server/sha256.h"
+#include "server/store.h"
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The q-quantile (0..1) of n sorted values (nearest rank). */
+static double quantile(const double *v, size_t n, double q)
+{
+    size_t i = (size_t)(q * (double)n + 0.999999);
+    if (i < 1)
+        i = 1;
+    if (i > n)
+        i = n;
+    return v[i - 1];
+}
+
+static void die(const char *what, const char *msg)
+{
+    fprintf(stderr, "bench_encode: %s: %s\n", what, msg);
+    exit(1);
+}
+
+/* ---- (a) the bare forward pass ---- */
+
+/* Median seconds of one dim_model_encode call on B inputs, over at least
+ * min_s seconds and min_calls calls. */
+static double time_forward(const struct dim_model *m, struct dim_encode_ws *ws, const float *x,
+                           size_t B, double min_s, int min_calls)
+{
+    for (int i = 0; i < 3; i++) /* warm-up: caches, pool threads, BLAS buffers */
+        dim_model_encode(m, ws, x, B, DIM_TAP_Y);
+    size_t cap = 4096, n = 0;
+    double *t = malloc(cap * sizeof *t);
+    double t_end = now() + min_s;
+    while ((n < (size_t)min_calls || now() < t_end) && n < cap) {
+        double t0 = now();
+        const float *y = dim_model_encode(m, ws, x, B, DIM_TAP_Y);
+        t[n++] = now() - t0;
+        if (y[0] != y[0])
+            die("forward", "NaN output");
+    }
+    qsort(t, n, sizeof *t, cmp_double);
+    double med = quantile(t, n, 0.5);
+    free(t);
+    return med;
+}
+
+/* ---- the served model's state directory ---- */
+
+static void make_state(const char *dir, const struct dim_model *m)
+{
+    char db[600];
+    snprintf(db, sizeof db, "%s/dimd.db", dir);
+    struct dim_err err = {0};
+    struct dim_membuf ck = {0};
+    const struct dim_writer w = {dim_membuf_write, &ck};
+    if (dim_checkpoint_write(m, NULL, &w, &err) != 0)
+        die("checkpoint", err.msg);
+    char sha[65];
+    sha256_hex(ck.p, ck.n, sha);
+    char info[512];
+    snprintf(info, sizeof info,
+             "{\"preset\":\"%s\",\"input\":{\"channels\":%d,\"height\":%d,\"width\":%d},"
+             "\"y_dim\":%d,\"taps\":{\"conv\":%zu,\"fc\":%zu,\"y\":%zu,\"local\":%d},"
+             "\"dataset\":\"none\",\"index_dataset_images\":0}",
+             dim_preset_name(m->cfg.preset), m->cfg.in_c, m->in_h, m->in_w, m->cfg.y_dim,
+             dim_model_tap_size(m, DIM_TAP_CONV), dim_model_tap_size(m, DIM_TAP_FC),
+             dim_model_tap_size(m, DIM_TAP_Y), m->local_c);
+    struct dimd_store *s;
+    if (store_open(&s, db, &err) != 0)
+        die("store_open", err.msg);
+    struct store_model_version v;
+    if (store_model_create(s, "bench", 0, 0, sha, ck.p, ck.n, sha, info, "{}", false, NULL, &v,
+                           &err) != STORE_OK)
+        die("store_model_create", err.msg);
+    store_model_version_clear(&v);
+    store_close(s);
+    free(ck.p);
+}
+
+static void remove_tree(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        char p[1200];
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
+            remove_tree(p);
+        else
+            unlink(p);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+/* ---- the daemon ---- */
+
+struct daemon {
+    pid_t pid;
+    int port;
+    char token[128];
+    FILE *out; /* its stdout (kept open: it may print more lines) */
+};
+
+static void start_daemon(struct daemon *d, const char *dimd, const char *dir, int batch,
+                         int compute_threads)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        die("pipe", strerror(errno));
+    char b[16], ct[16];
+    snprintf(b, sizeof b, "%d", batch);
+    snprintf(ct, sizeof ct, "%d", compute_threads);
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork", strerror(errno));
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        execl(dimd, dimd, "serve", "--state_dir", dir, "--port", "0", "--encode_batch_max", b,
+              "--encode_compute_threads", ct, (char *)NULL);
+        fprintf(stderr, "bench_encode: cannot run %s: %s\n", dimd, strerror(errno));
+        _exit(127);
+    }
+    close(fds[1]);
+    FILE *f = fdopen(fds[0], "r");
+    char line[1200], token_path[1200] = "";
+    d->pid = pid;
+    d->port = 0;
+    while (fgets(line, sizeof line, f)) {
+        int port;
+        if (sscanf(line, "dimd: listening on http://127.0.0.1:%d/", &port) == 1)
+            d->port = port;
+        if (strncmp(line, "dimd: token file ", 17) == 0) {
+            snprintf(token_path, sizeof token_path, "%s", line + 17);
+            token_path[strcspn(token_path, "\n")] = '\0';
+            break;
+        }
+    }
+    /* stdout stays open until the daemon exits: the pipe's buffer is ample for
+     * the few lines dimd prints */
+    d->out = f;
+    if (!d->port || !token_path[0]) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        die("dimd serve", "did not print its listening address and token file");
+    }
+    FILE *t = fopen(token_path, "r");
+    if (!t || !fgets(d->token, sizeof d->token, t))
+        die("token file", token_path);
+    fclose(t);
+    d->token[strcspn(d->token, "\r\n")] = '\0';
+}
+
+static int stop_daemon(struct daemon *d)
+{
+    kill(d->pid, SIGTERM);
+    int st = 0, rc = -1;
+    for (int i = 0; i < 600; i++) { /* 60 s */
+        if (waitpid(d->pid, &st, WNOHANG) == d->pid) {
+            rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+            break;
+        }
+        usleep(100000);
+    }
+    if (rc == -1 && kill(d->pid, 0) == 0) {
+        kill(d->pid, SIGKILL);
+        waitpid(d->pid, &st, 0);
+    }
+    fclose(d->out);
+    return rc;
+}
+
+/* ---- a tiny HTTP/1.1 keep-alive client ---- */
+
+struct conn {
+    int fd;
+    char *buf; /* received, not yet consumed */
+    size_t len, cap;
+};
+
+static int conn_open(struct conn *c, int port)
+{
+    memset(c, 0, sizeof *c);
+    c->fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (c->fd < 0)
+        return -1;
+    int one = 1;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(c->fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(c->fd);
+        return -1;
+    }
+    c->cap = 1 << 16;
+    c->buf = malloc(c->cap);
+    return c->buf ? 0 : -1;
+}
+
+static void conn_close(struct conn *c)
+{
+    if (c->fd >= 0)
+        close(c->fd);
+    free(c->buf);
+    c->fd = -1;
+    c->buf = NULL;
+}
+
+static int send_all(int fd, const void *p, size_t n)
+{
+    const char *s = p;
+    while (n) {
+        ssize_t k = send(fd, s, n, MSG_NOSIGNAL);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return -1;
+        s += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+/* Reads until buf holds at least need bytes. */
+static int fill(struct conn *c, size_t need)
+{
+    while (c->len < need) {
+        if (c->len == c->cap) {
+            size_t cap = 2 * c->cap;
+            char *g = realloc(c->buf, cap);
+            if (!g)
+                return -1;
+            c->buf = g;
+            c->cap = cap;
+        }
+        ssize_t k = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return -1;
+        c->len += (size_t)k;
+    }
+    return 0;
+}
+
+static void consume(struct conn *c, size_t n)
+{
+    memmove(c->buf, c->buf + n, c->len - n);
+    c->len -= n;
+}
+
+/* One request; returns the status (or -1 on a transport error). The body, up to
+ * cap bytes, goes to out (NUL-terminated) when out is non-NULL. */
+static int http_call(struct conn *c, const char *head, const void *body, size_t body_len,
+                     char *out, size_t cap)
+{
+    if (send_all(c->fd, head, strlen(head)) != 0 ||
+        (body_len && send_all(c->fd, body, body_len) != 0))
+        return -1;
+    char *end;
+    for (;;) {
+        end = c->len >= 4 ? memmem(c->buf, c->len, "\r\n\r\n", 4) : NULL;
+        if (end)
+            break;
+        if (fill(c, c->len + 1) != 0)
+            return -1;
+    }
+    size_t hl = (size_t)(end - c->buf) + 4;
+    int status = 0;
+    if (sscanf(c->buf, "HTTP/1.%*d %d", &status) != 1)
+        return -1;
+    size_t content = 0;
+    int chunked = 0;
+    for (char *p = c->buf; p < end;) {
+        char *eol = memmem(p, (size_t)(end + 2 - p), "\r\n", 2);
+        if (!eol)
+            break;
+        if (strncasecmp(p, "Content-Length:", 15) == 0)
+            content = strtoull(p + 15, NULL, 10);
+        else if (strncasecmp(p, "Transfer-Encoding:", 18) == 0 &&
+                 memmem(p, (size_t)(eol - p), "chunked", 7))
+            chunked = 1;
+        p = eol + 2;
+    }
+    consume(c, hl);
+    size_t got = 0;
+    if (!chunked) {
+        if (fill(c, content) != 0)
+            return -1;
+        if (out) {
+            got = content < cap - 1 ? content : cap - 1;
+            memcpy(out, c->buf, got);
+        }
+        consume(c, content);
+    } else {
+        for (;;) {
+            char *eol;
+            while (!(eol = c->len >= 2 ? memmem(c->buf, c->len, "\r\n", 2) : NULL))
+                if (fill(c, c->len + 1) != 0)
+                    return -1;
+            size_t n = strtoull(c->buf, NULL, 16);
+            size_t sl = (size_t)(eol - c->buf) + 2;
+            if (fill(c, sl + n + 2) != 0)
+                return -1;
+            if (out && got + n < cap) {
+                memcpy(out + got, c->buf + sl, n);
+                got += n;
+            }
+            consume(c, sl + n + 2);
+            if (n == 0)
+                break;
+        }
+    }
+    if (out)
+        out[got] = '\0';
+    return status;
+}
+
+/* ---- (b) the served model under load ---- */
+
+struct load {
+    int port;
+    const char *head;
+    const unsigned char *png;
+    size_t png_len;
+    double deadline;
+    atomic_long done, errors;
+};
+
+static void *load_client(void *arg)
+{
+    struct load *L = arg;
+    struct conn c;
+    if (conn_open(&c, L->port) != 0) {
+        atomic_fetch_add(&L->errors, 1);
+        return NULL;
+    }
+    char out[4096];
+    while (now() < L->deadline) {
+        int st = http_call(&c, L->head, L->png, L->png_len, out, sizeof out);
+        if (st == 200) {
+            atomic_fetch_add(&L->done, 1);
+        } else {
+            atomic_fetch_add(&L->errors, 1);
+            if (st < 0) {
+                conn_close(&c);
+                if (conn_open(&c, L->port) != 0)
+                    break;
+            }
+        }
+    }
+    conn_close(&c);
+    return NULL;
+}
+
+/* A counter of /metrics, or -1. */
+static double metric(struct conn *c, int port, const char *token, const char *name)
+{
+    char head[512];
+    snprintf(head, sizeof head,
+             "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nAuthorization: Bearer %s\r\n\r\n",
+             port, token);
+    static char out[1 << 17];
+    if (http_call(c, head, NULL, 0, out, sizeof out) != 200)
+        return -1;
+    char key[128];
+    snprintf(key, sizeof key, "\n%s ", name);
+    const char *p = strstr(out, key);
+    return p ? strtod(p + strlen(key), NULL) : -1;
+}
+
+int main(int argc, char **argv)
+{
+    const char *dimd = "build/dimd", *json = NULL;
+    int requests = 300, clients = 16, batch = 32;
+    double seconds = 5;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int compute_threads = cores > 0 ? (int)cores : 1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (a[0] != '-') {
+            dimd = a;
+            continue;
+        }
+        if (!v) {
+            fprintf(stderr, "bench_encode: %s needs a value\n", a);
+            return 2;
+        }
+        if (strcmp(a, "--json") == 0)
+            json = v;
+        else if (strcmp(a, "--requests") == 0)
+            requests = atoi(v);
+        else if (strcmp(a, "--clients") == 0)
+            clients = atoi(v);
+        else if (strcmp(a, "--seconds") == 0)
+            seconds = atof(v);
+        else if (strcmp(a, "--batch") == 0)
+            batch = atoi(v);
+        else if (strcmp(a, "--compute_threads") == 0)
+            compute_threads = atoi(v);
+        else {
+            fprintf(stderr, "bench_encode: unknown flag %s\n", a);
+            return 2;
+        }
+        i++;
+    }
+    if (requests < 10 || clients < 1 || clients > 256 || batch < 1 || compute_threads < 1 ||
+        seconds <= 0) {
+        fprintf(stderr, "bench_encode: bad arguments\n");
+        return 2;
+    }
+
+    /* (a) the bare forward pass, configured like one encode thread of the daemon */
+    nn_blas_set_threads(1);
+    struct dimd_pool *pool = compute_threads > 1 ? dimd_pool_create(compute_threads - 1) : NULL;
+    if (pool)
+        dim_parallel_use(dimd_pool_parallel(pool));
+    struct dim_config cfg;
+    dim_config_default(&cfg);
+    struct dim_model *m;
+    struct dim_err err = {0};
+    if (dim_model_create(&m, &cfg, false, &err) != 0)
+        die("dim_model_create", err.msg);
+    /* a 28 x 28 grey image (a pattern), preprocessed as every input is */
+    struct dim_image img = {1, 28, 28, malloc(28 * 28)};
+    for (int y = 0; y < 28; y++)
+        for (int x = 0; x < 28; x++)
+            img.px[y * 28 + x] = (uint8_t)((x * 9 + y * 5 + ((x * y) % 7) * 20) & 255);
+    struct dim_preprocess pp = {m->cfg.in_c, m->in_h, m->in_w, 0, 0};
+    const size_t in = (size_t)pp.c * (size_t)pp.h * (size_t)pp.w;
+    float *x = malloc((size_t)batch * in * sizeof *x);
+    for (int b = 0; b < batch; b++)
+        dim_image_to_input(&img, &pp, NULL, x + (size_t)b * in);
+    struct dim_encode_ws ws1, wsb;
+    if (dim_encode_ws_create(&ws1, m, 1, &err) != 0 ||
+        dim_encode_ws_create(&wsb, m, (size_t)batch, &err) != 0)
+        die("dim_encode_ws_create", err.msg);
+    const double fwd1 = time_forward(m, &ws1, x, 1, 1.0, 200);
+    const double fwdb = time_forward(m, &wsb, x, (size_t)batch, 1.5, 30);
+    const double limit = (double)batch / fwdb;
+    /* for context: the limit when batches hold at most one request per client */
+    const int cb = clients < batch ? clients : batch;
+    const double fwdc = cb < batch ? time_forward(m, &wsb, x, (size_t)cb, 1.0, 30) : fwdb;
+    const double limit_c = (double)cb / fwdc;
+    dim_encode_ws_free(&ws1);
+    dim_encode_ws_free(&wsb);
+    dim_parallel_use(NULL);
+    dimd_pool_free(pool);
+    printf("encode: %s, BLAS 1 thread, %d compute threads\n", dim_preset_name(cfg.preset),
+           compute_threads);
+    printf("  bare forward, 1 image:        %.3f ms\n", 1e3 * fwd1);
+    printf("  bare forward, %d images:      %.3f ms (%.3f ms per image): limit %.0f images/s\n",
+           batch, 1e3 * fwdb, 1e3 * fwdb / batch, limit);
+    if (cb < batch)
+        printf("  bare forward, %d images:      %.3f ms (%.3f ms per image): %.0f images/s\n", cb,
+               1e3 * fwdc, 1e3 * fwdc / cb, limit_c);
+    fflush(stdout);
+
+    /* (b) the same model served */
+    char dir[] = "/tmp/dimd-bench-encode-XXXXXX";
+    if (!mkdtemp(dir))
+        die("mkdtemp", strerror(errno));
+    make_state(dir, m);
+    char png_path[600];
+    snprintf(png_path, sizeof png_path, "%s/img.png", dir);
+    if (dim_image_write_png(png_path, &img, &err) != 0)
+        die("png", err.msg);
+    FILE *pf = fopen(png_path, "rb");
+    unsigned char png[65536];
+    size_t png_len = pf ? fread(png, 1, sizeof png, pf) : 0;
+    if (pf)
+        fclose(pf);
+    if (png_len == 0)
+        die("png", "cannot read it back");
+    free(img.px);
+    dim_model_free(m);
+    free(x);
+
+    struct daemon d;
+    start_daemon(&d, dimd, dir, batch, compute_threads);
+    char head[1024];
+    snprintf(head, sizeof head,
+             "POST /v1/models/bench/encode HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+             "Authorization: Bearer %s\r\nContent-Type: image/png\r\nContent-Length: %zu\r\n\r\n",
+             d.port, d.token, png_len);
+    int rc = 0;
+    struct conn c;
+    if (conn_open(&c, d.port) != 0)
+        die("connect", strerror(errno));
+    char out[4096];
+    for (int i = 0; i < 20; i++) { /* warm-up: loads the model into the cache */
+        int st = http_call(&c, head, png, png_len, out, sizeof out);
+        if (st != 200) {
+            fprintf(stderr, "bench_encode: warm-up request: status %d: %.300s\n", st, out);
+            stop_daemon(&d);
+            remove_tree(dir);
+            return 1;
+        }
+    }
+    double *lat = malloc((size_t)requests * sizeof *lat);
+    for (int i = 0; i < requests; i++) {
+        double t0 = now();
+        int st = http_call(&c, head, png, png_len, out, sizeof out);
+        lat[i] = now() - t0;
+        if (st != 200) {
+            fprintf(stderr, "bench_encode: request %d: status %d\n", i, st);
+            rc = 1;
+        }
+    }
+    qsort(lat, (size_t)requests, sizeof *lat, cmp_double);
+    const double p50 = quantile(lat, (size_t)requests, 0.5),
+                 p99 = quantile(lat, (size_t)requests, 0.99);
+    free(lat);
+
+    const double img0 = metric(&c, d.port, d.token, "dimd_encode_images_total"),
+                 bat0 = metric(&c, d.port, d.token, "dimd_encode_batches_total");
+    struct load L = {.port = d.port, .head = head, .png = png, .png_len = png_len};
+    atomic_init(&L.done, 0);
+    atomic_init(&L.errors, 0);
+    pthread_t *th = malloc((size_t)clients * sizeof *th);
+    double t0 = now();
+    L.deadline = t0 + seconds;
+    for (int i = 0; i < clients; i++)
+        if (pthread_create(&th[i], NULL, load_client, &L) != 0)
+            die("pthread_create", "load client");
+    for (int i = 0; i < clients; i++)
+        pthread_join(th[i], NULL);
+    const double elapsed = now() - t0;
+    free(th);
+    const double img1 = metric(&c, d.port, d.token, "dimd_encode_images_total"),
+                 bat1 = metric(&c, d.port, d.token, "dimd_encode_batches_total");
+    conn_close(&c);
+    const long done = atomic_load(&L.done), errors = atomic_load(&L.errors);
+    const double tput = (double)done / elapsed;
+    const double mean_batch = img0 >= 0 && bat1 > bat0 ? (img1 - img0) / (bat1 - bat0) : -1;
+    const int stop_rc = stop_daemon(&d);
+    remove_tree(dir);
+    if (errors)
+        rc = 1;
+
+    const double r_lat = p50 / fwd1, r_tput = tput / limit;
+    printf("  HTTP, 1 image (image/png), %d sequential requests: p50 %.3f ms, p99 %.3f ms\n",
+           requests, 1e3 * p50, 1e3 * p99);
+    printf("  HTTP, %d clients for %.1f s: %ld images, %.0f images/s, %ld errors", clients,
+           elapsed, done, tput, errors);
+    if (mean_batch > 0)
+        printf(", %.1f images per forward pass", mean_batch);
+    printf("\n  p50 / bare forward: %.2fx (target <= 2x: %s)\n", r_lat,
+           r_lat <= 2 ? "met" : "MISSED");
+    printf("  throughput / batched limit: %.2f (target >= 0.8: %s)", r_tput,
+           r_tput >= 0.8 ? "met" : "MISSED");
+    if (cb < batch)
+        printf("; / the %d-image forward: %.2f", cb, tput / limit_c);
+    printf("\n");
+    if (stop_rc != 0)
+        printf("  dimd serve exited with status %d after SIGTERM\n", stop_rc);
+    if (json) {
+        FILE *f = fopen(json, "w");
+        if (!f)
+            die("--json", strerror(errno));
+        fprintf(f,
+                "{\"preset\":\"%s\",\"compute_threads\":%d,\"batch\":%d,"
+                "\"forward_1_ms\":%.4f,\"forward_batch_ms\":%.4f,"
+                "\"batched_limit_images_per_second\":%.1f,\"clients_batch\":%d,"
+                "\"clients_batch_forward_ms\":%.4f,\"clients_batch_images_per_second\":%.1f,"
+                "\"http_requests\":%d,\"http_p50_ms\":%.4f,\"http_p99_ms\":%.4f,"
+                "\"clients\":%d,\"seconds\":%.2f,\"images\":%ld,\"errors\":%ld,"
+                "\"throughput_images_per_second\":%.1f,\"mean_images_per_forward\":%.2f,"
+                "\"p50_over_forward\":%.3f,\"throughput_over_limit\":%.3f,"
+                "\"target_p50_over_forward_max\":2,\"target_throughput_over_limit_min\":0.8,"
+                "\"targets_met\":%s}\n",
+                dim_preset_name(cfg.preset), compute_threads, batch, 1e3 * fwd1, 1e3 * fwdb, limit,
+                cb, 1e3 * fwdc, limit_c, requests, 1e3 * p50, 1e3 * p99, clients, elapsed, done, errors, tput, mean_batch,
+                r_lat, r_tput, r_lat <= 2 && r_tput >= 0.8 ? "true" : "false");
+        fclose(f);
+    }
+    return rc;
+}
