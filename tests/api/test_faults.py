@@ -52,7 +52,7 @@ def replay_series(events, key):
 
 
 def test_kill_9_twice_then_the_job_finishes_exactly():
-    n = 400
+    n = 300
     d = H.Daemon(["--workers", "1", "--max_restarts", "5", "--metrics_flush_ms", "250"]).start()
     c = d.client()
     token = d.token
