@@ -23,19 +23,6 @@
 
 #define INDEX_BATCH 256
 
-static bool name_ok(const char *s)
-{
-    size_t n = s ? strlen(s) : 0;
-    if (n < 1 || n >= STORE_MODEL_NAME_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-        if (!alnum && (i == 0 || (c != '_' && c != '-')))
-            return false;
-    }
-    return true;
-}
 
 static json_t *api_model_version_json(const struct store_model_version *v)
 {
@@ -82,7 +69,7 @@ static bool load_version(struct api_ctx *a, struct http_request *rq, struct stor
 {
     const char *name = http_param(rq, "name"), *vs = http_param(rq, "version");
     int version = 0;
-    if (!name_ok(name)) {
+    if (!store_model_name_ok(name)) {
         http_reply_problem(rq, 404, "model_not_found", "no model '%.64s'", name);
         return false;
     }
@@ -148,7 +135,8 @@ void api_model_get(void *app, struct http_request *rq)
     struct store_model_version *vs = NULL;
     size_t n = 0;
     struct dim_err err;
-    int rc = name_ok(name) ? store_model_versions(a->store, name, &vs, &n, &err) : STORE_NOT_FOUND;
+    int rc = store_model_name_ok(name) ? store_model_versions(a->store, name, &vs, &n, &err)
+                                       : STORE_NOT_FOUND;
     if (rc == STORE_NOT_FOUND) {
         http_reply_problem(rq, 404, "model_not_found", "no model '%.64s'", name);
         return;
@@ -282,7 +270,7 @@ static void parse_promote(const json_t *body, struct promote_req *p, json_t *err
         char path[80];
         snprintf(path, sizeof path, "$.%.60s", k);
         if (strcmp(k, "name") == 0) {
-            if (json_is_string(v) && name_ok(json_string_value(v)))
+            if (json_is_string(v) && store_model_name_ok(json_string_value(v)))
                 p->name = json_string_value(v);
             else
                 add_err(errors, path,

@@ -232,25 +232,13 @@ static void entry_release(struct encoder *e, struct entry *ent)
     free_list(gone);
 }
 
-/* ^[a-z0-9][a-z0-9_-]{0,62}$, as the store requires: any other name is not found. */
-static bool name_ok(const char *name)
-{
-    if (!name || !*name || strnlen(name, STORE_MODEL_NAME_MAX) >= STORE_MODEL_NAME_MAX)
-        return false;
-    for (const char *p = name; *p; p++) {
-        bool alnum = (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9');
-        if (!alnum && (p == name || (*p != '_' && *p != '-')))
-            return false;
-    }
-    return true;
-}
 
 /* ENCODER_NOT_FOUND for a name or version no store could hold; the store's own
  * NOT_FOUND messages say the rest ("no model NAME", "model NAME has no versions",
  * "model NAME has no version N"). */
 static int bad_name(const char *name, int version, struct dim_err *err)
 {
-    if (!name_ok(name))
+    if (!store_model_name_ok(name))
         return dim_fail(err, DIM_ENOENT, "no model %.80s", name ? name : "(null)"),
                ENCODER_NOT_FOUND;
     return dim_fail(err, DIM_ENOENT, "model %s has no version %d", name, version),
@@ -337,7 +325,7 @@ static int entry_get(struct encoder *e, const char *name, int version, struct en
                      struct dim_err *err)
 {
     *out = NULL;
-    if (!name_ok(name) || version < 0)
+    if (!store_model_name_ok(name) || version < 0)
         return bad_name(name, version, err);
     struct store_model_version row;
     memset(&row, 0, sizeof row);

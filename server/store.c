@@ -1987,8 +1987,7 @@ void store_model_version_clear(struct store_model_version *v)
     memset(v, 0, sizeof(*v));
 }
 
-/* ^[a-z0-9][a-z0-9_-]{0,62}$ */
-static bool model_name_ok(const char *n)
+bool store_model_name_ok(const char *n)
 {
     if (!n || !*n || strlen(n) > STORE_MODEL_NAME_MAX - 1)
         return false;
@@ -2002,7 +2001,7 @@ static bool model_name_ok(const char *n)
 
 static int model_name_check(const char *name, const char *op, struct dim_err *err)
 {
-    if (model_name_ok(name))
+    if (store_model_name_ok(name))
         return STORE_OK;
     return inval(err, "%s: model name \"%.80s\" does not match ^[a-z0-9][a-z0-9_-]{0,62}$", op,
                  name ? name : "(null)");

@@ -287,6 +287,8 @@ struct store_model_version {
     int index_dim;          /* width of each index vector */
 };
 void store_model_version_clear(struct store_model_version *v);
+/* Whether name is a valid model name: ^[a-z0-9][a-z0-9_-]{0,62}$. */
+bool store_model_name_ok(const char *name);
 
 /* The neighbours index: index_images unit vectors (float32, index_dim each) and
  * their labels (uint16). */
