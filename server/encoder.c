@@ -708,6 +708,20 @@ void encoder_stop(struct encoder *e)
     encoder_free(e);
 }
 
+/* Counts the caller in (call_enter) and takes a reference to the version's
+ * entry; on failure neither is held. */
+static int enter_with_entry(struct encoder *e, const char *name, int version, struct entry **ent,
+                            struct dim_err *err)
+{
+    int rc = call_enter(e, err);
+    if (rc != ENCODER_OK)
+        return rc;
+    rc = entry_get(e, name, version, ent, err);
+    if (rc != ENCODER_OK)
+        call_leave(e);
+    return rc;
+}
+
 static void info_copy(struct encoder_model_info *info, const struct entry *ent)
 {
     if (info)
@@ -717,15 +731,12 @@ static void info_copy(struct encoder_model_info *info, const struct entry *ent)
 int encoder_model(struct encoder *e, const char *name, int version, struct encoder_model_info *info,
                   struct dim_err *err)
 {
-    int rc = call_enter(e, err);
+    struct entry *ent;
+    int rc = enter_with_entry(e, name, version, &ent, err);
     if (rc != ENCODER_OK)
         return rc;
-    struct entry *ent;
-    rc = entry_get(e, name, version, &ent, err);
-    if (rc == ENCODER_OK) {
-        info_copy(info, ent);
-        entry_release(e, ent);
-    }
+    info_copy(info, ent);
+    entry_release(e, ent);
     call_leave(e);
     return rc;
 }
@@ -742,15 +753,10 @@ int encoder_encode(struct encoder *e, const char *name, int version, enum dim_ta
         return dim_fail(err, DIM_EINVAL, "encode needs at least one input"), ENCODER_ERROR;
     if ((int)tap < 0 || (int)tap > DIM_TAP_LOCAL)
         return dim_fail(err, DIM_EINVAL, "unknown tap %d", (int)tap), ENCODER_ERROR;
-    int rc = call_enter(e, err);
+    struct entry *ent;
+    int rc = enter_with_entry(e, name, version, &ent, err);
     if (rc != ENCODER_OK)
         return rc;
-    struct entry *ent;
-    rc = entry_get(e, name, version, &ent, err);
-    if (rc != ENCODER_OK) {
-        call_leave(e);
-        return rc;
-    }
     info_copy(info, ent);
     size_t dim = ent->info.dim[tap];
     float *y = NULL;
@@ -858,15 +864,10 @@ int encoder_neighbors(struct encoder *e, const char *name, int version, const fl
         return dim_fail(err, DIM_EINVAL, "neighbours need a query and an output"), ENCODER_ERROR;
     if (k < 1)
         return dim_fail(err, DIM_EINVAL, "k %d must be >= 1", k), ENCODER_ERROR;
-    int rc = call_enter(e, err);
+    struct entry *ent;
+    int rc = enter_with_entry(e, name, version, &ent, err);
     if (rc != ENCODER_OK)
         return rc;
-    struct entry *ent;
-    rc = entry_get(e, name, version, &ent, err);
-    if (rc != ENCODER_OK) {
-        call_leave(e);
-        return rc;
-    }
     float *score = NULL, *q = NULL;
     struct hit *heap = NULL;
     size_t dim = ent->info.dim[DIM_TAP_Y];

@@ -281,6 +281,22 @@ static int tx_read(sqlite3 *db, struct dim_err *err, const char *op)
     return exec(db, err, op, "BEGIN");
 }
 
+/* Opens a read transaction in which job_id exists; STORE_NOT_FOUND ("no job N")
+ * otherwise, with no transaction left open. */
+static int job_load(sqlite3 *db, int64_t id, struct store_job *out, struct dim_err *err);
+static int tx_read_job(sqlite3 *db, int64_t job_id, struct dim_err *err, const char *op)
+{
+    int rc = tx_read(db, err, op);
+    if (rc != STORE_OK)
+        return rc;
+    rc = job_load(db, job_id, NULL, err);
+    if (rc == STORE_NOT_FOUND)
+        dim_fail(err, DIM_ENOENT, "no job %lld", (long long)job_id);
+    if (rc != STORE_OK)
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
 /* Ends the open transaction: commits when rc is STORE_OK, else rolls back.
  * Returns rc, or STORE_ERROR when the commit failed. */
 static int tx_end(sqlite3 *db, int rc, struct dim_err *err, const char *op)
@@ -1267,14 +1283,9 @@ int store_metrics_summary(struct dimd_store *s, int64_t job_id, struct store_met
         return STORE_ERROR;
     struct store_metric_summary *v = NULL;
     size_t cap = 0, cnt = 0;
-    int rc = tx_read(db, err, op);
+    int rc = tx_read_job(db, job_id, err, op);
     if (rc != STORE_OK)
         goto out;
-    rc = job_load(db, job_id, NULL, err);
-    if (rc == STORE_NOT_FOUND)
-        dim_fail(err, DIM_ENOENT, "no job %lld", (long long)job_id);
-    if (rc != STORE_OK)
-        goto end;
     sqlite3_stmt *st;
     rc = stmt_open(db, &st, err, op,
                    "SELECT key, COUNT(*), MIN(step), MAX(step), "
@@ -1391,14 +1402,9 @@ int store_metrics_history(struct dimd_store *s, int64_t job_id, const char *key,
     struct store_point *p = NULL;
     size_t cap = 0, cnt = 0;
     bool over = false;
-    int rc = tx_read(db, err, op);
+    int rc = tx_read_job(db, job_id, err, op);
     if (rc != STORE_OK)
         goto out;
-    rc = job_load(db, job_id, NULL, err);
-    if (rc == STORE_NOT_FOUND)
-        dim_fail(err, DIM_ENOENT, "no job %lld", (long long)job_id);
-    if (rc != STORE_OK)
-        goto end;
     sqlite3_stmt *st;
     rc = stmt_open(db, &st, err, op,
                    "SELECT step, value, wall_ms FROM metrics WHERE job_id = ? AND key = ? "
@@ -1585,14 +1591,9 @@ int store_checkpoint_list(struct dimd_store *s, int64_t job_id, struct store_che
         return STORE_ERROR;
     struct store_checkpoint *v = NULL;
     size_t cap = 0, cnt = 0;
-    int rc = tx_read(db, err, op);
+    int rc = tx_read_job(db, job_id, err, op);
     if (rc != STORE_OK)
         goto out;
-    rc = job_load(db, job_id, NULL, err);
-    if (rc == STORE_NOT_FOUND)
-        dim_fail(err, DIM_ENOENT, "no job %lld", (long long)job_id);
-    if (rc != STORE_OK)
-        goto end;
     sqlite3_stmt *st;
     rc = stmt_open(db, &st, err, op,
                    "SELECT step, bytes, sha256, metrics, created_ms FROM checkpoints "
