@@ -407,12 +407,36 @@ void dim_image_free(struct dim_image *img)
 /* ---- PNG writing -------------------------------------------------------- */
 
 struct png_wctx {
-    FILE *f;
+    FILE *f;         /* file sink, or NULL for the memory sink below */
+    uint8_t *mem;    /* memory sink: malloc'd bytes written so far */
+    size_t len, cap; /* ... their count and the buffer's capacity */
     png_structp png;
     png_infop info;
     uint8_t *row;
     char msg[200];
 };
+
+static void png_mem_write(png_structp png, png_bytep data, size_t n)
+{
+    struct png_wctx *ctx = png_get_io_ptr(png);
+    if (n > ctx->cap - ctx->len) {
+        size_t cap = ctx->cap ? ctx->cap : 4096;
+        while (cap - ctx->len < n && cap <= SIZE_MAX / 2)
+            cap *= 2;
+        uint8_t *p = cap - ctx->len >= n ? realloc(ctx->mem, cap) : NULL;
+        if (!p)
+            png_error(png, "out of memory for the encoded PNG");
+        ctx->mem = p;
+        ctx->cap = cap;
+    }
+    memcpy(ctx->mem + ctx->len, data, n);
+    ctx->len += n;
+}
+
+static void png_mem_flush(png_structp png)
+{
+    (void)png;
+}
 
 static void png_on_werror(png_structp png, png_const_charp msg)
 {
@@ -425,7 +449,10 @@ static int png_write_inner(struct png_wctx *ctx, const struct dim_image *img)
 {
     if (setjmp(png_jmpbuf(ctx->png)))
         return DIM_EIO;
-    png_init_io(ctx->png, ctx->f);
+    if (ctx->f)
+        png_init_io(ctx->png, ctx->f);
+    else
+        png_set_write_fn(ctx->png, ctx, png_mem_write, png_mem_flush);
     png_set_IHDR(ctx->png, ctx->info, (png_uint_32)img->w, (png_uint_32)img->h, 8,
                  img->c == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
                  PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
@@ -477,6 +504,40 @@ int dim_image_write_png(const char *path, const struct dim_image *img, struct di
         remove(path);
         return dim_fail(err, rc, "cannot write PNG %s: %s", path, ctx.msg);
     }
+    return 0;
+}
+
+int dim_image_encode_png(const struct dim_image *img, uint8_t **out, size_t *out_len,
+                         struct dim_err *err)
+{
+    if (!out || !out_len || !img || !img->px)
+        return dim_fail(err, DIM_EINVAL, "dim_image_encode_png: NULL argument");
+    *out = NULL;
+    *out_len = 0;
+    if ((img->c != 1 && img->c != 3) || img->h <= 0 || img->w <= 0)
+        return dim_fail(err, DIM_EINVAL, "cannot encode a %dx%dx%d image as PNG (c must be 1 or 3)",
+                        img->c, img->h, img->w);
+    struct png_wctx ctx = {0};
+    ctx.row = malloc((size_t)img->w * (size_t)img->c);
+    if (!ctx.row)
+        return dim_fail(err, DIM_ENOMEM, "no memory for a PNG row of width %d", img->w);
+    int rc = DIM_ENOMEM;
+    ctx.png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &ctx, png_on_werror, png_on_warning);
+    if (ctx.png)
+        ctx.info = png_create_info_struct(ctx.png);
+    if (ctx.png && ctx.info)
+        rc = png_write_inner(&ctx, img);
+    else
+        snprintf(ctx.msg, sizeof ctx.msg, "cannot create a PNG encoder");
+    png_destroy_write_struct(&ctx.png, &ctx.info);
+    free(ctx.row);
+    if (rc < 0) {
+        free(ctx.mem);
+        return dim_fail(err, strstr(ctx.msg, "out of memory") ? DIM_ENOMEM : rc,
+                        "cannot encode PNG: %s", ctx.msg);
+    }
+    *out = ctx.mem;
+    *out_len = ctx.len;
     return 0;
 }
 

@@ -1,7 +1,8 @@
 /* image.h - decoding untrusted PNG/JPEG bytes and turning any 8-bit image into a
  * model input. The one place where preprocessing is defined: the trainer, the
  * CLI's encode and the service's encode all call dim_image_to_input, so an
- * image is normalised identically everywhere.
+ * image is normalised identically everywhere. Also writes 8-bit PNGs, to a file
+ * or to memory.
  * Depends on: libpng, libjpeg(-turbo), libc. No globals; thread-safe.
  */
 #ifndef DIM_DATA_IMAGE_H
@@ -41,6 +42,11 @@ int dim_image_load(const char *path, size_t max_pixels, struct dim_image *out, s
 
 /* Writes img as an 8-bit PNG file (grey or RGB). */
 int dim_image_write_png(const char *path, const struct dim_image *img, struct dim_err *err);
+
+/* Encodes img as an 8-bit PNG (grey or RGB) into a malloc'd buffer: *out (free
+ * it) and its size *out_len. On failure *out is NULL (DIM_EINVAL, DIM_ENOMEM). */
+int dim_image_encode_png(const struct dim_image *img, uint8_t **out, size_t *out_len,
+                         struct dim_err *err);
 
 void dim_image_free(struct dim_image *img);
 

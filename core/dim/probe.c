@@ -15,6 +15,7 @@ void dim_probe_opts_default(struct dim_probe_opts *o)
     o->lr = 1e-2f;
     o->batch = 256;
     o->seed = 7;
+    o->cancel = NULL;
 }
 
 const char *dim_probe_kind_name(enum dim_probe_kind k)
@@ -172,6 +173,14 @@ int dim_probe_run(float *Xtr, const uint16_t *ytr, size_t ntr, float *Xte, const
                   (4 * ep >= 3 * o->epochs ? 0.1f : 1.0f);
         dim_rng_shuffle(&rng, perm, ntr);
         for (size_t s = 0; s + 2 <= ntr; s += B) {
+            if (o->cancel && atomic_load_explicit(o->cancel, memory_order_relaxed)) {
+                free(params);
+                free(stats);
+                free(yb);
+                free(xb);
+                free(perm);
+                return dim_fail(err, DIM_ECANCELLED, "probe cancelled in epoch %d", ep);
+            }
             size_t nb = ntr - s < B ? ntr - s : B;
             for (size_t i = 0; i < nb; i++) {
                 memcpy(xb + i * dim, Xtr + (size_t)perm[s + i] * dim, sizeof(float) * dim);

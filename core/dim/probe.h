@@ -14,6 +14,7 @@
 #ifndef DIM_DIM_PROBE_H
 #define DIM_DIM_PROBE_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,6 +30,8 @@ struct dim_probe_opts {
     float lr;      /* initial Adam learning rate (default 1e-2) */
     size_t batch;  /* default 256 */
     uint64_t seed; /* init, order and dropout */
+    const atomic_bool *cancel; /* optional (default NULL): when set, training stops with
+                                  DIM_ECANCELLED at the next batch */
 };
 
 void dim_probe_opts_default(struct dim_probe_opts *o);
@@ -51,7 +54,7 @@ void dim_features_free(struct dim_features *f);
 
 /* Trains a probe on train features of one tap and returns test accuracy in
  * *accuracy (fraction in [0, 1]). Standardises train and test in place.
- * Allocates its own (small) workspace. */
+ * Allocates its own (small) workspace. DIM_ECANCELLED when o->cancel is set. */
 int dim_probe_run(float *Xtr, const uint16_t *ytr, size_t ntr, float *Xte, const uint16_t *yte,
                   size_t nte, size_t dim, int n_classes, const struct dim_probe_opts *o,
                   double *accuracy, struct dim_err *err);
