@@ -36,8 +36,13 @@ CORE_SRC := $(sort $(wildcard core/*/*.c))
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
 CORE_LIB := $(BUILD)/libdimcore.a
 APP_SRC  := $(sort $(wildcard server/*.c api/*.c))
-# Files compiled into the binary: migrations, the API document (server/embed.h).
-EMBED_SRC := $(sort $(wildcard migrations/*.sql)) openapi.yaml
+# The dashboard: web/'s own files and uPlot from the npm registry (web/package.json,
+# pinned by web/package-lock.json, fetched by `npm ci` into web/node_modules).
+NPM_STAMP := web/node_modules/.package-lock.json
+UPLOT     := web/node_modules/uplot/dist/uPlot.iife.min.js web/node_modules/uplot/dist/uPlot.min.css
+WEB_SRC   := $(sort $(wildcard web/*.html web/*.css web/*.js web/*.svg web/*.png)) $(UPLOT)
+# Files compiled into the binary: migrations, the API document, the dashboard (server/embed.h).
+EMBED_SRC := $(sort $(wildcard migrations/*.sql)) openapi.yaml $(WEB_SRC)
 EMBED_OBJ := $(BUILD)/gen/embedded.o
 APP_OBJ  := $(APP_SRC:%.c=$(BUILD)/%.o) $(EMBED_OBJ)
 DIMD     := $(BUILD)/dimd
@@ -54,7 +59,7 @@ MAKE_PNG  := $(BUILD)/tests/cli/make_png
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all deps run test test-unit test-san bench check-core format clean
+.PHONY: all deps run test test-unit test-san test-browser bench results check-core format clean
 all: $(DIMD) $(TEST_BIN) $(BENCH_BIN)
 
 deps:
@@ -68,6 +73,11 @@ $(BUILD)/server/%.o $(BUILD)/api/%.o: CFLAGS += $(SRV_CFLAGS)
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Icore -I. $(PKG_CFLAGS) $(SRV_CFLAGS) -MMD -MP -c $< -o $@
+
+# npm writes its lockfile copy last, so the stamp is newer than every fetched file.
+$(NPM_STAMP): web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+$(UPLOT): $(NPM_STAMP)
 
 $(BUILD)/gen/embedded.c: $(EMBED_SRC) scripts/embed.sh
 	@mkdir -p $(dir $@)
@@ -124,7 +134,13 @@ run: deps
 
 test: deps
 	$(MAKE) test-unit
+	$(MAKE) test-browser
 	$(MAKE) test-san
+
+# The dashboard in Debian's headless Chromium, driven by playwright-core, against
+# the real daemon; screenshots and page weight go to build/browser/.
+test-browser: $(DIMD) $(NPM_STAMP)
+	node tests/browser/run.mjs $(DIMD) $(BUILD)/browser
 
 # Unit tests (cmocka) and the CLI tests, against $(BUILD)/dimd.
 test-unit: all check-core $(MAKE_PNG)
@@ -148,6 +164,11 @@ bench: deps
 	$(BUILD)/bench/bench_encode $(DIMD) --clients 64 --json build/bench-encode.json
 	$(BUILD)/bench/bench_encode $(DIMD) --clients 64 --compute_threads 1 \
 	    --json build/bench-encode-1thread.json
+
+# docs/results.md: DIM(L) JSD/NCE/DV and DIM(G) trained and measured alike (about an hour).
+results: deps
+	$(MAKE) $(DIMD)
+	/usr/bin/python3 scripts/results.py $(DIMD)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

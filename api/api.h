@@ -6,7 +6,10 @@
  * they hold no state of their own. Files by resource: service.c (health,
  * version, Prometheus metrics, datasets, job schema), jobs.c, metrics.c,
  * events.c (Server-Sent Events), checkpoints.c, models.c (promote, versions),
- * encode.c (encode and neighbours: every input format), tokens.c; common.c has
+ * projection.c (PCA of a version's test-set embeddings), evaluations.c (what
+ * evaluation jobs measured), encode.c (encode and
+ * neighbours: every input format), tokens.c (tokens, whoami), web.c (the
+ * dashboard's files); common.c has
  * the shared pieces (ids, query parameters, the job's JSON form).
  */
 #ifndef DIMD_API_API_H
@@ -17,6 +20,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "data/dataset.h"
+#include "dim/model.h"
 #include "server/config.h"
 #include "server/datasets.h"
 #include "server/encoder.h"
@@ -42,6 +47,8 @@ extern const struct route api_routes[];
 extern const size_t api_n_routes;
 
 /* ---- handlers ---- */
+void api_web_index(void *app, struct http_request *rq);
+void api_web_file(void *app, struct http_request *rq);
 void api_healthz(void *app, struct http_request *rq);
 void api_readyz(void *app, struct http_request *rq);
 void api_version(void *app, struct http_request *rq);
@@ -72,9 +79,13 @@ void api_model_version_delete(void *app, struct http_request *rq);
 void api_model_version_pin(void *app, struct http_request *rq);
 void api_model_version_unpin(void *app, struct http_request *rq);
 void api_model_version_checkpoint(void *app, struct http_request *rq);
+void api_model_version_projection(void *app, struct http_request *rq);
+void api_evaluation_list(void *app, struct http_request *rq);
+void api_evaluation_grid(void *app, struct http_request *rq);
 void api_encode(void *app, struct http_request *rq);
 void api_neighbors(void *app, struct http_request *rq);
 
+void api_whoami(void *app, struct http_request *rq);
 void api_token_list(void *app, struct http_request *rq);
 void api_token_create(void *app, struct http_request *rq);
 void api_token_delete(void *app, struct http_request *rq);
@@ -100,6 +111,18 @@ json_t *api_body_json(struct http_request *rq);
 /* A model version path/query value: "v3", "3" or "latest" (0). False when it is
  * none of these. */
 bool api_parse_version(const char *s, int *version);
+/* Loads the model version named by the path ({name}, {version}), with its
+ * checkpoint bytes when ckpt is non-NULL, or replies 404 model_not_found /
+ * version_not_found / 500 and returns false. */
+bool api_load_version(struct api_ctx *a, struct http_request *rq, struct store_model_version *v,
+                      void **ckpt);
+/* The Y embeddings of up to max_n images of a dataset's split, evenly spaced
+ * (row i is image floor(i * N / n) of the N in the split), scaled to unit length
+ * when unit, and their labels; both malloc'd (NULL when max_n is 0). Encodes on
+ * the calling thread with a pool of the machine's other cores. 0, or -1 with err. */
+int api_embed_split(const struct api_ctx *a, const struct dim_model *m, const char *dataset,
+                    enum dim_split split, size_t max_n, bool unit, float **vectors,
+                    uint16_t **labels, int64_t *n_out, int64_t *n_data, struct dim_err *err);
 /* Replies 500 internal naming what failed. */
 void api_internal(struct http_request *rq, const char *what, const struct dim_err *err);
 

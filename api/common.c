@@ -131,6 +131,11 @@ json_t *api_job_json(const struct store_job *j)
     json_object_set_new(o, "checkpoint_step",
                         j->checkpoint_step >= 0 ? json_integer(j->checkpoint_step) : json_null());
     json_object_set_new(o, "error", error);
+    json_t *latest = j->latest_json ? json_loads(j->latest_json, 0, NULL) : NULL;
+    json_object_set_new(o, "latest", json_is_object(latest) ? latest : json_object());
+    if (latest && !json_is_object(latest))
+        json_decref(latest);
+    json_object_set_new(o, "last_event_id", json_integer(j->last_event_id));
     json_object_set_new(o, "spec", spec ? spec : json_object());
     json_object_set_new(o, "links", links);
     return o;

@@ -5,6 +5,7 @@
 #include <strings.h>
 
 #include "api/api.h"
+#include "server/evalspec.h"
 #include "server/jobspec.h"
 #include "server/sha256.h"
 
@@ -34,6 +35,49 @@ json_t *api_body_json(struct http_request *rq)
     return v;
 }
 
+/* Validates a job body, training or evaluation ("kind"), and returns its
+ * resolved spec (NULL with errors appended). An evaluation's model version must
+ * exist; "latest" becomes the newest version's number. */
+static json_t *spec_resolve(struct api_ctx *a, const json_t *body, char name[JOBSPEC_NAME_MAX],
+                            json_t *errors)
+{
+    name[0] = '\0';
+    if (!evalspec_is_evaluation(body)) {
+        struct job_spec spec;
+        if (jobspec_parse(body, a->datasets, &spec, errors) != 0)
+            return NULL;
+        strcpy(name, spec.name);
+        return jobspec_to_json(&spec);
+    }
+    struct eval_spec es;
+    if (evalspec_parse(body, &es, errors) != 0)
+        return NULL;
+    struct store_model_version v;
+    struct dim_err err;
+    int rc = store_model_get(a->store, es.model, es.version, &v, NULL, NULL, NULL, &err);
+    if (rc == STORE_NOT_FOUND) {
+        struct store_model_version *all = NULL;
+        size_t n = 0;
+        bool model = store_model_versions(a->store, es.model, &all, &n, &err) == STORE_OK;
+        for (size_t i = 0; i < n; i++)
+            store_model_version_clear(&all[i]);
+        free(all);
+        if (model)
+            jobspec_error(errors, "version", "model '%s' has no version v%d", es.model, es.version);
+        else
+            jobspec_error(errors, "model", "no model '%s'", es.model);
+        return NULL;
+    }
+    if (rc != STORE_OK) {
+        jobspec_error(errors, "model", "reading model '%s' failed: %s", es.model, err.msg);
+        return NULL;
+    }
+    es.version = v.version;
+    store_model_version_clear(&v);
+    strcpy(name, es.name);
+    return evalspec_to_json(&es);
+}
+
 void api_job_submit(void *app, struct http_request *rq)
 {
     struct api_ctx *a = app;
@@ -54,9 +98,11 @@ void api_job_submit(void *app, struct http_request *rq)
     if (!body)
         return;
     json_t *errors = json_array();
-    struct job_spec spec;
-    int bad = jobspec_parse(body, a->datasets, &spec, errors);
+    char name[JOBSPEC_NAME_MAX];
+    json_t *resolved = spec_resolve(a, body, name, errors);
+    int bad = (int)json_array_size(errors);
     if (bad) {
+        json_decref(resolved);
         http_reply_invalid(rq, errors, "the job has %d invalid field%s", bad, bad == 1 ? "" : "s");
         json_decref(body);
         return;
@@ -66,7 +112,6 @@ void api_job_submit(void *app, struct http_request *rq)
      * do not make a different request) */
     char *canon = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(body);
-    json_t *resolved = jobspec_to_json(&spec);
     char *spec_text = json_dumps(resolved, JSON_COMPACT | JSON_REAL_PRECISION(DIMD_REAL_DIGITS));
     json_decref(resolved);
     if (!canon || !spec_text) {
@@ -80,7 +125,7 @@ void api_job_submit(void *app, struct http_request *rq)
     free(canon);
     struct store_job job;
     struct dim_err err;
-    int rc = store_job_insert(a->store, spec_text, spec.name[0] ? spec.name : NULL, key, digest,
+    int rc = store_job_insert(a->store, spec_text, name[0] ? name : NULL, key, digest,
                               a->cfg->queue_max, &job, &err);
     free(spec_text);
     switch (rc) {

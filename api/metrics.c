@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "server/evalspec.h"
 
 void api_metrics_summary(void *app, struct http_request *rq)
 {
@@ -43,6 +44,20 @@ static double spec_number(const json_t *spec, const char *key)
 static bool job_writes(const struct store_job *job, const char *k)
 {
     json_t *spec = job->spec_json ? json_loads(job->spec_json, 0, NULL) : NULL;
+    if (evalspec_is_evaluation(spec)) {
+        struct eval_spec es;
+        json_t *errors = json_array();
+        const char *keys[EVAL_MAX_KEYS];
+        size_t n = evalspec_parse(spec, &es, errors) == 0
+                       ? evalspec_metric_keys(es.opts.measures, keys)
+                       : 0;
+        json_decref(errors);
+        json_decref(spec);
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(keys[i], k) == 0)
+                return true;
+        return false;
+    }
     const char *probe = json_string_value(json_object_get(spec, "probe"));
     bool probing = probe && strcmp(probe, "none") != 0, yes = false;
     if (strcmp(k, "loss_total") == 0 || strcmp(k, "images_per_second") == 0)
@@ -73,12 +88,19 @@ static void csv_value(struct strbuf *b, double v)
 void api_metrics_history(void *app, struct http_request *rq)
 {
     struct api_ctx *a = app;
-    int64_t after, limit, max_points;
+    int64_t after, to, limit, max_points;
     const long cap = a->cfg->history_limit_max;
     if (!api_query_int(rq, "after_step", 0, INT64_MAX, 0, &after) ||
+        !api_query_int(rq, "to_step", 0, INT64_MAX, INT64_MAX, &to) ||
         !api_query_int(rq, "limit", 1, cap, cap < 10000 ? cap : 10000, &limit) ||
         !api_query_int(rq, "max_points", 0, cap, 0, &max_points))
         return;
+    if (to < after) {
+        http_reply_problem(rq, 400, "invalid_parameter",
+                           "query parameter to_step=%lld is below after_step=%lld", (long long)to,
+                           (long long)after);
+        return;
+    }
     if (max_points == 1) {
         http_reply_problem(rq, 400, "invalid_parameter",
                            "query parameter max_points=1 must be 0 (all points) or at least 2");
@@ -108,7 +130,7 @@ void api_metrics_history(void *app, struct http_request *rq)
     size_t n = 0;
     bool more = false;
     struct dim_err err;
-    if (store_metrics_history(a->store, job.id, key, after, limit, max_points, &pts, &n, &more,
+    if (store_metrics_history(a->store, job.id, key, after, to, limit, max_points, &pts, &n, &more,
                               &err) != STORE_OK) {
         store_job_clear(&job);
         api_internal(rq, "reading the metric", &err);
@@ -126,7 +148,7 @@ void api_metrics_history(void *app, struct http_request *rq)
         struct store_point *all = NULL;
         size_t n_all = 0;
         bool more_all;
-        if (store_metrics_history(a->store, job.id, key, after, limit, 0, &all, &n_all, &more_all,
+        if (store_metrics_history(a->store, job.id, key, after, to, limit, 0, &all, &n_all, &more_all,
                                   &err) == STORE_OK)
             downsampled = n_all > n;
         free(all);

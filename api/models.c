@@ -63,9 +63,8 @@ static json_t *api_model_version_json(const struct store_model_version *v)
     return o;
 }
 
-/* Loads the version named by the path ({name}, {version}) or replies 404. */
-static bool load_version(struct api_ctx *a, struct http_request *rq, struct store_model_version *v,
-                         void **ckpt)
+bool api_load_version(struct api_ctx *a, struct http_request *rq, struct store_model_version *v,
+                      void **ckpt)
 {
     const char *name = http_param(rq, "name"), *vs = http_param(rq, "version");
     int version = 0;
@@ -157,7 +156,7 @@ void api_model_get(void *app, struct http_request *rq)
 void api_model_version_get(void *app, struct http_request *rq)
 {
     struct store_model_version v;
-    if (!load_version(app, rq, &v, NULL))
+    if (!api_load_version(app, rq, &v, NULL))
         return;
     http_reply_json(rq, 200, api_model_version_json(&v));
     store_model_version_clear(&v);
@@ -168,7 +167,7 @@ void api_model_version_checkpoint(void *app, struct http_request *rq)
     struct store_model_version v;
     void *data = NULL;
     const char *inm = http_header(rq, "If-None-Match");
-    if (!load_version(app, rq, &v, inm ? NULL : &data))
+    if (!api_load_version(app, rq, &v, inm ? NULL : &data))
         return;
     char etag[72], disp[200];
     snprintf(etag, sizeof etag, "\"%s\"", v.sha256);
@@ -177,7 +176,7 @@ void api_model_version_checkpoint(void *app, struct http_request *rq)
         http_reply_empty(rq, 304);
     } else if (inm) { /* the cheap path guessed wrong: read the bytes after all */
         store_model_version_clear(&v);
-        if (!load_version(app, rq, &v, &data))
+        if (!api_load_version(app, rq, &v, &data))
             return;
         snprintf(disp, sizeof disp, "attachment; filename=\"%s-v%d.dimdckpt\"", v.name, v.version);
         http_add_header(rq, "Content-Disposition", disp);
@@ -196,7 +195,7 @@ void api_model_version_checkpoint(void *app, struct http_request *rq)
 static void set_pin(struct api_ctx *a, struct http_request *rq, bool pinned)
 {
     struct store_model_version v;
-    if (!load_version(a, rq, &v, NULL))
+    if (!api_load_version(a, rq, &v, NULL))
         return;
     struct store_model_version out;
     struct dim_err err;
@@ -224,7 +223,7 @@ void api_model_version_delete(void *app, struct http_request *rq)
 {
     struct api_ctx *a = app;
     struct store_model_version v;
-    if (!load_version(a, rq, &v, NULL))
+    if (!api_load_version(a, rq, &v, NULL))
         return;
     struct dim_err err;
     int rc = store_model_delete(a->store, v.name, v.version, &err);
@@ -335,25 +334,23 @@ static int64_t best_step(struct api_ctx *a, const struct store_job *job)
     return best;
 }
 
-/* Builds the neighbours index over the dataset's training split; returns 0 or
- * an error message in err. */
-static int build_index(struct api_ctx *a, const struct dim_model *m, const char *dataset,
-                       float **vectors, uint16_t **labels, int64_t *n_out, int64_t *n_data,
-                       struct dim_err *err)
+int api_embed_split(const struct api_ctx *a, const struct dim_model *m, const char *dataset,
+                    enum dim_split split, size_t max_n, bool unit, float **vectors,
+                    uint16_t **labels, int64_t *n_out, int64_t *n_data, struct dim_err *err)
 {
     *vectors = NULL;
     *labels = NULL;
     *n_out = *n_data = 0;
-    if (a->cfg->index_max_images == 0)
+    if (max_n == 0)
         return 0;
     char path[4096];
     if (datasets_resolve(a->datasets, dataset, path, err) != 0)
         return -1;
     struct dim_dataset ds = {0};
     struct dim_dataset_limits lim = {0, 64u << 20};
-    if (dim_dataset_load(path, DIM_SPLIT_TRAIN, &lim, &ds, err) != 0)
+    if (dim_dataset_load(path, split, &lim, &ds, err) != 0)
         return -1;
-    size_t n = ds.n < (size_t)a->cfg->index_max_images ? ds.n : (size_t)a->cfg->index_max_images;
+    size_t n = ds.n < max_n ? ds.n : max_n;
     size_t dim = dim_model_tap_size(m, DIM_TAP_Y);
     struct dim_preprocess pp = {m->cfg.in_c, m->in_h, m->in_w, 0, 0};
     size_t in = (size_t)pp.c * (size_t)pp.h * (size_t)pp.w;
@@ -363,7 +360,7 @@ static int build_index(struct api_ctx *a, const struct dim_model *m, const char 
     struct dim_encode_ws ws = {0};
     int rc = 0;
     if (!vec || !x || !lab || dim_encode_ws_create(&ws, m, INDEX_BATCH, err) != 0) {
-        rc = err->code ? -1 : dim_fail(err, DIM_ENOMEM, "out of memory for the index");
+        rc = err->code ? -1 : dim_fail(err, DIM_ENOMEM, "out of memory for %zu embeddings", n);
         goto out;
     }
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -380,9 +377,9 @@ static int build_index(struct api_ctx *a, const struct dim_model *m, const char 
             double nn = 0;
             for (size_t k = 0; k < dim; k++)
                 nn += (double)y[i * dim + k] * y[i * dim + k];
-            float inv = nn > 0 ? (float)(1.0 / sqrt(nn)) : 0.0f;
+            float scale = !unit ? 1.0f : nn > 0 ? (float)(1.0 / sqrt(nn)) : 0.0f;
             for (size_t k = 0; k < dim; k++)
-                vec[(s + i) * dim + k] = y[i * dim + k] * inv;
+                vec[(s + i) * dim + k] = y[i * dim + k] * scale;
         }
     }
     dim_parallel_use(NULL);
@@ -482,8 +479,9 @@ void api_model_promote(void *app, struct http_request *rq)
     const char *dataset = json_string_value(json_object_get(spec, "dataset"));
     if (dim_checkpoint_write(m, &prog, &wr, &err) != 0) {
         api_internal(rq, "writing the model's checkpoint", &err);
-    } else if (build_index(a, m, dataset ? dataset : "", &vectors, &labels, &n_index, &n_data,
-                           &err) != 0) {
+    } else if (api_embed_split(a, m, dataset ? dataset : "", DIM_SPLIT_TRAIN,
+                               (size_t)a->cfg->index_max_images, true, &vectors, &labels,
+                               &n_index, &n_data, &err) != 0) {
         http_reply_problem(rq, 422, "dataset_unavailable",
                            "the neighbours index needs job %lld's dataset: %s", (long long)job.id,
                            err.msg);

@@ -5,6 +5,8 @@
 #include "api/api.h"
 
 const struct route api_routes[] = {
+    {"GET", "/", SCOPE_NONE, api_web_index, false},
+    {"GET", "/ui/{file}", SCOPE_NONE, api_web_file, false},
     {"GET", "/healthz", SCOPE_NONE, api_healthz, false},
     {"GET", "/readyz", SCOPE_NONE, api_readyz, false},
     {"GET", "/v1/version", SCOPE_NONE, api_version, false},
@@ -33,8 +35,15 @@ const struct route api_routes[] = {
     {"POST", "/v1/models/{name}/versions/{version}/unpin", SCOPE_WRITE, api_model_version_unpin, false},
     {"GET", "/v1/models/{name}/versions/{version}/checkpoint", SCOPE_READ,
      api_model_version_checkpoint, false},
+    {"GET", "/v1/models/{name}/versions/{version}/projection", SCOPE_READ,
+     api_model_version_projection, false},
+    {"GET", "/v1/models/{name}/versions/{version}/evaluations", SCOPE_READ, api_evaluation_list,
+     false},
+    {"GET", "/v1/models/{name}/versions/{version}/evaluations/{id}/grid", SCOPE_READ,
+     api_evaluation_grid, false},
     {"POST", "/v1/models/{name}/encode", SCOPE_READ, api_encode, true},
     {"POST", "/v1/models/{name}/neighbors", SCOPE_READ, api_neighbors, true},
+    {"GET", "/v1/whoami", SCOPE_READ, api_whoami, false},
     {"GET", "/v1/tokens", SCOPE_WRITE, api_token_list, false},
     {"POST", "/v1/tokens", SCOPE_WRITE, api_token_create, false},
     {"DELETE", "/v1/tokens/{id}", SCOPE_WRITE, api_token_delete, false},

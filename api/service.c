@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "server/evalspec.h"
 #include "server/embed.h"
 #include "server/jobspec.h"
 
@@ -112,5 +113,6 @@ void api_datasets(void *app, struct http_request *rq)
 void api_job_schema(void *app, struct http_request *rq)
 {
     (void)app;
-    http_reply_json(rq, 200, json_pack("{s:o}", "fields", jobspec_schema_json()));
+    http_reply_json(rq, 200, json_pack("{s:o, s:o}", "fields", jobspec_schema_json(),
+                                       "evaluate_fields", evalspec_schema_json()));
 }

@@ -1,4 +1,5 @@
-/* tokens.c - list, create and revoke bearer tokens (write scope). */
+/* tokens.c - list, create and revoke bearer tokens (write scope); whoami (the
+ * presented token, any scope). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,12 @@ static json_t *token_json(const struct store_token *t)
     return json_pack("{s:I, s:s, s:s, s:o}", "id", (json_int_t)t->id, "name", t->name, "scope",
                      t->scope == TOKEN_WRITE ? "write" : "read", "created_at",
                      http_time_json(t->created_ms));
+}
+
+void api_whoami(void *app, struct http_request *rq)
+{
+    (void)app;
+    http_reply_json(rq, 200, token_json(&rq->token));
 }
 
 void api_token_list(void *app, struct http_request *rq)

@@ -4,13 +4,18 @@
 set -eu
 PKGS="build-essential pkg-config libopenblas-pthread-dev libmicrohttpd-dev libjansson-dev \
 libsqlite3-dev libuv1-dev libcmocka-dev libpng-dev libjpeg62-turbo-dev zlib1g-dev \
-dataset-fashion-mnist curl python3 python3-yaml"
+dataset-fashion-mnist curl python3 python3-yaml chromium"
 missing=""
 for p in $PKGS; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
         missing="$missing $p"
     fi
 done
+# Node.js and npm build the dashboard (npm ci) and drive its browser tests: any
+# installed node 18 or newer will do, else Debian's npm (which brings nodejs).
+if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
+    missing="$missing npm"
+fi
 [ -z "$missing" ] && exit 0
 line="apt-get install -y --no-install-recommends$missing"
 if [ "$(id -u)" -ne 0 ]; then

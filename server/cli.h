@@ -1,4 +1,5 @@
-/* cli.h - the command-line front of the dimd binary: dimd serve | routes | train | encode | eval.
+/* cli.h - the command-line front of the dimd binary: dimd serve | routes | train | encode | eval
+ * | measure.
  *
  * Each command parses its flags, prints a one-line error naming the problem and
  * returns exit status 2 on bad input; 1 on a runtime failure; 0 on success.
@@ -21,6 +22,7 @@
 int cli_train(int argc, char **argv);
 int cli_encode(int argc, char **argv);
 int cli_eval(int argc, char **argv);
+int cli_measure(int argc, char **argv); /* server/cli_measure.c */
 int cli_serve(int argc, char **argv);  /* server/serve.c */
 int cli_routes(int argc, char **argv); /* server/serve.c */
 

@@ -55,6 +55,8 @@ static const struct cfg_key keys[] = {
     LONG(index_max_images, 0, 100000000, "10000",
          "training images in a model version's neighbours index (evenly spaced; 0: no index; "
          "promoting encodes them)"),
+    LONG(projection_max_images, 2, 100000, "2000",
+         "test images in a model version's 2-D projection (evenly spaced; made on first request)"),
 };
 #define N_KEYS (sizeof keys / sizeof keys[0])
 

@@ -31,6 +31,7 @@ struct serve_config {
     long model_cache_max;
     long encode_max_body_bytes, encode_max_pixels, encode_max_images;
     long index_max_images;
+    long projection_max_images;
 };
 
 void config_default(struct serve_config *c);

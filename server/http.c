@@ -252,7 +252,12 @@ static void queue(struct http_request *rq, int status, struct MHD_Response *resp
     if (content_type)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    bool cache_set = false; /* a handler's Cache-Control replaces the default no-store */
+    for (int i = 0; i < st->n_extra; i++)
+        if (st->extra[i][0] && strcasecmp(st->extra[i][0], "Cache-Control") == 0)
+            cache_set = true;
+    if (!cache_set)
+        MHD_add_response_header(resp, "Cache-Control", "no-store");
     for (int i = 0; i < st->n_extra; i++)
         if (st->extra[i][0] && st->extra[i][1])
             MHD_add_response_header(resp, st->extra[i][0], st->extra[i][1]);

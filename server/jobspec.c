@@ -21,9 +21,12 @@ struct run_key {
 };
 
 static const char *const probe_choices[] = {"none", "linear", "mlp", NULL};
+static const char *const kind_choices[] = {"train", NULL};
 
 /* The run keys, in the order the stored spec lists them (hyperparameters follow). */
 static const struct run_key run_keys[] = {
+    {"kind", RUN_CHOICE, 0, 0, kind_choices,
+     "train (these keys); \"evaluate\" jobs have the keys of evaluate_fields"},
     {"name", RUN_STRING, 0, JOBSPEC_NAME_MAX - 1, NULL, "a label for the job"},
     {"dataset", RUN_STRING, 1, DATASET_NAME_MAX - 1, NULL,
      "a dataset name from GET /v1/datasets"},
@@ -62,10 +65,7 @@ void jobspec_default(struct job_spec *s)
     s->keep_best = 1;
 }
 
-static void add_error(json_t *errors, const char *key, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void add_error(json_t *errors, const char *key, const char *fmt, ...)
+void jobspec_error(json_t *errors, const char *key, const char *fmt, ...)
 {
     char path[96], msg[320];
     snprintf(path, sizeof path, key ? "$.%s" : "$", key);
@@ -98,22 +98,22 @@ static int parse_hparam(struct job_spec *s, const struct dim_hparam *h, const js
     struct dim_err err;
     if (h->type == DIM_HP_PRESET || h->type == DIM_HP_ESTIMATOR) {
         if (!json_is_string(v)) {
-            add_error(errors, h->name, "must be a string, not %s", json_kind(v));
+            jobspec_error(errors, h->name, "must be a string, not %s", json_kind(v));
             return -1;
         }
         if (dim_hparam_parse(&s->cfg, h, json_string_value(v), &err) != 0) {
-            add_error(errors, h->name, "%s", err.msg);
+            jobspec_error(errors, h->name, "%s", err.msg);
             return -1;
         }
         return 0;
     }
     if (h->type == DIM_HP_FLOAT ? !json_is_number(v) : !json_is_integer(v)) {
-        add_error(errors, h->name, "must be %s, not %s",
+        jobspec_error(errors, h->name, "must be %s, not %s",
                   h->type == DIM_HP_FLOAT ? "a number" : "an integer", json_kind(v));
         return -1;
     }
     if (dim_hparam_set_number(&s->cfg, h, json_number_value(v), &err) != 0) {
-        add_error(errors, h->name, "%s", err.msg);
+        jobspec_error(errors, h->name, "%s", err.msg);
         return -1;
     }
     if (strcmp(h->name, "channels") == 0)
@@ -127,17 +127,17 @@ static int parse_run_key(struct job_spec *s, const struct run_key *k, const json
     switch (k->type) {
     case RUN_STRING: {
         if (!json_is_string(v)) {
-            add_error(errors, k->name, "must be a string, not %s", json_kind(v));
+            jobspec_error(errors, k->name, "must be a string, not %s", json_kind(v));
             return -1;
         }
         size_t len = json_string_length(v);
         if (len < (size_t)k->min || len > (size_t)k->max) {
-            add_error(errors, k->name, "must have %.0f to %.0f characters, not %zu", k->min,
+            jobspec_error(errors, k->name, "must have %.0f to %.0f characters, not %zu", k->min,
                       k->max, len);
             return -1;
         }
         if (strlen(json_string_value(v)) != len) {
-            add_error(errors, k->name, "must not contain NUL characters");
+            jobspec_error(errors, k->name, "must not contain NUL characters");
             return -1;
         }
         const char *t = json_string_value(v);
@@ -152,13 +152,13 @@ static int parse_run_key(struct job_spec *s, const struct run_key *k, const json
     case RUN_UINT:
     case RUN_NUMBER: {
         if (k->type == RUN_UINT ? !json_is_integer(v) : !json_is_number(v)) {
-            add_error(errors, k->name, "must be %s, not %s",
+            jobspec_error(errors, k->name, "must be %s, not %s",
                       k->type == RUN_UINT ? "an integer" : "a number", json_kind(v));
             return -1;
         }
         double x = json_number_value(v);
         if (!(x >= k->min && x <= k->max)) {
-            add_error(errors, k->name, "%g is out of range [%g, %g]", x, k->min, k->max);
+            jobspec_error(errors, k->name, "%g is out of range [%g, %g]", x, k->min, k->max);
             return -1;
         }
         uint64_t u = (uint64_t)x;
@@ -182,7 +182,7 @@ static int parse_run_key(struct job_spec *s, const struct run_key *k, const json
     }
     case RUN_BOOL:
         if (!json_is_boolean(v)) {
-            add_error(errors, k->name, "must be true or false, not %s", json_kind(v));
+            jobspec_error(errors, k->name, "must be true or false, not %s", json_kind(v));
             return -1;
         }
         s->random_flip = json_is_true(v);
@@ -195,10 +195,10 @@ static int parse_run_key(struct job_spec *s, const struct run_key *k, const json
                     return 0;
                 }
             }
-            add_error(errors, k->name, "'%.64s' is not one of none, linear, mlp",
+            jobspec_error(errors, k->name, "'%.64s' is not one of none, linear, mlp",
                       json_string_value(v));
         } else {
-            add_error(errors, k->name, "must be a string, not %s", json_kind(v));
+            jobspec_error(errors, k->name, "must be a string, not %s", json_kind(v));
         }
         return -1;
     }
@@ -238,7 +238,7 @@ int jobspec_parse(const json_t *body, const struct datasets *ds, struct job_spec
     size_t before = json_array_size(errors);
     jobspec_default(out);
     if (!json_is_object(body)) {
-        add_error(errors, NULL, "the job must be a JSON object, not %s", json_kind(body));
+        jobspec_error(errors, NULL, "the job must be a JSON object, not %s", json_kind(body));
         return 1;
     }
     bool steps_given = false, epochs_given = false, best_given = false;
@@ -247,10 +247,15 @@ int jobspec_parse(const json_t *body, const struct datasets *ds, struct job_spec
     json_object_foreach((json_t *)body, key, v) {
         if (json_is_null(v))
             continue; /* null: the default */
+        if (strcmp(key, "kind") == 0) { /* "evaluate" bodies go to server/evalspec.h */
+            if (!json_is_string(v) || strcmp(json_string_value(v), "train") != 0)
+                jobspec_error(errors, key, "must be \"train\" (the default) or \"evaluate\"");
+            continue;
+        }
         const struct dim_hparam *h = dim_hparam_find(key);
         const struct run_key *k = h ? NULL : run_key_find(key);
         if (!h && !k) {
-            add_error(errors, key, "unknown field (see GET /v1/job-schema)");
+            jobspec_error(errors, key, "unknown field (see GET /v1/job-schema)");
             continue;
         }
         int rc = h ? parse_hparam(out, h, v, errors) : parse_run_key(out, k, v, errors);
@@ -261,20 +266,20 @@ int jobspec_parse(const json_t *body, const struct datasets *ds, struct job_spec
         }
     }
     if (steps_given && epochs_given)
-        add_error(errors, "epochs", "give steps or epochs, not both");
+        jobspec_error(errors, "epochs", "give steps or epochs, not both");
     if (!steps_given)
         out->steps = 0;
     if (!best_given)
         strcpy(out->best_metric, out->probe != JOB_PROBE_NONE ? "probe_y" : "loss_total");
     else if (!metric_known(out, out->best_metric))
-        add_error(errors, "best_metric",
+        jobspec_error(errors, "best_metric",
                   "'%s' is not a metric this job writes (loss_total, the losses of its terms, "
                   "or probe_conv/probe_fc/probe_y when probing)",
                   out->best_metric);
     char path[4096];
     struct dim_err err;
     if (datasets_resolve(ds, out->dataset, path, &err) != 0)
-        add_error(errors, "dataset", "%s", err.msg);
+        jobspec_error(errors, "dataset", "%s", err.msg);
     struct dim_config c = out->cfg;
     if (!out->channels_set)
         c.in_c = 1;
@@ -285,7 +290,7 @@ int jobspec_parse(const json_t *body, const struct datasets *ds, struct job_spec
         sscanf(err.msg, "%31[a-z0-9_]", field);
         const char *next = err.msg + strlen(field);
         bool one = dim_hparam_find(field) && strncmp(next, " and ", 5) != 0;
-        add_error(errors, one ? field : NULL, "%s", err.msg);
+        jobspec_error(errors, one ? field : NULL, "%s", err.msg);
     }
     return (int)(json_array_size(errors) - before);
 }
@@ -323,6 +328,7 @@ json_t *jobspec_hparams_json(const struct dim_config *c)
 json_t *jobspec_to_json(const struct job_spec *s)
 {
     json_t *o = json_object();
+    json_object_set_new(o, "kind", json_string("train"));
     json_object_set_new(o, "name", s->name[0] ? json_string(s->name) : json_null());
     json_object_set_new(o, "dataset", json_string(s->dataset));
     json_object_set_new(o, "steps", s->steps ? json_integer((json_int_t)s->steps) : json_null());

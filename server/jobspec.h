@@ -40,6 +40,11 @@ struct job_spec {
     char best_metric[64];      /* a metric key; losses are minimised, probe_* maximised */
 };
 
+/* Appends {"path": "$.KEY" (or "$" when key is NULL), "message": ...} to errors:
+ * the error form of every spec parser. */
+void jobspec_error(json_t *errors, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* Fills the defaults. */
 void jobspec_default(struct job_spec *s);
 

@@ -14,6 +14,8 @@ static void usage(FILE *f)
                "  train    train an encoder on a dataset, save a checkpoint, report probe accuracy\n"
                "  encode   print embeddings of image files from a checkpoint (JSON lines)\n"
                "  eval     probe accuracies of a checkpoint on a dataset\n"
+               "  measure  the paper's representation measures of a checkpoint: probes, SVM,\n"
+               "           NDM, MINE, reconstruction (SSIM)\n"
                "  version  print the version\n"
                "Run 'dimd COMMAND --help' for a command's flags.\n",
             DIMD_VERSION);
@@ -36,6 +38,8 @@ int main(int argc, char **argv)
         return cli_encode(argc, argv);
     if (strcmp(cmd, "eval") == 0)
         return cli_eval(argc, argv);
+    if (strcmp(cmd, "measure") == 0)
+        return cli_measure(argc, argv);
     if (strcmp(cmd, "version") == 0) {
         printf("dimd %s\n", DIMD_VERSION);
         return 0;

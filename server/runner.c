@@ -31,6 +31,8 @@
 #include "dim/model.h"
 #include "dim/probe.h"
 #include "dim/trainer.h"
+#include "eval/evaluate.h"
+#include "server/evalspec.h"
 #include "server/jobspec.h"
 #include "server/pool.h"
 #include "server/sha256.h"
@@ -295,7 +297,7 @@ static int run_check_state(struct run *x)
     if (st == JOB_RUNNING)
         return RUN_OK;
     if (st == JOB_PAUSED) { /* store accepts PAUSED for this attempt's last writes */
-        if (x->step != x->last_ckpt)
+        if (x->tr && x->step != x->last_ckpt) /* an evaluation has no checkpoints */
             run_checkpoint(x, false);
         else
             run_flush(x);
@@ -528,6 +530,172 @@ static int run_setup(struct run *x, const struct store_job *job)
     return RUN_OK;
 }
 
+/* ---- evaluation jobs ---- */
+
+/* An evaluation's progress is its step out of EVAL_STEPS (eval_progress points). */
+#define EVAL_STEPS 1000
+
+struct eval_run {
+    struct run *x;
+    atomic_bool cancel;
+    bool ended; /* the job was written (failed, paused, cancelled, requeued) or taken over */
+};
+
+/* dim_evaluate's progress callback, on the worker's thread: writes progress at
+ * most every metrics_flush_ms and asks core to stop on shutdown or when the
+ * job was cancelled, paused or taken over. */
+static void eval_progress(void *ctx, const char *stage, double fraction)
+{
+    (void)stage;
+    struct eval_run *e = ctx;
+    struct run *x = e->x;
+    if (e->ended)
+        return;
+    if (atomic_load_explicit(&x->r->stop, memory_order_relaxed)) {
+        atomic_store(&e->cancel, true);
+        return;
+    }
+    double now = mono_s();
+    if (now - x->last_flush < x->r->cfg.metrics_flush_ms / 1000.0)
+        return;
+    uint64_t step = (uint64_t)(fraction * EVAL_STEPS);
+    if (step >= EVAL_STEPS)
+        step = EVAL_STEPS - 1; /* the last step carries the results */
+    if (step > x->step) {
+        x->step = step;
+        if (push_point(x, "eval_progress", fraction, wall_ms()) != 0) {
+            run_fail(x, "out_of_memory", "out of memory for metric points");
+            e->ended = true;
+        }
+    }
+    if (!e->ended && run_flush(x) != RUN_OK)
+        e->ended = true;
+    if (!e->ended && atomic_exchange(&x->w->changed, false) && run_check_state(x) != RUN_OK)
+        e->ended = true;
+    if (e->ended)
+        atomic_store(&e->cancel, true);
+}
+
+/* Loads the version the spec names: its model and its dataset's two splits. */
+static int eval_setup(struct run *x, const struct eval_spec *es)
+{
+    struct runner *r = x->r;
+    struct dim_err err;
+    struct store_model_version v;
+    memset(&v, 0, sizeof v);
+    void *data = NULL;
+    int rc = store_model_get(r->store, es->model, es->version, &v, &data, NULL, NULL, &err);
+    if (rc == STORE_NOT_FOUND)
+        return run_fail(x, "version_not_found", "model '%s' has no version v%d", es->model,
+                        es->version);
+    if (rc != STORE_OK)
+        return store_fail(x, rc, "model read", &err);
+    struct dim_memsrc src = {data, (size_t)v.bytes, 0};
+    const struct dim_reader rd = {dim_memsrc_read, &src};
+    struct dim_train_progress prog;
+    rc = dim_checkpoint_read(&x->m, &prog, false, &rd, &err);
+    free(data);
+    json_t *info = json_loads(v.info_json ? v.info_json : "{}", 0, NULL);
+    store_model_version_clear(&v);
+    char dataset[DATASET_NAME_MAX] = "";
+    snprintf(dataset, sizeof dataset, "%s",
+             json_string_value(json_object_get(info, "dataset")) ?: "");
+    json_decref(info);
+    if (rc != 0)
+        return run_fail(x, rc == DIM_ENOMEM ? "out_of_memory" : "checkpoint_invalid",
+                        "model '%s' v%d: %s", es->model, es->version, err.msg);
+    char path[4096];
+    const struct dim_dataset_limits lim = {0, 64u << 20};
+    if (datasets_resolve(r->ds, dataset, path, &err) != 0 ||
+        dim_dataset_load(path, DIM_SPLIT_TRAIN, &lim, &x->train, &err) != 0 ||
+        dim_dataset_load(path, DIM_SPLIT_TEST, &lim, &x->test, &err) != 0)
+        return run_fail(x, err.code == DIM_ENOMEM ? "out_of_memory" : "dataset_unavailable",
+                        "dataset '%s' of model '%s' v%d: %s", dataset, es->model, es->version,
+                        err.msg);
+    if (x->test.n_classes > x->train.n_classes)
+        x->train.n_classes = x->test.n_classes;
+    /* an evaluation restarts from the beginning: drop a dead attempt's progress */
+    rc = store_metrics_rewind(r->store, x->id, x->attempt, 0, &err);
+    if (rc == STORE_OK)
+        rc = store_job_set_total(r->store, x->id, x->attempt, EVAL_STEPS, &err);
+    if (rc != STORE_OK)
+        return store_fail(x, rc, "evaluation setup", &err);
+    x->cap_pts = 64;
+    x->pts = malloc(x->cap_pts * sizeof *x->pts);
+    if (!x->pts)
+        return run_fail(x, "out_of_memory", "out of memory for metric points");
+    return RUN_OK;
+}
+
+/* Runs an evaluation job: dim_evaluate on the version's model, the results
+ * stored with the version (store_evaluation_add) and as the job's last metric
+ * points, step EVAL_STEPS. */
+static void run_evaluation(struct run *x, const json_t *body)
+{
+    struct runner *r = x->r;
+    struct eval_spec es;
+    json_t *errors = json_array();
+    int n_bad = evalspec_parse(body, &es, errors);
+    if (n_bad || es.version == 0) {
+        json_t *e0 = json_array_get(errors, 0);
+        const char *msg = json_string_value(json_object_get(e0, "message"));
+        run_fail(x, "invalid_spec", "%s: %s", json_string_value(json_object_get(e0, "path")) ?: "$",
+                 n_bad ? msg : "the version is not resolved");
+        json_decref(errors);
+        return;
+    }
+    json_decref(errors);
+    if (eval_setup(x, &es) != RUN_OK)
+        return;
+    struct eval_run e = {.x = x};
+    atomic_init(&e.cancel, false);
+    struct dim_eval_opts o = es.opts;
+    o.progress = eval_progress;
+    o.progress_ctx = &e;
+    o.cancel = &e.cancel;
+    struct dim_preprocess pp = {x->m->cfg.in_c, x->m->in_h, x->m->in_w, 0, 0};
+    struct dim_eval_result res;
+    struct dim_err err;
+    x->last_flush = mono_s();
+    int rc = dim_evaluate(x->m, &x->train, &x->test, &pp, &o, &res, &err);
+    if (e.ended) {
+        /* written already */
+    } else if (rc == DIM_ECANCELLED) {
+        run_shutdown(x); /* the daemon stops: QUEUED again, from the start next time */
+    } else if (rc != 0) {
+        run_fail(x, rc == DIM_ENOMEM ? "out_of_memory" : "evaluation_failed", "%s", err.msg);
+    } else {
+        json_t *j = evalspec_result_json(&res);
+        char *text = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(DIMD_REAL_DIGITS));
+        json_decref(j);
+        const char *keys[EVAL_MAX_KEYS];
+        double values[EVAL_MAX_KEYS];
+        size_t n = evalspec_result_points(&res, keys, values);
+        x->step = EVAL_STEPS;
+        int64_t ms = wall_ms();
+        int prc = push_point(x, "eval_progress", 1.0, ms);
+        for (size_t i = 0; i < n && prc == 0; i++)
+            prc = push_point(x, keys[i], values[i], ms);
+        if (!text || prc != 0) {
+            run_fail(x, "out_of_memory", "out of memory for the results");
+        } else if ((rc = store_evaluation_add(r->store, es.model, es.version, x->id, text,
+                                              res.grid_png, res.grid_png_size, NULL, &err)) ==
+                   STORE_NOT_FOUND) {
+            run_fail(x, "version_not_found", "model '%s' v%d was deleted during the evaluation",
+                     es.model, es.version);
+        } else if (rc != STORE_OK) {
+            store_fail(x, rc, "evaluation results", &err);
+        } else if (run_flush(x) == RUN_OK) {
+            rc = store_job_finish(r->store, x->id, x->attempt, JOB_SUCCEEDED, NULL, NULL, &err);
+            if (rc == STORE_ERROR)
+                fprintf(stderr, "dimd: job %lld: recording success: %s\n", (long long)x->id,
+                        err.msg);
+        }
+        free(text);
+    }
+    dim_eval_result_free(&res);
+}
+
 static void run_job(struct worker *w, const struct store_job *job)
 {
     struct runner *r = w->r;
@@ -537,7 +705,12 @@ static void run_job(struct worker *w, const struct store_job *job)
     x.w = w;
     x.id = job->id;
     x.attempt = job->attempts;
-    if (run_setup(&x, job) != RUN_OK)
+    json_t *body = json_loads(job->spec_json ? job->spec_json : "", 0, NULL);
+    bool evaluation = evalspec_is_evaluation(body);
+    if (evaluation)
+        run_evaluation(&x, body);
+    json_decref(body);
+    if (evaluation || run_setup(&x, job) != RUN_OK)
         goto out;
     const double flush_s = r->cfg.metrics_flush_ms / 1000.0;
     const uint64_t every = x.spec.checkpoint_every ? x.spec.checkpoint_every : x.total;

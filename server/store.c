@@ -577,13 +577,29 @@ void store_job_clear(struct store_job *j)
     free(j->spec_json);
     free(j->error_code);
     free(j->error_message);
+    free(j->latest_json);
     memset(j, 0, sizeof(*j));
 }
+
+/* The last value of every metric key of the job as a JSON object text: the
+ * keys are walked with index seeks (a recursive MIN(key) > previous), so the
+ * cost grows with the number of keys, not of points. NaN (stored NULL) and
+ * infinities become null. */
+#define JOB_LATEST_COL                                                                             \
+    "(SELECT json_group_object(k.key, "                                                           \
+    "   (SELECT CASE WHEN abs(l.value) <= 1.7976931348623157e308 THEN l.value END "               \
+    "    FROM metrics l WHERE l.job_id = jobs.id AND l.key = k.key ORDER BY l.step DESC LIMIT 1)) " \
+    " FROM (WITH RECURSIVE k(key) AS ("                                                           \
+    "   SELECT (SELECT MIN(key) FROM metrics WHERE job_id = jobs.id) UNION ALL "                  \
+    "   SELECT (SELECT MIN(m2.key) FROM metrics m2 WHERE m2.job_id = jobs.id AND m2.key > k.key) " \
+    "   FROM k WHERE k.key IS NOT NULL) SELECT key FROM k WHERE key IS NOT NULL) k)"
 
 #define JOB_COLS                                                                                   \
     "id, state, name, spec_json, created_ms, started_ms, finished_ms, updated_ms, step, "          \
     "total_steps, images_per_second, attempts, restarts, error_code, error_message, "              \
-    "COALESCE((SELECT MAX(c.step) FROM checkpoints c WHERE c.job_id = jobs.id), -1)"
+    "COALESCE((SELECT MAX(c.step) FROM checkpoints c WHERE c.job_id = jobs.id), -1), "         \
+    JOB_LATEST_COL ", "                                                                            \
+    "COALESCE((SELECT MAX(e.id) FROM events e WHERE e.job_id = jobs.id), 0)"
 
 /* Reads a JOB_COLS row into *j (overwritten). */
 static int job_read(sqlite3_stmt *st, struct store_job *j, struct dim_err *err)
@@ -602,8 +618,10 @@ static int job_read(sqlite3_stmt *st, struct store_job *j, struct dim_err *err)
     t.attempts = sqlite3_column_int(st, 11);
     t.restarts = sqlite3_column_int(st, 12);
     t.checkpoint_step = sqlite3_column_int64(st, 15);
+    t.last_event_id = sqlite3_column_int64(st, 17);
     if (!col_dup(st, 2, &t.name) || !col_dup(st, 3, &t.spec_json) ||
-        !col_dup(st, 13, &t.error_code) || !col_dup(st, 14, &t.error_message)) {
+        !col_dup(st, 13, &t.error_code) || !col_dup(st, 14, &t.error_message) ||
+        !col_dup(st, 16, &t.latest_json)) {
         store_job_clear(&t);
         return nomem(err, "read job");
     }
@@ -830,7 +848,7 @@ int store_job_list(struct dimd_store *s, unsigned state_mask, int64_t before_id,
         dim_fail(err, DIM_EINVAL, "list jobs: limit %d must be >= 1", limit);
         return STORE_ERROR;
     }
-    char sql[512];
+    char sql[2048];
     size_t len = (size_t)snprintf(sql, sizeof(sql),
                                   "SELECT " JOB_COLS " FROM jobs WHERE "
                                   "(? = 0 OR id < ?)");
@@ -1381,7 +1399,7 @@ static size_t downsample(struct store_point *p, size_t k, int64_t after_step, in
 }
 
 int store_metrics_history(struct dimd_store *s, int64_t job_id, const char *key, int64_t after_step,
-                          int64_t limit, int64_t max_points, struct store_point **out, size_t *n,
+                          int64_t to_step, int64_t limit, int64_t max_points, struct store_point **out, size_t *n,
                           bool *more, struct dim_err *err)
 {
     const char *op = "read metric history";
@@ -1408,8 +1426,8 @@ int store_metrics_history(struct dimd_store *s, int64_t job_id, const char *key,
     sqlite3_stmt *st;
     rc = stmt_open(db, &st, err, op,
                    "SELECT step, value, wall_ms FROM metrics WHERE job_id = ? AND key = ? "
-                   "AND step > ? ORDER BY step LIMIT ?",
-                   "itii", job_id, key, after_step, limit + 1);
+                   "AND step > ? AND step <= ? ORDER BY step LIMIT ?",
+                   "itiii", job_id, key, after_step, to_step, limit + 1);
     if (rc != STORE_OK)
         goto end;
     int r;
@@ -2495,6 +2513,203 @@ int store_model_pin(struct dimd_store *s, const char *name, int version, bool pi
     else
         store_model_version_clear(&t);
 out:
+    pool_put(s, db);
+    return rc;
+}
+
+/* ---- model projections ---- */
+
+int store_projection_get(struct dimd_store *s, const char *name, int version, char **json,
+                         struct dim_err *err)
+{
+    const char *op = "read model projection";
+    *json = NULL;
+    if (model_name_check(name, op, err) != STORE_OK)
+        return STORE_ERROR;
+    sqlite3 *db = pool_get(s, err);
+    if (!db)
+        return STORE_ERROR;
+    sqlite3_stmt *st;
+    int rc = stmt_open(db, &st, err, op,
+                       "SELECT data FROM model_projections WHERE name = ? AND version = ?", "ti",
+                       name, (int64_t)version);
+    if (rc == STORE_OK) {
+        int r = sqlite3_step(st);
+        if (r == SQLITE_ROW)
+            rc = col_dup(st, 0, json) && *json ? STORE_OK : nomem(err, op);
+        else if (r == SQLITE_DONE)
+            rc = STORE_NOT_FOUND;
+        else
+            rc = db_fail(err, db, op);
+        sqlite3_finalize(st);
+    }
+    pool_put(s, db);
+    return rc;
+}
+
+int store_projection_put(struct dimd_store *s, const char *name, int version, const char *json,
+                         struct dim_err *err)
+{
+    const char *op = "store model projection";
+    if (model_name_check(name, op, err) != STORE_OK)
+        return STORE_ERROR;
+    sqlite3 *db = pool_get(s, err);
+    if (!db)
+        return STORE_ERROR;
+    int found = 0;
+    int rc = tx_begin(db, err, op);
+    if (rc != STORE_OK)
+        goto out;
+    rc = mv_find(db, name, version, &found, NULL, err);
+    if (rc == STORE_OK && found != version)
+        rc = mv_not_found(db, name, version, err);
+    if (rc == STORE_OK) /* a concurrent request may have stored it first: keep that one */
+        rc = run(db, err, op, NULL,
+                 "INSERT OR IGNORE INTO model_projections (name, version, created_ms, data) "
+                 "VALUES (?, ?, ?, ?)",
+                 "tiit", name, (int64_t)version, now_ms(), json);
+    rc = tx_end(db, rc, err, op);
+out:
+    pool_put(s, db);
+    return rc;
+}
+
+/* ---- model evaluations ---- */
+
+void store_evaluation_clear(struct store_evaluation *e)
+{
+    if (!e)
+        return;
+    free(e->results_json);
+    memset(e, 0, sizeof(*e));
+}
+
+int store_evaluation_add(struct dimd_store *s, const char *name, int version, int64_t job_id,
+                         const char *results_json, const void *grid, size_t grid_bytes,
+                         int64_t *id, struct dim_err *err)
+{
+    const char *op = "store model evaluation";
+    if (model_name_check(name, op, err) != STORE_OK)
+        return STORE_ERROR;
+    sqlite3 *db = pool_get(s, err);
+    if (!db)
+        return STORE_ERROR;
+    int found = 0;
+    int rc = tx_begin(db, err, op);
+    if (rc != STORE_OK)
+        goto out;
+    rc = mv_find(db, name, version, &found, NULL, err);
+    if (rc == STORE_OK && found != version)
+        rc = mv_not_found(db, name, version, err);
+    sqlite3_stmt *st = NULL;
+    if (rc == STORE_OK)
+        rc = stmt_open(db, &st, err, op,
+                       "INSERT INTO model_evaluations (name, version, job_id, created_ms, results, "
+                       "grid) VALUES (?, ?, (SELECT id FROM jobs WHERE id = ?), ?, ?, ?)",
+                       "tiiit", name, (int64_t)version, job_id, now_ms(), results_json);
+    if (rc == STORE_OK) {
+        int b = grid ? sqlite3_bind_blob64(st, 6, grid, grid_bytes, SQLITE_STATIC)
+                     : sqlite3_bind_null(st, 6);
+        if (b != SQLITE_OK || sqlite3_step(st) != SQLITE_DONE)
+            rc = db_fail(err, db, op);
+        else if (id)
+            *id = sqlite3_last_insert_rowid(db);
+    }
+    sqlite3_finalize(st);
+    rc = tx_end(db, rc, err, op);
+out:
+    pool_put(s, db);
+    return rc;
+}
+
+int store_evaluation_list(struct dimd_store *s, const char *name, int version,
+                          struct store_evaluation **out, size_t *n, struct dim_err *err)
+{
+    const char *op = "list model evaluations";
+    *out = NULL;
+    *n = 0;
+    if (model_name_check(name, op, err) != STORE_OK)
+        return STORE_ERROR;
+    sqlite3 *db = pool_get(s, err);
+    if (!db)
+        return STORE_ERROR;
+    struct store_evaluation *v = NULL;
+    size_t cap = 0, cnt = 0;
+    sqlite3_stmt *st;
+    int rc = stmt_open(db, &st, err, op,
+                       "SELECT id, COALESCE(job_id, 0), created_ms, results, "
+                       "COALESCE(length(grid), 0) FROM model_evaluations "
+                       "WHERE name = ? AND version = ? ORDER BY id",
+                       "ti", name, (int64_t)version);
+    if (rc == STORE_OK) {
+        int r;
+        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+            if (!grow((void **)&v, &cap, cnt + 1, sizeof(*v))) {
+                rc = nomem(err, op);
+                break;
+            }
+            struct store_evaluation *e = &v[cnt];
+            memset(e, 0, sizeof(*e));
+            e->id = sqlite3_column_int64(st, 0);
+            e->job_id = sqlite3_column_int64(st, 1);
+            e->created_ms = sqlite3_column_int64(st, 2);
+            e->grid_bytes = sqlite3_column_int64(st, 4);
+            if (!col_dup(st, 3, &e->results_json)) {
+                rc = nomem(err, op);
+                break;
+            }
+            cnt++;
+        }
+        if (rc == STORE_OK && r != SQLITE_DONE)
+            rc = db_fail(err, db, op);
+        sqlite3_finalize(st);
+    }
+    pool_put(s, db);
+    if (rc != STORE_OK) {
+        for (size_t i = 0; i < cnt; i++)
+            store_evaluation_clear(&v[i]);
+        free(v);
+        return rc;
+    }
+    *out = v;
+    *n = cnt;
+    return STORE_OK;
+}
+
+int store_evaluation_grid(struct dimd_store *s, const char *name, int version, int64_t id,
+                          void **png, size_t *bytes, struct dim_err *err)
+{
+    const char *op = "read evaluation grid";
+    *png = NULL;
+    *bytes = 0;
+    if (model_name_check(name, op, err) != STORE_OK)
+        return STORE_ERROR;
+    sqlite3 *db = pool_get(s, err);
+    if (!db)
+        return STORE_ERROR;
+    sqlite3_stmt *st;
+    int rc = stmt_open(db, &st, err, op,
+                       "SELECT grid FROM model_evaluations WHERE name = ? AND version = ? AND "
+                       "id = ? AND grid IS NOT NULL",
+                       "tii", name, (int64_t)version, id);
+    if (rc == STORE_OK) {
+        int r = sqlite3_step(st);
+        if (r == SQLITE_ROW) {
+            const void *b = sqlite3_column_blob(st, 0);
+            int len = sqlite3_column_bytes(st, 0);
+            if (len > 0 && b && (*png = malloc((size_t)len))) {
+                memcpy(*png, b, (size_t)len);
+                *bytes = (size_t)len;
+            } else {
+                rc = nomem(err, op);
+            }
+        } else if (r == SQLITE_DONE) {
+            rc = STORE_NOT_FOUND;
+        } else {
+            rc = db_fail(err, db, op);
+        }
+        sqlite3_finalize(st);
+    }
     pool_put(s, db);
     return rc;
 }

@@ -67,6 +67,8 @@ struct store_job {
     char *error_code;      /* FAILED: stable code ("non_finite_loss"), else NULL */
     char *error_message;   /* FAILED: one line naming the cause, else NULL */
     int64_t checkpoint_step; /* step of the latest checkpoint, -1 when none */
+    char *latest_json;       /* {"key": last value, ...} of every metric key (null: NaN or inf) */
+    int64_t last_event_id;   /* id of the job's newest event, 0 when none */
 };
 void store_job_clear(struct store_job *j);
 
@@ -173,7 +175,7 @@ struct store_point {
     double value;
     int64_t wall_ms;
 };
-/* Points of one key with step > after_step, in step order, at most limit of them.
+/* Points of one key with after_step < step <= to_step, in step order, at most limit of them.
  * With max_points > 0 and more than max_points points in that range: the range
  * (after_step, last step of the first `limit` points] is cut into max_points/2
  * equal step buckets and each bucket's min and max points are kept, plus the
@@ -181,7 +183,7 @@ struct store_point {
  * *more says whether points beyond the returned range remain (next cursor =
  * last returned step). *out malloc'd. */
 int store_metrics_history(struct dimd_store *s, int64_t job_id, const char *key,
-                          int64_t after_step, int64_t limit, int64_t max_points,
+                          int64_t after_step, int64_t to_step, int64_t limit, int64_t max_points,
                           struct store_point **out, size_t *n, bool *more,
                           struct dim_err *err);
 
@@ -325,5 +327,39 @@ int store_model_delete(struct dimd_store *s, const char *name, int version, stru
 /* Sets or clears a version's pin (0: the newest). */
 int store_model_pin(struct dimd_store *s, const char *name, int version, bool pinned,
                     struct store_model_version *out, struct dim_err *err);
+
+/* ---- model projections (migrations/0004_projections.sql) ---- */
+
+/* The stored projection JSON text of version `version` (an exact number) into
+ * *json (malloc'd); STORE_NOT_FOUND when none is stored yet. */
+int store_projection_get(struct dimd_store *s, const char *name, int version, char **json,
+                         struct dim_err *err);
+/* Stores it, unless one is stored already (the first one stays). STORE_NOT_FOUND
+ * when the version no longer exists. */
+int store_projection_put(struct dimd_store *s, const char *name, int version, const char *json,
+                         struct dim_err *err);
+
+/* ---- model evaluations (migrations/0005_evaluations.sql) ---- */
+
+struct store_evaluation {
+    int64_t id;
+    int64_t job_id; /* 0 once the job is deleted */
+    int64_t created_ms;
+    char *results_json;
+    int64_t grid_bytes; /* 0: no grid image */
+};
+void store_evaluation_clear(struct store_evaluation *e);
+/* Records an evaluation of version `version` (an exact number) by job_id (a job
+ * that no longer exists is recorded as none); grid (PNG) may be NULL.
+ * STORE_NOT_FOUND when the version no longer exists. */
+int store_evaluation_add(struct dimd_store *s, const char *name, int version, int64_t job_id,
+                         const char *results_json, const void *grid, size_t grid_bytes,
+                         int64_t *id, struct dim_err *err);
+/* A version's evaluations, oldest first (none: an empty list). */
+int store_evaluation_list(struct dimd_store *s, const char *name, int version,
+                          struct store_evaluation **out, size_t *n, struct dim_err *err);
+/* The grid PNG of evaluation id of that version; STORE_NOT_FOUND when there is none. */
+int store_evaluation_grid(struct dimd_store *s, const char *name, int version, int64_t id,
+                          void **png, size_t *bytes, struct dim_err *err);
 
 #endif

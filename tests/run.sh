@@ -9,7 +9,7 @@
 #           "N passed, M failed" line is counted.
 # A binary or script that crashes or exits non-zero without reporting a failure,
 # or that prints no summary at all, counts as one failure. Logs go to
-# BUILD_DIR/test-logs/NAME.log.
+# BUILD_DIR/test-logs/NAME.log; each program's wall-clock follows its output.
 set -u
 build=$1; shift
 mkdir -p "$build/test-logs"
@@ -37,6 +37,7 @@ for arg in "$@"; do
     name=$(basename "$arg")
     log="$build/test-logs/$name.log"
     echo "== $name"
+    t0=$(date +%s)
     if [ "$scripts" -eq 1 ]; then
         sh "$arg" "$build/dimd" >"$log" 2>&1
         rc=$?
@@ -52,6 +53,7 @@ for arg in "$@"; do
             "$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -n 1)" \
             "$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$log" | tail -n 1)"
     fi
+    echo "-- $name: $(($(date +%s) - t0)) s"
 done
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

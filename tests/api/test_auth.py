@@ -16,6 +16,7 @@ JOB = None         # a SUCCEEDED job with metrics and a checkpoint
 VICTIM = None      # a CANCELLED job, deleted by DELETE /v1/jobs/{id}
 SPARE = None       # a token deleted by DELETE /v1/tokens/{id}
 TABLE = None
+EVAL_ID = None     # an evaluation of model "auth" v1 (with a grid image)
 
 
 PNG = None         # an image for the encode and neighbors routes
@@ -30,6 +31,12 @@ def setup_module():
     # model "auth" v1 for the model routes; v2 is deleted by DELETE .../versions/{version}
     W.promote("auth", JOB["id"])
     W.promote("auth", JOB["id"])
+    # an evaluation of v1 with a grid image, for .../evaluations/{id}/grid
+    e = W.submit({"kind": "evaluate", "model": "auth", "version": "v1", "measures": ["recon"],
+                  "max_train": 50, "max_test": 20, "recon_epochs": 1, "grid_pairs": 2})
+    W.wait_state(e["id"], "SUCCEEDED", timeout=120)
+    global EVAL_ID
+    EVAL_ID = expect(W.get("/v1/models/auth/versions/v1/evaluations"), 200).json["evaluations"][0]["id"]
     PNG = H.fm_png(0)
     v = W.submit(dict(H.SMALL, steps=100000))
     VICTIM = expect(W.post("/v1/jobs/%d/cancel" % v["id"]), 200).json
@@ -45,9 +52,12 @@ def concrete(method, tmpl):
     jid = JOB["id"]
     if tmpl == "/v1/jobs/{id}" and method == "DELETE":
         jid = VICTIM["id"]
-    path = (tmpl.replace("{key}", "loss_total").replace("{step}", str(JOB["checkpoint_step"])))
+    path = (tmpl.replace("{key}", "loss_total").replace("{step}", str(JOB["checkpoint_step"]))
+            .replace("{file}", "app.js"))
     if tmpl.startswith("/v1/tokens/"):
         path = path.replace("{id}", str(SPARE["id"]))
+    elif "/evaluations/" in tmpl:
+        path = path.replace("{id}", str(EVAL_ID))
     else:
         path = path.replace("{id}", str(jid))
     version = "v2" if method == "DELETE" else "v1"

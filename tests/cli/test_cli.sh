@@ -1,7 +1,7 @@
 #!/bin/sh
 # test_cli.sh - end-to-end tests of the dimd command line: runs the real binary
 # on bad input, --help, a short training run on a tiny IDX dataset made here,
-# a resume, encode and eval. Prints one line per check and ends with
+# a resume, encode, eval and measure. Prints one line per check and ends with
 # "N passed, M failed"; exits non-zero when a check failed or none ran.
 #
 # usage: tests/cli/test_cli.sh PATH/TO/dimd
@@ -424,6 +424,63 @@ expect_usage "eval: truncated checkpoint" "$T/half.ckpt" "$DIMD" eval --checkpoi
     "$T/half.ckpt" --dataset "$DS"
 expect_usage "eval: missing dataset directory" "$T/nope" "$DIMD" eval --checkpoint "$T/run.ckpt" \
     --dataset "$T/nope"
+
+# ---------------------------------------------------------------- measure
+
+help_lists measure checkpoint dataset measures fresh seed threads grid json max_train max_test \
+    probe_epochs svm_epochs svm_seeds ndm_steps mine_steps recon_epochs grid_pairs
+run "$DIMD" --help
+check "dimd --help lists measure" "missing" 'grep -q "^  measure " "$T/out"'
+expect_usage "measure: unknown flag" "unknown flag --frobnicate" "$DIMD" measure --frobnicate
+expect_usage "measure without --checkpoint" checkpoint "$DIMD" measure --dataset "$DS"
+expect_usage "measure --measures with an unknown name" "measures&'foo'" "$DIMD" measure \
+    --checkpoint "$T/run.ckpt" --measures linear,foo
+expect_usage "measure --measures with an empty entry" "measures&empty" "$DIMD" measure \
+    --checkpoint "$T/run.ckpt" --measures ndm,
+expect_usage "measure --mine_steps 0" "mine_steps&0" "$DIMD" measure --checkpoint "$T/run.ckpt" \
+    --mine_steps 0
+expect_usage "measure --svm_seeds abc" "svm_seeds&abc" "$DIMD" measure --checkpoint "$T/run.ckpt" \
+    --svm_seeds abc
+expect_usage "measure --grid without recon" "grid&recon" "$DIMD" measure --checkpoint \
+    "$T/run.ckpt" --measures ndm --grid "$T/g.png"
+expect_usage "measure: --seed without its value" "--seed&needs a value" "$DIMD" measure \
+    --checkpoint "$T/run.ckpt" --seed
+expect_usage "measure: truncated checkpoint" "$T/half.ckpt" "$DIMD" measure --checkpoint \
+    "$T/half.ckpt" --dataset "$DS"
+expect_usage "measure: missing dataset directory" "$T/nope" "$DIMD" measure --checkpoint \
+    "$T/run.ckpt" --dataset "$T/nope"
+MBUDGET="--max_train 200 --max_test 100 --probe_epochs 1 --svm_epochs 1 --svm_seeds 2 --ndm_steps 20
+         --mine_steps 20 --recon_epochs 2 --grid_pairs 4"
+# shellcheck disable=SC2086 # MBUDGET is split on purpose
+expect_ok "measure --fresh --json, every measure, tiny budgets" \
+    "$DIMD" measure --checkpoint "$T/run.ckpt" --dataset "$DS" $MBUDGET --threads 1 --fresh \
+    --grid "$T/grid.png" --json
+J=$(last_line)
+check "measure --json: last line is one JSON object with both encoders" \
+    "last line: $(printf '%s' "$J" | head -c 300)" \
+    'printf "%s\n" "$J" | grep -qE "^\{\"command\":\"measure\",.*\"trained\":\{.*\"fresh\":\{.*\}\$"'
+check "measure --json: subset sizes 200 and 100" "$(printf '%s' "$J" | head -c 300)" \
+    '[ "$(json_num n_train "$J")" = 200 ] && [ "$(json_num n_test "$J")" = 100 ]'
+check "measure --json: linear, mlp, svm accuracies in [0,1]" "$(printf '%s' "$J" | head -c 400)" \
+    'has_accuracies "$(json_obj linear "$T/out")" && has_accuracies "$(json_obj mlp "$T/out")" &&
+     has_accuracies "$(json_obj mean "$T/out")"'
+check "measure --json: ndm, ndm_sigmoid, mine, recon_mse, ssim, ms_ssim are numbers" \
+    "$(printf '%s' "$J" | tail -c 600)" \
+    '(for k in ndm ndm_sigmoid mine recon_mse ssim ms_ssim; do
+          [ -n "$(json_num "$k" "$J")" ] || exit 1; done) &&
+     [ "$(json_num ms_ssim_scales "$J")" = 2 ]'
+check "measure: the table names every figure for both encoders" "$(head -c 300 "$T/out")" \
+    'grep -qE "^  MINE I\(X;Y\) \(nats\) +$NUM +$NUM\$" "$T/out" &&
+     grep -qE "^  SSIM +$NUM +$NUM\$" "$T/out" && grep -qE "^  NDM \(nats\) +$NUM +$NUM\$" "$T/out"'
+check "measure --grid: PNGs for the trained and the fresh encoder" "missing or not PNG" \
+    '[ "$(head -c 4 "$T/grid.png" 2>/dev/null | od -An -c | tr -d " ")" = "211PNG" ] &&
+     [ "$(head -c 4 "$T/grid-fresh.png" 2>/dev/null | od -An -c | tr -d " ")" = "211PNG" ]'
+expect_ok "measure --measures ndm,recon (subset, text output)" \
+    "$DIMD" measure --checkpoint "$T/run.ckpt" --dataset "$DS" --measures recon,ndm --max_train 100 \
+    --max_test 50 --ndm_steps 5 --recon_epochs 1 --threads 1
+check "measure subset: only NDM and reconstruction rows" "$(tr '\n' '|' <"$T/out" | head -c 400)" \
+    'grep -q "^  NDM (nats)" "$T/out" && grep -q "^  SSIM " "$T/out" &&
+     ! grep -q "probe acc" "$T/out" && ! grep -q "^  MINE" "$T/out"'
 
 # ---------------------------------------------------------------- serve (settings only;
 # the daemon itself is tested over HTTP by tests/api/)

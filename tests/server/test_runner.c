@@ -228,7 +228,7 @@ static void check_steps_contiguous(struct dimd_store *s, int64_t id, const char 
     size_t n = 0;
     bool more = true;
     struct dim_err err;
-    assert_int_equal(store_metrics_history(s, id, key, 0, 1000000, 0, &p, &n, &more, &err),
+    assert_int_equal(store_metrics_history(s, id, key, 0, INT64_MAX, 1000000, 0, &p, &n, &more, &err),
                      STORE_OK);
     assert_int_equal(n, (size_t)last);
     assert_false(more);

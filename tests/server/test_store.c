@@ -240,20 +240,21 @@ static void test_open_fresh_migrates(void **state)
 {
     struct fx *f = *state;
     struct dim_err err = {0};
-    assert_int_equal(store_schema_latest(), 3);
+    assert_int_equal(store_schema_latest(), 4);
     assert_non_null(embedded_find("migrations/0001_jobs.sql"));
     assert_non_null(embedded_find("migrations/0002_tokens.sql"));
     assert_non_null(embedded_find("migrations/0003_models.sql"));
+    assert_non_null(embedded_find("migrations/0004_projections.sql"));
     assert_int_equal(store_open(&f->s, f->path, &err), STORE_OK);
-    assert_int_equal(store_schema_version(f->s), 3);
-    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 3);
+    assert_int_equal(store_schema_version(f->s), 4);
+    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 4);
     assert_int_equal(raw_int(f->path, "PRAGMA auto_vacuum"), 2); /* INCREMENTAL */
     assert_int_equal(raw_int(f->path, "SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1);
     assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' "
                                       "AND name IN ('jobs', 'attempts', 'metrics', 'checkpoints', "
                                       "'events', 'idempotency', 'tokens', 'models', "
-                                      "'model_versions')"),
-                     9);
+                                      "'model_versions', 'model_projections')"),
+                     10);
     /* The checkpoint bytes are the last column of a version's row. */
     assert_int_equal(raw_int(f->path,
                              "SELECT name = 'data' FROM pragma_table_info('model_versions') "
@@ -263,7 +264,7 @@ static void test_open_fresh_migrates(void **state)
     store_close(f->s);
     f->s = NULL;
     assert_int_equal(store_open(&f->s, f->path, &err), STORE_OK);
-    assert_int_equal(store_schema_version(f->s), 3);
+    assert_int_equal(store_schema_version(f->s), 4);
 }
 
 static void test_upgrade_in_place_keeps_jobs(void **state)
@@ -742,20 +743,20 @@ static void test_metrics_append_summary_history(void **state)
     /* NaN comes back as NaN, infinity as infinity. */
     struct store_point *p = NULL;
     bool more = true;
-    assert_int_equal(store_metrics_history(f->s, id, "probe_y", 0, 100, 0, &p, &n, &more, &err),
+    assert_int_equal(store_metrics_history(f->s, id, "probe_y", 0, INT64_MAX, 100, 0, &p, &n, &more, &err),
                      STORE_OK);
     assert_int_equal(n, 2);
     assert_false(more);
     assert_true(isnan(p[0].value) && isnan(p[1].value));
     assert_int_equal(p[1].wall_ms, 1001);
     free(p);
-    assert_int_equal(store_metrics_history(f->s, id, "loss_local", 0, 100, 0, &p, &n, &more, &err),
+    assert_int_equal(store_metrics_history(f->s, id, "loss_local", 0, INT64_MAX, 100, 0, &p, &n, &more, &err),
                      STORE_OK);
     assert_int_equal(n, 2);
     assert_true(isinf(p[0].value) && p[0].value > 0);
     assert_int_equal(p[0].step, 3);
     free(p);
-    assert_int_equal(store_metrics_history(f->s, id, "nope", 0, 100, 0, &p, &n, &more, &err),
+    assert_int_equal(store_metrics_history(f->s, id, "nope", 0, INT64_MAX, 100, 0, &p, &n, &more, &err),
                      STORE_OK);
     assert_int_equal(n, 0);
     free(p);
@@ -783,7 +784,7 @@ static void test_metrics_append_summary_history(void **state)
     int pages = 0;
     do {
         assert_int_equal(
-            store_metrics_history(f->s, id, "loss_total", after, 20, 0, &p, &n, &more, &err),
+            store_metrics_history(f->s, id, "loss_total", after, INT64_MAX, 20, 0, &p, &n, &more, &err),
             STORE_OK);
         for (size_t i = 0; i < n; i++)
             assert_int_equal(p[i].step, (int64_t)(got + i + 1));
@@ -797,7 +798,7 @@ static void test_metrics_append_summary_history(void **state)
     assert_int_equal(pages, 3);
     assert_int_equal(after, 53);
     /* limit equal to what remains: more is false. */
-    assert_int_equal(store_metrics_history(f->s, id, "loss_total", 33, 20, 0, &p, &n, &more, &err),
+    assert_int_equal(store_metrics_history(f->s, id, "loss_total", 33, INT64_MAX, 20, 0, &p, &n, &more, &err),
                      STORE_OK);
     assert_int_equal(n, 20);
     assert_false(more);
@@ -831,7 +832,7 @@ static void test_metrics_downsample(void **state)
         size_t n = 0;
         bool more = false;
         assert_int_equal(
-            store_metrics_history(f->s, id, "loss_total", after, limit, maxp, &p, &n, &more, &err),
+            store_metrics_history(f->s, id, "loss_total", after, INT64_MAX, limit, maxp, &p, &n, &more, &err),
             STORE_OK);
         int64_t last = after + limit < N ? after + limit : N;
         int64_t k = last - after;
@@ -884,7 +885,7 @@ static void test_metrics_downsample(void **state)
     size_t n = 0;
     bool more = true;
     assert_int_equal(
-        store_metrics_history(f->s, id, "loss_total", 990, 100, 10, &p, &n, &more, &err), STORE_OK);
+        store_metrics_history(f->s, id, "loss_total", 990, INT64_MAX, 100, 10, &p, &n, &more, &err), STORE_OK);
     assert_int_equal(n, 10);
     assert_false(more);
     free(p);
@@ -1463,7 +1464,7 @@ static void *reader(void *arg)
         size_t n = 0;
         bool more = false;
         if (store_metrics_summary(w->s, w->id, &sm, &n, &err) != STORE_OK ||
-            store_metrics_history(w->s, w->id, "loss_total", 0, 1000, 20, &p, &n, &more, &err) !=
+            store_metrics_history(w->s, w->id, "loss_total", 0, INT64_MAX, 1000, 20, &p, &n, &more, &err) !=
                 STORE_OK ||
             store_job_get(w->s, w->id, &j, &err) != STORE_OK) {
             w->bad++;
@@ -1916,6 +1917,84 @@ static void test_models_delete_reclaims(void **state)
     mv_input_free(&big);
 }
 
+/* The dashboard's reads: a job's latest values and newest event id, history
+ * ranges (to_step), and model projections (stored once, gone with the version). */
+static void test_dashboard_reads(void **state)
+{
+    struct fx *f = *state;
+    struct dim_err err = {0};
+    int64_t id = running_job(f->s);
+    struct store_job j = {0};
+    assert_int_equal(store_job_get(f->s, id, &j, &err), STORE_OK);
+    assert_string_equal(j.latest_json, "{}");
+    int64_t ev0 = j.last_event_id;
+    assert_true(ev0 > 0); /* submission and claim are events */
+    store_job_clear(&j);
+    struct store_metric m[] = {{"loss_total", 1, 0.9, 1000}, {"probe_y", 1, 0.5, 1000},
+                               {"loss_total", 2, 0.7, 1001}, {"loss_local", 2, INFINITY, 1001},
+                               {"loss_total", 3, 0.25, 1002}, {"probe_y", 3, NAN, 1002}};
+    assert_int_equal(store_metrics_append(f->s, id, 1, m, 6, 3, 10, &err), STORE_OK);
+    assert_int_equal(store_job_get(f->s, id, &j, &err), STORE_OK);
+    json_t *latest = json_loads(j.latest_json, 0, NULL);
+    assert_non_null(latest);
+    assert_int_equal(json_object_size(latest), 3);
+    assert_true(json_real_value(json_object_get(latest, "loss_total")) == 0.25);
+    assert_true(json_is_null(json_object_get(latest, "loss_local"))); /* inf */
+    assert_true(json_is_null(json_object_get(latest, "probe_y")));    /* NaN */
+    json_decref(latest);
+    assert_true(j.last_event_id > ev0); /* the metrics event */
+    char type[16];
+    json_t *e = last_event(f->s, id, type);
+    assert_string_equal(type, "metrics");
+    json_decref(e);
+    store_job_clear(&j);
+    /* the list reads the same columns */
+    struct store_job *jobs = NULL;
+    size_t n = 0;
+    bool more;
+    assert_int_equal(store_job_list(f->s, 0, 0, 10, &jobs, &n, &more, &err), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_non_null(strstr(jobs[0].latest_json, "\"loss_total\":0.25"));
+    store_job_clear(&jobs[0]);
+    free(jobs);
+
+    /* history range: after_step < step <= to_step */
+    struct store_point *p = NULL;
+    assert_int_equal(
+        store_metrics_history(f->s, id, "loss_total", 1, 2, 100, 0, &p, &n, &more, &err),
+        STORE_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(p[0].step, 2);
+    assert_false(more);
+    free(p);
+    assert_int_equal(
+        store_metrics_history(f->s, id, "loss_total", 0, 2, 1, 0, &p, &n, &more, &err), STORE_OK);
+    assert_int_equal(n, 1);
+    assert_true(more); /* step 2 remains in range */
+    free(p);
+
+    /* projections */
+    struct mv_input in;
+    mv_input_make(&in, 1000, 10, 8, 1);
+    assert_int_equal(mv_create(f->s, "proj", 0, 1, &in, false), 1);
+    assert_int_equal(mv_create(f->s, "proj", 0, 2, &in, false), 2);
+    char *text = NULL;
+    assert_int_equal(store_projection_get(f->s, "proj", 1, &text, &err), STORE_NOT_FOUND);
+    assert_int_equal(store_projection_put(f->s, "proj", 1, "{\"a\":1}", &err), STORE_OK);
+    assert_int_equal(store_projection_put(f->s, "proj", 1, "{\"a\":2}", &err), STORE_OK);
+    assert_int_equal(store_projection_get(f->s, "proj", 1, &text, &err), STORE_OK);
+    assert_string_equal(text, "{\"a\":1}"); /* the first one stays */
+    free(text);
+    assert_int_equal(store_projection_get(f->s, "proj", 2, &text, &err), STORE_NOT_FOUND);
+    assert_int_equal(store_projection_put(f->s, "proj", 3, "{}", &err), STORE_NOT_FOUND);
+    assert_int_equal(store_projection_put(f->s, "nope", 1, "{}", &err), STORE_NOT_FOUND);
+    assert_int_equal(store_projection_put(f->s, "Bad Name", 1, "{}", &err), STORE_ERROR);
+    assert_int_equal(store_model_delete(f->s, "proj", 1, &err), STORE_OK);
+    assert_int_equal(store_projection_get(f->s, "proj", 1, &text, &err), STORE_NOT_FOUND);
+    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM model_projections"), 0);
+    mv_input_free(&in);
+}
+
 static void test_upgrade_from_2_gains_models(void **state)
 {
     struct fx *f = *state;
@@ -1934,8 +2013,8 @@ static void test_upgrade_from_2_gains_models(void **state)
     f->s = NULL;
 
     assert_int_equal(store_open(&f->s, f->path, &err), STORE_OK);
-    assert_int_equal(store_schema_version(f->s), 3);
-    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 3);
+    assert_int_equal(store_schema_version(f->s), store_schema_latest());
+    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), store_schema_latest());
     assert_int_equal(raw_int(f->path, "PRAGMA auto_vacuum"), 2);
     /* The old job and its checkpoint are intact, and can be promoted. */
     struct store_job j = {0};
@@ -2039,6 +2118,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_models_pin, fx_setup_open, fx_teardown),
         cmocka_unit_test_setup_teardown(test_models_refused, fx_setup_open, fx_teardown),
         cmocka_unit_test_setup_teardown(test_models_delete_reclaims, fx_setup_open, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_dashboard_reads, fx_setup_open, fx_teardown),
         cmocka_unit_test_setup_teardown(test_upgrade_from_2_gains_models, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_concurrency, fx_setup_open, fx_teardown),
     };

@@ -1,0 +1,158 @@
+"""Evaluation jobs: POST /v1/jobs {"kind": "evaluate"} measures a model version
+on a worker (probes, SVM, NDM, MINE, reconstruction); progress as eval_progress,
+results as the job's last metric points and stored with the version (GET
+.../evaluations, the grid PNG); validation of the body with JSON paths;
+"latest" resolved at submission; cancel; the results outlive the job."""
+
+import struct
+import zlib
+
+import dimd_harness as H
+from dimd_harness import check, eq, expect
+
+D = None
+W = None
+JOB = None
+# a budget that measures every figure in seconds on tiny data
+SMALL_EVAL = {"kind": "evaluate", "model": "ev", "max_train": 400, "max_test": 200,
+              "probe_epochs": 2, "svm_epochs": 2, "svm_seeds": 2, "ndm_steps": 40,
+              "mine_steps": 40, "recon_epochs": 2, "grid_pairs": 4}
+FIGURES = {"linear": ["linear"], "mlp": ["mlp"], "svm": ["svm"], "ndm": ["ndm", "ndm_sigmoid"],
+           "mine": ["mine"], "recon": ["recon_mse", "ssim", "ms_ssim", "ms_ssim_scales"]}
+
+
+def setup_module():
+    global D, W, JOB
+    D = H.Daemon(["--workers", "1", "--index_max_images", "20"]).start()
+    W = D.client()
+    j = W.submit(dict(H.SMALL, steps=40, checkpoint_every=20, name="ev-src"))
+    JOB = W.wait_state(j["id"], "SUCCEEDED", timeout=120)
+    W.promote("ev", JOB["id"])
+
+
+def png_size(data):
+    check(data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG: %r" % data[:8])
+    w, h = struct.unpack(">II", data[16:24])
+    return w, h
+
+
+def test_every_measure_end_to_end():
+    j = W.submit(dict(SMALL_EVAL, measures="all", name="ev-all"))
+    eq(j["spec"]["version"], "v1", "version resolved at submission")
+    eq(j["spec"]["measures"], ["linear", "mlp", "svm", "ndm", "mine", "recon"], "measures")
+    done = W.wait_state(j["id"], "SUCCEEDED", timeout=300)
+    eq((done["step"], done["total_steps"]), (1000, 1000), "progress steps")
+    lt = done["latest"]
+    eq(lt["eval_progress"], 1.0, "final progress")
+    for k in ("eval_linear_y", "eval_mlp_conv", "eval_svm_fc"):
+        check(0.0 <= lt[k] <= 1.0, "%s = %r" % (k, lt[k]))
+    for k in ("eval_ndm", "eval_mine", "eval_ssim", "eval_recon_mse"):
+        check(isinstance(lt[k], float), "%s = %r" % (k, lt[k]))
+    prog = W.full_history(j["id"], "eval_progress")
+    vals = [p[1] for p in prog]
+    check(vals == sorted(vals) and vals[-1] == 1.0, "eval_progress not increasing to 1: %r" % vals)
+    r = expect(W.get("/v1/models/ev/versions/v1/evaluations"), 200).json
+    mine = [e for e in r["evaluations"] if e["job_id"] == j["id"]]
+    eq(len(mine), 1, "evaluations stored by the job")
+    res = mine[0]["results"]
+    eq((res["n_train"], res["n_test"]), (400, 200), "images used")
+    eq(res["failed"], [], "failed measures")
+    for m, keys in FIGURES.items():
+        for k in keys:
+            check(k in res, "results lack %s" % k)
+    eq(res["linear"]["y"], lt["eval_linear_y"], "eval_linear_y metric and stored result")
+    eq(res["svm"]["mean"]["fc"], lt["eval_svm_fc"], "eval_svm_fc metric and stored result")
+    eq(res["mine"], lt["eval_mine"], "eval_mine metric and stored result")
+    check(-1.0 <= res["ssim"] <= 1.0, "ssim %r" % res["ssim"])
+    check(all(res["seconds"][m] >= 0 for m in FIGURES), "seconds %r" % res["seconds"])
+    grid = expect(W.get(mine[0]["links"]["grid"]), 200)
+    eq(grid.header("Content-Type"), "image/png", "grid type")
+    w, h = png_size(grid.body)
+    check(w >= 4 * 28 and h >= 2 * 28, "grid of 4 pairs is %dx%d" % (w, h))
+
+
+def test_subset_latest_and_no_grid():
+    W.promote("ev", JOB["id"], checkpoint=20)  # v2
+    j = W.submit(dict(SMALL_EVAL, measures=["ndm", "linear"], version="latest"))
+    eq(j["spec"]["version"], "v2", "latest at submission")
+    eq(j["spec"]["measures"], ["linear", "ndm"], "measures in their order")
+    done = W.wait_state(j["id"], "SUCCEEDED", timeout=300)
+    eq(sorted(done["latest"]), sorted(["eval_progress", "eval_linear_conv", "eval_linear_fc",
+                                       "eval_linear_y", "eval_ndm", "eval_ndm_sigmoid"]),
+       "metric keys of a linear+ndm evaluation")
+    ev = expect(W.get("/v1/models/ev/versions/v2/evaluations"), 200).json["evaluations"]
+    eq(len(ev), 1, "v2's evaluations")
+    eq(ev[0]["links"]["grid"], None, "no grid without recon")
+    check("mine" not in ev[0]["results"] and "ssim" not in ev[0]["results"],
+          "figures of measures that did not run: %r" % ev[0]["results"])
+    expect(W.get("/v1/models/ev/versions/v2/evaluations/%d/grid" % ev[0]["id"]), 404,
+           "evaluation_not_found")
+    expect(W.get("/v1/models/ev/versions/v2/evaluations/999/grid"), 404, "evaluation_not_found")
+    expect(W.get("/v1/models/ev/versions/v2/evaluations/x/grid"), 404, "evaluation_not_found")
+    expect(W.get("/v1/models/ev/versions/v9/evaluations"), 404, "version_not_found")
+    # a metric an evaluation does not write
+    expect(W.get("/v1/jobs/%d/metrics/eval_mine" % j["id"]), 404, "metric_not_found")
+    expect(W.get("/v1/jobs/%d/metrics/loss_total" % j["id"]), 404, "metric_not_found")
+
+
+def test_bad_evaluation_bodies():
+    cases = [
+        ({"kind": "evaluate"}, ["$.model"]),
+        ({"kind": "evaluate", "model": "nope"}, ["$.model"]),
+        ({"kind": "evaluate", "model": "ev", "version": "v99"}, ["$.version"]),
+        ({"kind": "evaluate", "model": "ev", "version": "first"}, ["$.version"]),
+        ({"kind": "evaluate", "model": "ev", "measures": ["linear", "knn"]}, ["$.measures[1]"]),
+        ({"kind": "evaluate", "model": "ev", "measures": []}, ["$.measures"]),
+        ({"kind": "evaluate", "model": "ev", "measures": "svm,,ndm"}, ["$.measures"]),
+        ({"kind": "evaluate", "model": "ev", "lr": 0.1, "svm_seeds": 0}, ["$.lr", "$.svm_seeds"]),
+        ({"kind": "evaluate", "model": "Bad Name", "max_train": "10"}, ["$.model", "$.max_train"]),
+        ({"kind": "evaluate", "model": "ev", "grid_pairs": 65}, ["$.grid_pairs"]),
+        ({"kind": "serve"}, ["$.kind"]),
+        ({"kind": 3, "steps": 10}, ["$.kind"]),
+    ]
+    for body, paths in cases:
+        r = expect(W.post("/v1/jobs", body), 422, "validation_failed")
+        got = sorted(e["path"] for e in r.json["errors"])
+        eq(got, sorted(paths), "error paths for %r" % body)
+        for e in r.json["errors"]:
+            check(e["message"], "empty message for %r" % body)
+    # a training body may say kind train
+    j = W.submit(dict(H.SMALL, kind="train", steps=5, name="kind-train"))
+    eq(j["spec"]["kind"], "train", "a training job's kind")
+    W.wait_state(j["id"], "SUCCEEDED", timeout=120)
+
+
+def test_job_schema_lists_evaluation_fields():
+    s = expect(W.get("/v1/job-schema"), 200).json
+    names = [f["name"] for f in s["evaluate_fields"]]
+    for k in SMALL_EVAL:
+        check(k in names, "evaluate_fields lack %s" % k)
+    for k in ("name", "version", "measures", "seed"):
+        check(k in names, "evaluate_fields lack %s" % k)
+    meas = [f for f in s["evaluate_fields"] if f["name"] == "measures"][0]
+    eq(meas["enum"], ["linear", "mlp", "svm", "ndm", "mine", "recon"], "measures enum")
+    # openapi.yaml's EvaluateSubmit documents the same keys, defaults and bounds
+    props = H.contract().schema("EvaluateSubmit")["properties"]
+    eq(sorted(props), sorted(names), "EvaluateSubmit keys vs evaluate_fields")
+    for f in s["evaluate_fields"]:
+        p = props[f["name"]]
+        if f["type"] == "integer":
+            for k in ("default", "minimum", "maximum"):
+                if k in p or k in f:
+                    eq(p.get(k), f.get(k), "EvaluateSubmit.%s.%s" % (f["name"], k))
+
+
+def test_cancel_and_delete_keep_results():
+    slow = W.submit(dict(SMALL_EVAL, measures=["mine"], mine_steps=1000000, max_train=0))
+    W.wait_state(slow["id"], "RUNNING", timeout=60)
+    expect(W.post("/v1/jobs/%d/cancel" % slow["id"]), 200)
+    W.wait_state(slow["id"], "CANCELLED", timeout=60)
+    ev = expect(W.get("/v1/models/ev/versions/v1/evaluations"), 200).json["evaluations"]
+    check(all(e["job_id"] != slow["id"] for e in ev), "a cancelled evaluation stored results")
+    # the worker is free again: a quick evaluation runs and is kept after its job is deleted
+    j = W.submit(dict(SMALL_EVAL, measures=["linear"], version=1))
+    W.wait_state(j["id"], "SUCCEEDED", timeout=300)
+    expect(W.delete("/v1/jobs/%d" % j["id"]), 204)
+    ev = expect(W.get("/v1/models/ev/versions/v1/evaluations"), 200).json["evaluations"]
+    eq(ev[-1]["job_id"], None, "job_id of an evaluation whose job was deleted")
+    check("linear" in ev[-1]["results"], "the results outlive the job")
