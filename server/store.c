@@ -204,6 +204,43 @@ static int stmt_open(sqlite3 *db, sqlite3_stmt **st, struct dim_err *err, const 
     return rc;
 }
 
+/* Reads every row of st (then finalized) into a growing array of elem-sized
+ * rows, each zeroed and filled by read(st, row), which returns false when out of
+ * memory. On failure the rows read so far are cleared and freed. */
+static int collect_rows(sqlite3 *db, sqlite3_stmt *st, size_t elem,
+                        bool (*read)(sqlite3_stmt *st, void *row), void (*clear)(void *row),
+                        void **out, size_t *n, struct dim_err *err, const char *op)
+{
+    char *v = NULL;
+    size_t cap = 0, cnt = 0;
+    int rc = STORE_OK, r;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        if (!grow((void **)&v, &cap, cnt + 1, elem)) {
+            rc = nomem(err, op);
+            break;
+        }
+        memset(v + cnt * elem, 0, elem);
+        if (!read(st, v + cnt * elem)) {
+            clear(v + cnt * elem);
+            rc = nomem(err, op);
+            break;
+        }
+        cnt++;
+    }
+    if (rc == STORE_OK && r != SQLITE_DONE)
+        rc = db_fail(err, db, op);
+    sqlite3_finalize(st);
+    if (rc != STORE_OK) {
+        for (size_t i = 0; i < cnt; i++)
+            clear(v + i * elem);
+        free(v);
+        return rc;
+    }
+    *out = v;
+    *n = cnt;
+    return STORE_OK;
+}
+
 /* Runs a statement that returns no rows. *changes (may be NULL) = rows changed. */
 static int run(sqlite3 *db, struct dim_err *err, const char *op, int *changes, const char *sql,
                const char *fmt, ...)
@@ -1713,6 +1750,21 @@ void store_event_clear(struct store_event *e)
     memset(e, 0, sizeof(*e));
 }
 
+static bool event_read(sqlite3_stmt *st, void *row)
+{
+    struct store_event *e = row;
+    e->id = sqlite3_column_int64(st, 0);
+    e->job_id = sqlite3_column_int64(st, 1);
+    snprintf(e->type, sizeof(e->type), "%s", (const char *)sqlite3_column_text(st, 2));
+    e->created_ms = sqlite3_column_int64(st, 4);
+    return col_dup(st, 3, &e->data) && e->data;
+}
+
+static void event_clear(void *row)
+{
+    store_event_clear(row);
+}
+
 int store_events_after(struct dimd_store *s, int64_t job_id, int64_t after_id, int limit,
                        struct store_event **out, size_t *n, struct dim_err *err)
 {
@@ -1726,46 +1778,16 @@ int store_events_after(struct dimd_store *s, int64_t job_id, int64_t after_id, i
     sqlite3 *db = pool_get(s, err);
     if (!db)
         return STORE_ERROR;
-    struct store_event *v = NULL;
-    size_t cap = 0, cnt = 0;
     sqlite3_stmt *st;
     int rc = stmt_open(db, &st, err, op,
                        "SELECT id, job_id, type, data, created_ms FROM events "
                        "WHERE job_id = ? AND id > ? ORDER BY id LIMIT ?",
                        "iii", job_id, after_id, (int64_t)limit);
-    if (rc == STORE_OK) {
-        int r;
-        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-            if (!grow((void **)&v, &cap, cnt + 1, sizeof(*v))) {
-                rc = nomem(err, op);
-                break;
-            }
-            struct store_event *e = &v[cnt];
-            memset(e, 0, sizeof(*e));
-            e->id = sqlite3_column_int64(st, 0);
-            e->job_id = sqlite3_column_int64(st, 1);
-            snprintf(e->type, sizeof(e->type), "%s", (const char *)sqlite3_column_text(st, 2));
-            e->created_ms = sqlite3_column_int64(st, 4);
-            if (!col_dup(st, 3, &e->data) || !e->data) {
-                rc = nomem(err, op);
-                break;
-            }
-            cnt++;
-        }
-        if (rc == STORE_OK && r != SQLITE_DONE)
-            rc = db_fail(err, db, op);
-        sqlite3_finalize(st);
-    }
+    if (rc == STORE_OK)
+        rc = collect_rows(db, st, sizeof(**out), event_read, event_clear, (void **)out, n, err,
+                          op);
     pool_put(s, db);
-    if (rc != STORE_OK) {
-        for (size_t i = 0; i < cnt; i++)
-            store_event_clear(&v[i]);
-        free(v);
-        return rc;
-    }
-    *out = v;
-    *n = cnt;
-    return STORE_OK;
+    return rc;
 }
 
 uint64_t store_event_seq(struct dimd_store *s)
@@ -2622,6 +2644,21 @@ out:
     return rc;
 }
 
+static bool evaluation_read(sqlite3_stmt *st, void *row)
+{
+    struct store_evaluation *e = row;
+    e->id = sqlite3_column_int64(st, 0);
+    e->job_id = sqlite3_column_int64(st, 1);
+    e->created_ms = sqlite3_column_int64(st, 2);
+    e->grid_bytes = sqlite3_column_int64(st, 4);
+    return col_dup(st, 3, &e->results_json) && e->results_json;
+}
+
+static void evaluation_clear(void *row)
+{
+    store_evaluation_clear(row);
+}
+
 int store_evaluation_list(struct dimd_store *s, const char *name, int version,
                           struct store_evaluation **out, size_t *n, struct dim_err *err)
 {
@@ -2633,47 +2670,17 @@ int store_evaluation_list(struct dimd_store *s, const char *name, int version,
     sqlite3 *db = pool_get(s, err);
     if (!db)
         return STORE_ERROR;
-    struct store_evaluation *v = NULL;
-    size_t cap = 0, cnt = 0;
     sqlite3_stmt *st;
     int rc = stmt_open(db, &st, err, op,
                        "SELECT id, COALESCE(job_id, 0), created_ms, results, "
                        "COALESCE(length(grid), 0) FROM model_evaluations "
                        "WHERE name = ? AND version = ? ORDER BY id",
                        "ti", name, (int64_t)version);
-    if (rc == STORE_OK) {
-        int r;
-        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-            if (!grow((void **)&v, &cap, cnt + 1, sizeof(*v))) {
-                rc = nomem(err, op);
-                break;
-            }
-            struct store_evaluation *e = &v[cnt];
-            memset(e, 0, sizeof(*e));
-            e->id = sqlite3_column_int64(st, 0);
-            e->job_id = sqlite3_column_int64(st, 1);
-            e->created_ms = sqlite3_column_int64(st, 2);
-            e->grid_bytes = sqlite3_column_int64(st, 4);
-            if (!col_dup(st, 3, &e->results_json)) {
-                rc = nomem(err, op);
-                break;
-            }
-            cnt++;
-        }
-        if (rc == STORE_OK && r != SQLITE_DONE)
-            rc = db_fail(err, db, op);
-        sqlite3_finalize(st);
-    }
+    if (rc == STORE_OK)
+        rc = collect_rows(db, st, sizeof(**out), evaluation_read, evaluation_clear, (void **)out,
+                          n, err, op);
     pool_put(s, db);
-    if (rc != STORE_OK) {
-        for (size_t i = 0; i < cnt; i++)
-            store_evaluation_clear(&v[i]);
-        free(v);
-        return rc;
-    }
-    *out = v;
-    *n = cnt;
-    return STORE_OK;
+    return rc;
 }
 
 int store_evaluation_grid(struct dimd_store *s, const char *name, int version, int64_t id,

@@ -78,8 +78,8 @@ int dim_features_extract(const struct dim_model *m, const struct dim_dataset *ds
     return 0;
 }
 
-/* x = (x - mean_train) / std_train per feature; constant features become 0. */
-static void standardise(float *Xtr, size_t ntr, float *Xte, size_t nte, size_t dim, double *acc)
+void dim_probe_standardise(float *Xtr, size_t ntr, float *Xte, size_t nte, size_t dim,
+                           double *acc)
 {
     double *mu = acc, *sd = acc + dim;
     memset(acc, 0, sizeof(double) * 2 * dim);
@@ -164,7 +164,7 @@ int dim_probe_run(float *Xtr, const uint16_t *ytr, size_t ntr, float *Xte, const
     dim_rng_seed(&rng, o->seed, 0x9b0be);
     nn_net_init_params(&net, &rng);
     struct nn_adam adam = {o->lr, 0.9f, 0.999f, 1e-8f, 0};
-    standardise(Xtr, ntr, Xte, nte, dim, stats);
+    dim_probe_standardise(Xtr, ntr, Xte, nte, dim, stats);
     for (size_t i = 0; i < ntr; i++)
         perm[i] = (uint32_t)i;
     for (int ep = 0; ep < o->epochs; ep++) {

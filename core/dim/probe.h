@@ -52,6 +52,12 @@ int dim_features_extract(const struct dim_model *m, const struct dim_dataset *ds
                          struct dim_err *err);
 void dim_features_free(struct dim_features *f);
 
+/* x = (x - mean_train) / std_train per feature, in place on Xtr (ntr, dim) and
+ * Xte (nte, dim), statistics from the training rows only; features with std
+ * <= 1e-6 become 0. acc: 2 * dim doubles of workspace. No allocation. */
+void dim_probe_standardise(float *Xtr, size_t ntr, float *Xte, size_t nte, size_t dim,
+                           double *acc);
+
 /* Trains a probe on train features of one tap and returns test accuracy in
  * *accuracy (fraction in [0, 1]). Standardises train and test in place.
  * Allocates its own (small) workspace. DIM_ECANCELLED when o->cancel is set. */

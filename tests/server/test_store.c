@@ -240,21 +240,22 @@ static void test_open_fresh_migrates(void **state)
 {
     struct fx *f = *state;
     struct dim_err err = {0};
-    assert_int_equal(store_schema_latest(), 4);
+    assert_int_equal(store_schema_latest(), 5);
     assert_non_null(embedded_find("migrations/0001_jobs.sql"));
     assert_non_null(embedded_find("migrations/0002_tokens.sql"));
     assert_non_null(embedded_find("migrations/0003_models.sql"));
     assert_non_null(embedded_find("migrations/0004_projections.sql"));
+    assert_non_null(embedded_find("migrations/0005_evaluations.sql"));
     assert_int_equal(store_open(&f->s, f->path, &err), STORE_OK);
-    assert_int_equal(store_schema_version(f->s), 4);
-    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 4);
+    assert_int_equal(store_schema_version(f->s), 5);
+    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 5);
     assert_int_equal(raw_int(f->path, "PRAGMA auto_vacuum"), 2); /* INCREMENTAL */
     assert_int_equal(raw_int(f->path, "SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1);
     assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' "
                                       "AND name IN ('jobs', 'attempts', 'metrics', 'checkpoints', "
                                       "'events', 'idempotency', 'tokens', 'models', "
-                                      "'model_versions', 'model_projections')"),
-                     10);
+                                      "'model_versions', 'model_projections', 'model_evaluations')"),
+                     11);
     /* The checkpoint bytes are the last column of a version's row. */
     assert_int_equal(raw_int(f->path,
                              "SELECT name = 'data' FROM pragma_table_info('model_versions') "
@@ -264,7 +265,7 @@ static void test_open_fresh_migrates(void **state)
     store_close(f->s);
     f->s = NULL;
     assert_int_equal(store_open(&f->s, f->path, &err), STORE_OK);
-    assert_int_equal(store_schema_version(f->s), 4);
+    assert_int_equal(store_schema_version(f->s), 5);
 }
 
 static void test_upgrade_in_place_keeps_jobs(void **state)
@@ -1995,6 +1996,69 @@ static void test_dashboard_reads(void **state)
     mv_input_free(&in);
 }
 
+/* Evaluations belong to a version: stored with their grid, listed oldest first,
+ * gone with the version; the job that measured becomes NULL when deleted. */
+static void test_evaluations(void **state)
+{
+    struct fx *f = *state;
+    struct dim_err err = {0};
+    struct mv_input in;
+    mv_input_make(&in, 1000, 10, 8, 1);
+    assert_int_equal(mv_create(f->s, "ev", 0, 1, &in, false), 1);
+    assert_int_equal(mv_create(f->s, "ev", 0, 2, &in, false), 2);
+    int64_t job = insert_job(f->s, NULL);
+    const unsigned char png[5] = {0x89, 'P', 'N', 'G', 0};
+    int64_t id1 = 0, id2 = 0;
+    assert_int_equal(store_evaluation_add(f->s, "ev", 1, job, "{\"mine\":1.5}", png, 5, &id1,
+                                          &err),
+                     STORE_OK);
+    assert_int_equal(store_evaluation_add(f->s, "ev", 1, 999, "{\"ndm\":0.5}", NULL, 0, &id2,
+                                          &err),
+                     STORE_OK); /* a job that does not exist is recorded as none */
+    assert_true(id2 > id1 && id1 > 0);
+    assert_int_equal(store_evaluation_add(f->s, "ev", 3, job, "{}", NULL, 0, NULL, &err),
+                     STORE_NOT_FOUND);
+    assert_int_equal(store_evaluation_add(f->s, "ev", 0, job, "{}", NULL, 0, NULL, &err),
+                     STORE_NOT_FOUND); /* an exact number only */
+    struct store_evaluation *e = NULL;
+    size_t n = 0;
+    assert_int_equal(store_evaluation_list(f->s, "ev", 1, &e, &n, &err), STORE_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(e[0].id, id1);
+    assert_int_equal(e[0].job_id, job);
+    assert_int_equal(e[0].grid_bytes, 5);
+    assert_string_equal(e[0].results_json, "{\"mine\":1.5}");
+    assert_int_equal(e[1].job_id, 0);
+    assert_int_equal(e[1].grid_bytes, 0);
+    for (size_t i = 0; i < n; i++)
+        store_evaluation_clear(&e[i]);
+    free(e);
+    void *g = NULL;
+    size_t gb = 0;
+    assert_int_equal(store_evaluation_grid(f->s, "ev", 1, id1, &g, &gb, &err), STORE_OK);
+    assert_int_equal(gb, 5);
+    assert_memory_equal(g, png, 5);
+    free(g);
+    assert_int_equal(store_evaluation_grid(f->s, "ev", 1, id2, &g, &gb, &err), STORE_NOT_FOUND);
+    assert_int_equal(store_evaluation_grid(f->s, "ev", 2, id1, &g, &gb, &err), STORE_NOT_FOUND);
+    assert_int_equal(store_evaluation_list(f->s, "ev", 2, &e, &n, &err), STORE_OK);
+    assert_int_equal(n, 0);
+    free(e);
+    /* deleting the job keeps the evaluation, without its job */
+    assert_int_equal(store_job_transition(f->s, job, JOB_MASK(JOB_QUEUED), JOB_CANCELLED, NULL,
+                                          NULL, NULL, &err),
+                     STORE_OK);
+    assert_int_equal(store_job_delete(f->s, job, &err), STORE_OK);
+    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM model_evaluations WHERE job_id IS "
+                                      "NULL"),
+                     2);
+    /* deleting the version takes its evaluations */
+    assert_int_equal(store_model_delete(f->s, "ev", 1, &err), STORE_OK);
+    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM model_evaluations"), 0);
+    assert_int_equal(store_evaluation_list(f->s, "Bad", 1, &e, &n, &err), STORE_ERROR);
+    mv_input_free(&in);
+}
+
 static void test_upgrade_from_2_gains_models(void **state)
 {
     struct fx *f = *state;
@@ -2119,6 +2183,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_models_refused, fx_setup_open, fx_teardown),
         cmocka_unit_test_setup_teardown(test_models_delete_reclaims, fx_setup_open, fx_teardown),
         cmocka_unit_test_setup_teardown(test_dashboard_reads, fx_setup_open, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_evaluations, fx_setup_open, fx_teardown),
         cmocka_unit_test_setup_teardown(test_upgrade_from_2_gains_models, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_concurrency, fx_setup_open, fx_teardown),
     };
