@@ -2541,6 +2541,24 @@ out:
 
 /* ---- model projections ---- */
 
+/* Begins a write transaction in which version `version` (an exact number) of
+ * name exists; otherwise rolls back and returns STORE_NOT_FOUND (or the error). */
+static int tx_begin_on_version(sqlite3 *db, const char *name, int version, struct dim_err *err,
+                               const char *op)
+{
+    int rc = tx_begin(db, err, op);
+    if (rc != STORE_OK)
+        return rc;
+    int found = 0;
+    rc = mv_find(db, name, version, &found, NULL, err);
+    if (rc == STORE_OK && found != version)
+        rc = mv_not_found(db, name, version, err);
+    if (rc != STORE_OK)
+        tx_end(db, rc, NULL, op);
+    return rc;
+}
+
+
 int store_projection_get(struct dimd_store *s, const char *name, int version, char **json,
                          struct dim_err *err)
 {
@@ -2578,20 +2596,14 @@ int store_projection_put(struct dimd_store *s, const char *name, int version, co
     sqlite3 *db = pool_get(s, err);
     if (!db)
         return STORE_ERROR;
-    int found = 0;
-    int rc = tx_begin(db, err, op);
-    if (rc != STORE_OK)
-        goto out;
-    rc = mv_find(db, name, version, &found, NULL, err);
-    if (rc == STORE_OK && found != version)
-        rc = mv_not_found(db, name, version, err);
-    if (rc == STORE_OK) /* a concurrent request may have stored it first: keep that one */
+    int rc = tx_begin_on_version(db, name, version, err, op);
+    if (rc == STORE_OK) { /* a concurrent request may have stored it first: keep that one */
         rc = run(db, err, op, NULL,
                  "INSERT OR IGNORE INTO model_projections (name, version, created_ms, data) "
                  "VALUES (?, ?, ?, ?)",
                  "tiit", name, (int64_t)version, now_ms(), json);
-    rc = tx_end(db, rc, err, op);
-out:
+        rc = tx_end(db, rc, err, op);
+    }
     pool_put(s, db);
     return rc;
 }
@@ -2616,19 +2628,14 @@ int store_evaluation_add(struct dimd_store *s, const char *name, int version, in
     sqlite3 *db = pool_get(s, err);
     if (!db)
         return STORE_ERROR;
-    int found = 0;
-    int rc = tx_begin(db, err, op);
+    int rc = tx_begin_on_version(db, name, version, err, op);
     if (rc != STORE_OK)
         goto out;
-    rc = mv_find(db, name, version, &found, NULL, err);
-    if (rc == STORE_OK && found != version)
-        rc = mv_not_found(db, name, version, err);
     sqlite3_stmt *st = NULL;
-    if (rc == STORE_OK)
-        rc = stmt_open(db, &st, err, op,
-                       "INSERT INTO model_evaluations (name, version, job_id, created_ms, results, "
-                       "grid) VALUES (?, ?, (SELECT id FROM jobs WHERE id = ?), ?, ?, ?)",
-                       "tiiit", name, (int64_t)version, job_id, now_ms(), results_json);
+    rc = stmt_open(db, &st, err, op,
+                   "INSERT INTO model_evaluations (name, version, job_id, created_ms, results, "
+                   "grid) VALUES (?, ?, (SELECT id FROM jobs WHERE id = ?), ?, ?, ?)",
+                   "tiiit", name, (int64_t)version, job_id, now_ms(), results_json);
     if (rc == STORE_OK) {
         int b = grid ? sqlite3_bind_blob64(st, 6, grid, grid_bytes, SQLITE_STATIC)
                      : sqlite3_bind_null(st, 6);
