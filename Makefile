@@ -146,13 +146,14 @@ test-browser: $(DIMD) $(NPM_STAMP)
 test-unit: all check-core $(MAKE_PNG)
 	@tests/run.sh $(BUILD) $(TEST_BIN) -- $(CLI_TESTS)
 
-# The same suites built with ASan+UBSan (build-san/). The API's fault-injection
-# module (kill -9, SIGTERM, restart limit) runs in test-unit only: under the
-# sanitizers it would add minutes of training; the C paths it drives (recovery,
-# runner stop and resume) run sanitized in test_store and test_runner.
+# The same suites built with ASan+UBSan (build-san/). Three API modules run in
+# test-unit only, because under the sanitizers their training adds minutes:
+# test_faults (kill -9, SIGTERM, restart limit), test_jobs and test_events (long
+# jobs, pause/resume, live streams). The C paths they drive run sanitized in
+# test_store and test_runner, and every route runs sanitized in test_auth.
 test-san:
 	$(MAKE) SAN=1 all build-san/tests/cli/make_png
-	@DIMD_API_TESTS_EXCLUDE=test_faults tests/run.sh build-san \
+	@DIMD_API_TESTS_EXCLUDE=test_faults,test_jobs,test_events tests/run.sh build-san \
 	    $(patsubst build/%,build-san/%,$(TEST_BIN)) -- $(CLI_TESTS)
 
 bench: deps

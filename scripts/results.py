@@ -64,6 +64,18 @@ def machine():
     return "%s, %d cores, %s %s" % (cpu, os.cpu_count() or 0, platform.system(), platform.release())
 
 
+def commands_for(a, i, slug, flags):
+    ckpt = os.path.join(a.work, slug + ".ckpt")
+    train = [a.dimd, "train", "--epochs", a.epochs, "--seed", a.seed, "--threads", a.threads,
+             "--probe", "none", "--out", ckpt, "--json"] + flags
+    # the first model also measures the freshly initialised encoder (same architecture,
+    # same measure budget and seeds): the baseline every DIM row must beat
+    measure = [a.dimd, "measure", "--checkpoint", ckpt, "--seed", a.seed, "--threads", a.threads,
+               "--grid", os.path.join(a.work, slug + "-grid.png"), "--json"]
+    measure += shlex.split(a.measure_flags) + (["--fresh"] if i == 0 else [])
+    return train, measure
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("dimd")
@@ -73,34 +85,34 @@ def main():
     ap.add_argument("--work", default="build/results")
     ap.add_argument("--out", default="docs/results.md")
     ap.add_argument("--measure-flags", default="", help="extra `dimd measure` budget flags")
+    ap.add_argument("--write-only", action="store_true",
+                    help="no training: write the table from the logs of an earlier run in --work")
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
-    extra = shlex.split(a.measure_flags)
     rows, commands = [], []
-    t_all = time.time()
     for i, (label, slug, flags) in enumerate(MODELS):
-        ckpt = os.path.join(a.work, slug + ".ckpt")
-        train = [a.dimd, "train", "--epochs", a.epochs, "--seed", a.seed, "--threads", a.threads,
-                 "--probe", "none", "--out", ckpt, "--json"] + flags
-        out, t_train = run(train, os.path.join(a.work, slug + "-train.log"))
-        tj = last_json(out)
-        # the first model also measures the freshly initialised encoder (same architecture,
-        # same measure budget and seeds): the baseline every DIM row must beat
-        measure = [a.dimd, "measure", "--checkpoint", ckpt, "--seed", a.seed, "--threads", a.threads,
-                   "--grid", os.path.join(a.work, slug + "-grid.png"), "--json"] + extra
-        if i == 0:
-            measure.append("--fresh")
-        out, t_measure = run(measure, os.path.join(a.work, slug + "-measure.log"))
-        mj = last_json(out)
+        train, measure = commands_for(a, i, slug, flags)
+        logs = [os.path.join(a.work, slug + x) for x in ("-train.log", "-measure.log")]
+        if a.write_only:
+            outs = []
+            for log in logs:
+                with open(log) as f:
+                    outs.append(f.read())
+        else:
+            outs = [run(train, logs[0])[0], run(measure, logs[1])[0]]
+        tj, mj = last_json(outs[0]), last_json(outs[1])
         commands += [train, measure]
-        rows.append({"label": label, "r": mj["trained"], "train_s": t_train,
-                     "measure_s": mj["trained"]["seconds"]["total"], "steps": tj.get("steps")})
+        rows.append({"label": label, "r": mj["trained"], "train_s": tj["train_seconds"],
+                     "measure_s": mj["trained"]["seconds"]["total"], "steps": tj["steps"],
+                     "ips": tj["images_per_second"]})
         if i == 0:
             rows.append({"label": "fresh encoder", "r": mj["fresh"], "train_s": 0.0,
-                         "measure_s": mj["fresh"]["seconds"]["total"], "steps": 0})
-        print("results.py: %s trained in %.0f s, measured in %.0f s" % (label, t_train, t_measure),
-              flush=True)
-    write(a, rows, commands, time.time() - t_all)
+                         "measure_s": mj["fresh"]["seconds"]["total"], "steps": 0, "ips": None})
+        print("results.py: %s: %d steps in %.0f s, measured in %.0f s" % (
+            label, tj["steps"], tj["train_seconds"], mj["trained"]["seconds"]["total"]), flush=True)
+    budgets = subprocess.run([a.dimd, "measure", "--help"], stdout=subprocess.PIPE, text=True).stdout
+    budgets = budgets[budgets.find("Budgets:"):].strip() if "Budgets:" in budgets else ""
+    write(a, rows, commands, budgets)
 
 
 def check_findings(rows):
@@ -136,10 +148,12 @@ def check_findings(rows):
     return out
 
 
-def write(a, rows, commands, total_s):
+def write(a, rows, commands, budgets):
+    total_s = sum(r["train_s"] + r["measure_s"] for r in rows)
     lines = ["# Results: DIM(L) vs DIM(G) on Fashion-MNIST", "",
-             "Written by `make results` (scripts/results.py) on %s; it took %.0f minutes in all."
-             % (time.strftime("%Y-%m-%d"), total_s / 60), "",
+             "Written by `make results` (scripts/results.py) on %s. Training and measuring took "
+             "%.0f minutes in all (the last two columns)." % (time.strftime("%Y-%m-%d"), total_s / 60),
+             "",
              "Machine: %s." % machine(), "",
              "Every encoder is basic32x32 (Fashion-MNIST padded to 32x32), D = 512, Y = 64, batch 64, "
              "Adam 1e-4, seed %s, trained for %s epoch(s); the fresh encoder is the same "
@@ -159,6 +173,12 @@ def write(a, rows, commands, total_s):
             fmt(r["linear"]["y"], True), fmt(r["mlp"]["y"], True), svm, fmt(r["ndm"]),
             fmt(r["ndm_sigmoid"]), fmt(r["mine"]), fmt(r["ssim"]), fmt(r["ms_ssim"]),
             fmt(r["recon_mse"], digits=4), row["train_s"], row["measure_s"]))
+    lines += ["", "Training ran at %s images/s (DIM(L) JSD, NCE, DV, DIM(G)); train s is the "
+              "training loop, measure s is `dimd measure` for that encoder (encoding the images "
+              "and every measure)." % " / ".join("%.0f" % r["ips"] for r in rows if r["ips"])]
+    if budgets:
+        lines += ["", "The measure budget (`dimd measure` defaults%s):" % (
+            ", with " + a.measure_flags if a.measure_flags else ""), "", "```", budgets, "```"]
     lines += ["", "## The paper's findings on this data", ""] + check_findings(rows)
     lines += ["", "## Commands", "", "```sh"]
     lines += [" ".join(shlex.quote(c) for c in cmd) for cmd in commands]

@@ -55,6 +55,7 @@ esac
 cat <<INFO
 
 dimd is running at $url (state in $state, log in $log)
+  dashboard: open $url in a browser and paste the token
   token:    $token   (also in $state/token)
   jobs:     curl -H '$auth' ${url}v1/jobs
   metrics:  curl -H '$auth' ${url}v1/jobs/1/metrics/loss_total?max_points=100
