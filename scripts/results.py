@@ -7,6 +7,8 @@ on these numbers. `make results` runs it; every command it ran is in the file.
 
 usage: scripts/results.py PATH/TO/dimd [--epochs E] [--seed N] [--threads N]
                           [--work DIR] [--out docs/results.md] [--measure-flags "..."]
+                          [--note TEXT] [--write-only]
+--write-only writes the file again from the logs of an earlier run in --work.
 """
 
 import argparse
@@ -85,6 +87,7 @@ def main():
     ap.add_argument("--work", default="build/results")
     ap.add_argument("--out", default="docs/results.md")
     ap.add_argument("--measure-flags", default="", help="extra `dimd measure` budget flags")
+    ap.add_argument("--note", default="", help="a paragraph added under the table")
     ap.add_argument("--write-only", action="store_true",
                     help="no training: write the table from the logs of an earlier run in --work")
     a = ap.parse_args()
@@ -176,6 +179,8 @@ def write(a, rows, commands, budgets):
     lines += ["", "Training ran at %s images/s (DIM(L) JSD, NCE, DV, DIM(G)); train s is the "
               "training loop, measure s is `dimd measure` for that encoder (encoding the images "
               "and every measure)." % " / ".join("%.0f" % r["ips"] for r in rows if r["ips"])]
+    if a.note:
+        lines += ["", a.note]
     if budgets:
         lines += ["", "The measure budget (`dimd measure` defaults%s):" % (
             ", with " + a.measure_flags if a.measure_flags else ""), "", "```", budgets, "```"]
