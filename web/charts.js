@@ -310,8 +310,10 @@ export class MetricChart {
     return lo <= hi ? [lo, hi] : null;
   }
 
+  // Zoomed as soon as the user has dragged a range (pendingZoom), not only once
+  // its detail has loaded: a live redraw in between must keep the user's range.
   zoomed() {
-    return this.series.some((s) => s.detail);
+    return !!this.pendingZoom || this.series.some((s) => s.detail);
   }
 
   scaleChanged() {
@@ -322,6 +324,7 @@ export class MetricChart {
     if (min <= e[0] && max >= e[1]) { // back to the whole range: the base data
       this.onZoom.cancel();
       this.zoomSeq++;
+      this.pendingZoom = null;
       if (this.zoomed()) {
         for (const s of this.series) s.detail = null;
         this.redraw(true);
