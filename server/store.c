@@ -1327,6 +1327,25 @@ out:
     return rc;
 }
 
+static bool summary_read(sqlite3_stmt *st, void *row)
+{
+    struct store_metric_summary *e = row;
+    snprintf(e->key, sizeof(e->key), "%s", (const char *)sqlite3_column_text(st, 0));
+    e->count = sqlite3_column_int64(st, 1);
+    e->first_step = sqlite3_column_int64(st, 2);
+    e->last_step = sqlite3_column_int64(st, 3);
+    e->last = col_value(st, 4);
+    e->min = col_value(st, 5);
+    e->max = col_value(st, 6);
+    return true;
+}
+
+/* For rows that own no memory. */
+static void no_clear(void *row)
+{
+    (void)row;
+}
+
 int store_metrics_summary(struct dimd_store *s, int64_t job_id, struct store_metric_summary **out,
                           size_t *n, struct dim_err *err)
 {
@@ -1336,8 +1355,6 @@ int store_metrics_summary(struct dimd_store *s, int64_t job_id, struct store_met
     sqlite3 *db = pool_get(s, err);
     if (!db)
         return STORE_ERROR;
-    struct store_metric_summary *v = NULL;
-    size_t cap = 0, cnt = 0;
     int rc = tx_read_job(db, job_id, err, op);
     if (rc != STORE_OK)
         goto out;
@@ -1348,38 +1365,13 @@ int store_metrics_summary(struct dimd_store *s, int64_t job_id, struct store_met
                    " ORDER BY step DESC LIMIT 1), MIN(value), MAX(value) "
                    "FROM metrics m WHERE job_id = ? GROUP BY key ORDER BY key",
                    "i", job_id);
-    if (rc != STORE_OK)
-        goto end;
-    int r;
-    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-        if (!grow((void **)&v, &cap, cnt + 1, sizeof(*v))) {
-            rc = nomem(err, op);
-            break;
-        }
-        struct store_metric_summary *e = &v[cnt++];
-        memset(e, 0, sizeof(*e));
-        snprintf(e->key, sizeof(e->key), "%s", (const char *)sqlite3_column_text(st, 0));
-        e->count = sqlite3_column_int64(st, 1);
-        e->first_step = sqlite3_column_int64(st, 2);
-        e->last_step = sqlite3_column_int64(st, 3);
-        e->last = col_value(st, 4);
-        e->min = col_value(st, 5);
-        e->max = col_value(st, 6);
-    }
-    if (rc == STORE_OK && r != SQLITE_DONE)
-        rc = db_fail(err, db, op);
-    sqlite3_finalize(st);
-end:
+    if (rc == STORE_OK)
+        rc = collect_rows(db, st, sizeof(**out), summary_read, no_clear, (void **)out, n, err,
+                          op);
     tx_end(db, STORE_ERROR, NULL, op); /* read-only: roll back */
 out:
     pool_put(s, db);
-    if (rc != STORE_OK) {
-        free(v);
-        return rc;
-    }
-    *out = v;
-    *n = cnt;
-    return STORE_OK;
+    return rc;
 }
 
 /* Keeps the first and last point and each of B equal step buckets' min and max
@@ -1635,6 +1627,16 @@ static int ckpt_read(sqlite3_stmt *st, struct store_checkpoint *c, struct dim_er
     return STORE_OK;
 }
 
+static bool ckpt_row(sqlite3_stmt *st, void *row)
+{
+    return ckpt_read(st, row, NULL) == STORE_OK;
+}
+
+static void ckpt_clear(void *row)
+{
+    store_checkpoint_clear(row);
+}
+
 int store_checkpoint_list(struct dimd_store *s, int64_t job_id, struct store_checkpoint **out,
                           size_t *n, struct dim_err *err)
 {
@@ -1644,8 +1646,6 @@ int store_checkpoint_list(struct dimd_store *s, int64_t job_id, struct store_che
     sqlite3 *db = pool_get(s, err);
     if (!db)
         return STORE_ERROR;
-    struct store_checkpoint *v = NULL;
-    size_t cap = 0, cnt = 0;
     int rc = tx_read_job(db, job_id, err, op);
     if (rc != STORE_OK)
         goto out;
@@ -1654,34 +1654,12 @@ int store_checkpoint_list(struct dimd_store *s, int64_t job_id, struct store_che
                    "SELECT step, bytes, sha256, metrics, created_ms FROM checkpoints "
                    "WHERE job_id = ? ORDER BY step",
                    "i", job_id);
-    if (rc != STORE_OK)
-        goto end;
-    int r;
-    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-        if (!grow((void **)&v, &cap, cnt + 1, sizeof(*v))) {
-            rc = nomem(err, op);
-            break;
-        }
-        if ((rc = ckpt_read(st, &v[cnt], err)) != STORE_OK)
-            break;
-        cnt++;
-    }
-    if (rc == STORE_OK && r != SQLITE_DONE)
-        rc = db_fail(err, db, op);
-    sqlite3_finalize(st);
-end:
+    if (rc == STORE_OK)
+        rc = collect_rows(db, st, sizeof(**out), ckpt_row, ckpt_clear, (void **)out, n, err, op);
     tx_end(db, STORE_ERROR, NULL, op); /* read-only: roll back */
 out:
     pool_put(s, db);
-    if (rc != STORE_OK) {
-        for (size_t i = 0; i < cnt; i++)
-            store_checkpoint_clear(&v[i]);
-        free(v);
-        return rc;
-    }
-    *out = v;
-    *n = cnt;
-    return STORE_OK;
+    return rc;
 }
 
 int store_checkpoint_get(struct dimd_store *s, int64_t job_id, int64_t step,
