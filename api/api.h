@@ -108,9 +108,6 @@ json_t *api_metric_value(double v);
 /* The request body as JSON (Content-Type application/json); replies 415 or 400
  * malformed_json and returns NULL otherwise. */
 json_t *api_body_json(struct http_request *rq);
-/* A model version path/query value: "v3", "3" or "latest" (0). False when it is
- * none of these. */
-bool api_parse_version(const char *s, int *version);
 /* Loads the model version named by the path ({name}, {version}), with its
  * checkpoint bytes when ckpt is non-NULL, or replies 404 model_not_found /
  * version_not_found / 500 and returns false. */

@@ -75,21 +75,6 @@ bool api_query_int(struct http_request *rq, const char *name, int64_t lo, int64_
     return true;
 }
 
-bool api_parse_version(const char *s, int *version)
-{
-    if (!s)
-        return false;
-    if (strcmp(s, "latest") == 0) {
-        *version = 0;
-        return true;
-    }
-    int64_t v;
-    if (!parse_i64(s[0] == 'v' ? s + 1 : s, &v) || v < 1 || v > INT32_MAX)
-        return false;
-    *version = (int)v;
-    return true;
-}
-
 json_t *api_metric_value(double v)
 {
     if (isnan(v))

@@ -454,7 +454,7 @@ static bool query_version(struct http_request *rq, int *version)
 {
     const char *v = http_query(rq, "version");
     *version = 0;
-    if (v && !api_parse_version(v, version)) {
+    if (v && !store_model_version_parse(v, version)) {
         http_reply_problem(rq, 400, "invalid_parameter",
                            "query parameter version='%.32s' must be v1, 1 or latest", v);
         return false;

@@ -72,7 +72,7 @@ bool api_load_version(struct api_ctx *a, struct http_request *rq, struct store_m
         http_reply_problem(rq, 404, "model_not_found", "no model '%.64s'", name);
         return false;
     }
-    if (vs && !api_parse_version(vs, &version)) {
+    if (vs && !store_model_version_parse(vs, &version)) {
         http_reply_problem(rq, 404, "version_not_found",
                            "'%.32s' is not a version (v1, 1 or latest)", vs);
         return false;

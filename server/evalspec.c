@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,26 +74,12 @@ static bool parse_version(const json_t *v, int *out)
 {
     if (json_is_integer(v)) {
         json_int_t n = json_integer_value(v);
-        if (n < 1 || n > 1000000000)
+        if (n < 1 || n > INT32_MAX)
             return false;
         *out = (int)n;
         return true;
     }
-    const char *t = json_string_value(v);
-    if (!t)
-        return false;
-    if (strcmp(t, "latest") == 0) {
-        *out = 0;
-        return true;
-    }
-    if (*t == 'v')
-        t++;
-    char *end;
-    long n = strtol(t, &end, 10);
-    if (*t < '0' || *t > '9' || *end || n < 1 || n > 1000000000)
-        return false;
-    *out = (int)n;
-    return true;
+    return store_model_version_parse(json_string_value(v), out);
 }
 
 static void parse_measures(const json_t *v, struct eval_spec *s, json_t *errors)

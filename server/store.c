@@ -2018,6 +2018,24 @@ bool store_model_name_ok(const char *n)
     return true;
 }
 
+bool store_model_version_parse(const char *s, int *version)
+{
+    if (!s)
+        return false;
+    if (strcmp(s, "latest") == 0) {
+        *version = 0;
+        return true;
+    }
+    const char *d = s[0] == 'v' ? s + 1 : s;
+    char *end;
+    errno = 0;
+    long long v = strtoll(d, &end, 10);
+    if (*d < '0' || *d > '9' || *end || errno || v < 1 || v > INT32_MAX)
+        return false;
+    *version = (int)v;
+    return true;
+}
+
 static int model_name_check(const char *name, const char *op, struct dim_err *err)
 {
     if (store_model_name_ok(name))

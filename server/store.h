@@ -291,6 +291,9 @@ struct store_model_version {
 void store_model_version_clear(struct store_model_version *v);
 /* Whether name is a valid model name: ^[a-z0-9][a-z0-9_-]{0,62}$. */
 bool store_model_name_ok(const char *name);
+/* A version as users write it: "v3", "3" or "latest" (*version = 0). False
+ * for anything else (0, a sign, trailing characters, above INT32_MAX). */
+bool store_model_version_parse(const char *s, int *version);
 
 /* The neighbours index: index_images unit vectors (float32, index_dim each) and
  * their labels (uint16). */

@@ -2059,6 +2059,24 @@ static void test_evaluations(void **state)
     mv_input_free(&in);
 }
 
+/* The one parser of version names, for paths, queries and evaluation bodies. */
+static void test_model_version_parse(void **state)
+{
+    (void)state;
+    int v = -1;
+    assert_true(store_model_version_parse("latest", &v) && v == 0);
+    assert_true(store_model_version_parse("v3", &v) && v == 3);
+    assert_true(store_model_version_parse("12", &v) && v == 12);
+    assert_true(store_model_version_parse("v2147483647", &v) && v == 2147483647);
+    const char *bad[] = {NULL, "", "v", "v0", "0", "-1", "v-1", "+3", " 3", "3 ", "3x", "V3",
+                         "vv3", "v2147483648", "99999999999999999999", "Latest"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        v = -1;
+        assert_false(store_model_version_parse(bad[i], &v));
+        assert_int_equal(v, -1);
+    }
+}
+
 static void test_upgrade_from_2_gains_models(void **state)
 {
     struct fx *f = *state;
@@ -2184,6 +2202,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_models_delete_reclaims, fx_setup_open, fx_teardown),
         cmocka_unit_test_setup_teardown(test_dashboard_reads, fx_setup_open, fx_teardown),
         cmocka_unit_test_setup_teardown(test_evaluations, fx_setup_open, fx_teardown),
+        cmocka_unit_test(test_model_version_parse),
         cmocka_unit_test_setup_teardown(test_upgrade_from_2_gains_models, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_concurrency, fx_setup_open, fx_teardown),
     };
