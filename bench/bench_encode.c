@@ -107,6 +107,104 @@ static double time_forward(const struct dim_model *m, struct dim_encode_ws *ws, 
     return med;
 }
 
+/* The batched limit of the daemon's configuration: `threads` forward threads,
+ * each with its own compute pool of compute_threads - 1 workers and its own
+ * workspace (as each encode thread has), all running batch-B passes at once. */
+struct fwd_thread {
+    const struct dim_model *m;
+    const float *x;
+    size_t B;
+    int compute_threads;
+    pthread_barrier_t *go;
+    atomic_bool *stop;
+    long passes;
+};
+
+static void *fwd_thread_main(void *arg)
+{
+    struct fwd_thread *f = arg;
+    struct dimd_pool *pool = f->compute_threads > 1 ? dimd_pool_create(f->compute_threads - 1)
+                                                    : NULL;
+    if (pool)
+        dim_parallel_use(dimd_pool_parallel(pool));
+    struct dim_encode_ws ws;
+    struct dim_err err = {0};
+    if (dim_encode_ws_create(&ws, f->m, f->B, &err) != 0)
+        die("dim_encode_ws_create", err.msg);
+    dim_model_encode(f->m, &ws, f->x, f->B, DIM_TAP_Y); /* warm-up */
+    pthread_barrier_wait(f->go);
+    while (!atomic_load(f->stop)) {
+        const float *y = dim_model_encode(f->m, &ws, f->x, f->B, DIM_TAP_Y);
+        if (y[0] != y[0])
+            die("forward", "NaN output");
+        f->passes++;
+    }
+    dim_encode_ws_free(&ws);
+    dim_parallel_use(NULL);
+    dimd_pool_free(pool);
+    return NULL;
+}
+
+/* CPU seconds (user + system) of process pid from /proc, or -1. */
+static double proc_cpu(pid_t pid)
+{
+    char p[64], buf[2048];
+    snprintf(p, sizeof p, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(p, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *s = strrchr(buf, ')'); /* the command name may hold spaces */
+    unsigned long ut = 0, st = 0;
+    if (!s || sscanf(s + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static double self_cpu(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Images per second of `threads` concurrent batch-B forward threads over
+ * `seconds`; *cpu gets the CPU seconds this process spent per image. */
+static double forward_limit(const struct dim_model *m, const float *x, size_t B, int threads,
+                            int compute_threads, double seconds, double *cpu)
+{
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, (unsigned)threads + 1);
+    atomic_bool stop;
+    atomic_init(&stop, false);
+    struct fwd_thread *f = calloc((size_t)threads, sizeof *f);
+    pthread_t *th = calloc((size_t)threads, sizeof *th);
+    for (int i = 0; i < threads; i++) {
+        f[i] = (struct fwd_thread){m, x, B, compute_threads, &go, &stop, 0};
+        if (pthread_create(&th[i], NULL, fwd_thread_main, &f[i]) != 0)
+            die("pthread_create", "forward thread");
+    }
+    pthread_barrier_wait(&go);
+    const double c0 = self_cpu(), t0 = now();
+    usleep((useconds_t)(seconds * 1e6));
+    atomic_store(&stop, true);
+    long passes = 0;
+    for (int i = 0; i < threads; i++) {
+        pthread_join(th[i], NULL);
+        passes += f[i].passes;
+    }
+    /* passes finished after the stop count in full: the window ends at the join */
+    const double wall = now() - t0, c = self_cpu() - c0;
+    free(f);
+    free(th);
+    pthread_barrier_destroy(&go);
+    const double images = (double)passes * (double)B;
+    *cpu = images > 0 ? c / images : 0;
+    return images / wall;
+}
+
 /* ---- the served model's state directory ---- */
 
 static void make_state(const char *dir, const struct dim_model *m)
@@ -171,13 +269,14 @@ struct daemon {
 };
 
 static void start_daemon(struct daemon *d, const char *dimd, const char *dir, int batch,
-                         int compute_threads)
+                         int threads, int compute_threads)
 {
     int fds[2];
     if (pipe(fds) != 0)
         die("pipe", strerror(errno));
-    char b[16], ct[16];
+    char b[16], et[16], ct[16];
     snprintf(b, sizeof b, "%d", batch);
+    snprintf(et, sizeof et, "%d", threads);
     snprintf(ct, sizeof ct, "%d", compute_threads);
     pid_t pid = fork();
     if (pid < 0)
@@ -187,7 +286,7 @@ static void start_daemon(struct daemon *d, const char *dimd, const char *dir, in
         close(fds[0]);
         close(fds[1]);
         execl(dimd, dimd, "serve", "--state_dir", dir, "--port", "0", "--encode_batch_max", b,
-              "--encode_compute_threads", ct, (char *)NULL);
+              "--encode_threads", et, "--encode_compute_threads", ct, (char *)NULL);
         fprintf(stderr, "bench_encode: cannot run %s: %s\n", dimd, strerror(errno));
         _exit(127);
     }
@@ -441,11 +540,48 @@ static double metric(struct conn *c, int port, const char *token, const char *na
     return p ? strtod(p + strlen(key), NULL) : -1;
 }
 
+/* One load round: `clients` keep-alive connections posting the PNG for
+ * `seconds`. */
+struct round {
+    double limit, limit_cpu; /* the forward limit measured before it; CPU s per image */
+    double tput, seconds, per_pass, daemon_cpu, client_cpu; /* CPU s per image */
+    long images, errors;
+};
+
+static void load_round(struct round *r, struct conn *c, const struct daemon *d, const char *head,
+                       const unsigned char *png, size_t png_len, int clients, double seconds)
+{
+    const double img0 = metric(c, d->port, d->token, "dimd_encode_images_total"),
+                 bat0 = metric(c, d->port, d->token, "dimd_encode_batches_total");
+    struct load L = {.port = d->port, .head = head, .png = png, .png_len = png_len};
+    atomic_init(&L.done, 0);
+    atomic_init(&L.errors, 0);
+    pthread_t *th = malloc((size_t)clients * sizeof *th);
+    const double dc0 = proc_cpu(d->pid), sc0 = self_cpu(), t0 = now();
+    L.deadline = t0 + seconds;
+    for (int i = 0; i < clients; i++)
+        if (pthread_create(&th[i], NULL, load_client, &L) != 0)
+            die("pthread_create", "load client");
+    for (int i = 0; i < clients; i++)
+        pthread_join(th[i], NULL);
+    r->seconds = now() - t0;
+    const double dc1 = proc_cpu(d->pid), sc1 = self_cpu();
+    free(th);
+    const double img1 = metric(c, d->port, d->token, "dimd_encode_images_total"),
+                 bat1 = metric(c, d->port, d->token, "dimd_encode_batches_total");
+    r->images = atomic_load(&L.done);
+    r->errors = atomic_load(&L.errors);
+    r->tput = (double)r->images / r->seconds;
+    r->per_pass = img0 >= 0 && bat1 > bat0 ? (img1 - img0) / (bat1 - bat0) : -1;
+    r->daemon_cpu = r->images && dc0 >= 0 && dc1 >= 0 ? (dc1 - dc0) / (double)r->images : -1;
+    r->client_cpu = r->images ? (sc1 - sc0) / (double)r->images : -1;
+}
+
 int main(int argc, char **argv)
 {
     const char *dimd = "build/dimd", *json = NULL;
-    int requests = 300, clients = 16, batch = 32;
-    double seconds = 5;
+    int requests = 300, clients = 16, batch = 32, threads = 1, rounds = 3;
+    double seconds = 4, limit_seconds = 1.5;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int compute_threads = cores > 0 ? (int)cores : 1;
     for (int i = 1; i < argc; i++) {
@@ -466,8 +602,12 @@ int main(int argc, char **argv)
             clients = atoi(v);
         else if (strcmp(a, "--seconds") == 0)
             seconds = atof(v);
+        else if (strcmp(a, "--rounds") == 0)
+            rounds = atoi(v);
         else if (strcmp(a, "--batch") == 0)
             batch = atoi(v);
+        else if (strcmp(a, "--threads") == 0)
+            threads = atoi(v);
         else if (strcmp(a, "--compute_threads") == 0)
             compute_threads = atoi(v);
         else {
@@ -476,17 +616,14 @@ int main(int argc, char **argv)
         }
         i++;
     }
-    if (requests < 10 || clients < 1 || clients > 256 || batch < 1 || compute_threads < 1 ||
-        seconds <= 0) {
+    if (requests < 10 || clients < 1 || clients > 256 || batch < 1 || threads < 1 ||
+        threads > 64 || compute_threads < 1 || seconds <= 0 || rounds < 1 || rounds > 50) {
         fprintf(stderr, "bench_encode: bad arguments\n");
         return 2;
     }
 
-    /* (a) the bare forward pass, configured like one encode thread of the daemon */
+    /* (a) the bare forward pass, configured like the daemon's encode threads */
     nn_blas_set_threads(1);
-    struct dimd_pool *pool = compute_threads > 1 ? dimd_pool_create(compute_threads - 1) : NULL;
-    if (pool)
-        dim_parallel_use(dimd_pool_parallel(pool));
     struct dim_config cfg;
     dim_config_default(&cfg);
     struct dim_model *m;
@@ -503,29 +640,20 @@ int main(int argc, char **argv)
     float *x = malloc((size_t)batch * in * sizeof *x);
     for (int b = 0; b < batch; b++)
         dim_image_to_input(&img, &pp, NULL, x + (size_t)b * in);
-    struct dim_encode_ws ws1, wsb;
-    if (dim_encode_ws_create(&ws1, m, 1, &err) != 0 ||
-        dim_encode_ws_create(&wsb, m, (size_t)batch, &err) != 0)
+    /* one image, on one encode thread's pool */
+    struct dimd_pool *pool = compute_threads > 1 ? dimd_pool_create(compute_threads - 1) : NULL;
+    if (pool)
+        dim_parallel_use(dimd_pool_parallel(pool));
+    struct dim_encode_ws ws1;
+    if (dim_encode_ws_create(&ws1, m, 1, &err) != 0)
         die("dim_encode_ws_create", err.msg);
     const double fwd1 = time_forward(m, &ws1, x, 1, 1.0, 200);
-    const double fwdb = time_forward(m, &wsb, x, (size_t)batch, 1.5, 30);
-    const double limit = (double)batch / fwdb;
-    /* for context: the limit when batches hold at most one request per client */
-    const int cb = clients < batch ? clients : batch;
-    const double fwdc = cb < batch ? time_forward(m, &wsb, x, (size_t)cb, 1.0, 30) : fwdb;
-    const double limit_c = (double)cb / fwdc;
     dim_encode_ws_free(&ws1);
-    dim_encode_ws_free(&wsb);
     dim_parallel_use(NULL);
     dimd_pool_free(pool);
-    printf("encode: %s, BLAS 1 thread, %d compute threads\n", dim_preset_name(cfg.preset),
-           compute_threads);
+    printf("encode: %s, BLAS 1 thread, %d encode thread%s x %d compute threads, batch %d\n",
+           dim_preset_name(cfg.preset), threads, threads > 1 ? "s" : "", compute_threads, batch);
     printf("  bare forward, 1 image:        %.3f ms\n", 1e3 * fwd1);
-    printf("  bare forward, %d images:      %.3f ms (%.3f ms per image): limit %.0f images/s\n",
-           batch, 1e3 * fwdb, 1e3 * fwdb / batch, limit);
-    if (cb < batch)
-        printf("  bare forward, %d images:      %.3f ms (%.3f ms per image): %.0f images/s\n", cb,
-               1e3 * fwdc, 1e3 * fwdc / cb, limit_c);
     fflush(stdout);
 
     /* (b) the same model served */
@@ -545,11 +673,9 @@ int main(int argc, char **argv)
     if (png_len == 0)
         die("png", "cannot read it back");
     free(img.px);
-    dim_model_free(m);
-    free(x);
 
     struct daemon d;
-    start_daemon(&d, dimd, dir, batch, compute_threads);
+    start_daemon(&d, dimd, dir, batch, threads, compute_threads);
     char head[1024];
     snprintf(head, sizeof head,
              "POST /v1/models/bench/encode HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
@@ -583,47 +709,54 @@ int main(int argc, char **argv)
     const double p50 = quantile(lat, (size_t)requests, 0.5),
                  p99 = quantile(lat, (size_t)requests, 0.99);
     free(lat);
-
-    const double img0 = metric(&c, d.port, d.token, "dimd_encode_images_total"),
-                 bat0 = metric(&c, d.port, d.token, "dimd_encode_batches_total");
-    struct load L = {.port = d.port, .head = head, .png = png, .png_len = png_len};
-    atomic_init(&L.done, 0);
-    atomic_init(&L.errors, 0);
-    pthread_t *th = malloc((size_t)clients * sizeof *th);
-    double t0 = now();
-    L.deadline = t0 + seconds;
-    for (int i = 0; i < clients; i++)
-        if (pthread_create(&th[i], NULL, load_client, &L) != 0)
-            die("pthread_create", "load client");
-    for (int i = 0; i < clients; i++)
-        pthread_join(th[i], NULL);
-    const double elapsed = now() - t0;
-    free(th);
-    const double img1 = metric(&c, d.port, d.token, "dimd_encode_images_total"),
-                 bat1 = metric(&c, d.port, d.token, "dimd_encode_batches_total");
-    conn_close(&c);
-    const long done = atomic_load(&L.done), errors = atomic_load(&L.errors);
-    const double tput = (double)done / elapsed;
-    const double mean_batch = img0 >= 0 && bat1 > bat0 ? (img1 - img0) / (bat1 - bat0) : -1;
-    const int stop_rc = stop_daemon(&d);
-    remove_tree(dir);
-    if (errors)
-        rc = 1;
-
-    const double r_lat = p50 / fwd1, r_tput = tput / limit;
+    const double r_lat = p50 / fwd1;
     printf("  HTTP, 1 image (image/png), %d sequential requests: p50 %.3f ms, p99 %.3f ms\n",
            requests, 1e3 * p50, 1e3 * p99);
-    printf("  HTTP, %d clients for %.1f s: %ld images, %.0f images/s, %ld errors", clients,
-           elapsed, done, tput, errors);
-    if (mean_batch > 0)
-        printf(", %.1f images per forward pass", mean_batch);
-    printf("\n  p50 / bare forward: %.2fx (target <= 2x: %s)\n", r_lat,
+    printf("  p50 / bare forward: %.2fx (target <= 2x: %s)\n", r_lat,
            r_lat <= 2 ? "met" : "MISSED");
-    printf("  throughput / batched limit: %.2f (target >= 0.8: %s)", r_tput,
-           r_tput >= 0.8 ? "met" : "MISSED");
-    if (cb < batch)
-        printf("; / the %d-image forward: %.2f", cb, tput / limit_c);
-    printf("\n");
+
+    /* Throughput: rounds of [forward limit, load], then one more limit; each
+     * round's ratio is its throughput over the mean of the limits measured
+     * just before and just after it, so the machine's drift between rounds
+     * cancels; the figure is the median ratio. */
+    printf("  throughput: %d rounds of %d clients for %.1f s, each between two %.1f s "
+           "measures of the batched forward limit (%d x batch %d)\n",
+           rounds, clients, seconds, limit_seconds, threads, batch);
+    struct round *R = calloc((size_t)rounds + 1, sizeof *R);
+    double *ratio = malloc((size_t)rounds * sizeof *ratio);
+    long errors = 0;
+    for (int i = 0; i <= rounds; i++) {
+        R[i].limit = forward_limit(m, x, (size_t)batch, threads, compute_threads, limit_seconds,
+                                   &R[i].limit_cpu);
+        if (i == rounds)
+            break;
+        load_round(&R[i], &c, &d, head, png, png_len, clients, seconds);
+        errors += R[i].errors;
+    }
+    for (int i = 0; i < rounds; i++) {
+        const double lim = 0.5 * (R[i].limit + R[i + 1].limit);
+        ratio[i] = R[i].tput / lim;
+        printf("  round %d: limit %.0f / %.0f images/s (forward %.2f ms CPU per image); served "
+               "%.0f images/s, %.1f per pass, %ld errors (daemon %.2f ms CPU per image, clients "
+               "%.2f): ratio %.2f\n",
+               i + 1, R[i].limit, R[i + 1].limit, 1e3 * R[i].limit_cpu, R[i].tput, R[i].per_pass,
+               R[i].errors, 1e3 * R[i].daemon_cpu, 1e3 * R[i].client_cpu, ratio[i]);
+    }
+    double *sorted = malloc((size_t)rounds * sizeof *sorted);
+    memcpy(sorted, ratio, (size_t)rounds * sizeof *sorted);
+    qsort(sorted, (size_t)rounds, sizeof *sorted, cmp_double);
+    const double r_tput = rounds % 2 ? sorted[rounds / 2]
+                                     : 0.5 * (sorted[rounds / 2 - 1] + sorted[rounds / 2]);
+    free(sorted);
+    printf("  throughput / batched limit, median of %d rounds: %.2f (target >= 0.8: %s)\n",
+           rounds, r_tput, r_tput >= 0.8 ? "met" : "MISSED");
+    conn_close(&c);
+    const int stop_rc = stop_daemon(&d);
+    remove_tree(dir);
+    dim_model_free(m);
+    free(x);
+    if (errors)
+        rc = 1;
     if (stop_rc != 0)
         printf("  dimd serve exited with status %d after SIGTERM\n", stop_rc);
     if (json) {
@@ -631,20 +764,28 @@ int main(int argc, char **argv)
         if (!f)
             die("--json", strerror(errno));
         fprintf(f,
-                "{\"preset\":\"%s\",\"compute_threads\":%d,\"batch\":%d,"
-                "\"forward_1_ms\":%.4f,\"forward_batch_ms\":%.4f,"
-                "\"batched_limit_images_per_second\":%.1f,\"clients_batch\":%d,"
-                "\"clients_batch_forward_ms\":%.4f,\"clients_batch_images_per_second\":%.1f,"
-                "\"http_requests\":%d,\"http_p50_ms\":%.4f,\"http_p99_ms\":%.4f,"
-                "\"clients\":%d,\"seconds\":%.2f,\"images\":%ld,\"errors\":%ld,"
-                "\"throughput_images_per_second\":%.1f,\"mean_images_per_forward\":%.2f,"
-                "\"p50_over_forward\":%.3f,\"throughput_over_limit\":%.3f,"
-                "\"target_p50_over_forward_max\":2,\"target_throughput_over_limit_min\":0.8,"
-                "\"targets_met\":%s}\n",
-                dim_preset_name(cfg.preset), compute_threads, batch, 1e3 * fwd1, 1e3 * fwdb, limit,
-                cb, 1e3 * fwdc, limit_c, requests, 1e3 * p50, 1e3 * p99, clients, elapsed, done, errors, tput, mean_batch,
-                r_lat, r_tput, r_lat <= 2 && r_tput >= 0.8 ? "true" : "false");
+                "{\"preset\":\"%s\",\"encode_threads\":%d,\"compute_threads\":%d,\"batch\":%d,"
+                "\"forward_1_ms\":%.4f,\"http_requests\":%d,\"http_p50_ms\":%.4f,"
+                "\"http_p99_ms\":%.4f,\"p50_over_forward\":%.3f,\"clients\":%d,"
+                "\"round_seconds\":%.2f,\"rounds\":[",
+                dim_preset_name(cfg.preset), threads, compute_threads, batch, 1e3 * fwd1,
+                requests, 1e3 * p50, 1e3 * p99, r_lat, clients, seconds);
+        for (int i = 0; i < rounds; i++)
+            fprintf(f,
+                    "%s{\"limit_before\":%.1f,\"limit_after\":%.1f,\"forward_cpu_ms_per_image\":"
+                    "%.4f,\"throughput_images_per_second\":%.1f,\"images\":%ld,\"errors\":%ld,"
+                    "\"mean_images_per_forward\":%.2f,\"daemon_cpu_ms_per_image\":%.4f,"
+                    "\"client_cpu_ms_per_image\":%.4f,\"throughput_over_limit\":%.3f}",
+                    i ? "," : "", R[i].limit, R[i + 1].limit, 1e3 * R[i].limit_cpu, R[i].tput,
+                    R[i].images, R[i].errors, R[i].per_pass, 1e3 * R[i].daemon_cpu,
+                    1e3 * R[i].client_cpu, ratio[i]);
+        fprintf(f,
+                "],\"throughput_over_limit\":%.3f,\"target_p50_over_forward_max\":2,"
+                "\"target_throughput_over_limit_min\":0.8,\"targets_met\":%s}\n",
+                r_tput, r_lat <= 2 && r_tput >= 0.8 ? "true" : "false");
         fclose(f);
     }
+    free(R);
+    free(ratio);
     return rc;
 }
