@@ -51,6 +51,8 @@ struct entry {
     int refs;           /* under mu */
     bool loading;       /* under mu */
     uint64_t last_used; /* under mu: e->tick at the latest lookup */
+    uint64_t checked;   /* under mu: store_models_generation when the store last had it */
+    uint64_t newest;    /* under mu: that generation when it was also the newest (0: not) */
     struct dim_model *m;
     struct encoder_model_info info;
     size_t in_size; /* floats per input image */
@@ -318,15 +320,39 @@ static int entry_load(struct encoder *e, struct entry *ent, struct dim_err *err)
     return ENCODER_OK;
 }
 
+/* The cached entry that the store said, at generation gen, is name at version
+ * (0: the newest), or NULL (under mu). */
+static struct entry *cache_find(struct encoder *e, const char *name, int version, uint64_t gen)
+{
+    for (struct entry *x = e->cache; x; x = x->next)
+        if (!x->loading && strcmp(x->name, name) == 0 &&
+            (version ? x->version == version && x->checked == gen : x->newest == gen))
+            return x;
+    return NULL;
+}
+
 /* Finds or loads model name at version (0: the newest) and takes a reference.
- * The store is asked every time, so a deleted version is not found even while
- * it is still cached, and version 0 follows new versions. */
+ * The store is asked whenever its models generation has moved since the entry
+ * was last confirmed, so a deleted version is not found even while it is still
+ * cached, and version 0 follows new versions; between changes a lookup is a
+ * walk of the cache list. */
 static int entry_get(struct encoder *e, const char *name, int version, struct entry **out,
                      struct dim_err *err)
 {
     *out = NULL;
     if (!store_model_name_ok(name) || version < 0)
         return bad_name(name, version, err);
+    const uint64_t gen = store_models_generation(e->store); /* before the store is read */
+    pthread_mutex_lock(&e->mu);
+    struct entry *hit = cache_find(e, name, version, gen);
+    if (hit) {
+        hit->refs++;
+        hit->last_used = ++e->tick;
+        pthread_mutex_unlock(&e->mu);
+        *out = hit;
+        return ENCODER_OK;
+    }
+    pthread_mutex_unlock(&e->mu);
     struct store_model_version row;
     memset(&row, 0, sizeof row);
     struct dim_err serr;
@@ -354,6 +380,9 @@ static int entry_get(struct encoder *e, const char *name, int version, struct en
         if (ent) {
             ent->refs++;
             ent->last_used = ++e->tick;
+            ent->checked = gen;
+            if (version == 0)
+                ent->newest = gen;
             pthread_mutex_unlock(&e->mu);
             *out = ent;
             return ENCODER_OK;
@@ -383,6 +412,8 @@ static int entry_get(struct encoder *e, const char *name, int version, struct en
     } else {
         ent->loading = false;
         ent->last_used = ++e->tick;
+        ent->checked = gen;
+        ent->newest = version == 0 ? gen : 0;
         e->n_cached++;
         gone = cache_trim(e);
     }

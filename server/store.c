@@ -18,6 +18,13 @@
  * - Events are rows written in the transaction of the change they announce.
  *   After such a commit the in-process event sequence is bumped under ev_mu and
  *   ev_cv broadcast; store_event_wait sleeps on ev_cv (CLOCK_MONOTONIC).
+ * - One writer process: the daemon owns its state directory. That is what lets
+ *   in-process counters, bumped after the commits that change tokens or model
+ *   versions, stand for "the table changed": store_token_check keeps the tokens
+ *   table in memory between changes, and store_models_generation tells the
+ *   encoder when a cached (name, version) resolution must be asked again. Both
+ *   hot paths of an encode request (authorisation, model lookup) then run
+ *   without SQL.
  * - synchronous = FULL: in WAL mode NORMAL already survives a killed process,
  *   but can lose the last commits on power loss, i.e. jobs whose 201 was sent,
  *   tokens that were handed out, checkpoints a job's progress relies on. The
@@ -32,6 +39,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +61,11 @@ struct conn {
     bool in_use;
 };
 
+struct tok_row {
+    struct store_token t;
+    char sha256[65];
+};
+
 struct dimd_store {
     char *path;
     int version; /* user_version after open */
@@ -63,6 +76,16 @@ struct dimd_store {
     pthread_mutex_t ev_mu;
     pthread_cond_t ev_cv; /* CLOCK_MONOTONIC */
     uint64_t ev_seq;      /* starts at 1; bumped after each commit that wrote events */
+    /* Only this process writes the database (the daemon owns its state
+     * directory), so two counters bumped after the commits that change tokens
+     * or model versions tell readers when what they hold is stale. */
+    atomic_uint_fast64_t models_gen; /* starts at 1 */
+    atomic_uint_fast64_t tokens_gen; /* starts at 1 */
+    /* The tokens table as store_token_check last read it (under tok_mu). */
+    pthread_mutex_t tok_mu;
+    struct tok_row *tok;
+    size_t tok_n;
+    uint_fast64_t tok_gen; /* tokens_gen when tok was read (0: never) */
 };
 
 /* ---- small helpers ---- */
@@ -532,7 +555,10 @@ static int open_impl(struct dimd_store **out, const char *path, int target, stru
     pthread_mutex_init(&s->ev_mu, NULL);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->freed, NULL);
+    pthread_mutex_init(&s->tok_mu, NULL);
     s->ev_seq = 1;
+    atomic_init(&s->models_gen, 1);
+    atomic_init(&s->tokens_gen, 1);
 
     sqlite3 *db;
     if (conn_open(path, &db, err) != STORE_OK) {
@@ -595,6 +621,8 @@ void store_close(struct dimd_store *s)
     pthread_cond_destroy(&s->freed);
     pthread_mutex_destroy(&s->ev_mu);
     pthread_cond_destroy(&s->ev_cv);
+    pthread_mutex_destroy(&s->tok_mu);
+    free(s->tok);
     free(s->path);
     free(s);
 }
@@ -1855,6 +1883,7 @@ int store_token_create(struct dimd_store *s, const char *name, enum token_scope 
         int64_t id = sqlite3_last_insert_rowid(db);
         rc = tx_end(db, rc, err, op);
         if (rc == STORE_OK) {
+            atomic_fetch_add(&s->tokens_gen, 1);
             snprintf(token_text, TOKEN_TEXT_MAX, "%s", text);
             if (out) {
                 memset(out, 0, sizeof(*out));
@@ -1870,41 +1899,71 @@ int store_token_create(struct dimd_store *s, const char *name, enum token_scope 
     return rc;
 }
 
-int store_token_check(struct dimd_store *s, const char *token_text, struct store_token *out,
-                      struct dim_err *err)
+/* Reads the tokens table into s->tok (under tok_mu). */
+static int tok_reload(struct dimd_store *s, uint_fast64_t gen, struct dim_err *err)
 {
     const char *op = "check token";
-    char hash[65];
-    sha256_hex(token_text ? token_text : "", token_text ? strlen(token_text) : 0, hash);
     sqlite3 *db = pool_get(s, err);
     if (!db)
         return STORE_ERROR;
     sqlite3_stmt *st;
-    bool found = false;
-    struct store_token match;
+    struct tok_row *v = NULL;
+    size_t cap = 0, n = 0;
     int rc = stmt_open(db, &st, err, op,
                        "SELECT id, name, scope, created_ms, sha256 FROM tokens ORDER BY id", "");
     if (rc == STORE_OK) {
         int r;
         while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-            const char *h = (const char *)sqlite3_column_text(st, 4);
-            /* Constant time over the 64 digits: no early exit on a mismatch. */
-            unsigned diff = 0;
-            if (!h || strlen(h) != 64)
-                diff = 1;
-            else
-                for (int i = 0; i < 64; i++)
-                    diff |= (unsigned)(unsigned char)(h[i] ^ hash[i]);
-            if (diff == 0 && !found) {
-                token_read(st, &match);
-                found = true;
+            if (!grow((void **)&v, &cap, n + 1, sizeof *v)) {
+                rc = nomem(err, op);
+                break;
             }
+            memset(&v[n], 0, sizeof v[n]);
+            token_read(st, &v[n].t);
+            const char *h = (const char *)sqlite3_column_text(st, 4);
+            snprintf(v[n].sha256, sizeof v[n].sha256, "%s", h ? h : "");
+            n++;
         }
-        if (r != SQLITE_DONE)
+        if (rc == STORE_OK && r != SQLITE_DONE)
             rc = db_fail(err, db, op);
         sqlite3_finalize(st);
     }
     pool_put(s, db);
+    if (rc != STORE_OK) {
+        free(v);
+        return rc;
+    }
+    free(s->tok);
+    s->tok = v;
+    s->tok_n = n;
+    s->tok_gen = gen;
+    return STORE_OK;
+}
+
+int store_token_check(struct dimd_store *s, const char *token_text, struct store_token *out,
+                      struct dim_err *err)
+{
+    char hash[65];
+    sha256_hex(token_text ? token_text : "", token_text ? strlen(token_text) : 0, hash);
+    bool found = false;
+    struct store_token match;
+    pthread_mutex_lock(&s->tok_mu);
+    /* The counter is read before the table: a change committed meanwhile bumps
+     * it again, so the next check reads the table anew. */
+    uint_fast64_t gen = atomic_load(&s->tokens_gen);
+    int rc = s->tok_gen == gen ? STORE_OK : tok_reload(s, gen, err);
+    for (size_t k = 0; rc == STORE_OK && k < s->tok_n; k++) {
+        const char *h = s->tok[k].sha256;
+        /* Constant time over the 64 digits: no early exit on a mismatch. */
+        unsigned diff = strlen(h) != 64;
+        for (int i = 0; i < 64 && h[i]; i++)
+            diff |= (unsigned)(unsigned char)(h[i] ^ hash[i]);
+        if (diff == 0 && !found) {
+            match = s->tok[k].t;
+            found = true;
+        }
+    }
+    pthread_mutex_unlock(&s->tok_mu);
     if (rc != STORE_OK)
         return rc;
     if (!found || !token_text) {
@@ -1967,6 +2026,8 @@ int store_token_delete(struct dimd_store *s, int64_t id, struct dim_err *err)
             rc = STORE_NOT_FOUND;
         }
         rc = tx_end(db, rc, err, op);
+        if (rc == STORE_OK)
+            atomic_fetch_add(&s->tokens_gen, 1);
     }
     pool_put(s, db);
     return rc;
@@ -2271,6 +2332,8 @@ int store_model_create(struct dimd_store *s, const char *name, int64_t job_id, i
         rc = mv_load(db, name, (int)version, &t, err);
 end:
     rc = tx_end(db, rc, err, op);
+    if (rc == STORE_OK)
+        atomic_fetch_add(&s->models_gen, 1);
     if (rc == STORE_OK && out)
         *out = t;
     else
@@ -2495,11 +2558,18 @@ int store_model_delete(struct dimd_store *s, const char *name, int version, stru
         rc = run(db, err, op, NULL, "DELETE FROM model_versions WHERE name = ? AND version = ?",
                  "ti", name, (int64_t)found);
     rc = tx_end(db, rc, err, op);
-    if (rc == STORE_OK)
+    if (rc == STORE_OK) {
+        atomic_fetch_add(&s->models_gen, 1);
         reclaim(db);
+    }
 out:
     pool_put(s, db);
     return rc;
+}
+
+uint64_t store_models_generation(struct dimd_store *s)
+{
+    return (uint64_t)atomic_load(&s->models_gen);
 }
 
 int store_model_pin(struct dimd_store *s, const char *name, int version, bool pinned,

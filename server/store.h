@@ -257,7 +257,8 @@ int store_token_create(struct dimd_store *s, const char *name, enum token_scope 
                        char token_text[TOKEN_TEXT_MAX], struct store_token *out,
                        struct dim_err *err);
 /* The scope of a presented token (hash compared in constant time with every
- * stored one), or STORE_NOT_FOUND. */
+ * stored one), or STORE_NOT_FOUND. The table is read once per change: checks
+ * between token creations and deletions compare in memory. */
 int store_token_check(struct dimd_store *s, const char *token_text, struct store_token *out,
                       struct dim_err *err);
 int store_token_list(struct dimd_store *s, struct store_token **out, size_t *n,
@@ -327,6 +328,11 @@ int store_model_get(struct dimd_store *s, const char *name, int version,
                     uint16_t **labels, struct dim_err *err);
 /* Deletes one version (0: the newest). STORE_CONFLICT when it is pinned; STORE_NOT_FOUND. */
 int store_model_delete(struct dimd_store *s, const char *name, int version, struct dim_err *err);
+/* A counter (>= 1) that changes after every commit that creates or deletes a
+ * model version, so a reader caching what a (name, version) resolves to knows
+ * when to ask again. Pins do not change it. Valid because only this process
+ * writes the database. */
+uint64_t store_models_generation(struct dimd_store *s);
 /* Sets or clears a version's pin (0: the newest). */
 int store_model_pin(struct dimd_store *s, const char *name, int version, bool pinned,
                     struct store_model_version *out, struct dim_err *err);

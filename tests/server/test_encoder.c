@@ -581,10 +581,17 @@ static void test_not_found_and_bad_input(void **state)
     printf("    no versions left: %s\n", err.msg);
     /* the encoder still serves */
     free(encode_ok(e, "shoes", 1, DIM_TAP_Y, x, 1, NULL));
+    /* "the newest" follows a version created while the old newest is cached
+     * (recreating "plain" also leaves it for later tests: it becomes v2) */
+    assert_int_equal(encoder_model(e, "shoes", 0, &pi, &err), ENCODER_OK);
+    const int shoes_newest = pi.version;
+    dim_model_free(make_version("plain", 3, false, 2));
+    assert_int_equal(encoder_model(e, "plain", 0, &pi, &err), ENCODER_OK);
+    assert_int_equal(pi.version, 2);
+    assert_int_equal(encoder_model(e, "shoes", 0, &pi, &err), ENCODER_OK);
+    assert_int_equal(pi.version, shoes_newest);
     free(x);
     encoder_stop(e);
-    /* (recreate "plain" for any later test: it becomes v2) */
-    dim_model_free(make_version("plain", 3, false, 2));
 }
 
 static void test_config_refused(void **state)

@@ -1416,8 +1416,13 @@ static void test_tokens(void **state)
     assert_int_equal(store_token_delete(f->s, a.id, &err), STORE_NOT_FOUND);
     assert_int_equal(store_token_check(f->s, t1, &got, &err), STORE_NOT_FOUND);
     assert_int_equal(store_token_check(f->s, t2, &got, &err), STORE_OK);
+    /* a token created after checks were answered from memory is known at once */
+    char t3[TOKEN_TEXT_MAX];
+    assert_int_equal(store_token_create(f->s, "third", TOKEN_READ, t3, NULL, &err), STORE_OK);
+    assert_int_equal(store_token_check(f->s, t3, &got, &err), STORE_OK);
+    assert_string_equal(got.name, "third");
     assert_int_equal(store_token_count(f->s, &cnt, &err), STORE_OK);
-    assert_int_equal(cnt, 1);
+    assert_int_equal(cnt, 2);
     assert_int_equal(store_token_create(f->s, "", TOKEN_READ, t1, NULL, &err), STORE_ERROR);
     assert_int_equal(store_token_create(f->s, "x", (enum token_scope)7, t1, NULL, &err),
                      STORE_ERROR);
@@ -1772,16 +1777,23 @@ static void test_models_pin(void **state)
     struct dim_err err = {0};
     struct mv_input a;
     mv_input_make(&a, 2000, 0, 0, 9);
+    const uint64_t g0 = store_models_generation(f->s);
     assert_int_equal(mv_create(f->s, "p", 0, 1, &a, false), 1);
+    const uint64_t g1 = store_models_generation(f->s);
+    assert_true(g1 > g0); /* a new version moves the generation ... */
     assert_int_equal(mv_create(f->s, "p", 0, 2, &a, true), 2);
 
     struct store_model_version v = {0};
+    const uint64_t g2 = store_models_generation(f->s);
+    assert_true(g2 > g1);
     assert_int_equal(store_model_pin(f->s, "p", 1, true, &v, &err), STORE_OK);
+    assert_int_equal(store_models_generation(f->s), g2); /* ... a pin does not ... */
     assert_true(v.pinned);
     assert_int_equal(v.version, 1);
     store_model_version_clear(&v);
     assert_int_equal(store_model_delete(f->s, "p", 1, &err), STORE_CONFLICT);
     assert_non_null(strstr(err.msg, "pinned"));
+    assert_int_equal(store_models_generation(f->s), g2); /* ... nor a refused delete ... */
     /* 0 = the newest: v2, pinned when it was created. */
     assert_int_equal(store_model_delete(f->s, "p", 0, &err), STORE_CONFLICT);
     assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM model_versions"), 2);
@@ -1793,6 +1805,7 @@ static void test_models_pin(void **state)
     assert_false(v.pinned);
     store_model_version_clear(&v);
     assert_int_equal(store_model_delete(f->s, "p", 1, &err), STORE_OK);
+    assert_true(store_models_generation(f->s) > g2); /* ... and a delete does */
     /* 0 = the newest; out may be NULL. */
     assert_int_equal(store_model_pin(f->s, "p", 0, false, NULL, &err), STORE_OK);
     assert_int_equal(store_model_delete(f->s, "p", 2, &err), STORE_OK);
