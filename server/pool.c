@@ -2,13 +2,10 @@
 #include "server/pool.h"
 
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
-
-#define SPIN_ROUNDS 20000
 
 struct worker {
     struct dimd_pool *pool;
@@ -44,13 +41,6 @@ static void *worker_main(void *arg)
     struct dimd_pool *p = w->pool;
     uint_fast64_t seen = 0;
     for (;;) {
-        int spins = 0;
-        while (atomic_load_explicit(&p->generation, memory_order_acquire) == seen &&
-               spins < SPIN_ROUNDS) {
-            spins++;
-            if ((spins & 63) == 0)
-                sched_yield();
-        }
         pthread_mutex_lock(&p->mu);
         while (atomic_load(&p->generation) == seen && !p->stop)
             pthread_cond_wait(&p->wake, &p->mu);
@@ -84,12 +74,6 @@ static void pool_run(void *pool, dim_range_fn fn, void *ctx, size_t n)
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mu);
     run_part(p, 0);
-    int spins = 0;
-    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0 && spins < SPIN_ROUNDS) {
-        spins++;
-        if ((spins & 63) == 0)
-            sched_yield();
-    }
     pthread_mutex_lock(&p->mu);
     while (atomic_load(&p->pending) > 0)
         pthread_cond_wait(&p->done, &p->mu);
