@@ -20,6 +20,7 @@
 
 #include "api/api.h"
 #include "data/image.h"
+#include "server/floattext.h"
 
 #define RETRY_AFTER_S "1"
 
@@ -506,6 +507,50 @@ static bool run_encoder(struct api_ctx *a, struct http_request *rq, const char *
     return encoder_reply(rq, rc, &err);
 }
 
+/* The JSON reply of an encode: written directly, since the embeddings are
+ * nearly all of it and a json_t plus a printf per float cost more than the rest
+ * of the request outside the forward pass (server/floattext.h). Names, version,
+ * sha256 and tap need no escaping: store_model_name_ok allows [a-z0-9_-] only,
+ * the rest are fixed alphabets. NaN and infinities are the strings "NaN",
+ * "Infinity" and "-Infinity", as everywhere in the API. */
+static void reply_embeddings(struct http_request *rq, const struct encoder_model_info *info,
+                             const char *ver, enum dim_tap tap, const float *out, size_t n,
+                             size_t dim)
+{
+    const size_t cap = 512 + sizeof info->name + n * (3 + dim * (FLOATTEXT_MAX + 2));
+    char *buf = malloc(cap);
+    if (!buf) {
+        http_reply_problem(rq, 500, "internal", "out of memory for %zu embeddings", n);
+        return;
+    }
+    size_t len = (size_t)snprintf(buf, cap,
+                                  "{\"model\":\"%s\",\"version\":\"%s\",\"checkpoint_sha256\":"
+                                  "\"%s\",\"tap\":\"%s\",\"dim\":%zu,\"count\":%zu,"
+                                  "\"embeddings\":[",
+                                  info->name, ver, info->sha256, dim_tap_name(tap), dim, n);
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            buf[len++] = ',';
+        buf[len++] = '[';
+        for (size_t k = 0; k < dim; k++) {
+            if (k)
+                buf[len++] = ',';
+            const float v = out[i * dim + k];
+            size_t w = floattext(v, buf + len);
+            if (w == 0) {
+                const char *t = isnan(v) ? "\"NaN\"" : v > 0 ? "\"Infinity\"" : "\"-Infinity\"";
+                w = strlen(t);
+                memcpy(buf + len, t, w);
+            }
+            len += w;
+        }
+        buf[len++] = ']';
+    }
+    memcpy(buf + len, "]}\n", 3);
+    len += 3;
+    http_reply_bytes(rq, 200, "application/json", buf, len, true);
+}
+
 void api_encode(void *app, struct http_request *rq)
 {
     struct api_ctx *a = app;
@@ -545,19 +590,8 @@ void api_encode(void *app, struct http_request *rq)
         http_reply_bytes(rq, 200, "application/octet-stream", out, n * dim * sizeof *out, true);
         return;
     }
-    json_t *rows = json_array();
-    for (size_t i = 0; i < n; i++) {
-        json_t *row = json_array();
-        for (size_t k = 0; k < dim; k++)
-            json_array_append_new(row, api_metric_value(out[i * dim + k]));
-        json_array_append_new(rows, row);
-    }
+    reply_embeddings(rq, &info, ver, tap, out, n, dim);
     free(out);
-    http_reply_json(rq, 200,
-                    json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:o}", "model", info.name,
-                              "version", ver, "checkpoint_sha256", info.sha256, "tap",
-                              dim_tap_name(tap), "dim", (json_int_t)dim, "count", (json_int_t)n,
-                              "embeddings", rows));
 }
 
 void api_neighbors(void *app, struct http_request *rq)
