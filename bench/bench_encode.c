@@ -3,26 +3,35 @@
  * One program, one model (the default preset basic32x32 with the default
  * hyperparameters, inference-only, parameters from the default seed):
  *   (a) the bare forward pass with core directly, configured as the daemon's
- *       encoder configures it (BLAS on one thread, a compute pool of
- *       compute_threads - 1 workers plus the caller): one image, and a batch of
- *       encode_batch_max images; the batched time gives the forward-pass limit
- *       in images/s;
+ *       encode threads are (BLAS on one thread; each encode thread with a
+ *       compute pool of compute_threads - 1 workers plus itself): one image on
+ *       one thread, for the latency target;
  *   (b) the same model served: a temporary state directory gets it as version
  *       v1 of model "bench" (store_model_create from its checkpoint bytes, no
  *       neighbours index), `dimd serve --state_dir DIR --port 0` runs as a
- *       subprocess, and a small HTTP/1.1 keep-alive client posts a 28x28 grey
- *       PNG (image/png body) to /v1/models/bench/encode: ~300 sequential
- *       requests for the single-image latency (p50, p99), then `clients`
- *       concurrent connections for `seconds` for the throughput.
- * Reports p50 / bare single-image forward (target <= 2) and throughput /
- * batched limit (target >= 0.8). Exits 1 when a request fails or the daemon
- * cannot be started; missing a target is reported, not an error.
+ *       subprocess with the same encode settings, and a small HTTP/1.1
+ *       keep-alive client posts a 28x28 grey PNG (image/png body) to
+ *       /v1/models/bench/encode: 300 sequential requests for the single-image
+ *       latency (p50, p99);
+ *   (c) throughput, in rounds: the batched forward limit (`threads` forward
+ *       threads at once, each on batch-size inputs with its own pool and
+ *       workspace, for 1.5 s: images/s), then `clients` concurrent
+ *       connections for `seconds`, then the limit again, and so on. This
+ *       machine's speed drifts by tens of percent within seconds, so each
+ *       round's throughput is divided by the mean of the limits measured just
+ *       before and after it, and the figure is the median of those ratios.
+ *       Each round also reports the daemon's CPU time per image (/proc) and
+ *       the load clients' (this process), against the forward's own.
+ * Reports p50 / bare single-image forward (target <= 2) and the median
+ * throughput / batched limit (target >= 0.8). Exits 1 when a request fails or
+ * the daemon cannot be started; missing a target is reported, not an error.
  *
  * usage: bench_encode [DIMD] [--json PATH] [--requests N] [--clients C]
- *                     [--seconds S] [--batch B] [--compute_threads T]
- * DIMD defaults to build/dimd; batch to 32 and compute_threads to the cores
- * (the daemon's defaults of encode_batch_max and encode_compute_threads, which
- * are passed to it explicitly).
+ *                     [--seconds S] [--rounds R] [--batch B] [--threads E]
+ *                     [--compute_threads T]
+ * DIMD defaults to build/dimd; batch to 32, threads to 1 and compute_threads to
+ * the cores (the daemon's defaults of encode_batch_max, encode_threads and
+ * encode_compute_threads, which are passed to it explicitly); 3 rounds of 4 s.
  */
 #define _GNU_SOURCE /* memmem */
 #include <arpa/inet.h>
