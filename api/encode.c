@@ -21,6 +21,7 @@
 #include "api/api.h"
 #include "data/image.h"
 #include "server/floattext.h"
+#include "server/jobspec.h"
 
 #define RETRY_AFTER_S "1"
 
@@ -263,11 +264,6 @@ static long b64_decode(const char *s, size_t len, unsigned char **out)
     return (long)n;
 }
 
-static void json_err(json_t *errors, const char *path, const char *msg)
-{
-    json_array_append_new(errors, json_pack("{s:s, s:s}", "path", path, "message", msg));
-}
-
 static bool from_json(struct api_ctx *a, struct http_request *rq, struct images *im)
 {
     json_t *body = api_body_json(rq);
@@ -276,33 +272,31 @@ static bool from_json(struct api_ctx *a, struct http_request *rq, struct images 
     json_t *errors = json_array();
     const json_t *imgs = NULL, *tens = NULL;
     if (!json_is_object(body)) {
-        json_err(errors, "$", "the body must be a JSON object with \"images\" or \"tensors\"");
+        jobspec_error(errors, NULL, "the body must be a JSON object with \"images\" or \"tensors\"");
     } else {
         const char *k;
         json_t *v;
         json_object_foreach(body, k, v) {
-            char path[80];
-            snprintf(path, sizeof path, "$.%.60s", k);
             if (strcmp(k, "images") == 0 && json_is_array(v))
                 imgs = v;
             else if (strcmp(k, "tensors") == 0 && json_is_array(v))
                 tens = v;
             else if (strcmp(k, "images") == 0 || strcmp(k, "tensors") == 0)
-                json_err(errors, path, "must be an array");
+                jobspec_error(errors, k, "must be an array");
             else
-                json_err(errors, path, "unknown field (images or tensors)");
+                jobspec_error(errors, k, "unknown field (images or tensors)");
         }
         if (imgs && tens)
-            json_err(errors, "$", "give images or tensors, not both");
+            jobspec_error(errors, NULL, "give images or tensors, not both");
         else if (!imgs && !tens && json_array_size(errors) == 0)
-            json_err(errors, "$", "give images (base64 PNG or JPEG) or tensors");
+            jobspec_error(errors, NULL, "give images (base64 PNG or JPEG) or tensors");
         const json_t *list = imgs ? imgs : tens;
         for (size_t i = 0; list && i < json_array_size(list); i++) {
             const json_t *x = json_array_get(list, i);
-            char path[64];
-            snprintf(path, sizeof path, "$.%s[%zu]", imgs ? "images" : "tensors", i);
+            char key[32];
+            snprintf(key, sizeof key, "%s[%zu]", imgs ? "images" : "tensors", i);
             if (imgs && !json_is_string(x))
-                json_err(errors, path, "must be a base64 string");
+                jobspec_error(errors, key, "must be a base64 string");
             if (tens) {
                 const json_t *sh = json_object_get(x, "shape"), *data = json_object_get(x, "data");
                 bool ok = json_is_object(x) && json_object_size(x) == 2 && json_is_array(sh) &&
@@ -310,8 +304,8 @@ static bool from_json(struct api_ctx *a, struct http_request *rq, struct images 
                 for (size_t d = 0; ok && d < 3; d++)
                     ok = json_is_integer(json_array_get(sh, d));
                 if (!ok)
-                    json_err(errors, path,
-                             "must be {\"shape\": [C, H, W] (integers), \"data\": [numbers]}");
+                    jobspec_error(errors, key,
+                                  "must be {\"shape\": [C, H, W] (integers), \"data\": [numbers]}");
             }
         }
     }

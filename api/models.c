@@ -250,35 +250,28 @@ struct promote_req {
     bool pinned;
 };
 
-static void add_err(json_t *errors, const char *path, const char *msg)
-{
-    json_array_append_new(errors, json_pack("{s:s, s:s}", "path", path, "message", msg));
-}
-
 static void parse_promote(const json_t *body, struct promote_req *p, json_t *errors)
 {
     memset(p, 0, sizeof *p);
     p->step = -1;
     if (!json_is_object(body)) {
-        add_err(errors, "$", "the request must be a JSON object");
+        jobspec_error(errors, NULL, "the request must be a JSON object");
         return;
     }
     const char *k;
     json_t *v;
     json_object_foreach((json_t *)body, k, v) {
-        char path[80];
-        snprintf(path, sizeof path, "$.%.60s", k);
         if (strcmp(k, "name") == 0) {
             if (json_is_string(v) && store_model_name_ok(json_string_value(v)))
                 p->name = json_string_value(v);
             else
-                add_err(errors, path,
-                        "must be 1 to 63 of a-z, 0-9, '_' and '-', starting with a letter or digit");
+                jobspec_error(errors, k,
+                              "must be 1 to 63 of a-z, 0-9, '_' and '-', starting with a letter or digit");
         } else if (strcmp(k, "job_id") == 0) {
             if (json_is_integer(v) && json_integer_value(v) > 0)
                 p->job_id = json_integer_value(v);
             else
-                add_err(errors, path, "must be a job id (a positive integer)");
+                jobspec_error(errors, k, "must be a job id (a positive integer)");
         } else if (strcmp(k, "checkpoint") == 0) {
             const char *s = json_string_value(v);
             if (s && strcmp(s, "latest") == 0)
@@ -288,20 +281,20 @@ static void parse_promote(const json_t *body, struct promote_req *p, json_t *err
             else if (json_is_integer(v) && json_integer_value(v) >= 0)
                 p->step = json_integer_value(v);
             else
-                add_err(errors, path, "must be \"latest\", \"best\" or a step (an integer)");
+                jobspec_error(errors, k, "must be \"latest\", \"best\" or a step (an integer)");
         } else if (strcmp(k, "pinned") == 0) {
             if (json_is_boolean(v))
                 p->pinned = json_is_true(v);
             else
-                add_err(errors, path, "must be true or false");
+                jobspec_error(errors, k, "must be true or false");
         } else {
-            add_err(errors, path, "unknown field (name, job_id, checkpoint, pinned)");
+            jobspec_error(errors, k, "unknown field (name, job_id, checkpoint, pinned)");
         }
     }
     if (!json_object_get(body, "name"))
-        add_err(errors, "$.name", "is required");
+        jobspec_error(errors, "name", "is required");
     if (!json_object_get(body, "job_id"))
-        add_err(errors, "$.job_id", "is required");
+        jobspec_error(errors, "job_id", "is required");
 }
 
 /* The step of the job's best checkpoint by its spec's best_metric, or -1. */
@@ -431,8 +424,7 @@ void api_model_promote(void *app, struct http_request *rq)
     if (json_array_size(errors) == 0) {
         int rc = store_job_get(a->store, p.job_id, &job, &err);
         if (rc == STORE_NOT_FOUND) {
-            snprintf(msg, sizeof msg, "no job %lld", (long long)p.job_id);
-            add_err(errors, "$.job_id", msg);
+            jobspec_error(errors, "job_id", "no job %lld", (long long)p.job_id);
         } else if (rc != STORE_OK) {
             api_internal(rq, "reading the job", &err);
             goto out;
@@ -450,7 +442,7 @@ void api_model_promote(void *app, struct http_request *rq)
             else
                 snprintf(msg, sizeof msg, "job %lld has no checkpoint%s yet", (long long)job.id,
                          p.step == -2 ? " with its best_metric" : "");
-            add_err(errors, "$.checkpoint", msg);
+            jobspec_error(errors, "checkpoint", "%s", msg);
         } else if (rc != STORE_OK) {
             api_internal(rq, "reading the checkpoint", &err);
             goto out;
@@ -501,7 +493,7 @@ void api_model_promote(void *app, struct http_request *rq)
         free(info_text);
         if (rc == STORE_NOT_FOUND) {
             json_t *e = json_array();
-            add_err(e, "$.job_id", "the job was deleted while the version was being made");
+            jobspec_error(e, "job_id", "the job was deleted while the version was being made");
             http_reply_invalid(rq, e, "the promotion request is invalid");
         } else if (rc == STORE_OK) {
             char loc[160];

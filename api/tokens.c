@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "server/jobspec.h"
 
 static json_t *token_json(const struct store_token *t)
 {
@@ -46,38 +47,30 @@ void api_token_create(void *app, struct http_request *rq)
     const char *name = NULL;
     enum token_scope scope = TOKEN_READ;
     if (!json_is_object(body)) {
-        json_array_append_new(errors, json_pack("{s:s, s:s}", "path", "$", "message",
-                                                "the token request must be a JSON object"));
+        jobspec_error(errors, NULL, "the token request must be a JSON object");
     } else {
         const char *k;
         json_t *v;
         json_object_foreach(body, k, v) {
-            char path[80];
-            snprintf(path, sizeof path, "$.%.60s", k);
             if (strcmp(k, "name") == 0) {
                 if (json_is_string(v) && json_string_length(v) >= 1 &&
                     json_string_length(v) <= 63 &&
                     strlen(json_string_value(v)) == json_string_length(v))
                     name = json_string_value(v);
                 else
-                    json_array_append_new(errors,
-                                          json_pack("{s:s, s:s}", "path", path, "message",
-                                                    "must be a string of 1 to 63 characters"));
+                    jobspec_error(errors, k, "must be a string of 1 to 63 characters");
             } else if (strcmp(k, "scope") == 0) {
                 const char *s = json_is_string(v) ? json_string_value(v) : "";
                 if (strcmp(s, "read") == 0 || strcmp(s, "write") == 0)
                     scope = s[0] == 'r' ? TOKEN_READ : TOKEN_WRITE;
                 else
-                    json_array_append_new(errors, json_pack("{s:s, s:s}", "path", path, "message",
-                                                            "must be \"read\" or \"write\""));
+                    jobspec_error(errors, k, "must be \"read\" or \"write\"");
             } else {
-                json_array_append_new(errors, json_pack("{s:s, s:s}", "path", path, "message",
-                                                        "unknown field"));
+                jobspec_error(errors, k, "unknown field");
             }
         }
         if (!name && json_array_size(errors) == 0)
-            json_array_append_new(errors, json_pack("{s:s, s:s}", "path", "$.name", "message",
-                                                    "is required"));
+            jobspec_error(errors, "name", "is required");
     }
     if (json_array_size(errors)) {
         size_t n = json_array_size(errors);
