@@ -276,7 +276,14 @@ class OpenAPI:
         check(resp is not None, "%s: status %d is not documented for %s %s (documented: %s)" % (
             where, status, method, tmpl, ", ".join(sorted(responses))))
         resp = self.resolve(resp)
-        for hname, h in (resp.get("headers") or {}).items():
+        declared = resp.get("headers") or {}
+        encoding = headers.get("Content-Encoding")
+        if encoding is not None:
+            check("Content-Encoding" in declared,
+                  "%s: Content-Encoding %r where none is documented" % (where, encoding))
+            check(encoding == "gzip", "%s: Content-Encoding %r" % (where, encoding))
+            body = gzip.decompress(body)  # the schema is the decoded body's
+        for hname, h in declared.items():
             h = self.resolve(h)
             if h.get("required"):
                 hv = headers.get(hname)

@@ -6,6 +6,7 @@ to_step; and a model version's PCA projection, checked against embeddings from
 the encode route and a PCA computed here."""
 
 import base64
+import gzip
 import json
 import math
 import os
@@ -66,6 +67,45 @@ def test_etag_revalidation():
     check(other != tag, "index.html and app.js share ETag %r" % tag)
     # API answers keep no-store
     eq(expect(W.get("/v1/jobs"), 200).header("Cache-Control"), "no-store", "Cache-Control of the API")
+
+
+def test_gzip_for_clients_that_accept_it():
+    gz = {"Accept-Encoding": "gzip, deflate, br"}
+    first_plain = first_gz = 0
+    for name, path in (("index.html", "index.html"), ("app.js", "app.js"), ("app.css", "app.css"),
+                       ("uPlot.iife.min.js", "node_modules/uplot/dist/uPlot.iife.min.js")):
+        with open(os.path.join(WEB, path), "rb") as f:
+            want = f.read()
+        plain = expect(W.get("/ui/" + name, token=None), 200)
+        r = expect(W.get("/ui/" + name, token=None, headers=gz), 200)
+        eq(r.header("Content-Encoding"), "gzip", "Content-Encoding of %s" % name)
+        eq(r.header("Vary"), "Accept-Encoding", "Vary of %s" % name)
+        eq(plain.header("Vary"), "Accept-Encoding", "Vary of %s uncompressed" % name)
+        check(plain.header("Content-Encoding") is None, "%s compressed without Accept-Encoding" % name)
+        eq(gzip.decompress(r.body), want, "gunzipped /ui/%s and %s" % (name, path))
+        check(len(r.body) < len(want), "%s: %d compressed bytes, %d plain" % (name, len(r.body), len(want)))
+        # two representations, two ETags; each revalidates only itself
+        tag, tag_gz = plain.header("ETag"), r.header("ETag")
+        eq(tag_gz, tag[:-1] + '-gz"', "gzip ETag of %s" % name)
+        expect(W.get("/ui/" + name, token=None, headers=dict(gz, **{"If-None-Match": tag_gz})), 304)
+        again = expect(W.get("/ui/" + name, token=None, headers={"If-None-Match": tag_gz}), 200)
+        eq(again.body, want, "%s without gzip after the gzip ETag" % name)
+        if name != "uPlot.iife.min.js":
+            first_plain += len(want)
+            first_gz += len(r.body)
+    print("# index.html, app.js, app.css: %d bytes, %d gzipped" % (first_plain, first_gz))
+    # q=0 refuses gzip; "*" accepts it; case does not matter
+    r = expect(W.get("/ui/app.js", token=None, headers={"Accept-Encoding": "gzip;q=0, identity"}), 200)
+    check(r.header("Content-Encoding") is None, "gzip;q=0 got %r" % r.header("Content-Encoding"))
+    r = expect(W.get("/ui/app.js", token=None, headers={"Accept-Encoding": "*"}), 200)
+    eq(r.header("Content-Encoding"), "gzip", "Content-Encoding for Accept-Encoding *")
+    r = expect(W.get("/", token=None, headers={"Accept-Encoding": "GZip;q=0.5"}), 200)
+    eq(r.header("Content-Encoding"), "gzip", "Content-Encoding for GZip;q=0.5")
+    r = expect(W.get("/ui/app.js", token=None, headers={"Accept-Encoding": "br, deflate"}), 200)
+    check(r.header("Content-Encoding") is None, "br, deflate got %r" % r.header("Content-Encoding"))
+    # API answers are not compressed
+    r = expect(W.get("/v1/jobs", headers=gz), 200)
+    check(r.header("Content-Encoding") is None, "API answer compressed")
 
 
 def test_nothing_outside_web_is_served():

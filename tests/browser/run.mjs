@@ -248,9 +248,10 @@ async function main() {
   page.on('response', async (res) => {
     const u = new URL(res.url());
     if (!/^https?:$/.test(u.protocol) || u.origin !== base) return; // not blob: URLs
-    let len = 0;
+    let len = 0, wire = 0;
     try {
       len = (await res.body()).length;
+      wire = (await res.request().sizes()).responseBodySize;
     } catch {
       return; // a stream (events) or a navigation away
     }
@@ -258,7 +259,9 @@ async function main() {
       apiBytes.n++;
       apiBytes.bytes += len;
     } else if (!files.has(u.pathname)) {
-      files.set(u.pathname, {bytes: len, status: res.status(), type: res.headers()['content-type'] || ''});
+      const h = res.headers();
+      files.set(u.pathname, {bytes: len, wire, status: res.status(), type: h['content-type'] || '',
+                             encoding: h['content-encoding'] || ''});
     }
   });
   let firstLoad = null;
@@ -281,6 +284,12 @@ async function main() {
     await page.waitForLoadState('networkidle');
     await until('the short job in the table', () => page.locator(`tr[data-job="${shortJob.id}"]`).count(), 10000);
     firstLoad = new Map(files);
+    // the browser asked for gzip and got it, for every text file of the page
+    for (const [p, f] of firstLoad) {
+      if (!/^(text\/|image\/svg)/.test(f.type)) continue;
+      check(f.status === 200 && f.encoding === 'gzip', `${p}: status ${f.status}, Content-Encoding "${f.encoding}"`);
+      check(f.wire > 0 && f.wire < f.bytes, `${p}: ${f.wire} bytes on the wire for ${f.bytes}`);
+    }
     const who = await page.locator('#who').textContent();
     check(/write/.test(who), `the header says "${who}", not the write scope`);
     check(await page.evaluate(() => !!sessionStorage.getItem('dimd.session')), 'the token is not in sessionStorage');
@@ -692,17 +701,20 @@ async function main() {
 
   // Page weight: the static files of the first load (sign-in page, then the
   // jobs table), and every static file the session loaded.
-  const sum = (m) => [...m.values()].reduce((a, f) => a + f.bytes, 0);
+  const sum = (m, k = 'bytes') => [...m.values()].reduce((a, f) => a + f[k], 0);
+  const perFile = (m) => Object.fromEntries([...m].map(([p, f]) => [p, {bytes: f.bytes, wire: f.wire}]));
   const weight = {
     first_load_bytes: firstLoad ? sum(firstLoad) : null,
-    first_load_files: firstLoad ? Object.fromEntries([...firstLoad].map(([p, f]) => [p, f.bytes])) : null,
+    first_load_wire_bytes: firstLoad ? sum(firstLoad, 'wire') : null,
+    first_load_files: firstLoad ? perFile(firstLoad) : null,
     all_views_bytes: sum(files),
-    all_views_files: Object.fromEntries([...files].map(([p, f]) => [p, f.bytes])),
+    all_views_wire_bytes: sum(files, 'wire'),
+    all_views_files: perFile(files),
     api_responses: apiBytes.n,
-    note: 'uncompressed response bodies of / and /ui/* (first load: the sign-in page, then the jobs table; all views: after the job, compare and model pages)',
+    note: 'bytes: decoded response bodies of / and /ui/*; wire: as sent (gzip); first load: the sign-in page, then the jobs table; all views: after the job, compare and model pages',
   };
   fs.writeFileSync(path.join(OUT, 'page-weight.json'), `${JSON.stringify(weight, null, 2)}\n`);
-  console.log(`# page weight: first load ${weight.first_load_bytes} bytes (${firstLoad ? firstLoad.size : 0} files), all views ${weight.all_views_bytes} bytes (${files.size} files)`);
+  console.log(`# page weight: first load ${weight.first_load_bytes} bytes, ${weight.first_load_wire_bytes} on the wire (${firstLoad ? firstLoad.size : 0} files); all views ${weight.all_views_bytes} bytes, ${weight.all_views_wire_bytes} on the wire (${files.size} files)`);
   console.log(`# ${((Date.now() - t0) / 1000).toFixed(1)} s; screenshots and page-weight.json in ${OUT}`);
 }
 
