@@ -190,6 +190,25 @@ void api_job_list(void *app, struct http_request *rq)
                            states);
         return;
     }
+    struct store_job_filter f = {mask, http_query(rq, "kind"), http_query(rq, "model"), 0};
+    if (f.kind && strcmp(f.kind, "train") != 0 && strcmp(f.kind, "evaluate") != 0) {
+        http_reply_problem(rq, 400, "invalid_parameter",
+                           "query parameter kind='%.40s' must be train or evaluate", f.kind);
+        return;
+    }
+    if (f.model && !store_model_name_ok(f.model)) {
+        http_reply_problem(rq, 400, "invalid_parameter",
+                           "query parameter model='%.80s' is not a model name", f.model);
+        return;
+    }
+    const char *version = http_query(rq, "version");
+    if (version && (!f.model || !store_model_version_parse(version, &f.version) || !f.version)) {
+        http_reply_problem(rq, 400, "invalid_parameter",
+                           "query parameter version='%.40s' must be a version (v3 or 3) of the "
+                           "model given with model=",
+                           version);
+        return;
+    }
     int64_t limit, cursor;
     if (!api_query_int(rq, "limit", 1, 500, 50, &limit) ||
         !api_query_int(rq, "cursor", 0, INT64_MAX, 0, &cursor))
@@ -198,7 +217,7 @@ void api_job_list(void *app, struct http_request *rq)
     size_t n = 0;
     bool more = false;
     struct dim_err err;
-    if (store_job_list(a->store, mask, cursor, (int)limit, &jobs, &n, &more, &err) != STORE_OK) {
+    if (store_job_list(a->store, &f, cursor, (int)limit, &jobs, &n, &more, &err) != STORE_OK) {
         api_internal(rq, "listing jobs", &err);
         return;
     }

@@ -903,9 +903,16 @@ int store_job_get(struct dimd_store *s, int64_t id, struct store_job *out, struc
     return rc;
 }
 
-int store_job_list(struct dimd_store *s, unsigned state_mask, int64_t before_id, int limit,
-                   struct store_job **out, size_t *n, bool *more, struct dim_err *err)
+int store_job_list(struct dimd_store *s, const struct store_job_filter *f, int64_t before_id,
+                   int limit, struct store_job **out, size_t *n, bool *more, struct dim_err *err)
 {
+    static const struct store_job_filter all = {0};
+    if (!f)
+        f = &all;
+    const unsigned state_mask = f->state_mask;
+    char version[16] = "";
+    if (f->version > 0)
+        snprintf(version, sizeof version, "v%d", f->version);
     *out = NULL;
     *n = 0;
     *more = false;
@@ -915,8 +922,11 @@ int store_job_list(struct dimd_store *s, unsigned state_mask, int64_t before_id,
     }
     char sql[2048];
     size_t len = (size_t)snprintf(sql, sizeof(sql),
-                                  "SELECT " JOB_COLS " FROM jobs WHERE "
-                                  "(? = 0 OR id < ?)");
+                                  "SELECT " JOB_COLS " FROM jobs WHERE (?1 = 0 OR id < ?1) "
+                                  "AND (?2 IS NULL OR "
+                                  "COALESCE(json_extract(spec_json, '$.kind'), 'train') = ?2) "
+                                  "AND (?3 IS NULL OR json_extract(spec_json, '$.model') = ?3) "
+                                  "AND (?4 IS NULL OR json_extract(spec_json, '$.version') = ?4)");
     unsigned mask = state_mask & ((1u << JOB_N_STATES) - 1);
     if (state_mask != 0) {
         /* Only the fixed state names go into the text; mask bits beyond the
@@ -927,7 +937,7 @@ int store_job_list(struct dimd_store *s, unsigned state_mask, int64_t before_id,
                 len += (size_t)snprintf(sql + len, sizeof(sql) - len, ", '%s'", state_names[i]);
         len += (size_t)snprintf(sql + len, sizeof(sql) - len, ")");
     }
-    snprintf(sql + len, sizeof(sql) - len, " ORDER BY id DESC LIMIT ?");
+    snprintf(sql + len, sizeof(sql) - len, " ORDER BY id DESC LIMIT ?5");
 
     sqlite3 *db = pool_get(s, err);
     if (!db)
@@ -935,8 +945,8 @@ int store_job_list(struct dimd_store *s, unsigned state_mask, int64_t before_id,
     struct store_job *jobs = NULL;
     size_t cap = 0, cnt = 0;
     sqlite3_stmt *st;
-    int rc =
-        stmt_open(db, &st, err, "list jobs", sql, "iii", before_id, before_id, (int64_t)limit + 1);
+    int rc = stmt_open(db, &st, err, "list jobs", sql, "ittti", before_id, f->kind, f->model,
+                       version[0] ? version : NULL, (int64_t)limit + 1);
     if (rc == STORE_OK) {
         int r;
         while ((r = sqlite3_step(st)) == SQLITE_ROW) {

@@ -94,12 +94,20 @@ int store_job_insert(struct dimd_store *s, const char *spec_json, const char *na
                      struct store_job *out, struct dim_err *err);
 int store_job_get(struct dimd_store *s, int64_t id, struct store_job *out, struct dim_err *err);
 
-/* Newest first. state_mask 0 = all states. before_id 0 = from the newest; else
- * only ids < before_id (the cursor). Fills up to limit jobs into *out (malloc'd
- * array, free each with store_job_clear then free the array); *n = count,
- * *more = whether older jobs remain. */
-int store_job_list(struct dimd_store *s, unsigned state_mask, int64_t before_id, int limit,
-                   struct store_job **out, size_t *n, bool *more, struct dim_err *err);
+/* Which jobs a list returns; a zero field matches every job. */
+struct store_job_filter {
+    unsigned state_mask; /* JOB_MASK bits */
+    const char *kind;    /* the spec's "kind": "train" (also a spec without one) or "evaluate" */
+    const char *model;   /* the spec's "model": evaluation jobs of that model */
+    int version;         /* with model: evaluations of that version ("vN" in the spec) */
+};
+
+/* Newest first, the jobs f matches (NULL: all). before_id 0 = from the newest;
+ * else only ids < before_id (the cursor). Fills up to limit jobs into *out
+ * (malloc'd array, free each with store_job_clear then free the array); *n =
+ * count, *more = whether older matching jobs remain. */
+int store_job_list(struct dimd_store *s, const struct store_job_filter *f, int64_t before_id,
+                   int limit, struct store_job **out, size_t *n, bool *more, struct dim_err *err);
 
 /* Compare-and-set: moves job id from any state in from_mask to `to`, setting
  * finished_ms for terminal states and the error fields when given (else NULL).

@@ -10,8 +10,8 @@
 //   findEvaluation(...)     the evaluation an evaluation job stored.
 
 import {get, query, authUrl, canWrite} from './api.js';
-import {add, h, clear, fmt, fmtPercent, age, ageTitle, stateBadge, progress, notify, errorText, TERMINAL,
-  isEvaluation} from './util.js';
+import {add, h, clear, fmt, fmtPercent, age, ageTitle, stateBadge, progress, notify, errorText, TERMINAL}
+  from './util.js';
 
 const NA = 'n/a';
 const TAPS = [['conv', 'conv'], ['fc', 'fc'], ['y', 'Y']];
@@ -238,9 +238,9 @@ export function evaluationsSection(parent, {model, versions, selected}) {
 
   for (const v of blocks.keys()) load(v);
   // Evaluations of this model already queued or running (a reload, another tab).
-  get(query('/v1/jobs', {state: 'QUEUED,RUNNING,PAUSED', limit: 500})).then((r) => {
+  get(query('/v1/jobs', {state: 'QUEUED,RUNNING,PAUSED', kind: 'evaluate', model, limit: 500})).then((r) => {
     if (!alive) return;
-    for (const j of r.jobs.reverse()) if (isEvaluation(j) && j.spec.model === model) follow(j);
+    for (const j of r.jobs.reverse()) follow(j);
   }).catch((e) => alive && notify(e));
 
   return {

@@ -1,9 +1,9 @@
 // Forms built from GET /v1/job-schema: one input per key with its default,
 // bounds and help. Only keys changed from their default are sent; the
 // server's 422 errors ($.lr, $.measures[1], ...) are shown next to their
-// fields. jobForm is the "New job" form (the schema's `fields`); schemaForm
-// is the form itself, also used for evaluations (`evaluate_fields`, with
-// kind, model and version fixed).
+// fields. jobForm is the "New job" form (the schema's `fields`, kind fixed
+// to train); schemaForm is the form itself, also used for evaluations
+// (`evaluate_fields`, with kind, model and version fixed).
 
 import {get, post} from './api.js';
 import {h, errorText} from './util.js';
@@ -75,7 +75,8 @@ const focusable = (el) => (el.matches('input, select') ? el : el.querySelector('
 // The "New job" form: the schema's `fields`, and the datasets as suggestions.
 export async function jobForm(parent, {onSubmitted, onCancel} = {}) {
   const [schema, ds] = await Promise.all([get('/v1/job-schema'), get('/v1/datasets').catch(() => ({datasets: []}))]);
-  return schemaForm(parent, {fields: schema.fields, datasets: ds.datasets || [], onSubmitted, onCancel});
+  return schemaForm(parent, {fields: schema.fields, fixed: {kind: 'train'}, datasets: ds.datasets || [],
+    onSubmitted, onCancel});
 }
 
 // A form of schema fields that POSTs /v1/jobs; onSubmitted(job) after a

@@ -95,6 +95,29 @@ def test_subset_latest_and_no_grid():
     expect(W.get("/v1/jobs/%d/metrics/loss_total" % j["id"]), 404, "metric_not_found")
 
 
+def test_job_list_filters_by_kind_model_and_version():
+    every = expect(W.get("/v1/jobs?limit=500"), 200).json["jobs"]
+    kinds = {j["id"]: j["spec"].get("kind", "train") for j in every}
+    check("train" in kinds.values() and "evaluate" in kinds.values(), "kinds: %r" % kinds)
+    for kind in ("train", "evaluate"):
+        got = [j["id"] for j in expect(W.get("/v1/jobs?limit=500&kind=" + kind), 200).json["jobs"]]
+        eq(got, [i for i in sorted(kinds, reverse=True) if kinds[i] == kind], "kind=" + kind)
+    v2 = [j["id"] for j in every if j["spec"].get("version") == "v2"]
+    check(v2, "no evaluation of v2 to find")
+    for q in ("kind=evaluate&model=ev&version=v2", "model=ev&version=2"):
+        got = [j["id"] for j in expect(W.get("/v1/jobs?" + q), 200).json["jobs"]]
+        eq(got, v2, q)
+    got = expect(W.get("/v1/jobs?model=ev&state=SUCCEEDED&limit=1"), 200).json
+    eq(len(got["jobs"]), 1, "one page of ev's finished evaluations")
+    check(got["next_cursor"] is not None, "more of ev's evaluations after the first")
+    eq(expect(W.get("/v1/jobs?model=nope"), 200).json["jobs"], [], "a model without evaluations")
+    eq(expect(W.get("/v1/jobs?kind=train&model=ev"), 200).json["jobs"], [], "training jobs of a model")
+    for q in ("kind=bogus", "kind=", "model=Bad%20Name", "version=v2", "model=ev&version=x",
+              "model=ev&version=0", "model=ev&version=latest"):
+        r = expect(W.get("/v1/jobs?" + q), 400, "invalid_parameter")
+        check(q.split("=")[-2].split("&")[-1] in r.json["detail"], "%s: %s" % (q, r.json["detail"]))
+
+
 def test_bad_evaluation_bodies():
     cases = [
         ({"kind": "evaluate"}, ["$.model"]),

@@ -356,7 +356,7 @@ static void test_job_insert_get_list(void **state)
     int64_t seen[7];
     size_t total = 0;
     for (int page = 0; page < 3; page++) {
-        assert_int_equal(store_job_list(f->s, 0, cursor, 3, &v, &n, &more, &err), STORE_OK);
+        assert_int_equal(store_job_list(f->s, NULL, cursor, 3, &v, &n, &more, &err), STORE_OK);
         assert_int_equal(n, page < 2 ? 3 : 1);
         assert_int_equal(more, page < 2);
         for (size_t i = 0; i < n; i++) {
@@ -371,7 +371,7 @@ static void test_job_insert_get_list(void **state)
         assert_int_equal(seen[i], ids[6 - i]);
 
     /* Exactly limit rows left: more is false. */
-    assert_int_equal(store_job_list(f->s, 0, ids[3], 3, &v, &n, &more, &err), STORE_OK);
+    assert_int_equal(store_job_list(f->s, NULL, ids[3], 3, &v, &n, &more, &err), STORE_OK);
     assert_int_equal(n, 3);
     assert_false(more);
     for (size_t i = 0; i < n; i++)
@@ -385,7 +385,7 @@ static void test_job_insert_get_list(void **state)
     assert_int_equal(store_job_transition(f->s, ids[4], JOB_MASK(JOB_QUEUED), JOB_PAUSED, NULL,
                                           NULL, NULL, &err),
                      STORE_OK);
-    assert_int_equal(store_job_list(f->s, JOB_MASK(JOB_CANCELLED) | JOB_MASK(JOB_PAUSED), 0, 10, &v,
+    assert_int_equal(store_job_list(f->s, &(struct store_job_filter){.state_mask = JOB_MASK(JOB_CANCELLED) | JOB_MASK(JOB_PAUSED)}, 0, 10, &v,
                                     &n, &more, &err),
                      STORE_OK);
     assert_int_equal(n, 2);
@@ -397,7 +397,7 @@ static void test_job_insert_get_list(void **state)
     for (size_t i = 0; i < n; i++)
         store_job_clear(&v[i]);
     free(v);
-    assert_int_equal(store_job_list(f->s, JOB_MASK(JOB_QUEUED), ids[5], 2, &v, &n, &more, &err),
+    assert_int_equal(store_job_list(f->s, &(struct store_job_filter){.state_mask = JOB_MASK(JOB_QUEUED)}, ids[5], 2, &v, &n, &more, &err),
                      STORE_OK);
     assert_int_equal(n, 2);
     assert_true(more);
@@ -406,11 +406,56 @@ static void test_job_insert_get_list(void **state)
     for (size_t i = 0; i < n; i++)
         store_job_clear(&v[i]);
     free(v);
-    assert_int_equal(store_job_list(f->s, JOB_MASK(JOB_SUCCEEDED), 0, 5, &v, &n, &more, &err),
+    assert_int_equal(store_job_list(f->s, &(struct store_job_filter){.state_mask = JOB_MASK(JOB_SUCCEEDED)}, 0, 5, &v, &n, &more, &err),
                      STORE_OK);
     assert_int_equal(n, 0);
     assert_false(more);
     free(v);
+
+    /* Kind, model and version (ids[] are specs without a kind: training jobs). */
+    static const char *const specs[] = {
+        "{\"kind\":\"train\",\"steps\":10}",
+        "{\"kind\":\"evaluate\",\"model\":\"m\",\"version\":\"v1\"}",
+        "{\"kind\":\"evaluate\",\"model\":\"m\",\"version\":\"v2\"}",
+        "{\"kind\":\"evaluate\",\"model\":\"other\",\"version\":\"v1\"}",
+    };
+    int64_t sid[4];
+    for (int i = 0; i < 4; i++) {
+        struct store_job j2 = {0};
+        assert_int_equal(store_job_insert(f->s, specs[i], NULL, NULL, NULL, 0, &j2, &err),
+                         STORE_OK);
+        sid[i] = j2.id;
+        store_job_clear(&j2);
+    }
+    static const struct {
+        struct store_job_filter f;
+        size_t n;
+        int first; /* index into sid of the newest match, -1: an ids[] job */
+    } cases[] = {
+        {{0, "train", NULL, 0}, 8, 0},
+        {{0, "evaluate", NULL, 0}, 3, 3},
+        {{0, "evaluate", "m", 0}, 2, 2},
+        {{0, NULL, "m", 1}, 1, 1},
+        {{0, "train", "m", 0}, 0, -1},
+        {{0, NULL, "nope", 0}, 0, -1},
+        {{JOB_MASK(JOB_PAUSED), "train", NULL, 0}, 1, -1},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        assert_int_equal(store_job_list(f->s, &cases[c].f, 0, 20, &v, &n, &more, &err), STORE_OK);
+        print_message("filter %zu: %zu jobs\n", c, n);
+        assert_int_equal(n, cases[c].n);
+        if (n && cases[c].first >= 0)
+            assert_int_equal(v[0].id, sid[cases[c].first]);
+        for (size_t i = 0; i < n; i++)
+            store_job_clear(&v[i]);
+        free(v);
+    }
+    for (int i = 0; i < 4; i++) { /* gone again for the counts below */
+        assert_int_equal(store_job_transition(f->s, sid[i], JOB_MASK(JOB_QUEUED), JOB_CANCELLED,
+                                              NULL, NULL, NULL, &err),
+                         STORE_OK);
+        assert_int_equal(store_job_delete(f->s, sid[i], &err), STORE_OK);
+    }
 
     int64_t counts[JOB_N_STATES];
     assert_int_equal(store_job_counts(f->s, counts, &err), STORE_OK);
@@ -1966,7 +2011,7 @@ static void test_dashboard_reads(void **state)
     struct store_job *jobs = NULL;
     size_t n = 0;
     bool more;
-    assert_int_equal(store_job_list(f->s, 0, 0, 10, &jobs, &n, &more, &err), STORE_OK);
+    assert_int_equal(store_job_list(f->s, NULL, 0, 10, &jobs, &n, &more, &err), STORE_OK);
     assert_int_equal(n, 1);
     assert_non_null(strstr(jobs[0].latest_json, "\"loss_total\":0.25"));
     store_job_clear(&jobs[0]);
