@@ -115,11 +115,15 @@ bool api_load_version(struct api_ctx *a, struct http_request *rq, struct store_m
                       void **ckpt);
 /* The Y embeddings of up to max_n images of a dataset's split, evenly spaced
  * (row i is image floor(i * N / n) of the N in the split), scaled to unit length
- * when unit, and their labels; both malloc'd (NULL when max_n is 0). Encodes on
- * the calling thread with a pool of the machine's other cores. 0, or -1 with err. */
+ * when unit, and their labels; both malloc'd (NULL when max_n is 0). *classes
+ * (when classes is not NULL) gets the dataset's class names as a JSON array,
+ * or JSON null when it has none or max_n is 0 (the dataset is then not read).
+ * Encodes on the calling thread with a pool of the machine's other cores. 0, or
+ * -1 with err. */
 int api_embed_split(const struct api_ctx *a, const struct dim_model *m, const char *dataset,
                     enum dim_split split, size_t max_n, bool unit, float **vectors,
-                    uint16_t **labels, int64_t *n_out, int64_t *n_data, struct dim_err *err);
+                    uint16_t **labels, int64_t *n_out, int64_t *n_data, json_t **classes,
+                    struct dim_err *err);
 /* Replies 500 internal naming what failed. */
 void api_internal(struct http_request *rq, const char *what, const struct dim_err *err);
 

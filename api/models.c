@@ -42,7 +42,8 @@ static json_t *api_model_version_json(const struct store_model_version *v)
     json_object_set_new(o, "bytes", json_integer(v->bytes));
     json_object_set_new(o, "created_at", http_time_json(v->created_ms));
     json_object_set_new(o, "pinned", json_boolean(v->pinned));
-    static const char *const from_info[] = {"preset", "input", "y_dim", "taps", "dataset"};
+    static const char *const from_info[] = {"preset", "input", "y_dim", "taps", "dataset",
+                                            "classes"};
     for (size_t i = 0; i < sizeof from_info / sizeof from_info[0]; i++) {
         json_t *x = json_object_get(info, from_info[i]);
         json_object_set(o, from_info[i], x ? x : json_null());
@@ -329,11 +330,14 @@ static int64_t best_step(struct api_ctx *a, const struct store_job *job)
 
 int api_embed_split(const struct api_ctx *a, const struct dim_model *m, const char *dataset,
                     enum dim_split split, size_t max_n, bool unit, float **vectors,
-                    uint16_t **labels, int64_t *n_out, int64_t *n_data, struct dim_err *err)
+                    uint16_t **labels, int64_t *n_out, int64_t *n_data, json_t **classes,
+                    struct dim_err *err)
 {
     *vectors = NULL;
     *labels = NULL;
     *n_out = *n_data = 0;
+    if (classes)
+        *classes = json_null();
     if (max_n == 0)
         return 0;
     char path[4096];
@@ -343,6 +347,11 @@ int api_embed_split(const struct api_ctx *a, const struct dim_model *m, const ch
     struct dim_dataset_limits lim = {0, 64u << 20};
     if (dim_dataset_load(path, split, &lim, &ds, err) != 0)
         return -1;
+    if (classes && ds.class_names) {
+        *classes = json_array();
+        for (int c = 0; c < ds.n_classes; c++)
+            json_array_append_new(*classes, json_string(ds.class_names[c] ? ds.class_names[c] : ""));
+    }
     size_t n = ds.n < max_n ? ds.n : max_n;
     size_t dim = dim_model_tap_size(m, DIM_TAP_Y);
     struct dim_preprocess pp = {m->cfg.in_c, m->in_h, m->in_w, 0, 0};
@@ -393,18 +402,19 @@ out:
     return rc;
 }
 
-static json_t *info_json(const struct dim_model *m, const char *dataset, int64_t index_data)
+static json_t *info_json(const struct dim_model *m, const char *dataset, int64_t index_data,
+                         json_t *classes)
 {
     json_t *taps = json_object();
     for (int t = 0; t < 4; t++) {
         size_t d = t == DIM_TAP_LOCAL ? (size_t)m->local_c : dim_model_tap_size(m, (enum dim_tap)t);
         json_object_set_new(taps, dim_tap_name((enum dim_tap)t), json_integer((json_int_t)d));
     }
-    return json_pack("{s:s, s:{s:i, s:i, s:i}, s:i, s:o, s:s, s:I, s:o}", "preset",
+    return json_pack("{s:s, s:{s:i, s:i, s:i}, s:i, s:o, s:s, s:O, s:I, s:o}", "preset",
                      dim_preset_name(m->cfg.preset), "input", "channels", m->cfg.in_c, "height",
                      m->in_h, "width", m->in_w, "y_dim", m->cfg.y_dim, "taps", taps, "dataset",
-                     dataset, "index_dataset_images", (json_int_t)index_data, "hyperparameters",
-                     jobspec_hparams_json(&m->cfg));
+                     dataset, "classes", classes, "index_dataset_images", (json_int_t)index_data,
+                     "hyperparameters", jobspec_hparams_json(&m->cfg));
 }
 
 void api_model_promote(void *app, struct http_request *rq)
@@ -467,20 +477,21 @@ void api_model_promote(void *app, struct http_request *rq)
     float *vectors = NULL;
     uint16_t *labels = NULL;
     int64_t n_index = 0, n_data = 0;
+    json_t *classes = NULL;
     json_t *spec = json_loads(job.spec_json, 0, NULL);
     const char *dataset = json_string_value(json_object_get(spec, "dataset"));
     if (dim_checkpoint_write(m, &prog, &wr, &err) != 0) {
         api_internal(rq, "writing the model's checkpoint", &err);
     } else if (api_embed_split(a, m, dataset ? dataset : "", DIM_SPLIT_TRAIN,
                                (size_t)a->cfg->index_max_images, true, &vectors, &labels,
-                               &n_index, &n_data, &err) != 0) {
+                               &n_index, &n_data, &classes, &err) != 0) {
         http_reply_problem(rq, 422, "dataset_unavailable",
                            "the neighbours index needs job %lld's dataset: %s", (long long)job.id,
                            err.msg);
     } else {
         char digest[65];
         sha256_hex(ck.p, ck.n, digest);
-        json_t *info = info_json(m, dataset ? dataset : "", n_data);
+        json_t *info = info_json(m, dataset ? dataset : "", n_data, classes);
         char *info_text = json_dumps(info, JSON_COMPACT | JSON_REAL_PRECISION(DIMD_REAL_DIGITS));
         json_decref(info);
         struct store_model_index index = {vectors, labels, n_index,
@@ -506,6 +517,7 @@ void api_model_promote(void *app, struct http_request *rq)
         }
     }
     json_decref(spec);
+    json_decref(classes);
     free(vectors);
     free(labels);
     free(ck.p);

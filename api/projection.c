@@ -28,13 +28,13 @@ static json_t *make_projection(struct api_ctx *a, const struct store_model_versi
     float *Y = NULL, *xy = NULL;
     uint16_t *labels = NULL;
     int64_t n = 0, n_data = 0;
-    json_t *out = NULL;
+    json_t *out = NULL, *classes = NULL;
     struct dim_pca p = {0};
     if (dim_checkpoint_read(&m, &prog, false, &rd, err) != 0)
         goto done;
     if (api_embed_split(a, m, dataset ? dataset : "", DIM_SPLIT_TEST,
                         (size_t)a->cfg->projection_max_images, false, &Y, &labels, &n, &n_data,
-                        err) != 0) {
+                        &classes, err) != 0) {
         *unavailable = true;
         goto done;
     }
@@ -62,11 +62,13 @@ static json_t *make_projection(struct api_ctx *a, const struct store_model_versi
     }
     char vname[16];
     snprintf(vname, sizeof vname, "v%d", v->version);
-    out = json_pack("{s:s, s:s, s:i, s:s, s:s, s:I, s:I, s:i, s:[f, f], s:o}", "model", v->name,
-                    "version", vname, "number", v->version, "dataset", dataset ? dataset : "", "split", "test",
-                    "n", (json_int_t)n, "dataset_images", (json_int_t)n_data, "y_dim", (int)d,
+    out = json_pack("{s:s, s:s, s:i, s:s, s:O, s:s, s:I, s:I, s:i, s:[f, f], s:o}", "model",
+                    v->name, "version", vname, "number", v->version, "dataset",
+                    dataset ? dataset : "", "classes", classes, "split", "test", "n",
+                    (json_int_t)n, "dataset_images", (json_int_t)n_data, "y_dim", (int)d,
                     "explained_variance", p.explained[0], p.explained[1], "points", points);
 done:
+    json_decref(classes);
     dim_pca_free(&p);
     free(xy);
     free(Y);

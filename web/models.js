@@ -55,7 +55,8 @@ async function renderModel(root, {name, search}) {
   const want = search.get('version');
   const v = versions.find((x) => x.version === want) || versions[versions.length - 1];
   const dsInfo = (ds.datasets || []).find((d) => d.name === v.dataset);
-  const names = classNames(v.dataset, dsInfo);
+  // the version's own class names (kept since versions record them), else what the page knows
+  const names = Array.isArray(v.classes) ? v.classes : classNames(v.dataset, dsInfo);
   let plot = null;
   let alive = true;
   const urls = [];

@@ -212,6 +212,8 @@ def test_projection_matches_a_pca_of_encoded_test_images():
     n_test = H.fashion_mnist("test")[0]
     eq((p["n"], p["dataset_images"], len(p["points"])), (PROJ_MAX, n_test, PROJ_MAX), "sizes")
     eq(p["y_dim"], v["y_dim"], "y_dim")
+    eq(p["classes"], v["classes"], "class names of the projection and of the version")
+    eq(len(p["classes"]), 10, "Fashion-MNIST's classes")
     idx = [(i * n_test) // PROJ_MAX for i in range(PROJ_MAX)]
     eq([pt[3] for pt in p["points"]], idx, "test indices (evenly spaced)")
     eq([pt[2] for pt in p["points"]], [H.fm_image(i, "test")[1] for i in idx], "labels")

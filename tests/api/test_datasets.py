@@ -71,6 +71,9 @@ def test_job_on_a_root_folder_runs_to_succeeded():
     H.check_series(W.full_history(job["id"], "loss_total"), 20, "loss_total")
     cps = expect(W.get("/v1/jobs/%d/checkpoints" % job["id"]), 200).json["checkpoints"]
     eq([c["step"] for c in cps], [10, 20], "checkpoints")
+    # a version of it names the folder's classes: its subfolders, by label
+    v = W.promote("shapes", job["id"])
+    eq((v["dataset"], v["classes"]), (ROOTNAME + "/shapes", ["circle", "square"]), "classes")
 
 
 def test_names_outside_the_root_are_refused():

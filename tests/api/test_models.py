@@ -49,6 +49,8 @@ def check_version(v, name, number, step, pinned=False):
     # basic32x32: conv 256 x 4 x 4, fc 1024, Y y_dim, local map 128 channels (8 x 8)
     eq(v["taps"], {"conv": 4096, "fc": 1024, "y": 16, "local": 128}, "taps")
     eq(v["dataset"], "fashion-mnist", "dataset")
+    eq(v["classes"], ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                      "Sneaker", "Bag", "Ankle boot"], "classes")
     eq(v["index_images"], INDEX_MAX, "index_images")
     for k, x in CKPTS[step]["metrics"].items():
         eq(v["metrics"].get(k), x, "metrics.%s (the source checkpoint's)" % k)
