@@ -468,34 +468,53 @@ static int png_write_inner(struct png_wctx *ctx, const struct dim_image *img)
     return 0;
 }
 
+/* Checks that img can be a PNG (grey or RGB, nonempty); verb names the call. */
+static int png_check(const struct dim_image *img, const char *verb, struct dim_err *err)
+{
+    if ((img->c != 1 && img->c != 3) || img->h <= 0 || img->w <= 0)
+        return dim_fail(err, DIM_EINVAL, "cannot %s a %dx%dx%d image as PNG (c must be 1 or 3)",
+                        verb, img->c, img->h, img->w);
+    return 0;
+}
+
+/* Encodes a checked img through ctx (to ctx->f when set, else into ctx->mem):
+ * 0, or a negative DIM_E* code with ctx->msg. */
+static int png_encode(struct png_wctx *ctx, const struct dim_image *img)
+{
+    ctx->row = malloc((size_t)img->w * (size_t)img->c);
+    if (!ctx->row) {
+        snprintf(ctx->msg, sizeof ctx->msg, "out of memory for a row of width %d", img->w);
+        return DIM_ENOMEM;
+    }
+    int rc = DIM_ENOMEM;
+    ctx->png = png_create_write_struct(PNG_LIBPNG_VER_STRING, ctx, png_on_werror, png_on_warning);
+    if (ctx->png)
+        ctx->info = png_create_info_struct(ctx->png);
+    if (ctx->png && ctx->info)
+        rc = png_write_inner(ctx, img);
+    else
+        snprintf(ctx->msg, sizeof ctx->msg, "cannot create a PNG encoder");
+    png_destroy_write_struct(&ctx->png, &ctx->info);
+    free(ctx->row);
+    ctx->row = NULL;
+    return rc;
+}
+
 int dim_image_write_png(const char *path, const struct dim_image *img, struct dim_err *err)
 {
     if (!path || !img || !img->px)
         return dim_fail(err, DIM_EINVAL, "dim_image_write_png: NULL argument");
-    if ((img->c != 1 && img->c != 3) || img->h <= 0 || img->w <= 0)
-        return dim_fail(err, DIM_EINVAL, "cannot write a %dx%dx%d image as PNG (c must be 1 or 3)",
-                        img->c, img->h, img->w);
+    int rc = png_check(img, "write", err);
+    if (rc != 0)
+        return rc;
     struct png_wctx ctx = {0};
-    ctx.row = malloc((size_t)img->w * (size_t)img->c);
-    if (!ctx.row)
-        return dim_fail(err, DIM_ENOMEM, "no memory for a PNG row of width %d", img->w);
     ctx.f = fopen(path, "wb");
     if (!ctx.f) {
         int e = errno;
-        free(ctx.row);
         return dim_fail(err, e == ENOENT ? DIM_ENOENT : DIM_EIO, "cannot create %s: %s", path,
                         strerror(e));
     }
-    int rc = DIM_ENOMEM;
-    ctx.png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &ctx, png_on_werror, png_on_warning);
-    if (ctx.png)
-        ctx.info = png_create_info_struct(ctx.png);
-    if (ctx.png && ctx.info)
-        rc = png_write_inner(&ctx, img);
-    else
-        snprintf(ctx.msg, sizeof ctx.msg, "cannot create a PNG encoder");
-    png_destroy_write_struct(&ctx.png, &ctx.info);
-    free(ctx.row);
+    rc = png_encode(&ctx, img);
     if (fclose(ctx.f) != 0 && rc == 0) {
         rc = DIM_EIO;
         snprintf(ctx.msg, sizeof ctx.msg, "%s", strerror(errno));
@@ -514,23 +533,11 @@ int dim_image_encode_png(const struct dim_image *img, uint8_t **out, size_t *out
         return dim_fail(err, DIM_EINVAL, "dim_image_encode_png: NULL argument");
     *out = NULL;
     *out_len = 0;
-    if ((img->c != 1 && img->c != 3) || img->h <= 0 || img->w <= 0)
-        return dim_fail(err, DIM_EINVAL, "cannot encode a %dx%dx%d image as PNG (c must be 1 or 3)",
-                        img->c, img->h, img->w);
+    int rc = png_check(img, "encode", err);
+    if (rc != 0)
+        return rc;
     struct png_wctx ctx = {0};
-    ctx.row = malloc((size_t)img->w * (size_t)img->c);
-    if (!ctx.row)
-        return dim_fail(err, DIM_ENOMEM, "no memory for a PNG row of width %d", img->w);
-    int rc = DIM_ENOMEM;
-    ctx.png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &ctx, png_on_werror, png_on_warning);
-    if (ctx.png)
-        ctx.info = png_create_info_struct(ctx.png);
-    if (ctx.png && ctx.info)
-        rc = png_write_inner(&ctx, img);
-    else
-        snprintf(ctx.msg, sizeof ctx.msg, "cannot create a PNG encoder");
-    png_destroy_write_struct(&ctx.png, &ctx.info);
-    free(ctx.row);
+    rc = png_encode(&ctx, img);
     if (rc < 0) {
         free(ctx.mem);
         return dim_fail(err, strstr(ctx.msg, "out of memory") ? DIM_ENOMEM : rc,
