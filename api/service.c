@@ -94,12 +94,17 @@ void api_prometheus(void *app, struct http_request *rq)
               "# TYPE dimd_encode_images_total counter\ndimd_encode_images_total %llu\n"
               "# HELP dimd_encode_batches_total Forward passes run for encode requests.\n"
               "# TYPE dimd_encode_batches_total counter\ndimd_encode_batches_total %llu\n"
+              "# HELP dimd_encode_forward_seconds_total Wall-clock seconds in encode forward "
+              "passes, summed over encode threads (divided by elapsed time: how busy they are).\n"
+              "# TYPE dimd_encode_forward_seconds_total counter\n"
+              "dimd_encode_forward_seconds_total %.6f\n"
               "# HELP dimd_encode_queue_images Images waiting to be encoded.\n"
               "# TYPE dimd_encode_queue_images gauge\ndimd_encode_queue_images %d\n"
               "# HELP dimd_models_loaded Model versions in the cache.\n"
               "# TYPE dimd_models_loaded gauge\ndimd_models_loaded %d\n",
               (unsigned long long)es.requests, (unsigned long long)es.images,
-              (unsigned long long)es.batches, es.queued_images, es.cached_models);
+              (unsigned long long)es.batches, es.forward_seconds, es.queued_images,
+              es.cached_models);
     http_write_stats(a->http, &b);
     http_reply_bytes(rq, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len, true);
 }

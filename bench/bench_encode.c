@@ -554,14 +554,18 @@ static double metric(struct conn *c, int port, const char *token, const char *na
 struct round {
     double limit, limit_cpu; /* the forward limit measured before it; CPU s per image */
     double tput, seconds, per_pass, daemon_cpu, client_cpu; /* CPU s per image */
+    double forward_wall; /* the daemon's forward-pass seconds per image (its /metrics) */
+    double busy;         /* its forward-pass seconds per second per encode thread */
     long images, errors;
 };
 
 static void load_round(struct round *r, struct conn *c, const struct daemon *d, const char *head,
-                       const unsigned char *png, size_t png_len, int clients, double seconds)
+                       const unsigned char *png, size_t png_len, int clients, double seconds,
+                       int threads)
 {
     const double img0 = metric(c, d->port, d->token, "dimd_encode_images_total"),
-                 bat0 = metric(c, d->port, d->token, "dimd_encode_batches_total");
+                 bat0 = metric(c, d->port, d->token, "dimd_encode_batches_total"),
+                 fw0 = metric(c, d->port, d->token, "dimd_encode_forward_seconds_total");
     struct load L = {.port = d->port, .head = head, .png = png, .png_len = png_len};
     atomic_init(&L.done, 0);
     atomic_init(&L.errors, 0);
@@ -577,11 +581,14 @@ static void load_round(struct round *r, struct conn *c, const struct daemon *d, 
     const double dc1 = proc_cpu(d->pid), sc1 = self_cpu();
     free(th);
     const double img1 = metric(c, d->port, d->token, "dimd_encode_images_total"),
-                 bat1 = metric(c, d->port, d->token, "dimd_encode_batches_total");
+                 bat1 = metric(c, d->port, d->token, "dimd_encode_batches_total"),
+                 fw1 = metric(c, d->port, d->token, "dimd_encode_forward_seconds_total");
     r->images = atomic_load(&L.done);
     r->errors = atomic_load(&L.errors);
     r->tput = (double)r->images / r->seconds;
     r->per_pass = img0 >= 0 && bat1 > bat0 ? (img1 - img0) / (bat1 - bat0) : -1;
+    r->forward_wall = fw0 >= 0 && img1 > img0 ? (fw1 - fw0) / (img1 - img0) : -1;
+    r->busy = fw0 >= 0 ? (fw1 - fw0) / (r->seconds * threads) : -1;
     r->daemon_cpu = r->images && dc0 >= 0 && dc1 >= 0 ? (dc1 - dc0) / (double)r->images : -1;
     r->client_cpu = r->images ? (sc1 - sc0) / (double)r->images : -1;
 }
@@ -739,17 +746,19 @@ int main(int argc, char **argv)
                                    &R[i].limit_cpu);
         if (i == rounds)
             break;
-        load_round(&R[i], &c, &d, head, png, png_len, clients, seconds);
+        load_round(&R[i], &c, &d, head, png, png_len, clients, seconds, threads);
         errors += R[i].errors;
     }
     for (int i = 0; i < rounds; i++) {
         const double lim = 0.5 * (R[i].limit + R[i + 1].limit);
         ratio[i] = R[i].tput / lim;
-        printf("  round %d: limit %.0f / %.0f images/s (forward %.2f ms CPU per image); served "
-               "%.0f images/s, %.1f per pass, %ld errors (daemon %.2f ms CPU per image, clients "
-               "%.2f): ratio %.2f\n",
-               i + 1, R[i].limit, R[i + 1].limit, 1e3 * R[i].limit_cpu, R[i].tput, R[i].per_pass,
-               R[i].errors, 1e3 * R[i].daemon_cpu, 1e3 * R[i].client_cpu, ratio[i]);
+        printf("  round %d: limit %.0f / %.0f images/s (%.3f ms and %.2f ms CPU per image); "
+               "served %.0f images/s, %.1f per pass, %ld errors; daemon: forward %.3f ms per "
+               "image, busy %.2f, %.2f ms CPU per image (clients %.2f): ratio %.2f\n",
+               i + 1, R[i].limit, R[i + 1].limit, 1e3 * threads / R[i].limit,
+               1e3 * R[i].limit_cpu, R[i].tput, R[i].per_pass, R[i].errors,
+               1e3 * R[i].forward_wall, R[i].busy, 1e3 * R[i].daemon_cpu,
+               1e3 * R[i].client_cpu, ratio[i]);
     }
     double *sorted = malloc((size_t)rounds * sizeof *sorted);
     memcpy(sorted, ratio, (size_t)rounds * sizeof *sorted);
@@ -783,10 +792,12 @@ int main(int argc, char **argv)
             fprintf(f,
                     "%s{\"limit_before\":%.1f,\"limit_after\":%.1f,\"forward_cpu_ms_per_image\":"
                     "%.4f,\"throughput_images_per_second\":%.1f,\"images\":%ld,\"errors\":%ld,"
-                    "\"mean_images_per_forward\":%.2f,\"daemon_cpu_ms_per_image\":%.4f,"
+                    "\"mean_images_per_forward\":%.2f,\"daemon_forward_ms_per_image\":%.4f,"
+                    "\"daemon_encode_busy\":%.3f,\"daemon_cpu_ms_per_image\":%.4f,"
                     "\"client_cpu_ms_per_image\":%.4f,\"throughput_over_limit\":%.3f}",
                     i ? "," : "", R[i].limit, R[i + 1].limit, 1e3 * R[i].limit_cpu, R[i].tput,
-                    R[i].images, R[i].errors, R[i].per_pass, 1e3 * R[i].daemon_cpu,
+                    R[i].images, R[i].errors, R[i].per_pass, 1e3 * R[i].forward_wall,
+                    R[i].busy, 1e3 * R[i].daemon_cpu,
                     1e3 * R[i].client_cpu, ratio[i]);
         fprintf(f,
                 "],\"throughput_over_limit\":%.3f,\"target_p50_over_forward_max\":2,"

@@ -33,6 +33,9 @@ static const struct cfg_key keys[] = {
     LONG(max_body_bytes, 1024, 1L << 30, "1048576", "largest request body (413 above)"),
     LONG(max_connections, 4, 100000, "64", "concurrent HTTP connections"),
     LONG(connection_timeout_s, 1, 86400, "60", "idle HTTP connections close after this"),
+    LONG(http_thread_nice, 0, 19, "5",
+         "nice value of the threads answering HTTP connections: above 0, forward passes and "
+         "training run first and requests fill the CPU they leave (0: equal)"),
     STR(allowed_hosts, "127.0.0.1,localhost,[::1]",
         "comma-separated Host header names accepted (any port); others get 403"),
     STR(data_roots, "", "colon-separated directories whose subfolders jobs may train on"),

@@ -20,6 +20,7 @@ struct serve_config {
     long max_body_bytes;
     long max_connections;
     long connection_timeout_s;
+    long http_thread_nice;
     char allowed_hosts[1024];
     char data_roots[4096];
     long max_restarts;

@@ -108,6 +108,7 @@ struct encoder {
     int active; /* requests queued or being computed */
     /* stats */
     uint64_t requests, images, batches;
+    double forward_s; /* wall-clock seconds in forward passes, summed over encode threads */
     /* threads */
     int n_threads, n_started;
     struct ethread *t;
@@ -475,7 +476,7 @@ static void scatter(const struct entry *ent, enum dim_tap tap, const float *f, s
 
 /* Runs one gathered batch (G requests, same entry and tap) unlocked. */
 static int run_batch(struct ethread *t, struct request **rs, int G, uint64_t *passes,
-                     struct dim_err *err)
+                     double *forward_s, struct dim_err *err)
 {
     const struct entry *ent = rs[0]->ent;
     enum dim_tap tap = rs[0]->tap;
@@ -489,7 +490,9 @@ static int run_batch(struct ethread *t, struct request **rs, int G, uint64_t *pa
             if (at > 0 && atomic_load(&t->e->stop_flag))
                 return dim_fail(err, DIM_ECANCELLED, "the encoder is stopping");
             size_t B = r->n - at < cap ? r->n - at : cap;
+            const double t0 = mono_s();
             const float *f = dim_model_encode(ent->m, &t->ws, r->x + at * ent->in_size, B, tap);
+            *forward_s += mono_s() - t0;
             scatter(ent, tap, f, B, r->out + at * dim);
             (*passes)++;
         }
@@ -500,7 +503,9 @@ static int run_batch(struct ethread *t, struct request **rs, int G, uint64_t *pa
         memcpy(t->xbuf + B * ent->in_size, rs[i]->x, sizeof(float) * rs[i]->n * ent->in_size);
         B += rs[i]->n;
     }
+    const double t0 = mono_s();
     const float *f = dim_model_encode(ent->m, &t->ws, t->xbuf, B, tap);
+    *forward_s += mono_s() - t0;
     size_t row = 0;
     for (int i = 0; i < G; i++) {
         size_t fs = tap == DIM_TAP_LOCAL ? dim_model_tap_size(ent->m, DIM_TAP_LOCAL) : dim;
@@ -597,7 +602,8 @@ static void *thread_main(void *arg)
         struct dim_err err;
         dim_err_clear(&err);
         uint64_t passes = 0;
-        int rc = run_batch(t, t->batch, G, &passes, &err);
+        double forward_s = 0;
+        int rc = run_batch(t, t->batch, G, &passes, &forward_s, &err);
         pthread_mutex_lock(&e->mu);
         for (int i = 0; i < G; i++) {
             struct request *r = t->batch[i];
@@ -612,6 +618,7 @@ static void *thread_main(void *arg)
         }
         e->active -= G;
         e->batches += passes;
+        e->forward_s += forward_s;
         pthread_cond_broadcast(&e->work_cv); /* a gatherer may stop waiting for these */
     }
     pthread_mutex_unlock(&e->mu);
@@ -974,6 +981,7 @@ void encoder_get_stats(struct encoder *e, struct encoder_stats *out)
     out->requests = e->requests;
     out->images = e->images;
     out->batches = e->batches;
+    out->forward_seconds = e->forward_s;
     out->queued_images = e->queued_images;
     out->cached_models = e->n_cached;
     pthread_mutex_unlock(&e->mu);

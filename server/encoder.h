@@ -89,6 +89,7 @@ int encoder_neighbors(struct encoder *e, const char *name, int version, const fl
 
 struct encoder_stats {
     uint64_t requests, images, batches; /* since start */
+    double forward_seconds;             /* since start: in forward passes, summed over threads */
     int queued_images;
     int cached_models;
 };

@@ -2,6 +2,7 @@
 #include "server/http.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -10,8 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #define MAX_EXTRA_HEADERS 6
 #define N_BUCKETS 10
@@ -37,6 +41,7 @@ struct http_server {
     struct dimd_store *store;
     void *app;
     size_t max_body, max_large_body;
+    int thread_nice;
     char hosts[32][128];
     int n_hosts;
     atomic_bool stopping;
@@ -565,6 +570,27 @@ static const char *body_limit_name(const struct http_request *rq)
     return rq->route && rq->route->large_body ? "encode_max_body_bytes" : "max_body_bytes";
 }
 
+/* Gives the calling connection thread nice value `nice` once in its life (each
+ * connection has its own thread, which serves only it). On 2 cores the forward
+ * passes of encode requests left about a tenth of the CPU idle between their
+ * parallel loops while the connection threads, at the same priority, took
+ * cores from them mid-pass: a pass served under 64 clients took 10 to 35 %
+ * longer than the bare pass. With the connection threads at nice 5 the
+ * scheduler runs them in those gaps first (bench_encode, same machine: median
+ * throughput over the batched limit 0.88 and 0.90 at nice 5, against 0.82 and
+ * 0.82 at nice 0). Raising one's own nice needs no privilege; a failure only
+ * leaves the thread as it was. */
+static void lower_thread_priority(int nice)
+{
+    static _Thread_local bool done;
+    if (done)
+        return;
+    done = true;
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), nice) != 0)
+        fprintf(stderr, "dimd: cannot set an HTTP thread's nice to %d: %s\n", nice,
+                strerror(errno));
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -573,6 +599,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     (void)version;
     struct http_server *s = cls;
     struct request_state *st = *con_cls;
+    if (!st && s->thread_nice > 0)
+        lower_thread_priority(s->thread_nice);
     if (!st) {
         st = calloc(1, sizeof *st);
         if (!st)
@@ -694,6 +722,7 @@ int http_start(struct http_server **out, const struct http_options *opt,
     s->store = store;
     s->app = app;
     s->max_body = opt->max_body_bytes;
+    s->thread_nice = opt->thread_nice;
     s->max_large_body = opt->max_large_body_bytes ? opt->max_large_body_bytes : opt->max_body_bytes;
     s->latency = calloc(n_routes + 1, sizeof *s->latency);
     pthread_mutex_init(&s->stats_lock, NULL);

@@ -62,6 +62,7 @@ struct http_options {
     size_t max_large_body_bytes; /* for routes with large_body */
     unsigned max_connections, connection_timeout_s;
     const char *allowed_hosts; /* comma-separated */
+    int thread_nice;           /* nice of each connection's thread (0: left as it is) */
 };
 
 /* Starts serving routes[0..n_routes) with app passed to every handler. */

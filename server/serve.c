@@ -250,7 +250,8 @@ int cli_serve(int argc, char **argv)
                               (size_t)d.cfg.encode_max_body_bytes,
                               (unsigned)d.cfg.max_connections,
                               (unsigned)d.cfg.connection_timeout_s,
-                              d.cfg.allowed_hosts};
+                              d.cfg.allowed_hosts,
+                              (int)d.cfg.http_thread_nice};
     if (http_start(&d.api.http, &ho, api_routes, api_n_routes, d.api.store, &d.api, &err) != 0) {
         fprintf(stderr, "dimd serve: %s\n", err.msg);
         goto out;

@@ -397,7 +397,7 @@ def scrape_encode_counters():
     r = expect(W.get("/metrics"), 200)
     out = {}
     for line in r.body.decode().splitlines():
-        m = re.match(r"^(dimd_encode_(?:images|batches|requests)_total) (\S+)$", line)
+        m = re.match(r"^(dimd_encode_(?:images|batches|requests|forward_seconds)_total) (\S+)$", line)
         if m:
             out[m.group(1)] = float(m.group(2))
     return out
@@ -453,13 +453,17 @@ def test_concurrent_encodes_while_training():
     mid = W.job(job["id"])
     eq(mid["state"], "RUNNING", "state of the training job right after the load (it overlapped)")
     after = scrape_encode_counters()
-    if "dimd_encode_batches_total" in after and "dimd_encode_images_total" in after:
-        images = after["dimd_encode_images_total"] - before.get("dimd_encode_images_total", 0)
-        batches = after["dimd_encode_batches_total"] - before.get("dimd_encode_batches_total", 0)
-        check(images >= threads * per_thread, "/metrics counted %d images, sent %d" % (
-            images, threads * per_thread))
-        check(batches < images, "no batching under load: %d forward passes for %d images" % (
-            batches, images))
+    eq(sorted(after), ["dimd_encode_batches_total", "dimd_encode_forward_seconds_total",
+                       "dimd_encode_images_total", "dimd_encode_requests_total"], "encode counters")
+    images = after["dimd_encode_images_total"] - before.get("dimd_encode_images_total", 0)
+    batches = after["dimd_encode_batches_total"] - before.get("dimd_encode_batches_total", 0)
+    check(images >= threads * per_thread, "/metrics counted %d images, sent %d" % (
+        images, threads * per_thread))
+    check(batches < images, "no batching under load: %d forward passes for %d images" % (
+        batches, images))
+    fw = after["dimd_encode_forward_seconds_total"] - before.get("dimd_encode_forward_seconds_total", 0)
+    check(0 < fw <= elapsed + 0.5, "forward seconds %.3f during a %.1f s load on 1 encode thread" % (
+        fw, elapsed))
     print("# load: %d requests in %.1fs (%.0f/s) while job %d went from step %d to %d" % (
         threads * per_thread, elapsed, threads * per_thread / elapsed, job["id"], job["step"],
         mid["step"]), flush=True)

@@ -1,6 +1,8 @@
 """Service routes: the route table against openapi.yaml, /healthz, /readyz,
 /v1/version, /v1/openapi.yaml, /v1/datasets, /v1/job-schema and /metrics."""
 
+import http.client
+import os
 import re
 import subprocess
 
@@ -193,6 +195,51 @@ def test_prometheus_metrics():
     eq(types.get("dimd_http_request_duration_seconds"), "histogram",
        "TYPE of dimd_http_request_duration_seconds")
     eq(types.get("dimd_jobs"), "gauge", "TYPE of dimd_jobs")
+    eq(types.get("dimd_encode_forward_seconds_total"), "counter",
+       "TYPE of dimd_encode_forward_seconds_total")
+    eq(find(samples, "dimd_encode_forward_seconds_total"), [0.0], "forward seconds before any encode")
+
+
+def thread_nices(pid):
+    """{tid: nice} of a process's threads, from /proc."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the thread ended
+        out[int(tid)] = int(fields[16])  # field 19 of stat; fields[0] is field 3
+    return out
+
+
+def test_connection_threads_run_at_http_thread_nice():
+    # a keep-alive connection keeps its thread while we look
+    conn = http.client.HTTPConnection("127.0.0.1", D.port, timeout=30)
+    try:
+        conn.request("GET", "/healthz")
+        eq(conn.getresponse().read()[:1], b"{", "healthz body")
+        nices = thread_nices(D.proc.pid)
+        eq(nices.get(D.proc.pid), 0, "the main thread's nice")
+        check(5 in nices.values(), "no thread at nice 5 (the default http_thread_nice): %s" %
+              sorted(nices.values()))
+        check(set(nices.values()) <= {0, 5}, "nices %s" % sorted(set(nices.values())))
+    finally:
+        conn.close()
+    # http_thread_nice 0 leaves every thread as it was
+    d0 = H.Daemon(["--workers", "1", "--http_thread_nice", "0"]).start()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", d0.port, timeout=30)
+        conn.request("GET", "/healthz")
+        conn.getresponse().read()
+        eq(set(thread_nices(d0.proc.pid).values()), {0}, "nices with http_thread_nice 0")
+        conn.close()
+    finally:
+        d0.stop()
+    r = subprocess.run([H.DIMD, "serve", "--http_thread_nice", "20"], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=30)
+    eq(r.returncode, 2, "exit status for http_thread_nice 20")
+    check(b"http_thread_nice" in r.stderr, "the error names the setting: %r" % r.stderr[:300])
 
 
 def test_prometheus_jobs_by_state_follow_a_job():
