@@ -1909,6 +1909,15 @@ int store_token_create(struct dimd_store *s, const char *name, enum token_scope 
     return rc;
 }
 
+static bool tok_row_read(sqlite3_stmt *st, void *row)
+{
+    struct tok_row *r = row;
+    token_read(st, &r->t);
+    const char *h = (const char *)sqlite3_column_text(st, 4);
+    snprintf(r->sha256, sizeof r->sha256, "%s", h ? h : "");
+    return true;
+}
+
 /* Reads the tokens table into s->tok (under tok_mu). */
 static int tok_reload(struct dimd_store *s, uint_fast64_t gen, struct dim_err *err)
 {
@@ -1918,31 +1927,14 @@ static int tok_reload(struct dimd_store *s, uint_fast64_t gen, struct dim_err *e
         return STORE_ERROR;
     sqlite3_stmt *st;
     struct tok_row *v = NULL;
-    size_t cap = 0, n = 0;
+    size_t n = 0;
     int rc = stmt_open(db, &st, err, op,
                        "SELECT id, name, scope, created_ms, sha256 FROM tokens ORDER BY id", "");
-    if (rc == STORE_OK) {
-        int r;
-        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-            if (!grow((void **)&v, &cap, n + 1, sizeof *v)) {
-                rc = nomem(err, op);
-                break;
-            }
-            memset(&v[n], 0, sizeof v[n]);
-            token_read(st, &v[n].t);
-            const char *h = (const char *)sqlite3_column_text(st, 4);
-            snprintf(v[n].sha256, sizeof v[n].sha256, "%s", h ? h : "");
-            n++;
-        }
-        if (rc == STORE_OK && r != SQLITE_DONE)
-            rc = db_fail(err, db, op);
-        sqlite3_finalize(st);
-    }
+    if (rc == STORE_OK)
+        rc = collect_rows(db, st, sizeof *v, tok_row_read, no_clear, (void **)&v, &n, err, op);
     pool_put(s, db);
-    if (rc != STORE_OK) {
-        free(v);
+    if (rc != STORE_OK)
         return rc;
-    }
     free(s->tok);
     s->tok = v;
     s->tok_n = n;
