@@ -574,8 +574,8 @@ static const char *body_limit_name(const struct http_request *rq)
  * connection has its own thread, which serves only it). On 2 cores the forward
  * passes of encode requests left about a tenth of the CPU idle between their
  * parallel loops while the connection threads, at the same priority, took
- * cores from them mid-pass: a pass served under 64 clients took 10 to 35 %
- * longer than the bare pass. With the connection threads at nice 5 the
+ * cores from them mid-pass: a pass served under 64 clients took 22 % longer
+ * than the bare pass (median of 8 rounds; -1 % to +35 %). With the connection threads at nice 5 the
  * scheduler runs them in those gaps first (bench_encode, same machine: median
  * throughput over the batched limit 0.88 and 0.90 at nice 5, against 0.82 and
  * 0.82 at nice 0). Raising one's own nice needs no privilege; a failure only
