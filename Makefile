@@ -35,7 +35,7 @@ endif
 CORE_SRC := $(sort $(wildcard core/*/*.c))
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
 CORE_LIB := $(BUILD)/libdimcore.a
-APP_SRC  := $(sort $(wildcard server/*.c api/*.c))
+APP_SRC  := $(sort $(wildcard server/*.c server/*/*.c api/*.c))
 # The dashboard: web/'s own files and uPlot from the npm registry (web/package.json,
 # pinned by web/package-lock.json, fetched by `npm ci` into web/node_modules).
 NPM_STAMP := web/node_modules/.package-lock.json
@@ -50,9 +50,9 @@ DIMD     := $(BUILD)/dimd
 TEST_SUPPORT_SRC := $(sort $(wildcard tests/support/*.c))
 TEST_SUPPORT_OBJ := $(TEST_SUPPORT_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(sort $(wildcard tests/core/test_*.c))
-SERVER_TEST_SRC := $(sort $(wildcard tests/server/test_*.c))
+SERVER_TEST_SRC := $(sort $(wildcard tests/server/test_*.c tests/server/*/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/core/%.c=$(BUILD)/tests/%) \
-            $(SERVER_TEST_SRC:tests/server/%.c=$(BUILD)/tests/%)
+            $(SERVER_TEST_SRC:tests/server/%.c=$(BUILD)/tests/server/%)
 SERVER_LIB_OBJ := $(filter-out $(BUILD)/server/main.o,$(APP_OBJ))
 CLI_TESTS := tests/cli/test_cli.sh tests/api/test_api.sh
 MAKE_PNG  := $(BUILD)/tests/cli/make_png
@@ -72,7 +72,7 @@ $(BUILD)/core/%.o: core/%.c
 $(BUILD)/server/%.o $(BUILD)/api/%.o: CFLAGS += $(SRV_CFLAGS)
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Icore -I. $(PKG_CFLAGS) $(SRV_CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS) -Icore -I. -Iserver $(PKG_CFLAGS) $(SRV_CFLAGS) -MMD -MP -c $< -o $@
 
 # npm writes its lockfile copy last, so the stamp is newer than every fetched file.
 $(NPM_STAMP): web/package.json web/package-lock.json
@@ -84,7 +84,7 @@ $(BUILD)/gen/embedded.c: $(EMBED_SRC) scripts/embed.sh
 	scripts/embed.sh $@ $(EMBED_SRC)
 
 $(EMBED_OBJ): $(BUILD)/gen/embedded.c
-	$(CC) $(CFLAGS) -I. -c $< -o $@
+	$(CC) $(CFLAGS) -Iserver -c $< -o $@
 
 $(CORE_LIB): $(CORE_OBJ)
 	@rm -f $@
@@ -102,16 +102,16 @@ $(BUILD)/tests/%: tests/core/%.c $(TEST_SUPPORT_OBJ) $(CORE_LIB)
 	    $(CORE_LIB) $(LDFLAGS) $(TEST_LDFLAGS) $(PKG_LIBS) -lcmocka $(LDLIBS)
 
 # Tests of server/ link its objects (all but main) as well.
-$(BUILD)/tests/%: tests/server/%.c $(TEST_SUPPORT_OBJ) $(SERVER_LIB_OBJ) $(CORE_LIB)
+$(BUILD)/tests/server/%: tests/server/%.c $(TEST_SUPPORT_OBJ) $(SERVER_LIB_OBJ) $(CORE_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Icore -I. -Itests/support $(PKG_CFLAGS) $(SRV_CFLAGS) -MMD -MP -o $@ $< \
+	$(CC) $(CFLAGS) -Icore -I. -Iserver -Itests/support $(PKG_CFLAGS) $(SRV_CFLAGS) -MMD -MP -o $@ $< \
 	    $(TEST_SUPPORT_OBJ) $(SERVER_LIB_OBJ) $(CORE_LIB) $(LDFLAGS) $(SRV_LIBS) $(PKG_LIBS) \
 	    -lcmocka $(LDLIBS)
 
 # Benchmarks measure the product's configuration: core plus the server's pieces.
 $(BUILD)/bench/%: bench/%.c $(SERVER_LIB_OBJ) $(CORE_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Icore -I. $(PKG_CFLAGS) $(SRV_CFLAGS) -MMD -MP -o $@ $< $(SERVER_LIB_OBJ) \
+	$(CC) $(CFLAGS) -Icore -I. -Iserver $(PKG_CFLAGS) $(SRV_CFLAGS) -MMD -MP -o $@ $< $(SERVER_LIB_OBJ) \
 	    $(CORE_LIB) $(LDFLAGS) $(SRV_LIBS) $(PKG_LIBS) $(LDLIBS)
 
 # PNG writer for the CLI tests (tests/cli/test_cli.sh finds it next to dimd).

@@ -20,7 +20,7 @@
 
 #include "api/api.h"
 #include "data/image.h"
-#include "server/floattext.h"
+#include "util/floattext.h"
 #include "server/jobspec.h"
 
 #define RETRY_AFTER_S "1"

@@ -7,7 +7,7 @@
 #include "api/api.h"
 #include "server/evalspec.h"
 #include "server/jobspec.h"
-#include "server/sha256.h"
+#include "util/sha256.h"
 
 #define RETRY_AFTER_S "30"
 

@@ -18,8 +18,8 @@
 #include "dim/checkpoint.h"
 #include "dim/hparams.h"
 #include "server/jobspec.h"
-#include "server/pool.h"
-#include "server/sha256.h"
+#include "util/threadpool.h"
+#include "util/sha256.h"
 
 #define INDEX_BATCH 256
 
@@ -366,9 +366,9 @@ int api_embed_split(const struct api_ctx *a, const struct dim_model *m, const ch
         goto out;
     }
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    struct dimd_pool *pool = cores > 1 ? dimd_pool_create((int)cores - 1) : NULL;
+    struct threadpool *pool = cores > 1 ? threadpool_create((int)cores - 1) : NULL;
     if (pool)
-        dim_parallel_use(dimd_pool_parallel(pool));
+        dim_parallel_use(threadpool_parallel(pool));
     for (size_t s = 0; s < n; s += INDEX_BATCH) {
         size_t b = n - s < INDEX_BATCH ? n - s : INDEX_BATCH;
         for (size_t i = 0; i < b; i++)
@@ -385,7 +385,7 @@ int api_embed_split(const struct api_ctx *a, const struct dim_model *m, const ch
         }
     }
     dim_parallel_use(NULL);
-    dimd_pool_free(pool);
+    threadpool_free(pool);
     *n_out = (int64_t)n;
     *n_data = (int64_t)ds.n;
 out:

@@ -5,7 +5,7 @@
 
 #include "api/api.h"
 #include "server/evalspec.h"
-#include "server/embed.h"
+#include "util/assets.h"
 #include "server/jobspec.h"
 
 void api_healthz(void *app, struct http_request *rq)
@@ -44,7 +44,7 @@ void api_version(void *app, struct http_request *rq)
 void api_openapi(void *app, struct http_request *rq)
 {
     (void)app;
-    const struct embedded_file *f = embedded_find("openapi.yaml");
+    const struct asset_file *f = assets_find("openapi.yaml");
     if (!f) {
         http_reply_problem(rq, 500, "internal", "openapi.yaml is not embedded in this build");
         return;

@@ -19,8 +19,8 @@
 #include <zlib.h>
 
 #include "api/api.h"
-#include "server/embed.h"
-#include "server/sha256.h"
+#include "util/assets.h"
+#include "util/sha256.h"
 
 static const struct {
     const char *ext, *type;
@@ -34,7 +34,7 @@ static const struct {
 
 /* An embedded web file as served. */
 struct web_file {
-    const struct embedded_file *f;
+    const struct asset_file *f;
     char etag[24], etag_gz[24]; /* "0123456789abcdef" and "0123456789abcdef-gz" */
     unsigned char *gz;          /* NULL when gzip does not make it smaller */
     size_t gz_size;
@@ -84,13 +84,13 @@ static unsigned char *gzip(const void *data, size_t n, size_t *out_n)
 static void web_load(void)
 {
     size_t n = 0;
-    for (size_t i = 0; i < embedded_n_files; i++)
-        n += strncmp(embedded_files[i].name, "web/", 4) == 0;
+    for (size_t i = 0; i < assets_n_files; i++)
+        n += strncmp(assets_files[i].name, "web/", 4) == 0;
     web_files = calloc(n ? n : 1, sizeof *web_files);
     if (!web_files)
         return;
-    for (size_t i = 0; i < embedded_n_files; i++) {
-        const struct embedded_file *f = &embedded_files[i];
+    for (size_t i = 0; i < assets_n_files; i++) {
+        const struct asset_file *f = &assets_files[i];
         if (strncmp(f->name, "web/", 4) != 0)
             continue;
         struct web_file *w = &web_files[web_n++];

@@ -57,8 +57,8 @@
 #include "data/image.h"
 #include "dim/checkpoint.h"
 #include "dim/model.h"
-#include "server/pool.h"
-#include "server/sha256.h"
+#include "util/threadpool.h"
+#include "util/sha256.h"
 #include "server/store.h"
 
 static double now(void)
@@ -132,10 +132,10 @@ struct fwd_thread {
 static void *fwd_thread_main(void *arg)
 {
     struct fwd_thread *f = arg;
-    struct dimd_pool *pool = f->compute_threads > 1 ? dimd_pool_create(f->compute_threads - 1)
+    struct threadpool *pool = f->compute_threads > 1 ? threadpool_create(f->compute_threads - 1)
                                                     : NULL;
     if (pool)
-        dim_parallel_use(dimd_pool_parallel(pool));
+        dim_parallel_use(threadpool_parallel(pool));
     struct dim_encode_ws ws;
     struct dim_err err = {0};
     if (dim_encode_ws_create(&ws, f->m, f->B, &err) != 0)
@@ -150,7 +150,7 @@ static void *fwd_thread_main(void *arg)
     }
     dim_encode_ws_free(&ws);
     dim_parallel_use(NULL);
-    dimd_pool_free(pool);
+    threadpool_free(pool);
     return NULL;
 }
 
@@ -657,16 +657,16 @@ int main(int argc, char **argv)
     for (int b = 0; b < batch; b++)
         dim_image_to_input(&img, &pp, NULL, x + (size_t)b * in);
     /* one image, on one encode thread's pool */
-    struct dimd_pool *pool = compute_threads > 1 ? dimd_pool_create(compute_threads - 1) : NULL;
+    struct threadpool *pool = compute_threads > 1 ? threadpool_create(compute_threads - 1) : NULL;
     if (pool)
-        dim_parallel_use(dimd_pool_parallel(pool));
+        dim_parallel_use(threadpool_parallel(pool));
     struct dim_encode_ws ws1;
     if (dim_encode_ws_create(&ws1, m, 1, &err) != 0)
         die("dim_encode_ws_create", err.msg);
     const double fwd1 = time_forward(m, &ws1, x, 1, 1.0, 200);
     dim_encode_ws_free(&ws1);
     dim_parallel_use(NULL);
-    dimd_pool_free(pool);
+    threadpool_free(pool);
     printf("encode: %s, BLAS 1 thread, %d encode thread%s x %d compute threads, batch %d\n",
            dim_preset_name(cfg.preset), threads, threads > 1 ? "s" : "", compute_threads, batch);
     printf("  bare forward, 1 image:        %.3f ms\n", 1e3 * fwd1);

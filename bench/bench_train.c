@@ -23,7 +23,7 @@
 
 #include "base/blas.h"
 #include "dim/trainer.h"
-#include "server/pool.h"
+#include "util/threadpool.h"
 
 static double now(void)
 {
@@ -130,7 +130,7 @@ int main(int argc, char **argv)
         return 1;
     }
     /* the product's configuration: one pool of `threads`, BLAS inside it on one thread */
-    struct dimd_pool *pool = use_pool ? dimd_pool_create(threads - 1) : NULL;
+    struct threadpool *pool = use_pool ? threadpool_create(threads - 1) : NULL;
     const double flops = dim_trainer_step_flops(t);
     double sg[MAX_ROUNDS], tr[MAX_ROUNDS], ratio[MAX_ROUNDS], step_s[MAX_ROUNDS];
     double sg_best = 0.0, step_best = 1e30;
@@ -141,7 +141,7 @@ int main(int argc, char **argv)
         double g = sgemm_gflops(1024, 2, &sg_best);
         if (pool) {
             nn_blas_set_threads(1);
-            dim_parallel_use(dimd_pool_parallel(pool));
+            dim_parallel_use(threadpool_parallel(pool));
         }
         double t0 = now();
         for (int i = 0; i < steps; i++) {
@@ -210,6 +210,6 @@ int main(int argc, char **argv)
     dim_trainer_free(t);
     dim_model_free(m);
     dim_dataset_free(&ds);
-    dimd_pool_free(pool);
+    threadpool_free(pool);
     return 0;
 }

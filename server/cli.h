@@ -55,12 +55,12 @@ void cli_model_preprocess(const struct dim_model *m, struct dim_preprocess *pp);
 
 double cli_now(void);
 
-struct dimd_pool;
+struct threadpool;
 /* Gives this thread `threads` cores' worth of compute: a pool of threads - 1
  * workers plus the caller runs core's split matrix products and elementwise
  * loops, with BLAS itself on one thread. If the pool cannot start, BLAS gets the
  * threads instead. Returns the pool (NULL in that case) for cli_threads_release. */
-struct dimd_pool *cli_threads_use(int threads);
-void cli_threads_release(struct dimd_pool *pool);
+struct threadpool *cli_threads_use(int threads);
+void cli_threads_release(struct threadpool *pool);
 
 #endif

@@ -4,7 +4,7 @@
 #include "base/blas.h"
 #include "base/parallel.h"
 #include "dim/hparams.h"
-#include "server/pool.h"
+#include "util/threadpool.h"
 
 #include <errno.h>
 #include <math.h>
@@ -134,17 +134,17 @@ int cli_probe_model(const struct dim_model *m, const struct dim_dataset *train,
     return rc;
 }
 
-struct dimd_pool *cli_threads_use(int threads)
+struct threadpool *cli_threads_use(int threads)
 {
-    struct dimd_pool *pool = threads > 1 ? dimd_pool_create(threads - 1) : NULL;
+    struct threadpool *pool = threads > 1 ? threadpool_create(threads - 1) : NULL;
     nn_blas_set_threads(pool ? 1 : threads);
     if (pool)
-        dim_parallel_use(dimd_pool_parallel(pool));
+        dim_parallel_use(threadpool_parallel(pool));
     return pool;
 }
 
-void cli_threads_release(struct dimd_pool *pool)
+void cli_threads_release(struct threadpool *pool)
 {
     dim_parallel_use(NULL);
-    dimd_pool_free(pool);
+    threadpool_free(pool);
 }

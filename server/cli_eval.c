@@ -88,7 +88,7 @@ int cli_eval(int argc, char **argv)
         return CLI_EXIT_USAGE;
     }
     int status = CLI_EXIT_FAIL;
-    struct dimd_pool *pool = cli_threads_use(nthreads);
+    struct threadpool *pool = cli_threads_use(nthreads);
     struct dim_preprocess pp;
     cli_model_preprocess(m, &pp);
     double acc[2][DIM_N_PROBE_TAPS];

@@ -257,7 +257,7 @@ int cli_measure(int argc, char **argv)
     int status = CLI_EXIT_FAIL;
     struct dim_eval_result res[2];
     memset(res, 0, sizeof res);
-    struct dimd_pool *pool = cli_threads_use(nthreads);
+    struct threadpool *pool = cli_threads_use(nthreads);
     struct dim_preprocess pp;
     cli_model_preprocess(m, &pp);
     atomic_store(&measure_cancel, false);

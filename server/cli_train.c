@@ -260,7 +260,7 @@ int cli_train(int argc, char **argv)
     struct dim_dataset train = {0}, test = {0};
     if (cli_load_dataset("train", o.dataset, &train, &test) != 0)
         return CLI_EXIT_USAGE;
-    struct dimd_pool *pool = cli_threads_use((int)o.threads);
+    struct threadpool *pool = cli_threads_use((int)o.threads);
     struct dim_model *m = NULL, *fresh = NULL;
     struct dim_trainer *tr = NULL;
     struct dim_train_progress prog;

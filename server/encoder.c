@@ -40,7 +40,7 @@
 #include "base/blas.h"
 #include "base/parallel.h"
 #include "dim/checkpoint.h"
-#include "server/pool.h"
+#include "util/threadpool.h"
 
 /* ---- types ---- */
 
@@ -574,11 +574,11 @@ static void *thread_main(void *arg)
 {
     struct ethread *t = arg;
     struct encoder *e = t->e;
-    struct dimd_pool *pool = NULL;
+    struct threadpool *pool = NULL;
     if (e->cfg.compute_threads > 1) {
-        pool = dimd_pool_create(e->cfg.compute_threads - 1);
+        pool = threadpool_create(e->cfg.compute_threads - 1);
         if (pool)
-            dim_parallel_use(dimd_pool_parallel(pool));
+            dim_parallel_use(threadpool_parallel(pool));
         else
             fprintf(stderr,
                     "dimd: encode thread %d: cannot start %d compute threads; "
@@ -626,7 +626,7 @@ static void *thread_main(void *arg)
     free(t->xbuf);
     t->xbuf = NULL;
     dim_parallel_use(NULL);
-    dimd_pool_free(pool);
+    threadpool_free(pool);
     return NULL;
 }
 

@@ -34,8 +34,8 @@
 #include "eval/evaluate.h"
 #include "server/evalspec.h"
 #include "server/jobspec.h"
-#include "server/pool.h"
-#include "server/sha256.h"
+#include "util/threadpool.h"
+#include "util/sha256.h"
 
 struct worker {
     struct runner *r;
@@ -819,11 +819,11 @@ static void *worker_main(void *arg)
     struct runner *r = w->r;
     /* this thread's compute: like cli_threads_use, but BLAS stays on one thread
      * (process-wide, set by runner_start) even when the pool cannot start */
-    struct dimd_pool *pool = NULL;
+    struct threadpool *pool = NULL;
     if (r->cfg.threads_per_worker > 1) {
-        pool = dimd_pool_create(r->cfg.threads_per_worker - 1);
+        pool = threadpool_create(r->cfg.threads_per_worker - 1);
         if (pool)
-            dim_parallel_use(dimd_pool_parallel(pool));
+            dim_parallel_use(threadpool_parallel(pool));
         else
             fprintf(stderr, "dimd: worker %d: cannot start %d compute threads; running serially\n",
                     w->index, r->cfg.threads_per_worker - 1);
@@ -851,7 +851,7 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&r->mu);
     }
     dim_parallel_use(NULL);
-    dimd_pool_free(pool);
+    threadpool_free(pool);
     return NULL;
 }
 

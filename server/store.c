@@ -49,8 +49,8 @@
 #include <jansson.h>
 #include <sqlite3.h>
 
-#include "server/embed.h"
-#include "server/sha256.h"
+#include "util/assets.h"
+#include "util/sha256.h"
 
 #define POOL_MAX 8
 #define BUSY_TIMEOUT_MS 5000
@@ -475,8 +475,8 @@ static int mig_number(const char *name)
 int store_schema_latest(void)
 {
     int latest = 0;
-    for (size_t i = 0; i < embedded_n_files; i++) {
-        int v = mig_number(embedded_files[i].name);
+    for (size_t i = 0; i < assets_n_files; i++) {
+        int v = mig_number(assets_files[i].name);
         if (v > latest)
             latest = v;
     }
@@ -495,8 +495,8 @@ static int user_version(sqlite3 *db, int *v, struct dim_err *err)
 static int migrate(sqlite3 *db, int target, struct dim_err *err)
 {
     int expect = 1;
-    for (size_t i = 0; i < embedded_n_files; i++) {
-        const struct embedded_file *f = &embedded_files[i];
+    for (size_t i = 0; i < assets_n_files; i++) {
+        const struct asset_file *f = &assets_files[i];
         int v = mig_number(f->name);
         if (v < 0)
             continue;

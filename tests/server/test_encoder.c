@@ -22,7 +22,7 @@
 #include "dim/model.h"
 #include "fixtures.h"
 #include "server/encoder.h"
-#include "server/sha256.h"
+#include "util/sha256.h"
 #include "server/store.h"
 
 #define IDX_N 300

@@ -26,7 +26,7 @@
 #include "fixtures.h"
 #include "server/datasets.h"
 #include "server/runner.h"
-#include "server/sha256.h"
+#include "util/sha256.h"
 #include "server/store.h"
 
 /* the shared dataset: data/shapes (3 classes x 50 32x32 grey images) and

@@ -21,8 +21,8 @@
 #include <jansson.h>
 #include <sqlite3.h>
 
-#include "server/embed.h"
-#include "server/sha256.h"
+#include "util/assets.h"
+#include "util/sha256.h"
 #include "server/store.h"
 
 /* ---- fixture ---- */
@@ -241,11 +241,11 @@ static void test_open_fresh_migrates(void **state)
     struct fx *f = *state;
     struct dim_err err = {0};
     assert_int_equal(store_schema_latest(), 5);
-    assert_non_null(embedded_find("migrations/0001_jobs.sql"));
-    assert_non_null(embedded_find("migrations/0002_tokens.sql"));
-    assert_non_null(embedded_find("migrations/0003_models.sql"));
-    assert_non_null(embedded_find("migrations/0004_projections.sql"));
-    assert_non_null(embedded_find("migrations/0005_evaluations.sql"));
+    assert_non_null(assets_find("migrations/0001_jobs.sql"));
+    assert_non_null(assets_find("migrations/0002_tokens.sql"));
+    assert_non_null(assets_find("migrations/0003_models.sql"));
+    assert_non_null(assets_find("migrations/0004_projections.sql"));
+    assert_non_null(assets_find("migrations/0005_evaluations.sql"));
     assert_int_equal(store_open(&f->s, f->path, &err), STORE_OK);
     assert_int_equal(store_schema_version(f->s), 5);
     assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 5);

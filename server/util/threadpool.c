@@ -1,5 +1,5 @@
-/* pool.c - worker threads for core's parallel loops (see pool.h for the design). */
-#include "server/pool.h"
+/* threadpool.c - compute threads for core's parallel loops (see threadpool.h for the design). */
+#include "util/threadpool.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -8,12 +8,12 @@
 #include <stdlib.h>
 
 struct worker {
-    struct dimd_pool *pool;
+    struct threadpool *pool;
     int index; /* 1..n: which part of the range it runs */
     pthread_t thread;
 };
 
-struct dimd_pool {
+struct threadpool {
     int n;
     struct worker *w;
     pthread_mutex_t mu;
@@ -27,7 +27,7 @@ struct dimd_pool {
     struct dim_parallel hook;
 };
 
-static void run_part(struct dimd_pool *p, int part)
+static void run_part(struct threadpool *p, int part)
 {
     size_t parts = (size_t)p->n + 1;
     size_t b = p->items * (size_t)part / parts, e = p->items * (size_t)(part + 1) / parts;
@@ -38,7 +38,7 @@ static void run_part(struct dimd_pool *p, int part)
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
-    struct dimd_pool *p = w->pool;
+    struct threadpool *p = w->pool;
     uint_fast64_t seen = 0;
     for (;;) {
         pthread_mutex_lock(&p->mu);
@@ -60,7 +60,7 @@ static void *worker_main(void *arg)
 
 static void pool_run(void *pool, dim_range_fn fn, void *ctx, size_t n)
 {
-    struct dimd_pool *p = pool;
+    struct threadpool *p = pool;
     if (p->n == 0) {
         fn(ctx, 0, n);
         return;
@@ -80,11 +80,11 @@ static void pool_run(void *pool, dim_range_fn fn, void *ctx, size_t n)
     pthread_mutex_unlock(&p->mu);
 }
 
-struct dimd_pool *dimd_pool_create(int workers)
+struct threadpool *threadpool_create(int workers)
 {
     if (workers < 0)
         return NULL;
-    struct dimd_pool *p = calloc(1, sizeof *p);
+    struct threadpool *p = calloc(1, sizeof *p);
     if (!p)
         return NULL;
     p->n = workers;
@@ -105,14 +105,14 @@ struct dimd_pool *dimd_pool_create(int workers)
         p->w[i].index = i + 1;
         if (pthread_create(&p->w[i].thread, NULL, worker_main, &p->w[i]) != 0) {
             p->n = i; /* join the ones that started */
-            dimd_pool_free(p);
+            threadpool_free(p);
             return NULL;
         }
     }
     return p;
 }
 
-void dimd_pool_free(struct dimd_pool *p)
+void threadpool_free(struct threadpool *p)
 {
     if (!p)
         return;
@@ -129,7 +129,7 @@ void dimd_pool_free(struct dimd_pool *p)
     free(p);
 }
 
-const struct dim_parallel *dimd_pool_parallel(struct dimd_pool *p)
+const struct dim_parallel *threadpool_parallel(struct threadpool *p)
 {
     return &p->hook;
 }

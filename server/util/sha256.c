@@ -1,5 +1,5 @@
-/* sha256.c - SHA-256 after FIPS 180-4 section 6.2 (server/sha256.h). */
-#include "server/sha256.h"
+/* sha256.c - SHA-256 after FIPS 180-4 section 6.2 (util/sha256.h). */
+#include "util/sha256.h"
 
 #include <string.h>
 

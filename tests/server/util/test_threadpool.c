@@ -1,4 +1,4 @@
-/* test_pool.c - the server's thread pool and core's parallel loops.
+/* test_threadpool.c - the compute thread pool and core's parallel loops.
  *
  * Every elementwise kernel that splits work through dim_parallel_for gives bitwise
  * the same result with a pool as without (work is split into disjoint units whose
@@ -25,7 +25,7 @@
 #include "nn/conv2d.h"
 #include "nn/norm.h"
 #include "dimfix.h"
-#include "server/pool.h"
+#include "util/threadpool.h"
 
 static float *rnd(size_t n, uint64_t seed)
 {
@@ -62,9 +62,9 @@ static void test_pool_covers_every_index_once(void **state)
 {
     (void)state;
     for (int workers = 0; workers <= 3; workers++) {
-        struct dimd_pool *pool = dimd_pool_create(workers);
+        struct threadpool *pool = threadpool_create(workers);
         assert_non_null(pool);
-        dim_parallel_use(dimd_pool_parallel(pool));
+        dim_parallel_use(threadpool_parallel(pool));
         const size_t sizes[] = {1, 2, 3, 7, 64, 1000, 100003};
         for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
             for (int rep = 0; rep < 50; rep++) { /* many back-to-back jobs */
@@ -77,7 +77,7 @@ static void test_pool_covers_every_index_once(void **state)
             }
         }
         dim_parallel_use(NULL);
-        dimd_pool_free(pool);
+        threadpool_free(pool);
     }
 }
 
@@ -145,12 +145,12 @@ static void test_kernels_bitwise_equal_with_pool(void **state)
     float *x = rnd(n, 1), *dy = rnd(n, 2), *g = rnd(C, 3), *b = rnd(C, 4);
     struct outputs serial = {0}, pooled = {0};
     run_kernels(&serial, x, dy, g, b, B, C, HW);
-    struct dimd_pool *pool = dimd_pool_create(2);
+    struct threadpool *pool = threadpool_create(2);
     assert_non_null(pool);
-    dim_parallel_use(dimd_pool_parallel(pool));
+    dim_parallel_use(threadpool_parallel(pool));
     run_kernels(&pooled, x, dy, g, b, B, C, HW);
     dim_parallel_use(NULL);
-    dimd_pool_free(pool);
+    threadpool_free(pool);
     assert_int_equal(serial.k, pooled.k);
     for (int i = 0; i < serial.k; i++) {
         assert_int_equal(serial.n[i], pooled.n[i]);
@@ -169,7 +169,7 @@ struct run {
     float *params, *grads;
 };
 
-static void train_three_steps(struct dimd_pool *pool, struct run *out)
+static void train_three_steps(struct threadpool *pool, struct run *out)
 {
     struct dim_dataset ds;
     dimfix_random_dataset(&ds, 40, 2, 9);
@@ -178,7 +178,7 @@ static void train_three_steps(struct dimd_pool *pool, struct run *out)
     cfg.beta = 1.0f;
     cfg.gamma = 0.1f;
     struct dim_preprocess pp = {1, 28, 28, 2, 1};
-    dim_parallel_use(pool ? dimd_pool_parallel(pool) : NULL);
+    dim_parallel_use(pool ? threadpool_parallel(pool) : NULL);
     struct dim_model *m;
     struct dim_trainer *t;
     struct dim_err err;
@@ -207,7 +207,7 @@ static void test_training_with_pool_reproducible_and_close(void **state)
 {
     (void)state;
     nn_blas_set_threads(1);
-    struct dimd_pool *pool = dimd_pool_create(2);
+    struct threadpool *pool = threadpool_create(2);
     assert_non_null(pool);
     struct run serial, pooled, again;
     train_three_steps(NULL, &serial);
@@ -230,7 +230,7 @@ static void test_training_with_pool_reproducible_and_close(void **state)
     }
     print_message("gradient gap pooled vs serial: %.3g of its norm\n", sqrt(num / den));
     assert_true(den > 0.0 && sqrt(num / den) < 1e-3);
-    dimd_pool_free(pool);
+    threadpool_free(pool);
     struct run *runs[3] = {&serial, &pooled, &again};
     for (int k = 0; k < 3; k++) {
         free(runs[k]->params);

@@ -5,7 +5,7 @@
  * most a few double ulps (1e-16 of the value), far below the half unit of the
  * 9th digit that the round trip allows, so the digits need no exact big-number
  * arithmetic. */
-#include "server/floattext.h"
+#include "util/floattext.h"
 
 #include <math.h>
 #include <stdint.h>

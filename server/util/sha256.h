@@ -5,8 +5,8 @@
  * length, which is public in every use here.
  * Depends on libc only.
  */
-#ifndef DIMD_SERVER_SHA256_H
-#define DIMD_SERVER_SHA256_H
+#ifndef DIMD_UTIL_SHA256_H
+#define DIMD_UTIL_SHA256_H
 
 #include <stddef.h>
 #include <stdint.h>

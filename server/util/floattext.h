@@ -12,8 +12,8 @@
  * when the text would otherwise read as an integer, as jansson does.
  * Depends on nothing but libc.
  */
-#ifndef DIMD_SERVER_FLOATTEXT_H
-#define DIMD_SERVER_FLOATTEXT_H
+#ifndef DIMD_UTIL_FLOATTEXT_H
+#define DIMD_UTIL_FLOATTEXT_H
 
 #include <stddef.h>
 

@@ -19,7 +19,7 @@
 
 #include <cmocka.h>
 
-#include "server/floattext.h"
+#include "util/floattext.h"
 
 static float from_bits(uint32_t u)
 {
