@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "api/api.h"
+#include "util/clock.h"
 
 #define EVENTS_PER_READ 256
 
@@ -24,13 +25,6 @@ struct sse {
     double next_heartbeat;
     bool ended;
 };
-
-static double mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* Fills s->pending with the next events, a heartbeat, or nothing at the end. */
 static int fill(struct sse *s)
@@ -53,21 +47,21 @@ static int fill(struct sse *s)
             return -1;
         if (n > 0) {
             for (size_t i = 0; i < n; i++) {
-                sb_printf(&s->pending, "id: %lld\nevent: %s\ndata: %s\n\n", (long long)ev[i].id,
+                strbuf_printf(&s->pending, "id: %lld\nevent: %s\ndata: %s\n\n", (long long)ev[i].id,
                           ev[i].type, ev[i].data);
                 s->last_id = ev[i].id;
                 store_event_clear(&ev[i]);
             }
             free(ev);
-            s->next_heartbeat = mono() + (double)a->cfg->sse_heartbeat_s;
+            s->next_heartbeat = clock_mono_s() + (double)a->cfg->sse_heartbeat_s;
             return 1;
         }
         free(ev);
         if (terminal || http_stopping(a->http) || atomic_load(&a->phase) == API_STOPPING)
             return 0;
-        double now = mono();
+        double now = clock_mono_s();
         if (now >= s->next_heartbeat) {
-            sb_printf(&s->pending, ": heartbeat\n\n");
+            strbuf_printf(&s->pending, ": heartbeat\n\n");
             s->next_heartbeat = now + (double)a->cfg->sse_heartbeat_s;
             return 1;
         }
@@ -99,7 +93,7 @@ static long sse_read(void *ctx, char *buf, size_t max)
 static void sse_done(void *ctx)
 {
     struct sse *s = ctx;
-    sb_free(&s->pending);
+    strbuf_free(&s->pending);
     free(s);
 }
 
@@ -132,8 +126,8 @@ void api_events(void *app, struct http_request *rq)
     s->a = a;
     s->job_id = job.id;
     s->last_id = last;
-    s->next_heartbeat = mono() + (double)a->cfg->sse_heartbeat_s;
+    s->next_heartbeat = clock_mono_s() + (double)a->cfg->sse_heartbeat_s;
     store_job_clear(&job);
-    sb_printf(&s->pending, "retry: 3000\n\n");
+    strbuf_printf(&s->pending, "retry: 3000\n\n");
     http_reply_stream(rq, "text/event-stream", sse_read, sse_done, s);
 }

@@ -78,11 +78,11 @@ static bool job_writes(const struct store_job *job, const char *k)
 static void csv_value(struct strbuf *b, double v)
 {
     if (isnan(v))
-        sb_printf(b, "NaN");
+        strbuf_printf(b, "NaN");
     else if (isinf(v))
-        sb_printf(b, v > 0 ? "Infinity" : "-Infinity");
+        strbuf_printf(b, v > 0 ? "Infinity" : "-Infinity");
     else
-        sb_printf(b, "%.*g", DIMD_REAL_DIGITS, v);
+        strbuf_printf(b, "%.*g", DIMD_REAL_DIGITS, v);
 }
 
 void api_metrics_history(void *app, struct http_request *rq)
@@ -155,11 +155,11 @@ void api_metrics_history(void *app, struct http_request *rq)
     }
     if (csv) {
         struct strbuf b = {0};
-        sb_printf(&b, "step,value,wall_time_ms\n");
+        strbuf_printf(&b, "step,value,wall_time_ms\n");
         for (size_t i = 0; i < n; i++) {
-            sb_printf(&b, "%lld,", (long long)pts[i].step);
+            strbuf_printf(&b, "%lld,", (long long)pts[i].step);
             csv_value(&b, pts[i].value);
-            sb_printf(&b, ",%lld\n", (long long)pts[i].wall_ms);
+            strbuf_printf(&b, ",%lld\n", (long long)pts[i].wall_ms);
         }
         char fname[160];
         snprintf(fname, sizeof fname, "attachment; filename=\"job-%lld-%s.csv\"",

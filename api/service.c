@@ -65,11 +65,11 @@ void api_prometheus(void *app, struct http_request *rq)
     if (a->runner)
         runner_get_stats(a->runner, &rs);
     struct strbuf b = {0};
-    sb_printf(&b, "# HELP dimd_jobs Jobs by state.\n# TYPE dimd_jobs gauge\n");
+    strbuf_printf(&b, "# HELP dimd_jobs Jobs by state.\n# TYPE dimd_jobs gauge\n");
     for (int s = 0; s < JOB_N_STATES; s++)
-        sb_printf(&b, "dimd_jobs{state=\"%s\"} %lld\n", job_state_name((enum job_state)s),
+        strbuf_printf(&b, "dimd_jobs{state=\"%s\"} %lld\n", job_state_name((enum job_state)s),
                   (long long)counts[s]);
-    sb_printf(&b,
+    strbuf_printf(&b,
               "# HELP dimd_queue_depth Jobs waiting for a worker.\n# TYPE dimd_queue_depth gauge\n"
               "dimd_queue_depth %lld\n"
               "# HELP dimd_workers Worker threads, and how many run a job.\n"
@@ -87,7 +87,7 @@ void api_prometheus(void *app, struct http_request *rq)
     struct encoder_stats es = {0};
     if (a->encoder)
         encoder_get_stats(a->encoder, &es);
-    sb_printf(&b,
+    strbuf_printf(&b,
               "# HELP dimd_encode_requests_total Encode and neighbors requests answered.\n"
               "# TYPE dimd_encode_requests_total counter\ndimd_encode_requests_total %llu\n"
               "# HELP dimd_encode_images_total Images encoded.\n"

@@ -53,7 +53,6 @@ int cli_probe_model(const struct dim_model *m, const struct dim_dataset *train,
 /* The model's preprocessing (size and channels; no augmentation). */
 void cli_model_preprocess(const struct dim_model *m, struct dim_preprocess *pp);
 
-double cli_now(void);
 
 struct threadpool;
 /* Gives this thread `threads` cores' worth of compute: a pool of threads - 1

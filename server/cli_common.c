@@ -13,13 +13,6 @@
 #include <string.h>
 #include <time.h>
 
-double cli_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 int cli_next_flag(int argc, char **argv, int *i, const char **name, const char **value,
                   const char *const *with_value, bool hparams)
 {

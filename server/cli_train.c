@@ -12,6 +12,7 @@
 #include "dim/hparams.h"
 #include "dim/trainer.h"
 #include "server/cli.h"
+#include "util/clock.h"
 #include "server/jobspec.h"
 
 struct train_opts {
@@ -313,7 +314,7 @@ int cli_train(int argc, char **argv)
     signal(SIGINT, on_sigint);
     struct window win = {0}, last = {0};
     struct dim_losses l, mean;
-    double t0 = cli_now();
+    double t0 = clock_mono_s();
     uint64_t done = 0;
     for (uint64_t s = first; s < total && !interrupted; s++) {
         if (dim_trainer_step(tr, &l, &err) != 0) {
@@ -323,7 +324,7 @@ int cli_train(int argc, char **argv)
         done++;
         window_add(&win, &l);
         if ((s + 1) % o.log_every == 0 || s + 1 == total) {
-            double dt = cli_now() - t0, ips = (double)(done * m->cfg.batch) / dt;
+            double dt = clock_mono_s() - t0, ips = (double)(done * m->cfg.batch) / dt;
             window_mean(&win, &mean);
             dim_trainer_progress(tr, &prog);
             print_progress(m, s + 1, total, prog.epoch, &mean, ips,
@@ -332,7 +333,7 @@ int cli_train(int argc, char **argv)
             memset(&win, 0, sizeof win);
         }
     }
-    const double train_seconds = cli_now() - t0;
+    const double train_seconds = clock_mono_s() - t0;
     const double ips = train_seconds > 0 ? (double)(done * m->cfg.batch) / train_seconds : 0;
     if (tty)
         printf("\n");
@@ -359,7 +360,7 @@ int cli_train(int argc, char **argv)
     po.kind = o.probe_kind;
     po.epochs = (int)o.probe_epochs;
     if (o.probe) {
-        double p0 = cli_now();
+        double p0 = clock_mono_s();
         struct dim_preprocess plain;
         cli_model_preprocess(m, &plain);
         if (cli_probe_model(m, &train, &test, &plain, &po, acc[0]) != 0)
@@ -370,7 +371,7 @@ int cli_train(int argc, char **argv)
         }
         if (cli_probe_model(fresh, &train, &test, &plain, &po, acc[1]) != 0)
             goto out;
-        probe_seconds = cli_now() - p0;
+        probe_seconds = clock_mono_s() - p0;
         printf("%s probe, test accuracy     conv     fc       y\n", dim_probe_kind_name(po.kind));
         const char *who[2] = {"trained encoder", "fresh encoder  "};
         for (int k = 0; k < 2; k++)

@@ -25,6 +25,7 @@
  * only when e->calls is back to 0.
  */
 #include "server/encoder.h"
+#include "util/clock.h"
 
 #include <errno.h>
 #include <math.h>
@@ -115,36 +116,6 @@ struct encoder {
 };
 
 /* ---- small helpers ---- */
-
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static struct timespec mono_ts(double s)
-{
-    struct timespec ts;
-    ts.tv_sec = (time_t)s;
-    ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    if (ts.tv_nsec < 0)
-        ts.tv_nsec = 0;
-    return ts;
-}
-
-static void cond_init_mono(pthread_cond_t *cv)
-{
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(cv, &ca);
-    pthread_condattr_destroy(&ca);
-}
 
 /* Enters a public call: STOPPING when encoder_stop has begun. */
 static int call_enter(struct encoder *e, struct dim_err *err)
@@ -490,9 +461,9 @@ static int run_batch(struct ethread *t, struct request **rs, int G, uint64_t *pa
             if (at > 0 && atomic_load(&t->e->stop_flag))
                 return dim_fail(err, DIM_ECANCELLED, "the encoder is stopping");
             size_t B = r->n - at < cap ? r->n - at : cap;
-            const double t0 = mono_s();
+            const double t0 = clock_mono_s();
             const float *f = dim_model_encode(ent->m, &t->ws, r->x + at * ent->in_size, B, tap);
-            *forward_s += mono_s() - t0;
+            *forward_s += clock_mono_s() - t0;
             scatter(ent, tap, f, B, r->out + at * dim);
             (*passes)++;
         }
@@ -503,9 +474,9 @@ static int run_batch(struct ethread *t, struct request **rs, int G, uint64_t *pa
         memcpy(t->xbuf + B * ent->in_size, rs[i]->x, sizeof(float) * rs[i]->n * ent->in_size);
         B += rs[i]->n;
     }
-    const double t0 = mono_s();
+    const double t0 = clock_mono_s();
     const float *f = dim_model_encode(ent->m, &t->ws, t->xbuf, B, tap);
-    *forward_s += mono_s() - t0;
+    *forward_s += clock_mono_s() - t0;
     size_t row = 0;
     for (int i = 0; i < G; i++) {
         size_t fs = tap == DIM_TAP_LOCAL ? dim_model_tap_size(ent->m, DIM_TAP_LOCAL) : dim;
@@ -588,10 +559,10 @@ static void *thread_main(void *arg)
     pthread_mutex_lock(&e->mu);
     while (!e->stopping) {
         double deadline;
-        int G = pick_batch(t, mono_s(), &deadline);
+        int G = pick_batch(t, clock_mono_s(), &deadline);
         if (G == 0) {
             if (deadline > 0) {
-                struct timespec ts = mono_ts(deadline);
+                struct timespec ts = clock_mono_ts(deadline);
                 pthread_cond_timedwait(&e->work_cv, &e->mu, &ts);
             } else {
                 pthread_cond_wait(&e->work_cv, &e->mu);
@@ -679,9 +650,9 @@ int encoder_start(struct encoder **out, struct dimd_store *store, const struct e
     e->cfg = *cfg;
     atomic_init(&e->stop_flag, false);
     pthread_mutex_init(&e->mu, NULL);
-    cond_init_mono(&e->work_cv);
-    cond_init_mono(&e->load_cv);
-    cond_init_mono(&e->idle_cv);
+    clock_cond_init(&e->work_cv);
+    clock_cond_init(&e->load_cv);
+    clock_cond_init(&e->idle_cv);
     e->n_threads = cfg->threads;
     e->t = calloc((size_t)e->n_threads, sizeof *e->t);
     if (!e->t) {
@@ -825,7 +796,7 @@ int encoder_encode(struct encoder *e, const char *name, int version, enum dim_ta
                  "queue_max %d",
                  e->queued_images, n, e->cfg.queue_max);
     } else {
-        r.t_arrive = mono_s();
+        r.t_arrive = clock_mono_s();
         if (e->tail)
             e->tail->next = &r;
         else

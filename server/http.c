@@ -1,5 +1,6 @@
 /* http.c - libmicrohttpd glue, routing, auth and replies (server/http.h). */
 #include "server/http.h"
+#include "util/clock.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -61,20 +62,6 @@ struct request_state {
     int n_extra;
 };
 
-int64_t http_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static double mono_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 json_t *http_time_json(int64_t ms)
 {
     if (ms <= 0)
@@ -86,37 +73,6 @@ json_t *http_time_json(int64_t ms)
     snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
     return json_string(buf);
-}
-
-void sb_printf(struct strbuf *b, const char *fmt, ...)
-{
-    va_list ap;
-    for (;;) {
-        size_t room = b->cap - b->len;
-        va_start(ap, fmt);
-        int k = vsnprintf(b->data ? b->data + b->len : NULL, room, fmt, ap);
-        va_end(ap);
-        if (k < 0)
-            return;
-        if ((size_t)k < room) {
-            b->len += (size_t)k;
-            return;
-        }
-        size_t cap = b->cap ? b->cap * 2 : 4096;
-        while (cap - b->len <= (size_t)k)
-            cap *= 2;
-        char *grown = realloc(b->data, cap);
-        if (!grown)
-            return;
-        b->data = grown;
-        b->cap = cap;
-    }
-}
-
-void sb_free(struct strbuf *b)
-{
-    free(b->data);
-    memset(b, 0, sizeof *b);
 }
 
 /* ---- statistics ---- */
@@ -173,15 +129,15 @@ static void route_label(const struct http_server *s, int route, const char **met
 void http_write_stats(struct http_server *s, struct strbuf *out)
 {
     pthread_mutex_lock(&s->stats_lock);
-    sb_printf(out, "# HELP dimd_http_requests_total HTTP requests answered, by route, method "
+    strbuf_printf(out, "# HELP dimd_http_requests_total HTTP requests answered, by route, method "
                    "and status.\n# TYPE dimd_http_requests_total counter\n");
     for (size_t i = 0; i < s->n_counts; i++) {
         const char *m, *p;
         route_label(s, s->counts[i].route, &m, &p);
-        sb_printf(out, "dimd_http_requests_total{route=\"%s\",method=\"%s\",status=\"%d\"} %llu\n",
+        strbuf_printf(out, "dimd_http_requests_total{route=\"%s\",method=\"%s\",status=\"%d\"} %llu\n",
                   p, m, s->counts[i].status, (unsigned long long)s->counts[i].n);
     }
-    sb_printf(out, "# HELP dimd_http_request_duration_seconds Time from request to the end of "
+    strbuf_printf(out, "# HELP dimd_http_request_duration_seconds Time from request to the end of "
                    "its reply, by route.\n# TYPE dimd_http_request_duration_seconds histogram\n");
     for (size_t r = 0; r <= s->n_routes; r++) {
         const struct route_latency *l = &s->latency[r];
@@ -193,17 +149,17 @@ void http_write_stats(struct http_server *s, struct strbuf *out)
         for (int b = 0; b <= N_BUCKETS; b++) {
             cum += l->bucket[b];
             if (b < N_BUCKETS)
-                sb_printf(out,
+                strbuf_printf(out,
                           "dimd_http_request_duration_seconds_bucket{route=\"%s\",method=\"%s\","
                           "le=\"%g\"} %llu\n",
                           p, m, bucket_le[b], (unsigned long long)cum);
             else
-                sb_printf(out,
+                strbuf_printf(out,
                           "dimd_http_request_duration_seconds_bucket{route=\"%s\",method=\"%s\","
                           "le=\"+Inf\"} %llu\n",
                           p, m, (unsigned long long)cum);
         }
-        sb_printf(out,
+        strbuf_printf(out,
                   "dimd_http_request_duration_seconds_sum{route=\"%s\",method=\"%s\"} %.6f\n"
                   "dimd_http_request_duration_seconds_count{route=\"%s\",method=\"%s\"} %llu\n",
                   p, m, l->sum, p, m, (unsigned long long)l->count);
@@ -612,7 +568,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         rq->method = method;
         rq->path = url;
         rq->route_index = (int)s->n_routes;
-        rq->t0 = mono_now();
+        rq->t0 = clock_mono_s();
         if (atomic_load(&s->stopping)) {
             http_reply_problem(rq, 503, "shutting_down", "dimd is shutting down");
             return MHD_YES;
@@ -686,7 +642,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     struct http_request *rq = &st->rq;
     if (rq->replied)
-        record_latency(s, rq->route_index, mono_now() - rq->t0);
+        record_latency(s, rq->route_index, clock_mono_s() - rq->t0);
     for (int i = 0; i < rq->n_params; i++)
         free(rq->param_values[i]);
     for (int i = 0; i < st->n_extra; i++) {

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "base/error.h"
+#include "util/strbuf.h"
 #include "server/store.h"
 
 enum route_scope { SCOPE_NONE = 0, SCOPE_READ = 1, SCOPE_WRITE = 2 };
@@ -103,19 +104,9 @@ void http_reply_stream(struct http_request *rq, const char *content_type,
 
 /* Prometheus text of the HTTP statistics (requests by route, method and status;
  * latency histogram by route) appended to a growing buffer. */
-struct strbuf;
 void http_write_stats(struct http_server *s, struct strbuf *out);
-
-/* A growing text buffer. */
-struct strbuf {
-    char *data;
-    size_t len, cap;
-};
-void sb_printf(struct strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void sb_free(struct strbuf *b);
 
 /* RFC 3339 UTC with milliseconds ("2026-11-28T01:02:03.456Z") into buf[32]; null for 0. */
 json_t *http_time_json(int64_t ms);
-int64_t http_now_ms(void);
 
 #endif

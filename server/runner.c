@@ -11,6 +11,7 @@
  * to one checkpoint's size once per job.
  */
 #include "server/runner.h"
+#include "util/clock.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -62,20 +63,6 @@ struct runner {
 };
 
 /* ---- clocks ---- */
-
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- memory writer and reader for checkpoints ---- */
 
@@ -152,7 +139,7 @@ static int push_point(struct run *x, const char *key, double v, int64_t ms)
 static int push_losses(struct run *x, const struct dim_losses *l)
 {
     const double v[N_LOSS_KEYS] = {l->local, l->global, l->prior_enc, l->prior_disc, l->total};
-    int64_t ms = wall_ms();
+    int64_t ms = clock_wall_ms();
     for (int k = 0; k < N_LOSS_KEYS; k++)
         if (x->loss_on[k] && push_point(x, loss_keys[k], v[k], ms) != 0)
             return -1;
@@ -164,7 +151,7 @@ static int run_flush(struct run *x)
 {
     if (x->win_steps > 0 && x->win_s > 0) {
         x->ips = (double)(x->win_steps * x->m->cfg.batch) / x->win_s;
-        if (push_point(x, "images_per_second", x->ips, wall_ms()) != 0)
+        if (push_point(x, "images_per_second", x->ips, clock_wall_ms()) != 0)
             return run_fail(x, "out_of_memory", "out of memory for metric points");
         pthread_mutex_lock(&x->r->mu);
         x->w->rate = (double)x->win_steps / x->win_s;
@@ -172,7 +159,7 @@ static int run_flush(struct run *x)
     }
     x->win_steps = 0;
     x->win_s = 0;
-    x->last_flush = mono_s();
+    x->last_flush = clock_mono_s();
     if (x->n_pts == 0)
         return RUN_OK;
     struct dim_err err;
@@ -236,7 +223,7 @@ static int run_checkpoint(struct run *x, bool probe)
     if (probe) {
         if (run_probe(x, acc) != RUN_OK)
             return RUN_END;
-        int64_t ms = wall_ms();
+        int64_t ms = clock_wall_ms();
         for (int t = 0; t < DIM_N_PROBE_TAPS; t++)
             if (push_point(x, probe_keys[t], acc[t], ms) != 0)
                 return run_fail(x, "out_of_memory", "out of memory for metric points");
@@ -555,7 +542,7 @@ static void eval_progress(void *ctx, const char *stage, double fraction)
         atomic_store(&e->cancel, true);
         return;
     }
-    double now = mono_s();
+    double now = clock_mono_s();
     if (now - x->last_flush < x->r->cfg.metrics_flush_ms / 1000.0)
         return;
     uint64_t step = (uint64_t)(fraction * EVAL_STEPS);
@@ -563,7 +550,7 @@ static void eval_progress(void *ctx, const char *stage, double fraction)
         step = EVAL_STEPS - 1; /* the last step carries the results */
     if (step > x->step) {
         x->step = step;
-        if (push_point(x, "eval_progress", fraction, wall_ms()) != 0) {
+        if (push_point(x, "eval_progress", fraction, clock_wall_ms()) != 0) {
             run_fail(x, "out_of_memory", "out of memory for metric points");
             e->ended = true;
         }
@@ -656,7 +643,7 @@ static void run_evaluation(struct run *x, const json_t *body)
     struct dim_preprocess pp = {x->m->cfg.in_c, x->m->in_h, x->m->in_w, 0, 0};
     struct dim_eval_result res;
     struct dim_err err;
-    x->last_flush = mono_s();
+    x->last_flush = clock_mono_s();
     int rc = dim_evaluate(x->m, &x->train, &x->test, &pp, &o, &res, &err);
     if (e.ended) {
         /* written already */
@@ -672,7 +659,7 @@ static void run_evaluation(struct run *x, const json_t *body)
         double values[EVAL_MAX_KEYS];
         size_t n = evalspec_result_points(&res, keys, values);
         x->step = EVAL_STEPS;
-        int64_t ms = wall_ms();
+        int64_t ms = clock_wall_ms();
         int prc = push_point(x, "eval_progress", 1.0, ms);
         for (size_t i = 0; i < n && prc == 0; i++)
             prc = push_point(x, keys[i], values[i], ms);
@@ -717,7 +704,7 @@ static void run_job(struct worker *w, const struct store_job *job)
     const uint64_t batch = x.m->cfg.batch;
     struct dim_losses l;
     struct dim_err err;
-    x.last_flush = mono_s();
+    x.last_flush = clock_mono_s();
     while (x.step < x.total) {
         if (atomic_load_explicit(&r->stop, memory_order_relaxed)) {
             run_shutdown(&x);
@@ -725,9 +712,9 @@ static void run_job(struct worker *w, const struct store_job *job)
         }
         if (atomic_exchange(&w->changed, false) && run_check_state(&x) != RUN_OK)
             goto out;
-        double t0 = mono_s();
+        double t0 = clock_mono_s();
         int rc = dim_trainer_step(x.tr, &l, &err);
-        double t1 = mono_s();
+        double t1 = clock_mono_s();
         if (rc != 0) {
             if (run_flush(&x) != RUN_OK)
                 goto out;
@@ -841,9 +828,8 @@ static void *worker_main(void *arg)
             continue;
         }
         store_job_clear(&job);
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += 1; /* poll in case a wake-up was missed */
+        /* poll in case a wake-up was missed */
+        struct timespec until = clock_mono_ts(clock_mono_s() + 1.0);
         pthread_mutex_lock(&r->mu);
         while (!atomic_load(&r->stop) && r->wake_seq == seen)
             if (pthread_cond_timedwait(&r->cv, &r->mu, &until) == ETIMEDOUT)
@@ -890,11 +876,7 @@ int runner_start(struct runner **out, struct dimd_store *store, const struct dat
     atomic_init(&r->stop, false);
     atomic_init(&r->steps_total, 0);
     atomic_init(&r->images_total, 0);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&r->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    clock_cond_init(&r->cv);
     pthread_mutex_init(&r->mu, NULL);
     pthread_mutex_init(&r->claim_mu, NULL);
     r->w = calloc((size_t)r->n_workers, sizeof *r->w);

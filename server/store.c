@@ -50,6 +50,7 @@
 #include <sqlite3.h>
 
 #include "util/assets.h"
+#include "util/clock.h"
 #include "util/sha256.h"
 
 #define POOL_MAX 8
@@ -109,13 +110,6 @@ int job_state_parse(const char *name)
 bool job_state_terminal(enum job_state s)
 {
     return s == JOB_SUCCEEDED || s == JOB_FAILED || s == JOB_CANCELLED;
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static int nomem(struct dim_err *err, const char *op)
@@ -547,11 +541,7 @@ static int open_impl(struct dimd_store **out, const char *path, int target, stru
         free(s);
         return nomem(err, "open store");
     }
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->ev_cv, &ca);
-    pthread_condattr_destroy(&ca);
+    clock_cond_init(&s->ev_cv);
     pthread_mutex_init(&s->ev_mu, NULL);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->freed, NULL);
@@ -819,7 +809,7 @@ int store_job_insert(struct dimd_store *s, const char *spec_json, const char *na
     sqlite3 *db = pool_get(s, err);
     if (!db)
         return STORE_ERROR;
-    int64_t now = now_ms(), id = 0;
+    int64_t now = clock_wall_ms(), id = 0;
     int rc = tx_begin(db, err, op);
     if (rc != STORE_OK)
         goto out;
@@ -991,7 +981,7 @@ int store_job_transition(struct dimd_store *s, int64_t id, unsigned from_mask, e
     sqlite3 *db = pool_get(s, err);
     if (!db)
         return STORE_ERROR;
-    int64_t now = now_ms();
+    int64_t now = clock_wall_ms();
     enum job_state cur;
     int rc = tx_begin(db, err, op);
     if (rc != STORE_OK)
@@ -1028,7 +1018,7 @@ int store_job_claim(struct dimd_store *s, const int64_t *skip, size_t n_skip, st
     sqlite3 *db = pool_get(s, err);
     if (!db)
         return STORE_ERROR;
-    int64_t now = now_ms(), id = 0;
+    int64_t now = clock_wall_ms(), id = 0;
     int rc = tx_begin(db, err, op);
     if (rc != STORE_OK)
         goto out;
@@ -1092,7 +1082,7 @@ int store_job_set_total(struct dimd_store *s, int64_t id, int attempt, int64_t t
         if (rc == STORE_OK)
             rc = run(db, err, op, NULL,
                      "UPDATE jobs SET total_steps = ?, updated_ms = ? WHERE id = ?", "iii",
-                     total_steps, now_ms(), id);
+                     total_steps, clock_wall_ms(), id);
         rc = tx_end(db, rc, err, op);
     }
     pool_put(s, db);
@@ -1114,7 +1104,7 @@ int store_job_finish(struct dimd_store *s, int64_t id, int attempt, enum job_sta
     if (rc == STORE_OK) {
         rc = guard(db, id, attempt, JOB_MASK(JOB_RUNNING), err);
         if (rc == STORE_OK)
-            rc = set_state(db, id, JOB_RUNNING, to, error_code, error_message, 0, now_ms(), err);
+            rc = set_state(db, id, JOB_RUNNING, to, error_code, error_message, 0, clock_wall_ms(), err);
         rc = tx_end(db, rc, err, op);
         if (rc == STORE_OK)
             ev_bump(s);
@@ -1132,7 +1122,7 @@ int store_recover(struct dimd_store *s, int max_restarts, int *requeued, int *fa
     sqlite3 *db = pool_get(s, err);
     if (!db)
         return STORE_ERROR;
-    int64_t now = now_ms();
+    int64_t now = clock_wall_ms();
     int64_t *ids = NULL;
     int *restarts = NULL;
     size_t cap = 0, cap2 = 0, cnt = 0;
@@ -1284,7 +1274,7 @@ int store_metrics_append(struct dimd_store *s, int64_t job_id, int attempt,
         json_decref(points);
         return STORE_ERROR;
     }
-    int64_t now = now_ms();
+    int64_t now = clock_wall_ms();
     int rc = tx_begin(db, err, op);
     if (rc != STORE_OK)
         goto out;
@@ -1343,7 +1333,7 @@ int store_metrics_rewind(struct dimd_store *s, int64_t job_id, int attempt, int6
     sqlite3 *db = pool_get(s, err);
     if (!db)
         return STORE_ERROR;
-    int64_t now = now_ms();
+    int64_t now = clock_wall_ms();
     int deleted = 0;
     int rc = tx_begin(db, err, op);
     if (rc != STORE_OK)
@@ -1611,7 +1601,7 @@ int store_checkpoint_put(struct dimd_store *s, int64_t job_id, int attempt, int6
         json_decref(ev);
         return STORE_ERROR;
     }
-    int64_t now = now_ms();
+    int64_t now = clock_wall_ms();
     int rc = tx_begin(db, err, op);
     if (rc != STORE_OK)
         goto out;
@@ -1816,16 +1806,9 @@ uint64_t store_event_seq(struct dimd_store *s)
 
 uint64_t store_event_wait(struct dimd_store *s, uint64_t seen, int timeout_ms)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
     if (timeout_ms < 0)
         timeout_ms = 0;
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = clock_mono_ts(clock_mono_s() + timeout_ms * 1e-3);
     pthread_mutex_lock(&s->ev_mu);
     while (s->ev_seq <= seen)
         if (pthread_cond_timedwait(&s->ev_cv, &s->ev_mu, &until) == ETIMEDOUT)
@@ -1884,7 +1867,7 @@ int store_token_create(struct dimd_store *s, const char *name, enum token_scope 
     sqlite3 *db = pool_get(s, err);
     if (!db)
         return STORE_ERROR;
-    int64_t now = now_ms();
+    int64_t now = clock_wall_ms();
     int rc = tx_begin(db, err, op);
     if (rc == STORE_OK) {
         rc = run(db, err, op, NULL,
@@ -2280,7 +2263,7 @@ int store_model_create(struct dimd_store *s, const char *name, int64_t job_id, i
         free(metrics);
         return STORE_ERROR;
     }
-    int64_t now = now_ms(), version = 0;
+    int64_t now = clock_wall_ms(), version = 0;
     struct store_model_version t = {0};
     int rc = tx_begin(db, err, op);
     if (rc != STORE_OK)
@@ -2669,7 +2652,7 @@ int store_projection_put(struct dimd_store *s, const char *name, int version, co
         rc = run(db, err, op, NULL,
                  "INSERT OR IGNORE INTO model_projections (name, version, created_ms, data) "
                  "VALUES (?, ?, ?, ?)",
-                 "tiit", name, (int64_t)version, now_ms(), json);
+                 "tiit", name, (int64_t)version, clock_wall_ms(), json);
         rc = tx_end(db, rc, err, op);
     }
     pool_put(s, db);
@@ -2703,7 +2686,7 @@ int store_evaluation_add(struct dimd_store *s, const char *name, int version, in
     rc = stmt_open(db, &st, err, op,
                    "INSERT INTO model_evaluations (name, version, job_id, created_ms, results, "
                    "grid) VALUES (?, ?, (SELECT id FROM jobs WHERE id = ?), ?, ?, ?)",
-                   "tiiit", name, (int64_t)version, job_id, now_ms(), results_json);
+                   "tiiit", name, (int64_t)version, job_id, clock_wall_ms(), results_json);
     if (rc == STORE_OK) {
         int b = grid ? sqlite3_bind_blob64(st, 6, grid, grid_bytes, SQLITE_STATIC)
                      : sqlite3_bind_null(st, 6);
