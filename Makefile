@@ -53,7 +53,7 @@ TEST_SRC := $(sort $(wildcard tests/core/test_*.c))
 SERVER_TEST_SRC := $(sort $(wildcard tests/server/test_*.c tests/server/*/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/core/%.c=$(BUILD)/tests/%) \
             $(SERVER_TEST_SRC:tests/server/%.c=$(BUILD)/tests/server/%)
-SERVER_LIB_OBJ := $(filter-out $(BUILD)/server/main.o,$(APP_OBJ))
+SERVER_LIB_OBJ := $(filter-out $(BUILD)/server/cmd/main.o,$(APP_OBJ))
 CLI_TESTS := tests/cli/test_cli.sh tests/api/test_api.sh
 MAKE_PNG  := $(BUILD)/tests/cli/make_png
 BENCH_SRC := $(sort $(wildcard bench/*.c))

@@ -22,12 +22,12 @@
 
 #include "data/dataset.h"
 #include "dim/model.h"
-#include "server/config.h"
-#include "server/datasets.h"
-#include "server/encoder.h"
-#include "server/http.h"
-#include "server/runner.h"
-#include "server/store.h"
+#include "cmd/config.h"
+#include "service/datasets.h"
+#include "service/inference.h"
+#include "http/http.h"
+#include "service/runner.h"
+#include "store/store.h"
 
 #define DIMD_VERSION "0.1.0"
 
@@ -36,7 +36,7 @@ enum api_phase { API_STARTING, API_READY, API_STOPPING };
 struct api_ctx {
     struct dimd_store *store;
     struct runner *runner;
-    struct encoder *encoder;
+    struct inference *inference;
     const struct datasets *datasets;
     const struct serve_config *cfg;
     struct http_server *http;

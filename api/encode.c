@@ -457,20 +457,20 @@ static bool query_version(struct http_request *rq, int *version)
     return true;
 }
 
-/* Maps an encoder status to a reply; true when it is ENCODER_OK. */
-static bool encoder_reply(struct http_request *rq, int rc, const struct dim_err *err)
+/* Maps an encoder status to a reply; true when it is INFERENCE_OK. */
+static bool inference_reply(struct http_request *rq, int rc, const struct dim_err *err)
 {
-    if (rc == ENCODER_OK)
+    if (rc == INFERENCE_OK)
         return true;
-    if (rc == ENCODER_NOT_FOUND) {
+    if (rc == INFERENCE_NOT_FOUND) {
         bool model = strncmp(err->msg, "no model ", 9) == 0;
         http_reply_problem(rq, 404, model ? "model_not_found" : "version_not_found", "%s",
                            err->msg);
-    } else if (rc == ENCODER_QUEUE_FULL) {
+    } else if (rc == INFERENCE_QUEUE_FULL) {
         http_add_header(rq, "Retry-After", RETRY_AFTER_S);
         http_reply_problem(rq, 429, "encode_queue_full",
                            "the encode queue is full (encode_queue_max images wait); retry");
-    } else if (rc == ENCODER_STOPPING) {
+    } else if (rc == INFERENCE_STOPPING) {
         http_reply_problem(rq, 503, "shutting_down", "dimd is shutting down");
     } else {
         api_internal(rq, "encoding", err);
@@ -481,10 +481,10 @@ static bool encoder_reply(struct http_request *rq, int rc, const struct dim_err 
 /* Images -> preprocessed inputs -> embeddings. *x and *out malloc'd. */
 static bool run_encoder(struct api_ctx *a, struct http_request *rq, const char *name, int version,
                         enum dim_tap tap, const struct images *im, float **out,
-                        struct encoder_model_info *info)
+                        struct inference_model_info *info)
 {
     struct dim_err err = {0};
-    if (!encoder_reply(rq, encoder_model(a->encoder, name, version, info, &err), &err))
+    if (!inference_reply(rq, inference_model(a->inference, name, version, info, &err), &err))
         return false;
     struct dim_preprocess pp = {info->in_c, info->in_h, info->in_w, 0, 0};
     size_t in = (size_t)pp.c * (size_t)pp.h * (size_t)pp.w;
@@ -496,18 +496,18 @@ static bool run_encoder(struct api_ctx *a, struct http_request *rq, const char *
     for (size_t i = 0; i < im->n; i++)
         dim_image_to_input(&im->v[i], &pp, NULL, x + i * in);
     /* the version just described: a newer one promoted meanwhile must not answer */
-    int rc = encoder_encode(a->encoder, name, info->version, tap, x, im->n, out, info, &err);
+    int rc = inference_encode(a->inference, name, info->version, tap, x, im->n, out, info, &err);
     free(x);
-    return encoder_reply(rq, rc, &err);
+    return inference_reply(rq, rc, &err);
 }
 
 /* The JSON reply of an encode: written directly, since the embeddings are
  * nearly all of it and a json_t plus a printf per float cost more than the rest
- * of the request outside the forward pass (server/floattext.h). Names, version,
+ * of the request outside the forward pass (util/floattext.h). Names, version,
  * sha256 and tap need no escaping: store_model_name_ok allows [a-z0-9_-] only,
  * the rest are fixed alphabets. NaN and infinities are the strings "NaN",
  * "Infinity" and "-Infinity", as everywhere in the API. */
-static void reply_embeddings(struct http_request *rq, const struct encoder_model_info *info,
+static void reply_embeddings(struct http_request *rq, const struct inference_model_info *info,
                              const char *ver, enum dim_tap tap, const float *out, size_t n,
                              size_t dim)
 {
@@ -565,7 +565,7 @@ void api_encode(void *app, struct http_request *rq)
         return;
     }
     float *out = NULL;
-    struct encoder_model_info info;
+    struct inference_model_info info;
     if (!run_encoder(a, rq, name, version, tap, &im, &out, &info)) {
         images_free(&im);
         return;
@@ -608,24 +608,24 @@ void api_neighbors(void *app, struct http_request *rq)
         return;
     }
     float *y = NULL;
-    struct encoder_model_info info;
+    struct inference_model_info info;
     bool ok = run_encoder(a, rq, name, version, DIM_TAP_Y, &im, &y, &info);
     images_free(&im);
     if (!ok)
         return;
-    struct encoder_neighbor nb[100];
+    struct inference_neighbor nb[100];
     size_t n = 0;
     struct dim_err err = {0};
-    int rc = encoder_neighbors(a->encoder, name, info.version, y, (int)k, nb, &n, &err);
+    int rc = inference_neighbors(a->inference, name, info.version, y, (int)k, nb, &n, &err);
     free(y);
-    if (rc == ENCODER_NOT_FOUND && info.index_images == 0) {
+    if (rc == INFERENCE_NOT_FOUND && info.index_images == 0) {
         http_reply_problem(rq, 409, "no_index",
                            "model %s v%d has no neighbours index (index_max_images was 0 when it "
                            "was promoted)",
                            info.name, info.version);
         return;
     }
-    if (!encoder_reply(rq, rc, &err))
+    if (!inference_reply(rq, rc, &err))
         return;
     /* index i of the index is training image floor(i * N / n) (models.c) */
     struct store_model_version v;

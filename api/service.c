@@ -84,9 +84,9 @@ void api_prometheus(void *app, struct http_request *rq)
               (long long)counts[JOB_QUEUED], a->cfg->workers, rs.busy_workers,
               (unsigned long long)rs.steps_total, (unsigned long long)rs.images_total,
               rs.steps_per_second);
-    struct encoder_stats es = {0};
-    if (a->encoder)
-        encoder_get_stats(a->encoder, &es);
+    struct inference_stats es = {0};
+    if (a->inference)
+        inference_get_stats(a->inference, &es);
     strbuf_printf(&b,
               "# HELP dimd_encode_requests_total Encode and neighbors requests answered.\n"
               "# TYPE dimd_encode_requests_total counter\ndimd_encode_requests_total %llu\n"

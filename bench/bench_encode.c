@@ -59,7 +59,7 @@
 #include "dim/model.h"
 #include "util/threadpool.h"
 #include "util/sha256.h"
-#include "server/store.h"
+#include "store/store.h"
 
 static double now(void)
 {

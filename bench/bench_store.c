@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "server/store.h"
+#include "store/store.h"
 
 static double now(void)
 {

@@ -20,7 +20,7 @@
 
 #include "eval/evaluate.h"
 #include "server/jobspec.h"
-#include "server/store.h"
+#include "store/store.h"
 
 struct eval_spec {
     char name[JOBSPEC_NAME_MAX]; /* "" = none */

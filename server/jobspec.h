@@ -17,7 +17,7 @@
 
 #include "dim/model.h"
 #include "dim/probe.h"
-#include "server/datasets.h"
+#include "service/datasets.h"
 
 #define JOBSPEC_NAME_MAX 128
 

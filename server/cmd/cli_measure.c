@@ -13,7 +13,7 @@
 
 #include "dim/checkpoint.h"
 #include "eval/evaluate.h"
-#include "server/cli.h"
+#include "cmd/cli.h"
 #include "server/evalspec.h"
 
 static const char *const measure_with_value[] = {

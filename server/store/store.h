@@ -20,8 +20,8 @@
  * - Times are milliseconds since the Unix epoch (0 = not set).
  * Depends on sqlite3, server/sha256.
  */
-#ifndef DIMD_SERVER_STORE_H
-#define DIMD_SERVER_STORE_H
+#ifndef DIMD_STORE_STORE_H
+#define DIMD_STORE_STORE_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -8,8 +8,8 @@
  * so a job can never name a path outside the roots.
  * Depends on data/dataset, jansson.
  */
-#ifndef DIMD_SERVER_DATASETS_H
-#define DIMD_SERVER_DATASETS_H
+#ifndef DIMD_SERVICE_DATASETS_H
+#define DIMD_SERVICE_DATASETS_H
 
 #include <jansson.h>
 #include <stddef.h>

@@ -1,4 +1,5 @@
-/* encoder.h - answers encode and neighbours requests from trained models.
+/* inference.h - the inference service: answers encode and neighbours requests
+ * from trained model versions.
  *
  * DESIGN
  * - Model cache: model versions are loaded from the store on first use
@@ -11,42 +12,42 @@
  *   collected or wait_ms has passed since the oldest arrived, run one forward
  *   pass for all of them and wake each caller with its rows. A request larger
  *   than batch_max runs alone, in chunks. More than queue_max waiting images:
- *   ENCODER_QUEUE_FULL at once (the caller answers 429).
- * - Compute: each encode thread owns a compute pool (server/pool.h) of
+ *   INFERENCE_QUEUE_FULL at once (the caller answers 429).
+ * - Compute: each encode thread owns a compute pool (util/threadpool.h) of
  *   compute_threads threads; BLAS stays on one thread (process-wide setting).
  * - Neighbours: cosine similarity of a query embedding against the version's
  *   index (unit vectors of the training set's Y), top k.
- * Depends on server/store, server/pool, core.
+ * Depends on store, util (threadpool, clock), core.
  */
-#ifndef DIMD_SERVER_ENCODER_H
-#define DIMD_SERVER_ENCODER_H
+#ifndef DIMD_SERVICE_INFERENCE_H
+#define DIMD_SERVICE_INFERENCE_H
 
 #include <stddef.h>
 #include <stdint.h>
 
 #include "base/error.h"
 #include "dim/model.h"
-#include "server/store.h"
+#include "store/store.h"
 
-enum encoder_rc {
-    ENCODER_OK = 0,
-    ENCODER_NOT_FOUND = 1,  /* no such model or version */
-    ENCODER_QUEUE_FULL = 2, /* queue_max images already wait */
-    ENCODER_STOPPING = 3,   /* encoder_stop was called */
-    ENCODER_ERROR = -1      /* err says what */
+enum inference_rc {
+    INFERENCE_OK = 0,
+    INFERENCE_NOT_FOUND = 1,  /* no such model or version */
+    INFERENCE_QUEUE_FULL = 2, /* queue_max images already wait */
+    INFERENCE_STOPPING = 3,   /* inference_stop was called */
+    INFERENCE_ERROR = -1      /* err says what */
 };
 
-struct encoder_config {
+struct inference_config {
     int threads;         /* encode threads, >= 1 */
     int compute_threads; /* compute threads of each (pool size + 1), >= 1 */
     int batch_max;       /* images per forward pass, >= 1 */
     int wait_ms;         /* longest wait for a batch to fill, >= 0 */
-    int queue_max;       /* images waiting before ENCODER_QUEUE_FULL, >= 1 */
+    int queue_max;       /* images waiting before INFERENCE_QUEUE_FULL, >= 1 */
     int cache_max;       /* model versions kept loaded, >= 1 */
 };
 
 /* What a caller needs to know of a model version (copied out; no pointers). */
-struct encoder_model_info {
+struct inference_model_info {
     char name[STORE_MODEL_NAME_MAX];
     int version;
     char sha256[65];
@@ -55,44 +56,44 @@ struct encoder_model_info {
     int64_t index_images;
 };
 
-struct encoder_neighbor {
+struct inference_neighbor {
     int64_t index; /* position in the training split */
     int label;
     float cosine;
 };
 
-struct encoder;
+struct inference;
 
-int encoder_start(struct encoder **out, struct dimd_store *store, const struct encoder_config *cfg,
+int inference_start(struct inference **out, struct dimd_store *store, const struct inference_config *cfg,
                   struct dim_err *err);
-/* Wakes every waiting caller with ENCODER_STOPPING, joins the threads, frees. */
-void encoder_stop(struct encoder *e);
+/* Wakes every waiting caller with INFERENCE_STOPPING, joins the threads, frees. */
+void inference_stop(struct inference *e);
 
 /* Loads (or finds in the cache) model name at version (0: the newest) and
- * describes it. ENCODER_NOT_FOUND names what is missing in err. */
-int encoder_model(struct encoder *e, const char *name, int version, struct encoder_model_info *info,
+ * describes it. INFERENCE_NOT_FOUND names what is missing in err. */
+int inference_model(struct inference *e, const char *name, int version, struct inference_model_info *info,
                   struct dim_err *err);
 
 /* Encodes n inputs x (n, in_c, in_h, in_w), already preprocessed with
  * dim_image_to_input for the model's size, with model name at version (0: the
  * newest). Blocks until done. *out (malloc'd) gets n rows of info->dim[tap]
  * floats; DIM_TAP_LOCAL gives the local feature map averaged over locations. */
-int encoder_encode(struct encoder *e, const char *name, int version, enum dim_tap tap,
-                   const float *x, size_t n, float **out, struct encoder_model_info *info,
+int inference_encode(struct inference *e, const char *name, int version, enum dim_tap tap,
+                   const float *x, size_t n, float **out, struct inference_model_info *info,
                    struct dim_err *err);
 
 /* The k nearest training images to embedding y (info->dim[DIM_TAP_Y] floats) by
- * cosine similarity, best first, in out[0..*n). ENCODER_NOT_FOUND when the
+ * cosine similarity, best first, in out[0..*n). INFERENCE_NOT_FOUND when the
  * version has no index. */
-int encoder_neighbors(struct encoder *e, const char *name, int version, const float *y, int k,
-                      struct encoder_neighbor *out, size_t *n, struct dim_err *err);
+int inference_neighbors(struct inference *e, const char *name, int version, const float *y, int k,
+                      struct inference_neighbor *out, size_t *n, struct dim_err *err);
 
-struct encoder_stats {
+struct inference_stats {
     uint64_t requests, images, batches; /* since start */
     double forward_seconds;             /* since start: in forward passes, summed over threads */
     int queued_images;
     int cached_models;
 };
-void encoder_get_stats(struct encoder *e, struct encoder_stats *out);
+void inference_get_stats(struct inference *e, struct inference_stats *out);
 
 #endif

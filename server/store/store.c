@@ -1,4 +1,4 @@
-/* store.c - the daemon's durable state in SQLite (server/store.h).
+/* store.c - the daemon's durable state in SQLite (store/store.h).
  *
  * DESIGN
  * - One database file. The first connection (store_open) refuses a database
@@ -30,10 +30,10 @@
  *   tokens that were handed out, checkpoints a job's progress relies on. The
  *   write rate is low (one metrics batch per job per metrics_flush_ms, one
  *   checkpoint per checkpoint_every steps), so one WAL fsync per commit is cheap.
- * Depends on sqlite3 (3.35+: JSON functions, upsert), jansson, server/embed.h,
- * server/sha256.h.
+ * Depends on sqlite3 (3.35+: JSON functions, upsert), jansson, util/assets.h,
+ * util/sha256.h.
  */
-#include "server/store.h"
+#include "store/store.h"
 
 #include <errno.h>
 #include <math.h>

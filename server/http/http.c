@@ -1,5 +1,5 @@
-/* http.c - libmicrohttpd glue, routing, auth and replies (server/http.h). */
-#include "server/http.h"
+/* http.c - libmicrohttpd glue, routing, auth and replies (http/http.h). */
+#include "http/http.h"
 #include "util/clock.h"
 
 #include <arpa/inet.h>

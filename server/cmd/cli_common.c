@@ -1,5 +1,5 @@
 /* cli_common.c - flag parsing, dataset loading and probe reports shared by the CLI commands. */
-#include "server/cli.h"
+#include "cmd/cli.h"
 
 #include "base/blas.h"
 #include "base/parallel.h"

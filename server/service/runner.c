@@ -10,7 +10,7 @@
  * flush window holds more steps than any before it; the checkpoint buffer grows
  * to one checkpoint's size once per job.
  */
-#include "server/runner.h"
+#include "service/runner.h"
 #include "util/clock.h"
 
 #include <errno.h>

@@ -10,8 +10,8 @@
  * connection's thread; handlers may block (event streams do).
  * Depends on libmicrohttpd, jansson, server/store.
  */
-#ifndef DIMD_SERVER_HTTP_H
-#define DIMD_SERVER_HTTP_H
+#ifndef DIMD_HTTP_HTTP_H
+#define DIMD_HTTP_HTTP_H
 
 #include <jansson.h>
 #include <stdarg.h>
@@ -21,7 +21,7 @@
 
 #include "base/error.h"
 #include "util/strbuf.h"
-#include "server/store.h"
+#include "store/store.h"
 
 enum route_scope { SCOPE_NONE = 0, SCOPE_READ = 1, SCOPE_WRITE = 2 };
 

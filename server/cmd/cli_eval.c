@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "dim/checkpoint.h"
-#include "server/cli.h"
+#include "cmd/cli.h"
 
 static const char *const eval_with_value[] = {"checkpoint", "dataset",      "probe",
                                               "threads",    "probe_epochs", NULL};

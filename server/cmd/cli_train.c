@@ -11,7 +11,7 @@
 #include "dim/checkpoint.h"
 #include "dim/hparams.h"
 #include "dim/trainer.h"
-#include "server/cli.h"
+#include "cmd/cli.h"
 #include "util/clock.h"
 #include "server/jobspec.h"
 

@@ -1,5 +1,5 @@
-/* config.c - the table of `dimd serve` settings (server/config.h). */
-#include "server/config.h"
+/* config.c - the table of `dimd serve` settings (cmd/config.h). */
+#include "cmd/config.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -19,8 +19,8 @@
 #include <uv.h>
 
 #include "api/api.h"
-#include "server/cli.h"
-#include "server/config.h"
+#include "cmd/cli.h"
+#include "cmd/config.h"
 
 struct daemon {
     struct api_ctx api;
@@ -237,10 +237,10 @@ int cli_serve(int argc, char **argv)
         fprintf(stderr, "dimd serve: workers: %s\n", err.msg);
         goto out;
     }
-    struct encoder_config ec = {(int)d.cfg.encode_threads,   (int)d.cfg.encode_compute_threads,
+    struct inference_config ec = {(int)d.cfg.encode_threads,   (int)d.cfg.encode_compute_threads,
                                 (int)d.cfg.encode_batch_max, (int)d.cfg.encode_batch_wait_ms,
                                 (int)d.cfg.encode_queue_max, (int)d.cfg.model_cache_max};
-    if (encoder_start(&d.api.encoder, d.api.store, &ec, &err) != 0) {
+    if (inference_start(&d.api.inference, d.api.store, &ec, &err) != 0) {
         fprintf(stderr, "dimd serve: encoder: %s\n", err.msg);
         goto out;
     }
@@ -286,8 +286,8 @@ out:
     if (d.api.runner)
         runner_stop(d.api.runner);
     http_stop(d.api.http); /* in-flight encode requests finish: the encoder still runs */
-    if (d.api.encoder)
-        encoder_stop(d.api.encoder);
+    if (d.api.inference)
+        inference_stop(d.api.inference);
     store_close(d.api.store);
     if (status == 0)
         printf("dimd: stopped\n");

@@ -1,4 +1,4 @@
-/* test_encoder.c - the embedding encoder against a real store file: encodes
+/* test_inference.c - the embedding encoder against a real store file: encodes
  * equal core's dim_model_encode run directly, for every tap and through
  * batching, chunking, concurrency and cache eviction; the queue limit; not-found
  * and corrupt versions; neighbours; stop with callers waiting.
@@ -21,9 +21,9 @@
 #include "dim/checkpoint.h"
 #include "dim/model.h"
 #include "fixtures.h"
-#include "server/encoder.h"
+#include "service/inference.h"
 #include "util/sha256.h"
-#include "server/store.h"
+#include "store/store.h"
 
 #define IDX_N 300
 #define PLANT 123 /* index position of the planted nearest vector */
@@ -213,24 +213,24 @@ static int group_teardown(void **state)
     return 0;
 }
 
-static struct encoder *start(int threads, int batch_max, int wait_ms, int queue_max, int cache_max)
+static struct inference *start(int threads, int batch_max, int wait_ms, int queue_max, int cache_max)
 {
-    struct encoder_config cfg = {threads, 2, batch_max, wait_ms, queue_max, cache_max};
-    struct encoder *e = NULL;
+    struct inference_config cfg = {threads, 2, batch_max, wait_ms, queue_max, cache_max};
+    struct inference *e = NULL;
     struct dim_err err;
-    if (encoder_start(&e, g_store, &cfg, &err) != ENCODER_OK)
-        fail_msg("encoder_start: %s", err.msg);
+    if (inference_start(&e, g_store, &cfg, &err) != INFERENCE_OK)
+        fail_msg("inference_start: %s", err.msg);
     return e;
 }
 
-static float *encode_ok(struct encoder *e, const char *name, int version, enum dim_tap tap,
-                        const float *x, size_t n, struct encoder_model_info *info)
+static float *encode_ok(struct inference *e, const char *name, int version, enum dim_tap tap,
+                        const float *x, size_t n, struct inference_model_info *info)
 {
     float *out = NULL;
     struct dim_err err;
-    int rc = encoder_encode(e, name, version, tap, x, n, &out, info, &err);
-    if (rc != ENCODER_OK)
-        fail_msg("encoder_encode %s v%d: rc %d: %s", name, version, rc, err.msg);
+    int rc = inference_encode(e, name, version, tap, x, n, &out, info, &err);
+    if (rc != INFERENCE_OK)
+        fail_msg("inference_encode %s v%d: rc %d: %s", name, version, rc, err.msg);
     assert_non_null(out);
     return out;
 }
@@ -246,10 +246,10 @@ static void sleep_ms(int ms)
 static void test_encode_matches_direct(void **state)
 {
     (void)state;
-    struct encoder *e = start(1, 8, 5, 256, 4);
-    struct encoder_model_info info;
+    struct inference *e = start(1, 8, 5, 256, 4);
+    struct inference_model_info info;
     struct dim_err err;
-    assert_int_equal(encoder_model(e, "shoes", 0, &info, &err), ENCODER_OK);
+    assert_int_equal(inference_model(e, "shoes", 0, &info, &err), INFERENCE_OK);
     assert_string_equal(info.name, "shoes");
     assert_int_equal(info.version, 2); /* 0: the newest */
     assert_int_equal(info.in_c, 1);
@@ -286,20 +286,20 @@ static void test_encode_matches_direct(void **state)
     assert_memory_not_equal(a, b, sizeof(float) * 16);
     free(a);
     free(b);
-    struct encoder_stats st;
-    encoder_get_stats(e, &st);
+    struct inference_stats st;
+    inference_get_stats(e, &st);
     assert_int_equal(st.cached_models, 2);
     assert_int_equal(st.queued_images, 0);
     assert_int_equal(st.requests, 2 * 4 + 2);
     assert_int_equal(st.images, 2 * 4 * n + 2);
     free(x);
-    encoder_stop(e);
+    inference_stop(e);
 }
 
 static void test_local_is_mean_of_map(void **state)
 {
     (void)state;
-    struct encoder *e = start(1, 4, 0, 64, 2);
+    struct inference *e = start(1, 4, 0, 64, 2);
     float *x = make_inputs(3, 9);
     float *got = encode_ok(e, "shoes", 1, DIM_TAP_LOCAL, x, 3, NULL);
     /* the raw local map straight from core, averaged here by hand in float */
@@ -326,22 +326,22 @@ static void test_local_is_mean_of_map(void **state)
     dim_encode_ws_free(&ws);
     free(got);
     free(x);
-    encoder_stop(e);
+    inference_stop(e);
 }
 
 static void test_big_request_chunks(void **state)
 {
     (void)state;
-    struct encoder *e = start(1, 8, 5, 16, 2);
+    struct inference *e = start(1, 8, 5, 16, 2);
     const size_t n = 21; /* > batch_max and > queue_max: runs alone, in chunks 8, 8, 5 */
     float *x = make_inputs(n, 2);
-    struct encoder_stats st0, st1;
-    encoder_get_stats(e, &st0);
+    struct inference_stats st0, st1;
+    inference_get_stats(e, &st0);
     struct timespec w0, w1;
     clock_gettime(CLOCK_MONOTONIC, &w0);
     float *got = encode_ok(e, "shoes", 1, DIM_TAP_Y, x, n, NULL);
     clock_gettime(CLOCK_MONOTONIC, &w1);
-    encoder_get_stats(e, &st1);
+    inference_get_stats(e, &st1);
     /* the three passes' time is counted, and is within the call's own */
     const double fw = st1.forward_seconds - st0.forward_seconds,
                  call = (double)(w1.tv_sec - w0.tv_sec) + 1e-9 * (double)(w1.tv_nsec - w0.tv_nsec);
@@ -354,23 +354,23 @@ static void test_big_request_chunks(void **state)
     free(got);
     free(want);
     /* batch_max 1: every image its own pass */
-    struct encoder *e1 = start(2, 1, 0, 4, 1);
+    struct inference *e1 = start(2, 1, 0, 4, 1);
     got = encode_ok(e1, "shoes", 1, DIM_TAP_FC, x, 5, NULL);
     want = direct(g_m[1], x, 5, DIM_TAP_FC, 1);
     rows_close(got, want, 5 * 1024);
-    encoder_get_stats(e1, &st1);
+    inference_get_stats(e1, &st1);
     assert_int_equal(st1.batches, 5);
     free(got);
     free(want);
-    encoder_stop(e1);
+    inference_stop(e1);
     free(x);
-    encoder_stop(e);
+    inference_stop(e);
 }
 
 /* ---- concurrency ---- */
 
 struct client {
-    struct encoder *e;
+    struct inference *e;
     const char *name;
     int version; /* < 0: alternate 1 and 2 */
     int rounds;
@@ -388,9 +388,9 @@ static void *client_main(void *arg)
         int v = c->version >= 0 ? c->version : 1 + i % 2;
         float *out = NULL;
         struct dim_err err;
-        int rc = encoder_encode(c->e, c->name, v, DIM_TAP_Y, c->x, 1, &out, NULL, &err);
+        int rc = inference_encode(c->e, c->name, v, DIM_TAP_Y, c->x, 1, &out, NULL, &err);
         c->rc_last = rc;
-        if (rc != ENCODER_OK) {
+        if (rc != INFERENCE_OK) {
             c->failures++;
             snprintf(c->msg, sizeof c->msg, "rc %d: %s", rc, err.msg);
             continue;
@@ -411,7 +411,7 @@ static void *client_main(void *arg)
 static double g_last_rate; /* images/s of the latest run_clients */
 
 /* n_clients threads send rounds single-image requests each; returns images per pass. */
-static double run_clients(struct encoder *e, int n_clients, int rounds, int version)
+static double run_clients(struct inference *e, int n_clients, int rounds, int version)
 {
     struct client *c = calloc((size_t)n_clients, sizeof *c);
     pthread_t *th = calloc((size_t)n_clients, sizeof *th);
@@ -419,8 +419,8 @@ static double run_clients(struct encoder *e, int n_clients, int rounds, int vers
     float *want1 = direct(g_m[1], x, (size_t)n_clients, DIM_TAP_Y, 1);
     float *want2 = direct(g_m[2], x, (size_t)n_clients, DIM_TAP_Y, 1);
     assert_true(c && th);
-    struct encoder_stats st0, st1;
-    encoder_get_stats(e, &st0);
+    struct inference_stats st0, st1;
+    inference_get_stats(e, &st0);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (int i = 0; i < n_clients; i++) {
@@ -438,7 +438,7 @@ static double run_clients(struct encoder *e, int n_clients, int rounds, int vers
     clock_gettime(CLOCK_MONOTONIC, &t1);
     g_last_rate = (double)n_clients * rounds /
                   ((double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9);
-    encoder_get_stats(e, &st1);
+    inference_get_stats(e, &st1);
     for (int i = 0; i < n_clients; i++)
         if (c[i].failures)
             fail_msg("client %d: %d failures, last: %s", i, c[i].failures, c[i].msg);
@@ -461,17 +461,17 @@ static void test_concurrent_batches_form(void **state)
         int threads, batch_max, wait_ms;
     } cases[] = {{1, 32, 5}, {1, 32, 0}, {2, 8, 5}, {4, 32, 2}};
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
-        struct encoder *e = start(cases[k].threads, cases[k].batch_max, cases[k].wait_ms, 256, 4);
+        struct inference *e = start(cases[k].threads, cases[k].batch_max, cases[k].wait_ms, 256, 4);
         double per = run_clients(e, 16, 20, 1);
         printf("    threads %d batch_max %d wait_ms %d: 16 clients x 20 requests, %.2f images "
                "per pass, %.0f images/s\n",
                cases[k].threads, cases[k].batch_max, cases[k].wait_ms, per, g_last_rate);
         assert_true(per > 1.0); /* batches < requests */
         assert_true(per <= (double)cases[k].batch_max);
-        encoder_stop(e);
+        inference_stop(e);
     }
     /* a lone caller never waits for a batch to fill */
-    struct encoder *e = start(1, 32, 2000, 256, 4);
+    struct inference *e = start(1, 32, 2000, 256, 4);
     float *x = make_inputs(1, 5);
     free(encode_ok(e, "shoes", 1, DIM_TAP_Y, x, 1, NULL)); /* loaded */
     struct timespec t0, t1;
@@ -495,27 +495,27 @@ static void test_concurrent_batches_form(void **state)
            s / 20 * 1e3, bare / 20 * 1e3);
     assert_true(s < 2.0);
     free(x);
-    encoder_stop(e);
+    inference_stop(e);
 }
 
 static void test_cache_eviction(void **state)
 {
     (void)state;
-    struct encoder *e = start(2, 8, 1, 256, 1);
+    struct inference *e = start(2, 8, 1, 256, 1);
     float *x = make_inputs(2, 3);
     float *w1 = direct(g_m[1], x, 2, DIM_TAP_Y, 1), *w2 = direct(g_m[2], x, 2, DIM_TAP_Y, 1);
-    struct encoder_stats st;
+    struct inference_stats st;
     for (int i = 0; i < 6; i++) {
         int v = 1 + i % 2;
         float *got = encode_ok(e, "shoes", v, DIM_TAP_Y, x, 2, NULL);
         rows_close(got, v == 1 ? w1 : w2, 32);
         free(got);
-        encoder_get_stats(e, &st);
+        inference_get_stats(e, &st);
         assert_int_equal(st.cached_models, 1);
     }
     /* concurrent callers alternating versions: in-use entries are never evicted */
     run_clients(e, 8, 10, -1);
-    encoder_get_stats(e, &st);
+    inference_get_stats(e, &st);
     assert_int_equal(st.cached_models, 1);
     /* version 0 is the newest, 2 */
     float *got = encode_ok(e, "shoes", 0, DIM_TAP_Y, x, 2, NULL);
@@ -524,89 +524,89 @@ static void test_cache_eviction(void **state)
     free(x);
     free(w1);
     free(w2);
-    encoder_stop(e);
+    inference_stop(e);
 }
 
 static void test_not_found_and_bad_input(void **state)
 {
     (void)state;
-    struct encoder *e = start(1, 8, 1, 256, 2);
+    struct inference *e = start(1, 8, 1, 256, 2);
     float *x = make_inputs(1, 4);
-    struct encoder_model_info info;
+    struct inference_model_info info;
     struct dim_err err;
     float *out = (float *)&info; /* must come back NULL */
-    assert_int_equal(encoder_encode(e, "boots", 0, DIM_TAP_Y, x, 1, &out, &info, &err),
-                     ENCODER_NOT_FOUND);
+    assert_int_equal(inference_encode(e, "boots", 0, DIM_TAP_Y, x, 1, &out, &info, &err),
+                     INFERENCE_NOT_FOUND);
     assert_null(out);
     assert_non_null(strstr(err.msg, "boots"));
-    assert_int_equal(encoder_encode(e, "shoes", 7, DIM_TAP_Y, x, 1, &out, &info, &err),
-                     ENCODER_NOT_FOUND);
+    assert_int_equal(inference_encode(e, "shoes", 7, DIM_TAP_Y, x, 1, &out, &info, &err),
+                     INFERENCE_NOT_FOUND);
     assert_non_null(strstr(err.msg, "shoes"));
     assert_non_null(strstr(err.msg, "7"));
-    assert_int_equal(encoder_model(e, "shoes", 3, &info, &err), ENCODER_NOT_FOUND);
-    assert_int_equal(encoder_model(e, "Bad/Name", 0, &info, &err), ENCODER_NOT_FOUND);
+    assert_int_equal(inference_model(e, "shoes", 3, &info, &err), INFERENCE_NOT_FOUND);
+    assert_int_equal(inference_model(e, "Bad/Name", 0, &info, &err), INFERENCE_NOT_FOUND);
     assert_non_null(strstr(err.msg, "Bad/Name"));
-    assert_int_equal(encoder_model(e, "", 0, &info, &err), ENCODER_NOT_FOUND);
-    assert_int_equal(encoder_model(e, NULL, 0, &info, &err), ENCODER_NOT_FOUND);
+    assert_int_equal(inference_model(e, "", 0, &info, &err), INFERENCE_NOT_FOUND);
+    assert_int_equal(inference_model(e, NULL, 0, &info, &err), INFERENCE_NOT_FOUND);
     char long_name[200];
     memset(long_name, 'a', sizeof long_name - 1);
     long_name[sizeof long_name - 1] = '\0';
-    assert_int_equal(encoder_model(e, long_name, 0, &info, &err), ENCODER_NOT_FOUND);
-    assert_int_equal(encoder_model(e, "shoes", -1, &info, &err), ENCODER_NOT_FOUND);
+    assert_int_equal(inference_model(e, long_name, 0, &info, &err), INFERENCE_NOT_FOUND);
+    assert_int_equal(inference_model(e, "shoes", -1, &info, &err), INFERENCE_NOT_FOUND);
     /* bad arguments are errors, not crashes */
-    assert_int_equal(encoder_encode(e, "shoes", 1, (enum dim_tap)9, x, 1, &out, NULL, &err),
-                     ENCODER_ERROR);
-    assert_int_equal(encoder_encode(e, "shoes", 1, DIM_TAP_Y, x, 0, &out, NULL, &err),
-                     ENCODER_ERROR);
-    assert_int_equal(encoder_encode(e, "shoes", 1, DIM_TAP_Y, NULL, 1, &out, NULL, &err),
-                     ENCODER_ERROR);
-    assert_int_equal(encoder_encode(e, "shoes", 1, DIM_TAP_Y, x, 1, NULL, NULL, &err),
-                     ENCODER_ERROR);
-    assert_int_equal(encoder_encode(e, "shoes", 1, DIM_TAP_Y, x, SIZE_MAX / 2, &out, NULL, &err),
-                     ENCODER_ERROR);
+    assert_int_equal(inference_encode(e, "shoes", 1, (enum dim_tap)9, x, 1, &out, NULL, &err),
+                     INFERENCE_ERROR);
+    assert_int_equal(inference_encode(e, "shoes", 1, DIM_TAP_Y, x, 0, &out, NULL, &err),
+                     INFERENCE_ERROR);
+    assert_int_equal(inference_encode(e, "shoes", 1, DIM_TAP_Y, NULL, 1, &out, NULL, &err),
+                     INFERENCE_ERROR);
+    assert_int_equal(inference_encode(e, "shoes", 1, DIM_TAP_Y, x, 1, NULL, NULL, &err),
+                     INFERENCE_ERROR);
+    assert_int_equal(inference_encode(e, "shoes", 1, DIM_TAP_Y, x, SIZE_MAX / 2, &out, NULL, &err),
+                     INFERENCE_ERROR);
     assert_null(out);
     /* a checkpoint that does not load: the core's error */
-    assert_int_equal(encoder_encode(e, "corrupt", 1, DIM_TAP_Y, x, 1, &out, NULL, &err),
-                     ENCODER_ERROR);
+    assert_int_equal(inference_encode(e, "corrupt", 1, DIM_TAP_Y, x, 1, &out, NULL, &err),
+                     INFERENCE_ERROR);
     assert_int_equal(err.code, DIM_ECKPT_MAGIC);
     assert_non_null(strstr(err.msg, "corrupt"));
     printf("    corrupt version: %s\n", err.msg);
-    struct encoder_stats st;
-    encoder_get_stats(e, &st);
+    struct inference_stats st;
+    inference_get_stats(e, &st);
     assert_int_equal(st.cached_models, 1); /* shoes v1 (the too-large request); not corrupt */
     assert_int_equal(st.requests, 0);
 
     /* a deleted version is not found even while cached; a model with no versions left */
-    struct encoder_model_info pi;
-    assert_int_equal(encoder_model(e, "plain", 0, &pi, &err), ENCODER_OK);
+    struct inference_model_info pi;
+    assert_int_equal(inference_model(e, "plain", 0, &pi, &err), INFERENCE_OK);
     assert_int_equal(pi.index_images, 0);
     assert_int_equal(store_model_delete(g_store, "plain", 1, &err), STORE_OK);
-    assert_int_equal(encoder_model(e, "plain", 1, &info, &err), ENCODER_NOT_FOUND);
+    assert_int_equal(inference_model(e, "plain", 1, &info, &err), INFERENCE_NOT_FOUND);
     printf("    deleted version: %s\n", err.msg);
-    assert_int_equal(encoder_encode(e, "plain", 0, DIM_TAP_Y, x, 1, &out, NULL, &err),
-                     ENCODER_NOT_FOUND);
+    assert_int_equal(inference_encode(e, "plain", 0, DIM_TAP_Y, x, 1, &out, NULL, &err),
+                     INFERENCE_NOT_FOUND);
     assert_non_null(strstr(err.msg, "plain"));
     printf("    no versions left: %s\n", err.msg);
     /* the encoder still serves */
     free(encode_ok(e, "shoes", 1, DIM_TAP_Y, x, 1, NULL));
     /* "the newest" follows a version created while the old newest is cached
      * (recreating "plain" also leaves it for later tests: it becomes v2) */
-    assert_int_equal(encoder_model(e, "shoes", 0, &pi, &err), ENCODER_OK);
+    assert_int_equal(inference_model(e, "shoes", 0, &pi, &err), INFERENCE_OK);
     const int shoes_newest = pi.version;
     dim_model_free(make_version("plain", 3, false, 2));
-    assert_int_equal(encoder_model(e, "plain", 0, &pi, &err), ENCODER_OK);
+    assert_int_equal(inference_model(e, "plain", 0, &pi, &err), INFERENCE_OK);
     assert_int_equal(pi.version, 2);
-    assert_int_equal(encoder_model(e, "shoes", 0, &pi, &err), ENCODER_OK);
+    assert_int_equal(inference_model(e, "shoes", 0, &pi, &err), INFERENCE_OK);
     assert_int_equal(pi.version, shoes_newest);
     free(x);
-    encoder_stop(e);
+    inference_stop(e);
 }
 
 static void test_config_refused(void **state)
 {
     (void)state;
-    struct encoder_config ok = {1, 1, 8, 5, 16, 2};
-    struct encoder_config bad[6];
+    struct inference_config ok = {1, 1, 8, 5, 16, 2};
+    struct inference_config bad[6];
     for (int i = 0; i < 6; i++)
         bad[i] = ok;
     bad[0].threads = 0;
@@ -616,9 +616,9 @@ static void test_config_refused(void **state)
     bad[4].queue_max = 0;
     bad[5].cache_max = 0;
     for (int i = 0; i < 6; i++) {
-        struct encoder *e = (struct encoder *)&ok;
+        struct inference *e = (struct inference *)&ok;
         struct dim_err err;
-        assert_int_equal(encoder_start(&e, g_store, &bad[i], &err), ENCODER_ERROR);
+        assert_int_equal(inference_start(&e, g_store, &bad[i], &err), INFERENCE_ERROR);
         assert_null(e);
         assert_int_equal(err.code, DIM_EINVAL);
     }
@@ -627,18 +627,18 @@ static void test_config_refused(void **state)
 static void test_concurrent_first_load(void **state)
 {
     (void)state;
-    struct encoder *e = start(2, 8, 1, 256, 4);
+    struct inference *e = start(2, 8, 1, 256, 4);
     run_clients(e, 12, 3, 2); /* all ask for the unloaded v2 at once */
-    struct encoder_stats st;
-    encoder_get_stats(e, &st);
+    struct inference_stats st;
+    inference_get_stats(e, &st);
     assert_int_equal(st.cached_models, 1);
-    encoder_stop(e);
+    inference_stop(e);
 }
 
 /* ---- the queue limit and stop: a long request keeps the only thread busy ---- */
 
 struct bg {
-    struct encoder *e;
+    struct inference *e;
     const float *x;
     size_t n;
     int rc;
@@ -653,9 +653,9 @@ static void *bg_main(void *arg)
     float *out = NULL;
     struct dim_err err;
     dim_err_clear(&err);
-    b->rc = encoder_encode(b->e, "shoes", 1, DIM_TAP_Y, b->x, b->n, &out, NULL, &err);
+    b->rc = inference_encode(b->e, "shoes", 1, DIM_TAP_Y, b->x, b->n, &out, NULL, &err);
     snprintf(b->msg, sizeof b->msg, "%s", err.msg);
-    if (b->rc == ENCODER_OK && b->want)
+    if (b->rc == INFERENCE_OK && b->want)
         for (size_t i = 0; i < b->n * 16; i++)
             b->mismatches += !(fabsf(out[i] - b->want[i]) <= TOL * (1.0f + fabsf(b->want[i])));
     free(out);
@@ -663,11 +663,11 @@ static void *bg_main(void *arg)
 }
 
 /* Waits until the encoder has admitted `requests` requests in all. */
-static void wait_requests(struct encoder *e, uint64_t requests)
+static void wait_requests(struct inference *e, uint64_t requests)
 {
     for (int i = 0; i < 20000; i++) {
-        struct encoder_stats st;
-        encoder_get_stats(e, &st);
+        struct inference_stats st;
+        inference_get_stats(e, &st);
         if (st.requests >= requests)
             return;
         sleep_ms(1);
@@ -676,11 +676,11 @@ static void wait_requests(struct encoder *e, uint64_t requests)
 }
 
 /* Waits until queued_images is q. */
-static void wait_queued(struct encoder *e, int q)
+static void wait_queued(struct inference *e, int q)
 {
     for (int i = 0; i < 20000; i++) {
-        struct encoder_stats st;
-        encoder_get_stats(e, &st);
+        struct inference_stats st;
+        inference_get_stats(e, &st);
         if (st.queued_images == q)
             return;
         sleep_ms(1);
@@ -693,7 +693,7 @@ static void wait_queued(struct encoder *e, int q)
 static void test_queue_full(void **state)
 {
     (void)state;
-    struct encoder *e = start(1, 1, 0, 4, 2);
+    struct inference *e = start(1, 1, 0, 4, 2);
     float *big = make_inputs(LONG_N, 6);
     free(encode_ok(e, "shoes", 1, DIM_TAP_Y, big, 1, NULL)); /* loaded */
     struct bg busy = {e, big, LONG_N, -9, "", NULL, 0};
@@ -710,16 +710,16 @@ static void test_queue_full(void **state)
     struct dim_err err;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    assert_int_equal(encoder_encode(e, "shoes", 1, DIM_TAP_Y, big, 2, &out, NULL, &err),
-                     ENCODER_QUEUE_FULL);
+    assert_int_equal(inference_encode(e, "shoes", 1, DIM_TAP_Y, big, 2, &out, NULL, &err),
+                     INFERENCE_QUEUE_FULL);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     assert_null(out);
     assert_non_null(strstr(err.msg, "queue_max 4"));
     printf("    %s\n", err.msg);
     double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
     assert_true(s < 0.5); /* at once, not after the busy request */
-    struct encoder_stats st;
-    encoder_get_stats(e, &st);
+    struct inference_stats st;
+    inference_get_stats(e, &st);
     assert_int_equal(st.queued_images, 3);
     assert_true(st.images < 1 + LONG_N); /* the long request is still running */
     float *one = encode_ok(e, "shoes", 1, DIM_TAP_Y, big + 5 * g_in, 1, NULL);
@@ -729,10 +729,10 @@ static void test_queue_full(void **state)
     free(want);
     pthread_join(tb, NULL);
     pthread_join(t3, NULL);
-    assert_int_equal(busy.rc, ENCODER_OK);
-    assert_int_equal(three.rc, ENCODER_OK);
+    assert_int_equal(busy.rc, INFERENCE_OK);
+    assert_int_equal(three.rc, INFERENCE_OK);
     free(big);
-    encoder_stop(e);
+    inference_stop(e);
 }
 
 /* An entry in use is never evicted: cache_max 1, a long request holds v1 while
@@ -741,7 +741,7 @@ static void test_queue_full(void **state)
 static void test_in_use_not_evicted(void **state)
 {
     (void)state;
-    struct encoder *e = start(2, 1, 0, 1000, 1);
+    struct inference *e = start(2, 1, 0, 1000, 1);
     float *big = make_inputs(LONG_N, 11);
     struct bg busy = {e, big, LONG_N, -9, "", NULL, 0};
     float *busy_want = direct(g_m[1], big, LONG_N, DIM_TAP_Y, 1);
@@ -752,15 +752,15 @@ static void test_in_use_not_evicted(void **state)
     float *got = encode_ok(e, "shoes", 2, DIM_TAP_Y, big, 1, NULL);
     float *want = direct(g_m[2], big, 1, DIM_TAP_Y, 1);
     rows_close(got, want, 16);
-    struct encoder_stats st;
-    encoder_get_stats(e, &st);
+    struct inference_stats st;
+    inference_get_stats(e, &st);
     assert_true(st.images < 1 + LONG_N); /* v1's request still runs */
     /* v2 was over the limit while v1 was in use: it went as soon as it was released */
     assert_int_equal(st.cached_models, 1);
     pthread_join(tb, NULL);
-    assert_int_equal(busy.rc, ENCODER_OK);
+    assert_int_equal(busy.rc, INFERENCE_OK);
     assert_int_equal(busy.mismatches, 0);
-    encoder_get_stats(e, &st);
+    inference_get_stats(e, &st);
     assert_int_equal(st.cached_models, 1);
     free(got);
     got = encode_ok(e, "shoes", 2, DIM_TAP_Y, big, 1, NULL);
@@ -769,13 +769,13 @@ static void test_in_use_not_evicted(void **state)
     free(want);
     free(busy_want);
     free(big);
-    encoder_stop(e);
+    inference_stop(e);
 }
 
 static void test_stop_wakes_waiters(void **state)
 {
     (void)state;
-    struct encoder *e = start(1, 1, 0, 1000, 2);
+    struct inference *e = start(1, 1, 0, 1000, 2);
     float *big = make_inputs(LONG_N, 8);
     free(encode_ok(e, "shoes", 1, DIM_TAP_Y, big, 1, NULL));
     struct bg busy = {e, big, LONG_N, -9, "", NULL, 0};
@@ -793,15 +793,15 @@ static void test_stop_wakes_waiters(void **state)
     wait_queued(e, W);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    encoder_stop(e); /* waiters: STOPPING; the running one stops after its current pass */
+    inference_stop(e); /* waiters: STOPPING; the running one stops after its current pass */
     clock_gettime(CLOCK_MONOTONIC, &t1);
     for (int i = 0; i < W; i++) {
         pthread_join(tw[i], NULL);
-        assert_int_equal(w[i].rc, ENCODER_STOPPING);
+        assert_int_equal(w[i].rc, INFERENCE_STOPPING);
         assert_non_null(strstr(w[i].msg, "stopping"));
     }
     pthread_join(tb, NULL);
-    assert_int_equal(busy.rc, ENCODER_STOPPING); /* cut between its passes */
+    assert_int_equal(busy.rc, INFERENCE_STOPPING); /* cut between its passes */
     double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
     assert_true(s < 1.0);
     printf("    stop with %d waiting callers and one running: %.1f ms\n", W,
@@ -812,13 +812,13 @@ static void test_stop_wakes_waiters(void **state)
 static void test_neighbors(void **state)
 {
     (void)state;
-    struct encoder *e = start(1, 8, 1, 256, 4);
-    struct encoder_model_info info;
+    struct inference *e = start(1, 8, 1, 256, 4);
+    struct inference_model_info info;
     float *y = encode_ok(e, "shoes", 1, DIM_TAP_Y, g_planted_x, 1, &info);
-    struct encoder_neighbor nb[IDX_N + 5];
+    struct inference_neighbor nb[IDX_N + 5];
     size_t n = 0;
     struct dim_err err;
-    assert_int_equal(encoder_neighbors(e, "shoes", 1, y, 10, nb, &n, &err), ENCODER_OK);
+    assert_int_equal(inference_neighbors(e, "shoes", 1, y, 10, nb, &n, &err), INFERENCE_OK);
     assert_int_equal(n, 10);
     assert_int_equal(nb[0].index, PLANT);
     assert_int_equal(nb[0].label, 7);
@@ -831,7 +831,7 @@ static void test_neighbors(void **state)
     /* a scaled query has the same neighbours; k above the index size gives them all */
     for (int j = 0; j < 16; j++)
         y[j] *= -3.0f; /* now the planted vector is the farthest */
-    assert_int_equal(encoder_neighbors(e, "shoes", 1, y, IDX_N + 5, nb, &n, &err), ENCODER_OK);
+    assert_int_equal(inference_neighbors(e, "shoes", 1, y, IDX_N + 5, nb, &n, &err), INFERENCE_OK);
     assert_int_equal(n, IDX_N);
     assert_int_equal(nb[IDX_N - 1].index, PLANT);
     assert_true(fabsf(nb[IDX_N - 1].cosine + 1.0f) < 1e-5f);
@@ -846,19 +846,19 @@ static void test_neighbors(void **state)
     /* version 2's index has no planted vector */
     for (int j = 0; j < 16; j++)
         y[j] /= -3.0f;
-    assert_int_equal(encoder_neighbors(e, "shoes", 2, y, 1, nb, &n, &err), ENCODER_OK);
+    assert_int_equal(inference_neighbors(e, "shoes", 2, y, 1, nb, &n, &err), INFERENCE_OK);
     assert_int_equal(n, 1);
     assert_true(nb[0].index != PLANT || nb[0].cosine < 0.9999f);
     /* no index; bad k; unknown model */
-    assert_int_equal(encoder_neighbors(e, "plain", 0, y, 3, nb, &n, &err), ENCODER_NOT_FOUND);
+    assert_int_equal(inference_neighbors(e, "plain", 0, y, 3, nb, &n, &err), INFERENCE_NOT_FOUND);
     assert_non_null(strstr(err.msg, "index"));
     assert_int_equal(n, 0);
-    assert_int_equal(encoder_neighbors(e, "shoes", 1, y, 0, nb, &n, &err), ENCODER_ERROR);
-    assert_int_equal(encoder_neighbors(e, "boots", 1, y, 3, nb, &n, &err), ENCODER_NOT_FOUND);
+    assert_int_equal(inference_neighbors(e, "shoes", 1, y, 0, nb, &n, &err), INFERENCE_ERROR);
+    assert_int_equal(inference_neighbors(e, "boots", 1, y, 3, nb, &n, &err), INFERENCE_NOT_FOUND);
     y[3] = NAN;
-    assert_int_equal(encoder_neighbors(e, "shoes", 1, y, 3, nb, &n, &err), ENCODER_ERROR);
+    assert_int_equal(inference_neighbors(e, "shoes", 1, y, 3, nb, &n, &err), INFERENCE_ERROR);
     free(y);
-    encoder_stop(e);
+    inference_stop(e);
 }
 
 int main(void)

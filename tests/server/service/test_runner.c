@@ -24,10 +24,10 @@
 #include "dim/model.h"
 #include "dim/trainer.h"
 #include "fixtures.h"
-#include "server/datasets.h"
-#include "server/runner.h"
+#include "service/datasets.h"
+#include "service/runner.h"
 #include "util/sha256.h"
-#include "server/store.h"
+#include "store/store.h"
 
 /* the shared dataset: data/shapes (3 classes x 50 32x32 grey images) and
  * data/broken (one class whose only image is not a PNG) */

@@ -8,7 +8,7 @@
 #include "base/blas.h"
 #include "data/image.h"
 #include "dim/checkpoint.h"
-#include "server/cli.h"
+#include "cmd/cli.h"
 
 /* Flags of encode and eval followed by a value; an unknown flag takes none, so it is
  * reported as unknown. */

@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "api/api.h"
-#include "server/cli.h"
+#include "cmd/cli.h"
 
 static void usage(FILE *f)
 {

@@ -2,8 +2,8 @@
  * the config file's keys (name = value) and docs/dimd.conf.example.
  * Precedence: defaults, then the config file (--config PATH), then flags.
  */
-#ifndef DIMD_SERVER_CONFIG_H
-#define DIMD_SERVER_CONFIG_H
+#ifndef DIMD_CMD_CONFIG_H
+#define DIMD_CMD_CONFIG_H
 
 #include <stdbool.h>
 #include <stddef.h>

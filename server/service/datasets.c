@@ -1,5 +1,5 @@
-/* datasets.c - dataset names jobs may use (server/datasets.h). */
-#include "server/datasets.h"
+/* datasets.c - dataset names jobs may use (service/datasets.h). */
+#include "service/datasets.h"
 
 #include <dirent.h>
 #include <stdbool.h>

@@ -1,7 +1,7 @@
 /* runner.h - the worker threads that run training jobs.
  *
  * DESIGN
- * - A fixed set of worker threads; each owns a compute pool (server/pool.h) of
+ * - A fixed set of worker threads; each owns a compute pool (util/threadpool.h) of
  *   threads_per_worker threads, BLAS on one thread, so workers x threads fits
  *   the cores. A worker sleeps until runner_wake, claims the oldest QUEUED job
  *   (store_job_claim, skipping jobs another worker still holds) and runs it.
@@ -26,14 +26,14 @@
  *   returns its job to QUEUED (store_job_finish, restarts unchanged) and exits.
  * Depends on server/store, server/jobspec, server/datasets, server/pool, core.
  */
-#ifndef DIMD_SERVER_RUNNER_H
-#define DIMD_SERVER_RUNNER_H
+#ifndef DIMD_SERVICE_RUNNER_H
+#define DIMD_SERVICE_RUNNER_H
 
 #include <stdint.h>
 
 #include "base/error.h"
-#include "server/datasets.h"
-#include "server/store.h"
+#include "service/datasets.h"
+#include "store/store.h"
 
 struct runner_config {
     int workers;            /* >= 1 */

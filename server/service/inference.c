@@ -1,5 +1,5 @@
-/* encoder.c - the model cache, the batching queue and the encode threads (see
- * encoder.h for the design).
+/* inference.c - the model cache, the batching queue and the encode threads (see
+ * inference.h for the design).
  *
  * Locking: one mutex, e->mu, guards the cache list, every entry's refs/loading/
  * last_used, the request queue, the counters and the stop flag. Nothing slow
@@ -19,12 +19,12 @@
  * model or tap): waiting then could only catch a request not yet sent, and a
  * lone caller would pay wait_ms for nothing. Under load requests pile up while
  * a batch computes, so the next batch forms on its own.
- * Lifetime: every public call counts itself in e->calls; encoder_stop wakes all
- * waiters with ENCODER_STOPPING (a request running in chunks stops after its
- * current pass, also with ENCODER_STOPPING; a gathered batch finishes) and frees
+ * Lifetime: every public call counts itself in e->calls; inference_stop wakes all
+ * waiters with INFERENCE_STOPPING (a request running in chunks stops after its
+ * current pass, also with INFERENCE_STOPPING; a gathered batch finishes) and frees
  * only when e->calls is back to 0.
  */
-#include "server/encoder.h"
+#include "service/inference.h"
 #include "util/clock.h"
 
 #include <errno.h>
@@ -55,7 +55,7 @@ struct entry {
     uint64_t checked;   /* under mu: store_models_generation when the store last had it */
     uint64_t newest;    /* under mu: that generation when it was also the newest (0: not) */
     struct dim_model *m;
-    struct encoder_model_info info;
+    struct inference_model_info info;
     size_t in_size; /* floats per input image */
     float *vectors;
     uint16_t *labels;
@@ -79,7 +79,7 @@ struct request {
 };
 
 struct ethread {
-    struct encoder *e;
+    struct inference *e;
     int index;
     pthread_t thread;
     struct dim_encode_ws ws;
@@ -89,9 +89,9 @@ struct ethread {
     struct request **batch;
 };
 
-struct encoder {
+struct inference {
     struct dimd_store *store;
-    struct encoder_config cfg;
+    struct inference_config cfg;
     pthread_mutex_t mu;
     pthread_cond_t work_cv; /* queue changed, a batch finished, or stopping */
     pthread_cond_t load_cv; /* a load finished */
@@ -117,27 +117,27 @@ struct encoder {
 
 /* ---- small helpers ---- */
 
-/* Enters a public call: STOPPING when encoder_stop has begun. */
-static int call_enter(struct encoder *e, struct dim_err *err)
+/* Enters a public call: STOPPING when inference_stop has begun. */
+static int call_enter(struct inference *e, struct dim_err *err)
 {
     pthread_mutex_lock(&e->mu);
     if (e->stopping) {
         pthread_mutex_unlock(&e->mu);
-        return dim_fail(err, DIM_ECANCELLED, "the encoder is stopping"), ENCODER_STOPPING;
+        return dim_fail(err, DIM_ECANCELLED, "the encoder is stopping"), INFERENCE_STOPPING;
     }
     e->calls++;
     pthread_mutex_unlock(&e->mu);
-    return ENCODER_OK;
+    return INFERENCE_OK;
 }
 
-static void call_leave_locked(struct encoder *e)
+static void call_leave_locked(struct inference *e)
 {
     e->calls--;
     if (e->stopping && e->calls == 0)
         pthread_cond_broadcast(&e->idle_cv);
 }
 
-static void call_leave(struct encoder *e)
+static void call_leave(struct inference *e)
 {
     pthread_mutex_lock(&e->mu);
     call_leave_locked(e);
@@ -157,7 +157,7 @@ static void entry_free(struct entry *ent)
 }
 
 /* Unlinks ent from the cache list (under mu). */
-static void cache_unlink(struct encoder *e, struct entry *ent)
+static void cache_unlink(struct inference *e, struct entry *ent)
 {
     for (struct entry **pp = &e->cache; *pp; pp = &(*pp)->next)
         if (*pp == ent) {
@@ -171,7 +171,7 @@ static void cache_unlink(struct encoder *e, struct entry *ent)
 
 /* Unlinks least recently used idle entries while more than cache_max are
  * loaded (under mu); returns them as a list for entry_free outside the lock. */
-static struct entry *cache_trim(struct encoder *e)
+static struct entry *cache_trim(struct inference *e)
 {
     struct entry *out = NULL;
     while (e->n_cached > e->cfg.cache_max) {
@@ -197,7 +197,7 @@ static void free_list(struct entry *l)
     }
 }
 
-static void entry_release(struct encoder *e, struct entry *ent)
+static void entry_release(struct inference *e, struct entry *ent)
 {
     pthread_mutex_lock(&e->mu);
     ent->refs--;
@@ -207,16 +207,16 @@ static void entry_release(struct encoder *e, struct entry *ent)
 }
 
 
-/* ENCODER_NOT_FOUND for a name or version no store could hold; the store's own
+/* INFERENCE_NOT_FOUND for a name or version no store could hold; the store's own
  * NOT_FOUND messages say the rest ("no model NAME", "model NAME has no versions",
  * "model NAME has no version N"). */
 static int bad_name(const char *name, int version, struct dim_err *err)
 {
     if (!store_model_name_ok(name))
         return dim_fail(err, DIM_ENOENT, "no model %.80s", name ? name : "(null)"),
-               ENCODER_NOT_FOUND;
+               INFERENCE_NOT_FOUND;
     return dim_fail(err, DIM_ENOENT, "model %s has no version %d", name, version),
-           ENCODER_NOT_FOUND;
+           INFERENCE_NOT_FOUND;
 }
 
 static int store_failed(int rc, const char *name, int version, const struct dim_err *serr,
@@ -227,15 +227,15 @@ static int store_failed(int rc, const char *name, int version, const struct dim_
             *err = *serr;
         if (err && !err->msg[0])
             dim_fail(err, DIM_ENOENT, "model %s has no version %d", name, version);
-        return ENCODER_NOT_FOUND;
+        return INFERENCE_NOT_FOUND;
     }
     return dim_fail(err, serr->code ? serr->code : DIM_EIO, "model %s version %d: store: %s", name,
                     version, serr->msg),
-           ENCODER_ERROR;
+           INFERENCE_ERROR;
 }
 
 /* Reads version ent->version of ent->name from the store into ent (unlocked). */
-static int entry_load(struct encoder *e, struct entry *ent, struct dim_err *err)
+static int entry_load(struct inference *e, struct entry *ent, struct dim_err *err)
 {
     struct store_model_version row;
     memset(&row, 0, sizeof row);
@@ -261,11 +261,11 @@ static int entry_load(struct encoder *e, struct entry *ent, struct dim_err *err)
         store_model_version_clear(&row);
         free(vec);
         free(lab);
-        return ENCODER_ERROR;
+        return INFERENCE_ERROR;
     }
     ent->m = m;
     ent->in_size = (size_t)m->cfg.in_c * (size_t)m->in_h * (size_t)m->in_w;
-    struct encoder_model_info *in = &ent->info;
+    struct inference_model_info *in = &ent->info;
     memset(in, 0, sizeof *in);
     snprintf(in->name, sizeof in->name, "%s", ent->name);
     in->version = ent->version;
@@ -289,12 +289,12 @@ static int entry_load(struct encoder *e, struct entry *ent, struct dim_err *err)
         free(lab);
     }
     store_model_version_clear(&row);
-    return ENCODER_OK;
+    return INFERENCE_OK;
 }
 
 /* The cached entry that the store said, at generation gen, is name at version
  * (0: the newest), or NULL (under mu). */
-static struct entry *cache_find(struct encoder *e, const char *name, int version, uint64_t gen)
+static struct entry *cache_find(struct inference *e, const char *name, int version, uint64_t gen)
 {
     for (struct entry *x = e->cache; x; x = x->next)
         if (!x->loading && strcmp(x->name, name) == 0 &&
@@ -308,7 +308,7 @@ static struct entry *cache_find(struct encoder *e, const char *name, int version
  * was last confirmed, so a deleted version is not found even while it is still
  * cached, and version 0 follows new versions; between changes a lookup is a
  * walk of the cache list. */
-static int entry_get(struct encoder *e, const char *name, int version, struct entry **out,
+static int entry_get(struct inference *e, const char *name, int version, struct entry **out,
                      struct dim_err *err)
 {
     *out = NULL;
@@ -322,7 +322,7 @@ static int entry_get(struct encoder *e, const char *name, int version, struct en
         hit->last_used = ++e->tick;
         pthread_mutex_unlock(&e->mu);
         *out = hit;
-        return ENCODER_OK;
+        return INFERENCE_OK;
     }
     pthread_mutex_unlock(&e->mu);
     struct store_model_version row;
@@ -357,14 +357,14 @@ static int entry_get(struct encoder *e, const char *name, int version, struct en
                 ent->newest = gen;
             pthread_mutex_unlock(&e->mu);
             *out = ent;
-            return ENCODER_OK;
+            return INFERENCE_OK;
         }
         break;
     }
     struct entry *ent = calloc(1, sizeof *ent);
     if (!ent) {
         pthread_mutex_unlock(&e->mu);
-        return dim_fail(err, DIM_ENOMEM, "out of memory for a model cache entry"), ENCODER_ERROR;
+        return dim_fail(err, DIM_ENOMEM, "out of memory for a model cache entry"), INFERENCE_ERROR;
     }
     snprintf(ent->name, sizeof ent->name, "%s", name);
     ent->version = v;
@@ -379,7 +379,7 @@ static int entry_get(struct encoder *e, const char *name, int version, struct en
 
     pthread_mutex_lock(&e->mu);
     struct entry *gone = NULL;
-    if (rc != ENCODER_OK) {
+    if (rc != INFERENCE_OK) {
         cache_unlink(e, ent); /* still loading: not counted */
     } else {
         ent->loading = false;
@@ -392,12 +392,12 @@ static int entry_get(struct encoder *e, const char *name, int version, struct en
     pthread_cond_broadcast(&e->load_cv);
     pthread_mutex_unlock(&e->mu);
     free_list(gone);
-    if (rc != ENCODER_OK) {
+    if (rc != INFERENCE_OK) {
         entry_free(ent);
         return rc;
     }
     *out = ent;
-    return ENCODER_OK;
+    return INFERENCE_OK;
 }
 
 /* ---- encode threads ---- */
@@ -491,7 +491,7 @@ static int run_batch(struct ethread *t, struct request **rs, int G, uint64_t *pa
  * when the caller should wait (until *deadline when > 0, else for work). */
 static int pick_batch(struct ethread *t, double now, double *deadline)
 {
-    struct encoder *e = t->e;
+    struct inference *e = t->e;
     *deadline = 0;
     struct request *h = e->head;
     if (!h)
@@ -544,7 +544,7 @@ static int pick_batch(struct ethread *t, double now, double *deadline)
 static void *thread_main(void *arg)
 {
     struct ethread *t = arg;
-    struct encoder *e = t->e;
+    struct inference *e = t->e;
     struct threadpool *pool = NULL;
     if (e->cfg.compute_threads > 1) {
         pool = threadpool_create(e->cfg.compute_threads - 1);
@@ -578,9 +578,9 @@ static void *thread_main(void *arg)
         pthread_mutex_lock(&e->mu);
         for (int i = 0; i < G; i++) {
             struct request *r = t->batch[i];
-            r->status = rc == 0                ? ENCODER_OK
-                        : rc == DIM_ECANCELLED ? ENCODER_STOPPING
-                                               : ENCODER_ERROR;
+            r->status = rc == 0                ? INFERENCE_OK
+                        : rc == DIM_ECANCELLED ? INFERENCE_STOPPING
+                                               : INFERENCE_ERROR;
             if (rc != 0)
                 r->err = err;
             r->done = true;
@@ -603,7 +603,7 @@ static void *thread_main(void *arg)
 
 /* ---- public ---- */
 
-static void encoder_free(struct encoder *e)
+static void inference_free(struct inference *e)
 {
     free_list(e->cache);
     if (e->t)
@@ -617,35 +617,35 @@ static void encoder_free(struct encoder *e)
     free(e);
 }
 
-int encoder_start(struct encoder **out, struct dimd_store *store, const struct encoder_config *cfg,
+int inference_start(struct inference **out, struct dimd_store *store, const struct inference_config *cfg,
                   struct dim_err *err)
 {
     *out = NULL;
     if (!store || !cfg)
-        return dim_fail(err, DIM_EINVAL, "encoder needs a store and a config"), ENCODER_ERROR;
+        return dim_fail(err, DIM_EINVAL, "encoder needs a store and a config"), INFERENCE_ERROR;
     if (cfg->threads < 1 || cfg->threads > 1024)
         return dim_fail(err, DIM_EINVAL, "encode threads %d must be in [1, 1024]", cfg->threads),
-               ENCODER_ERROR;
+               INFERENCE_ERROR;
     if (cfg->compute_threads < 1 || cfg->compute_threads > 1024)
         return dim_fail(err, DIM_EINVAL, "encode compute_threads %d must be in [1, 1024]",
                         cfg->compute_threads),
-               ENCODER_ERROR;
+               INFERENCE_ERROR;
     if (cfg->batch_max < 1 || cfg->batch_max > 65536)
         return dim_fail(err, DIM_EINVAL, "encode batch_max %d must be in [1, 65536]",
                         cfg->batch_max),
-               ENCODER_ERROR;
+               INFERENCE_ERROR;
     if (cfg->wait_ms < 0 || cfg->wait_ms > 60000)
         return dim_fail(err, DIM_EINVAL, "encode wait_ms %d must be in [0, 60000]", cfg->wait_ms),
-               ENCODER_ERROR;
+               INFERENCE_ERROR;
     if (cfg->queue_max < 1)
         return dim_fail(err, DIM_EINVAL, "encode queue_max %d must be >= 1", cfg->queue_max),
-               ENCODER_ERROR;
+               INFERENCE_ERROR;
     if (cfg->cache_max < 1)
         return dim_fail(err, DIM_EINVAL, "model cache_max %d must be >= 1", cfg->cache_max),
-               ENCODER_ERROR;
-    struct encoder *e = calloc(1, sizeof *e);
+               INFERENCE_ERROR;
+    struct inference *e = calloc(1, sizeof *e);
     if (!e)
-        return dim_fail(err, DIM_ENOMEM, "out of memory for the encoder"), ENCODER_ERROR;
+        return dim_fail(err, DIM_ENOMEM, "out of memory for the encoder"), INFERENCE_ERROR;
     e->store = store;
     e->cfg = *cfg;
     atomic_init(&e->stop_flag, false);
@@ -656,18 +656,18 @@ int encoder_start(struct encoder **out, struct dimd_store *store, const struct e
     e->n_threads = cfg->threads;
     e->t = calloc((size_t)e->n_threads, sizeof *e->t);
     if (!e->t) {
-        encoder_free(e);
+        inference_free(e);
         return dim_fail(err, DIM_ENOMEM, "out of memory for %d encode threads", cfg->threads),
-               ENCODER_ERROR;
+               INFERENCE_ERROR;
     }
     for (int i = 0; i < e->n_threads; i++) {
         e->t[i].e = e;
         e->t[i].index = i;
         e->t[i].batch = malloc(sizeof(struct request *) * (size_t)cfg->batch_max);
         if (!e->t[i].batch) {
-            encoder_free(e);
+            inference_free(e);
             return dim_fail(err, DIM_ENOMEM, "out of memory for %d encode threads", cfg->threads),
-                   ENCODER_ERROR;
+                   INFERENCE_ERROR;
         }
     }
     /* process-wide (as the runner sets it): each encode thread splits over its own pool */
@@ -677,16 +677,16 @@ int encoder_start(struct encoder **out, struct dimd_store *store, const struct e
         if (rc != 0) {
             dim_fail(err, DIM_ENOMEM, "cannot start encode thread %d of %d: %s", i + 1,
                      e->n_threads, strerror(rc));
-            encoder_stop(e);
-            return ENCODER_ERROR;
+            inference_stop(e);
+            return INFERENCE_ERROR;
         }
         e->n_started++;
     }
     *out = e;
-    return ENCODER_OK;
+    return INFERENCE_OK;
 }
 
-void encoder_stop(struct encoder *e)
+void inference_stop(struct inference *e)
 {
     if (!e)
         return;
@@ -696,7 +696,7 @@ void encoder_stop(struct encoder *e)
     for (struct request *r = e->head; r;) {
         struct request *n = r->next;
         r->next = NULL;
-        r->status = ENCODER_STOPPING;
+        r->status = INFERENCE_STOPPING;
         dim_fail(&r->err, DIM_ECANCELLED, "the encoder is stopping");
         r->done = true;
         pthread_cond_signal(&r->cv);
@@ -714,35 +714,35 @@ void encoder_stop(struct encoder *e)
     while (e->calls > 0)
         pthread_cond_wait(&e->idle_cv, &e->mu);
     pthread_mutex_unlock(&e->mu);
-    encoder_free(e);
+    inference_free(e);
 }
 
 /* Counts the caller in (call_enter) and takes a reference to the version's
  * entry; on failure neither is held. */
-static int enter_with_entry(struct encoder *e, const char *name, int version, struct entry **ent,
+static int enter_with_entry(struct inference *e, const char *name, int version, struct entry **ent,
                             struct dim_err *err)
 {
     int rc = call_enter(e, err);
-    if (rc != ENCODER_OK)
+    if (rc != INFERENCE_OK)
         return rc;
     rc = entry_get(e, name, version, ent, err);
-    if (rc != ENCODER_OK)
+    if (rc != INFERENCE_OK)
         call_leave(e);
     return rc;
 }
 
-static void info_copy(struct encoder_model_info *info, const struct entry *ent)
+static void info_copy(struct inference_model_info *info, const struct entry *ent)
 {
     if (info)
         *info = ent->info;
 }
 
-int encoder_model(struct encoder *e, const char *name, int version, struct encoder_model_info *info,
+int inference_model(struct inference *e, const char *name, int version, struct inference_model_info *info,
                   struct dim_err *err)
 {
     struct entry *ent;
     int rc = enter_with_entry(e, name, version, &ent, err);
-    if (rc != ENCODER_OK)
+    if (rc != INFERENCE_OK)
         return rc;
     info_copy(info, ent);
     entry_release(e, ent);
@@ -750,21 +750,21 @@ int encoder_model(struct encoder *e, const char *name, int version, struct encod
     return rc;
 }
 
-int encoder_encode(struct encoder *e, const char *name, int version, enum dim_tap tap,
-                   const float *x, size_t n, float **out, struct encoder_model_info *info,
+int inference_encode(struct inference *e, const char *name, int version, enum dim_tap tap,
+                   const float *x, size_t n, float **out, struct inference_model_info *info,
                    struct dim_err *err)
 {
     if (out)
         *out = NULL;
     if (!out || !x)
-        return dim_fail(err, DIM_EINVAL, "encode needs inputs and an output"), ENCODER_ERROR;
+        return dim_fail(err, DIM_EINVAL, "encode needs inputs and an output"), INFERENCE_ERROR;
     if (n == 0)
-        return dim_fail(err, DIM_EINVAL, "encode needs at least one input"), ENCODER_ERROR;
+        return dim_fail(err, DIM_EINVAL, "encode needs at least one input"), INFERENCE_ERROR;
     if ((int)tap < 0 || (int)tap > DIM_TAP_LOCAL)
-        return dim_fail(err, DIM_EINVAL, "unknown tap %d", (int)tap), ENCODER_ERROR;
+        return dim_fail(err, DIM_EINVAL, "unknown tap %d", (int)tap), INFERENCE_ERROR;
     struct entry *ent;
     int rc = enter_with_entry(e, name, version, &ent, err);
-    if (rc != ENCODER_OK)
+    if (rc != INFERENCE_OK)
         return rc;
     info_copy(info, ent);
     size_t dim = ent->info.dim[tap];
@@ -774,7 +774,7 @@ int encoder_encode(struct encoder *e, const char *name, int version, enum dim_ta
         entry_release(e, ent);
         call_leave(e);
         return dim_fail(err, DIM_ENOMEM, "out of memory for %zu embeddings of %zu floats", n, dim),
-               ENCODER_ERROR;
+               INFERENCE_ERROR;
     }
     struct request r;
     memset(&r, 0, sizeof r);
@@ -787,10 +787,10 @@ int encoder_encode(struct encoder *e, const char *name, int version, enum dim_ta
 
     pthread_mutex_lock(&e->mu);
     if (e->stopping) {
-        rc = ENCODER_STOPPING;
+        rc = INFERENCE_STOPPING;
         dim_fail(err, DIM_ECANCELLED, "the encoder is stopping");
     } else if (e->queued_images > 0 && (size_t)e->queued_images + n > (size_t)e->cfg.queue_max) {
-        rc = ENCODER_QUEUE_FULL;
+        rc = INFERENCE_QUEUE_FULL;
         dim_fail(err, DIM_ELIMIT,
                  "encode queue full: %d images wait, %zu more would exceed "
                  "queue_max %d",
@@ -809,14 +809,14 @@ int encoder_encode(struct encoder *e, const char *name, int version, enum dim_ta
         while (!r.done)
             pthread_cond_wait(&r.cv, &e->mu);
         rc = r.status;
-        if (rc != ENCODER_OK && err)
+        if (rc != INFERENCE_OK && err)
             *err = r.err;
     }
     pthread_mutex_unlock(&e->mu);
     pthread_cond_destroy(&r.cv);
     entry_release(e, ent);
     call_leave(e);
-    if (rc == ENCODER_OK)
+    if (rc == INFERENCE_OK)
         *out = y;
     else
         free(y);
@@ -864,30 +864,30 @@ static void sift_up(struct hit *h, size_t i)
     }
 }
 
-int encoder_neighbors(struct encoder *e, const char *name, int version, const float *y, int k,
-                      struct encoder_neighbor *out, size_t *n, struct dim_err *err)
+int inference_neighbors(struct inference *e, const char *name, int version, const float *y, int k,
+                      struct inference_neighbor *out, size_t *n, struct dim_err *err)
 {
     if (n)
         *n = 0;
     if (!y || !out || !n)
-        return dim_fail(err, DIM_EINVAL, "neighbours need a query and an output"), ENCODER_ERROR;
+        return dim_fail(err, DIM_EINVAL, "neighbours need a query and an output"), INFERENCE_ERROR;
     if (k < 1)
-        return dim_fail(err, DIM_EINVAL, "k %d must be >= 1", k), ENCODER_ERROR;
+        return dim_fail(err, DIM_EINVAL, "k %d must be >= 1", k), INFERENCE_ERROR;
     struct entry *ent;
     int rc = enter_with_entry(e, name, version, &ent, err);
-    if (rc != ENCODER_OK)
+    if (rc != INFERENCE_OK)
         return rc;
     float *score = NULL, *q = NULL;
     struct hit *heap = NULL;
     size_t dim = ent->info.dim[DIM_TAP_Y];
     if (ent->index_n <= 0) {
-        rc = ENCODER_NOT_FOUND;
+        rc = INFERENCE_NOT_FOUND;
         dim_fail(err, DIM_ENOENT, "model %s version %d has no neighbours index", ent->name,
                  ent->version);
         goto done;
     }
     if ((size_t)ent->index_dim != dim) {
-        rc = ENCODER_ERROR;
+        rc = INFERENCE_ERROR;
         dim_fail(err, DIM_EFORMAT,
                  "model %s version %d: neighbours index has %d-wide vectors, Y has %zu", ent->name,
                  ent->version, ent->index_dim, dim);
@@ -898,7 +898,7 @@ int encoder_neighbors(struct encoder *e, const char *name, int version, const fl
     q = malloc(sizeof(float) * dim);
     heap = malloc(sizeof(struct hit) * K);
     if (!score || !q || !heap) {
-        rc = ENCODER_ERROR;
+        rc = INFERENCE_ERROR;
         dim_fail(err, DIM_ENOMEM, "out of memory for a neighbours search of %zu vectors", N);
         goto done;
     }
@@ -906,7 +906,7 @@ int encoder_neighbors(struct encoder *e, const char *name, int version, const fl
     for (size_t j = 0; j < dim; j++)
         ss += (double)y[j] * (double)y[j];
     if (!isfinite(ss)) {
-        rc = ENCODER_ERROR;
+        rc = INFERENCE_ERROR;
         dim_fail(err, DIM_ENONFINITE, "the query embedding has a non-finite value");
         goto done;
     }
@@ -945,7 +945,7 @@ done:
     return rc;
 }
 
-void encoder_get_stats(struct encoder *e, struct encoder_stats *out)
+void inference_get_stats(struct inference *e, struct inference_stats *out)
 {
     memset(out, 0, sizeof *out);
     pthread_mutex_lock(&e->mu);

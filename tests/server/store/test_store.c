@@ -1,4 +1,4 @@
-/* test_store.c - the SQLite store (server/store.h) and SHA-256 (server/sha256.h).
+/* test_store.c - the SQLite store (store/store.h) and SHA-256 (util/sha256.h).
  *
  * Every test runs against a real database file in its own mkdtemp directory
  * under /tmp, removed afterwards. Some checks open a second, raw SQLite
@@ -23,7 +23,7 @@
 
 #include "util/assets.h"
 #include "util/sha256.h"
-#include "server/store.h"
+#include "store/store.h"
 
 /* ---- fixture ---- */
 

@@ -5,8 +5,8 @@
  * returns exit status 2 on bad input; 1 on a runtime failure; 0 on success.
  * Shared pieces (flag parsing, dataset loading, probe reports) live in cli_common.c.
  */
-#ifndef DIMD_SERVER_CLI_H
-#define DIMD_SERVER_CLI_H
+#ifndef DIMD_CMD_CLI_H
+#define DIMD_CMD_CLI_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -22,9 +22,9 @@
 int cli_train(int argc, char **argv);
 int cli_encode(int argc, char **argv);
 int cli_eval(int argc, char **argv);
-int cli_measure(int argc, char **argv); /* server/cli_measure.c */
-int cli_serve(int argc, char **argv);  /* server/serve.c */
-int cli_routes(int argc, char **argv); /* server/serve.c */
+int cli_measure(int argc, char **argv); /* cmd/cli_measure.c */
+int cli_serve(int argc, char **argv);  /* cmd/serve.c */
+int cli_routes(int argc, char **argv); /* cmd/serve.c */
 
 /* One "--name value" or "--name=value" flag from argv, at index *i. A flag takes
  * the next argument as its value when its name is in with_value (NULL-terminated)
