@@ -2,7 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "api/api.h"
+#include "handlers/handlers.h"
 #include "cmd/cli.h"
 
 static void usage(FILE *f)

@@ -18,12 +18,12 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "api/api.h"
+#include "handlers/handlers.h"
 #include "cmd/cli.h"
 #include "cmd/config.h"
 
 struct daemon {
-    struct api_ctx api;
+    struct handler_ctx api;
     struct datasets datasets;
     struct serve_config cfg;
     uv_loop_t loop;
@@ -79,11 +79,11 @@ static int first_token(struct daemon *d, char *path, size_t n)
 static void on_stop_signal(uv_signal_t *h, int signum)
 {
     struct daemon *d = h->data;
-    if (atomic_load(&d->api.phase) == API_STOPPING)
+    if (atomic_load(&d->api.phase) == HANDLER_STOPPING)
         return;
     fprintf(stderr, "dimd: %s: stopping (running jobs checkpoint and return to the queue)\n",
             signum == SIGTERM ? "SIGTERM" : "SIGINT");
-    atomic_store(&d->api.phase, API_STOPPING);
+    atomic_store(&d->api.phase, HANDLER_STOPPING);
     http_quiesce(d->api.http);
     runner_stop(d->api.runner);
     d->api.runner = NULL;
@@ -173,9 +173,9 @@ int cli_routes(int argc, char **argv)
     (void)argc;
     (void)argv;
     static const char *const scope[] = {"none", "read", "write"};
-    for (size_t i = 0; i < api_n_routes; i++)
-        printf("%s %s %s\n", api_routes[i].method, api_routes[i].pattern,
-               scope[api_routes[i].scope]);
+    for (size_t i = 0; i < handler_n_routes; i++)
+        printf("%s %s %s\n", handler_routes[i].method, handler_routes[i].pattern,
+               scope[handler_routes[i].scope]);
     return 0;
 }
 
@@ -214,7 +214,7 @@ int cli_serve(int argc, char **argv)
     snprintf(db, sizeof db, "%s/dimd.db", d.cfg.state_dir);
     d.api.cfg = &d.cfg;
     d.api.datasets = &d.datasets;
-    atomic_store(&d.api.phase, API_STARTING);
+    atomic_store(&d.api.phase, HANDLER_STARTING);
     if (store_open(&d.api.store, db, &err) != 0) {
         fprintf(stderr, "dimd serve: %s: %s\n", db, err.msg);
         return CLI_EXIT_FAIL;
@@ -252,7 +252,7 @@ int cli_serve(int argc, char **argv)
                               (unsigned)d.cfg.connection_timeout_s,
                               d.cfg.allowed_hosts,
                               (int)d.cfg.http_thread_nice};
-    if (http_start(&d.api.http, &ho, api_routes, api_n_routes, d.api.store, &d.api, &err) != 0) {
+    if (http_start(&d.api.http, &ho, handler_routes, handler_n_routes, d.api.store, &d.api, &err) != 0) {
         fprintf(stderr, "dimd serve: %s\n", err.msg);
         goto out;
     }
@@ -265,7 +265,7 @@ int cli_serve(int argc, char **argv)
     uv_timer_init(&d.loop, &d.tick);
     d.tick.data = &d;
     uv_timer_start(&d.tick, on_tick, 1000, 1000);
-    atomic_store(&d.api.phase, API_READY);
+    atomic_store(&d.api.phase, HANDLER_READY);
     const char *host = strchr(d.cfg.listen, ':') ? "[%s]" : "%s";
     char h[80];
     snprintf(h, sizeof h, host, d.cfg.listen);
@@ -282,7 +282,7 @@ int cli_serve(int argc, char **argv)
     uv_loop_close(&d.loop);
     status = 0;
 out:
-    atomic_store(&d.api.phase, API_STOPPING);
+    atomic_store(&d.api.phase, HANDLER_STOPPING);
     if (d.api.runner)
         runner_stop(d.api.runner);
     http_stop(d.api.http); /* in-flight encode requests finish: the encoder still runs */

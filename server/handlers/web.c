@@ -18,7 +18,7 @@
 
 #include <zlib.h>
 
-#include "api/api.h"
+#include "handlers/handlers.h"
 #include "util/assets.h"
 #include "util/sha256.h"
 
@@ -160,7 +160,7 @@ static void reply_file(struct http_request *rq, const struct web_file *w, const 
     }
 }
 
-void api_web_index(void *app, struct http_request *rq)
+void handle_web_index(void *app, struct http_request *rq)
 {
     (void)app;
     const struct web_file *w = web_find("index.html");
@@ -171,7 +171,7 @@ void api_web_index(void *app, struct http_request *rq)
     reply_file(rq, w, content_types[0].type);
 }
 
-void api_web_file(void *app, struct http_request *rq)
+void handle_web_file(void *app, struct http_request *rq)
 {
     (void)app;
     const char *file = http_param(rq, "file");

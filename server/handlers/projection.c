@@ -9,13 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/api.h"
+#include "handlers/handlers.h"
 #include "dim/checkpoint.h"
 #include "eval/pca.h"
 
 /* Builds the projection's JSON for version v; NULL with err on failure
  * (*unavailable set when the dataset is the cause). */
-static json_t *make_projection(struct api_ctx *a, const struct store_model_version *v,
+static json_t *make_projection(struct handler_ctx *a, const struct store_model_version *v,
                                const void *ckpt, bool *unavailable, struct dim_err *err)
 {
     *unavailable = false;
@@ -32,7 +32,7 @@ static json_t *make_projection(struct api_ctx *a, const struct store_model_versi
     struct dim_pca p = {0};
     if (dim_checkpoint_read(&m, &prog, false, &rd, err) != 0)
         goto done;
-    if (api_embed_split(a, m, dataset ? dataset : "", DIM_SPLIT_TEST,
+    if (handler_embed_split(a, m, dataset ? dataset : "", DIM_SPLIT_TEST,
                         (size_t)a->cfg->projection_max_images, false, &Y, &labels, &n, &n_data,
                         &classes, err) != 0) {
         *unavailable = true;
@@ -78,11 +78,11 @@ done:
     return out;
 }
 
-void api_model_version_projection(void *app, struct http_request *rq)
+void handle_model_version_projection(void *app, struct http_request *rq)
 {
-    struct api_ctx *a = app;
+    struct handler_ctx *a = app;
     struct store_model_version v;
-    if (!api_load_version(a, rq, &v, NULL))
+    if (!handler_load_version(a, rq, &v, NULL))
         return;
     struct dim_err err;
     char *text = NULL;
@@ -94,7 +94,7 @@ void api_model_version_projection(void *app, struct http_request *rq)
     }
     if (rc != STORE_NOT_FOUND) {
         store_model_version_clear(&v);
-        api_internal(rq, "reading the projection", &err);
+        handler_internal(rq, "reading the projection", &err);
         return;
     }
     void *ckpt = NULL;
@@ -104,7 +104,7 @@ void api_model_version_projection(void *app, struct http_request *rq)
         http_reply_problem(rq, 404, "version_not_found", "model '%s' version %d was deleted",
                            v.name, v.version);
     } else if (rc != STORE_OK) {
-        api_internal(rq, "reading the model version", &err);
+        handler_internal(rq, "reading the model version", &err);
     } else {
         bool unavailable;
         json_t *proj = make_projection(a, &full, ckpt, &unavailable, &err);
@@ -116,7 +116,7 @@ void api_model_version_projection(void *app, struct http_request *rq)
                                "the projection needs the test split of the version's dataset: %s",
                                err.msg);
         } else if (!out) {
-            api_internal(rq, "making the projection", &err);
+            handler_internal(rq, "making the projection", &err);
         } else {
             rc = store_projection_put(a->store, v.name, v.version, out, &err);
             if (rc == STORE_NOT_FOUND) {
@@ -124,7 +124,7 @@ void api_model_version_projection(void *app, struct http_request *rq)
                                    "model '%s' version %d was deleted", v.name, v.version);
                 free(out);
             } else if (rc != STORE_OK) {
-                api_internal(rq, "storing the projection", &err);
+                handler_internal(rq, "storing the projection", &err);
                 free(out);
             } else {
                 http_reply_bytes(rq, 200, "application/json", out, strlen(out), true);

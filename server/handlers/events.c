@@ -12,13 +12,13 @@
 #include <string.h>
 #include <time.h>
 
-#include "api/api.h"
+#include "handlers/handlers.h"
 #include "util/clock.h"
 
 #define EVENTS_PER_READ 256
 
 struct sse {
-    struct api_ctx *a;
+    struct handler_ctx *a;
     int64_t job_id, last_id;
     struct strbuf pending;
     size_t off;
@@ -29,7 +29,7 @@ struct sse {
 /* Fills s->pending with the next events, a heartbeat, or nothing at the end. */
 static int fill(struct sse *s)
 {
-    struct api_ctx *a = s->a;
+    struct handler_ctx *a = s->a;
     for (;;) {
         uint64_t seq = store_event_seq(a->store);
         /* the job's state first: a terminal job's last event is committed with its state */
@@ -57,7 +57,7 @@ static int fill(struct sse *s)
             return 1;
         }
         free(ev);
-        if (terminal || http_stopping(a->http) || atomic_load(&a->phase) == API_STOPPING)
+        if (terminal || http_stopping(a->http) || atomic_load(&a->phase) == HANDLER_STOPPING)
             return 0;
         double now = clock_mono_s();
         if (now >= s->next_heartbeat) {
@@ -97,9 +97,9 @@ static void sse_done(void *ctx)
     free(s);
 }
 
-void api_events(void *app, struct http_request *rq)
+void handle_events(void *app, struct http_request *rq)
 {
-    struct api_ctx *a = app;
+    struct handler_ctx *a = app;
     int64_t last = 0;
     const char *h = http_header(rq, "Last-Event-ID");
     if (h) {
@@ -111,11 +111,11 @@ void api_events(void *app, struct http_request *rq)
             return;
         }
         last = v;
-    } else if (!api_query_int(rq, "last_event_id", 0, INT64_MAX, 0, &last)) {
+    } else if (!handler_query_int(rq, "last_event_id", 0, INT64_MAX, 0, &last)) {
         return;
     }
     struct store_job job;
-    if (!api_load_job(a, rq, &job))
+    if (!handler_load_job(a, rq, &job))
         return;
     struct sse *s = calloc(1, sizeof *s);
     if (!s) {

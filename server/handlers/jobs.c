@@ -4,14 +4,14 @@
 #include <string.h>
 #include <strings.h>
 
-#include "api/api.h"
+#include "handlers/handlers.h"
 #include "server/evalspec.h"
 #include "server/jobspec.h"
 #include "util/sha256.h"
 
 #define RETRY_AFTER_S "30"
 
-json_t *api_body_json(struct http_request *rq)
+json_t *handler_body_json(struct http_request *rq)
 {
     const char *ct = http_header(rq, "Content-Type");
     if (!ct || strncasecmp(ct, "application/json", 16) != 0 ||
@@ -38,7 +38,7 @@ json_t *api_body_json(struct http_request *rq)
 /* Validates a job body, training or evaluation ("kind"), and returns its
  * resolved spec (NULL with errors appended). An evaluation's model version must
  * exist; "latest" becomes the newest version's number. */
-static json_t *spec_resolve(struct api_ctx *a, const json_t *body, char name[JOBSPEC_NAME_MAX],
+static json_t *spec_resolve(struct handler_ctx *a, const json_t *body, char name[JOBSPEC_NAME_MAX],
                             json_t *errors)
 {
     name[0] = '\0';
@@ -78,9 +78,9 @@ static json_t *spec_resolve(struct api_ctx *a, const json_t *body, char name[JOB
     return evalspec_to_json(&es);
 }
 
-void api_job_submit(void *app, struct http_request *rq)
+void handle_job_submit(void *app, struct http_request *rq)
 {
-    struct api_ctx *a = app;
+    struct handler_ctx *a = app;
     const char *key = http_header(rq, "Idempotency-Key");
     if (key) {
         size_t n = strlen(key);
@@ -94,7 +94,7 @@ void api_job_submit(void *app, struct http_request *rq)
             return;
         }
     }
-    json_t *body = api_body_json(rq);
+    json_t *body = handler_body_json(rq);
     if (!body)
         return;
     json_t *errors = json_array();
@@ -136,7 +136,7 @@ void api_job_submit(void *app, struct http_request *rq)
         http_add_header(rq, "Location", loc);
         if (rc == STORE_REPLAY)
             http_add_header(rq, "Idempotent-Replayed", "true");
-        http_reply_json(rq, rc == STORE_OK ? 201 : 200, api_job_json(&job));
+        http_reply_json(rq, rc == STORE_OK ? 201 : 200, handler_job_json(&job));
         store_job_clear(&job);
         if (rc == STORE_OK && a->runner)
             runner_wake(a->runner);
@@ -153,7 +153,7 @@ void api_job_submit(void *app, struct http_request *rq)
                            a->cfg->queue_max);
         return;
     default:
-        api_internal(rq, "storing the job", &err);
+        handler_internal(rq, "storing the job", &err);
     }
 }
 
@@ -178,9 +178,9 @@ static bool parse_states(const char *s, unsigned *mask)
     return *mask != 0;
 }
 
-void api_job_list(void *app, struct http_request *rq)
+void handle_job_list(void *app, struct http_request *rq)
 {
-    struct api_ctx *a = app;
+    struct handler_ctx *a = app;
     unsigned mask = 0;
     const char *states = http_query(rq, "state");
     if (states && !parse_states(states, &mask)) {
@@ -210,15 +210,15 @@ void api_job_list(void *app, struct http_request *rq)
         return;
     }
     int64_t limit, cursor;
-    if (!api_query_int(rq, "limit", 1, 500, 50, &limit) ||
-        !api_query_int(rq, "cursor", 0, INT64_MAX, 0, &cursor))
+    if (!handler_query_int(rq, "limit", 1, 500, 50, &limit) ||
+        !handler_query_int(rq, "cursor", 0, INT64_MAX, 0, &cursor))
         return;
     struct store_job *jobs = NULL;
     size_t n = 0;
     bool more = false;
     struct dim_err err;
     if (store_job_list(a->store, &f, cursor, (int)limit, &jobs, &n, &more, &err) != STORE_OK) {
-        api_internal(rq, "listing jobs", &err);
+        handler_internal(rq, "listing jobs", &err);
         return;
     }
     json_t *next = json_null();
@@ -229,27 +229,27 @@ void api_job_list(void *app, struct http_request *rq)
     }
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++) {
-        json_array_append_new(arr, api_job_json(&jobs[i]));
+        json_array_append_new(arr, handler_job_json(&jobs[i]));
         store_job_clear(&jobs[i]);
     }
     free(jobs);
     http_reply_json(rq, 200, json_pack("{s:o, s:o}", "jobs", arr, "next_cursor", next));
 }
 
-void api_job_get(void *app, struct http_request *rq)
+void handle_job_get(void *app, struct http_request *rq)
 {
     struct store_job job;
-    if (!api_load_job(app, rq, &job))
+    if (!handler_load_job(app, rq, &job))
         return;
-    http_reply_json(rq, 200, api_job_json(&job));
+    http_reply_json(rq, 200, handler_job_json(&job));
     store_job_clear(&job);
 }
 
-void api_job_delete(void *app, struct http_request *rq)
+void handle_job_delete(void *app, struct http_request *rq)
 {
-    struct api_ctx *a = app;
+    struct handler_ctx *a = app;
     int64_t id;
-    if (!api_path_id(rq, "job_not_found", &id))
+    if (!handler_path_id(rq, "job_not_found", &id))
         return;
     struct dim_err err;
     int rc = store_job_delete(a->store, id, &err);
@@ -263,14 +263,14 @@ void api_job_delete(void *app, struct http_request *rq)
                            "and CANCELLED jobs can be deleted)",
                            (long long)id);
     else
-        api_internal(rq, "deleting the job", &err);
+        handler_internal(rq, "deleting the job", &err);
 }
 
-static void transition(struct api_ctx *a, struct http_request *rq, unsigned from, enum job_state to,
+static void transition(struct handler_ctx *a, struct http_request *rq, unsigned from, enum job_state to,
                        const char *verb)
 {
     int64_t id;
-    if (!api_path_id(rq, "job_not_found", &id))
+    if (!handler_path_id(rq, "job_not_found", &id))
         return;
     struct store_job job;
     struct dim_err err;
@@ -287,7 +287,7 @@ static void transition(struct api_ctx *a, struct http_request *rq, unsigned from
         return;
     }
     if (rc != STORE_OK) {
-        api_internal(rq, "changing the job's state", &err);
+        handler_internal(rq, "changing the job's state", &err);
         return;
     }
     if (a->runner) {
@@ -295,22 +295,22 @@ static void transition(struct api_ctx *a, struct http_request *rq, unsigned from
         if (to == JOB_QUEUED)
             runner_wake(a->runner);
     }
-    http_reply_json(rq, 200, api_job_json(&job));
+    http_reply_json(rq, 200, handler_job_json(&job));
     store_job_clear(&job);
 }
 
-void api_job_cancel(void *app, struct http_request *rq)
+void handle_job_cancel(void *app, struct http_request *rq)
 {
     transition(app, rq, JOB_MASK(JOB_QUEUED) | JOB_MASK(JOB_RUNNING) | JOB_MASK(JOB_PAUSED),
                JOB_CANCELLED, "cancelled");
 }
 
-void api_job_pause(void *app, struct http_request *rq)
+void handle_job_pause(void *app, struct http_request *rq)
 {
     transition(app, rq, JOB_MASK(JOB_QUEUED) | JOB_MASK(JOB_RUNNING), JOB_PAUSED, "paused");
 }
 
-void api_job_resume(void *app, struct http_request *rq)
+void handle_job_resume(void *app, struct http_request *rq)
 {
     transition(app, rq, JOB_MASK(JOB_PAUSED), JOB_QUEUED, "resumed");
 }

@@ -3,24 +3,24 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "api/api.h"
+#include "handlers/handlers.h"
 #include "server/evalspec.h"
 #include "util/assets.h"
 #include "server/jobspec.h"
 
-void api_healthz(void *app, struct http_request *rq)
+void handle_healthz(void *app, struct http_request *rq)
 {
     (void)app;
     http_reply_json(rq, 200, json_pack("{s:s}", "status", "ok"));
 }
 
-void api_readyz(void *app, struct http_request *rq)
+void handle_readyz(void *app, struct http_request *rq)
 {
-    struct api_ctx *a = app;
+    struct handler_ctx *a = app;
     int phase = atomic_load(&a->phase);
-    if (phase != API_READY) {
+    if (phase != HANDLER_READY) {
         http_reply_problem(rq, 503, "not_ready", "dimd is %s",
-                           phase == API_STARTING ? "starting" : "stopping");
+                           phase == HANDLER_STARTING ? "starting" : "stopping");
         return;
     }
     int64_t counts[JOB_N_STATES];
@@ -34,14 +34,14 @@ void api_readyz(void *app, struct http_request *rq)
                                        (json_int_t)counts[JOB_QUEUED]));
 }
 
-void api_version(void *app, struct http_request *rq)
+void handle_version(void *app, struct http_request *rq)
 {
-    struct api_ctx *a = app;
+    struct handler_ctx *a = app;
     http_reply_json(rq, 200, json_pack("{s:s, s:s, s:i}", "version", DIMD_VERSION, "api", "v1",
                                        "schema_version", store_schema_version(a->store)));
 }
 
-void api_openapi(void *app, struct http_request *rq)
+void handle_openapi(void *app, struct http_request *rq)
 {
     (void)app;
     const struct asset_file *f = assets_find("openapi.yaml");
@@ -52,13 +52,13 @@ void api_openapi(void *app, struct http_request *rq)
     http_reply_bytes(rq, 200, "application/yaml", f->data, f->size, false);
 }
 
-void api_prometheus(void *app, struct http_request *rq)
+void handle_prometheus(void *app, struct http_request *rq)
 {
-    struct api_ctx *a = app;
+    struct handler_ctx *a = app;
     int64_t counts[JOB_N_STATES];
     struct dim_err err;
     if (store_job_counts(a->store, counts, &err) != 0) {
-        api_internal(rq, "counting jobs", &err);
+        handler_internal(rq, "counting jobs", &err);
         return;
     }
     struct runner_stats rs = {0};
@@ -109,13 +109,13 @@ void api_prometheus(void *app, struct http_request *rq)
     http_reply_bytes(rq, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len, true);
 }
 
-void api_datasets(void *app, struct http_request *rq)
+void handle_datasets(void *app, struct http_request *rq)
 {
-    struct api_ctx *a = app;
+    struct handler_ctx *a = app;
     http_reply_json(rq, 200, json_pack("{s:o}", "datasets", datasets_list(a->datasets)));
 }
 
-void api_job_schema(void *app, struct http_request *rq)
+void handle_job_schema(void *app, struct http_request *rq)
 {
     (void)app;
     http_reply_json(rq, 200, json_pack("{s:o, s:o}", "fields", jobspec_schema_json(),

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "api/api.h"
+#include "handlers/handlers.h"
 
 static json_t *evaluation_json(const struct store_model_version *v,
                                const struct store_evaluation *e)
@@ -20,18 +20,18 @@ static json_t *evaluation_json(const struct store_model_version *v,
                      e->grid_bytes ? json_string(grid) : json_null());
 }
 
-void api_evaluation_list(void *app, struct http_request *rq)
+void handle_evaluation_list(void *app, struct http_request *rq)
 {
-    struct api_ctx *a = app;
+    struct handler_ctx *a = app;
     struct store_model_version v;
-    if (!api_load_version(a, rq, &v, NULL))
+    if (!handler_load_version(a, rq, &v, NULL))
         return;
     struct store_evaluation *es = NULL;
     size_t n = 0;
     struct dim_err err;
     if (store_evaluation_list(a->store, v.name, v.version, &es, &n, &err) != STORE_OK) {
         store_model_version_clear(&v);
-        api_internal(rq, "listing evaluations", &err);
+        handler_internal(rq, "listing evaluations", &err);
         return;
     }
     json_t *arr = json_array();
@@ -47,14 +47,14 @@ void api_evaluation_list(void *app, struct http_request *rq)
     store_model_version_clear(&v);
 }
 
-void api_evaluation_grid(void *app, struct http_request *rq)
+void handle_evaluation_grid(void *app, struct http_request *rq)
 {
-    struct api_ctx *a = app;
+    struct handler_ctx *a = app;
     int64_t id;
-    if (!api_path_id(rq, "evaluation_not_found", &id))
+    if (!handler_path_id(rq, "evaluation_not_found", &id))
         return;
     struct store_model_version v;
-    if (!api_load_version(a, rq, &v, NULL))
+    if (!handler_load_version(a, rq, &v, NULL))
         return;
     void *png = NULL;
     size_t bytes = 0;
@@ -65,7 +65,7 @@ void api_evaluation_grid(void *app, struct http_request *rq)
                            "model '%s' v%d has no evaluation %lld with a grid image", v.name,
                            v.version, (long long)id);
     else if (rc != STORE_OK)
-        api_internal(rq, "reading the grid image", &err);
+        handler_internal(rq, "reading the grid image", &err);
     else
         http_reply_bytes(rq, 200, "image/png", png, bytes, true);
     store_model_version_clear(&v);

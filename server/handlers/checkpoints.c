@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/api.h"
+#include "handlers/handlers.h"
 
 static json_t *checkpoint_json(int64_t job_id, const struct store_checkpoint *c)
 {
@@ -16,18 +16,18 @@ static json_t *checkpoint_json(int64_t job_id, const struct store_checkpoint *c)
                      http_time_json(c->created_ms), "metrics", m ? m : json_object(), "url", url);
 }
 
-void api_checkpoint_list(void *app, struct http_request *rq)
+void handle_checkpoint_list(void *app, struct http_request *rq)
 {
-    struct api_ctx *a = app;
+    struct handler_ctx *a = app;
     struct store_job job;
-    if (!api_load_job(a, rq, &job))
+    if (!handler_load_job(a, rq, &job))
         return;
     struct store_checkpoint *cs = NULL;
     size_t n = 0;
     struct dim_err err;
     if (store_checkpoint_list(a->store, job.id, &cs, &n, &err) != STORE_OK) {
         store_job_clear(&job);
-        api_internal(rq, "listing checkpoints", &err);
+        handler_internal(rq, "listing checkpoints", &err);
         return;
     }
     json_t *arr = json_array();
@@ -41,11 +41,11 @@ void api_checkpoint_list(void *app, struct http_request *rq)
     store_job_clear(&job);
 }
 
-void api_checkpoint_get(void *app, struct http_request *rq)
+void handle_checkpoint_get(void *app, struct http_request *rq)
 {
-    struct api_ctx *a = app;
+    struct handler_ctx *a = app;
     struct store_job job;
-    if (!api_load_job(a, rq, &job))
+    if (!handler_load_job(a, rq, &job))
         return;
     const char *sp = http_param(rq, "step");
     int64_t step = -1;
@@ -72,7 +72,7 @@ void api_checkpoint_get(void *app, struct http_request *rq)
     }
     if (rc != STORE_OK) {
         store_job_clear(&job);
-        api_internal(rq, "reading the checkpoint", &err);
+        handler_internal(rq, "reading the checkpoint", &err);
         return;
     }
     char etag[72], disp[128];

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/api.h"
+#include "handlers/handlers.h"
 #include "server/jobspec.h"
 
 static json_t *token_json(const struct store_token *t)
@@ -14,20 +14,20 @@ static json_t *token_json(const struct store_token *t)
                      http_time_json(t->created_ms));
 }
 
-void api_whoami(void *app, struct http_request *rq)
+void handle_whoami(void *app, struct http_request *rq)
 {
     (void)app;
     http_reply_json(rq, 200, token_json(&rq->token));
 }
 
-void api_token_list(void *app, struct http_request *rq)
+void handle_token_list(void *app, struct http_request *rq)
 {
-    struct api_ctx *a = app;
+    struct handler_ctx *a = app;
     struct store_token *ts = NULL;
     size_t n = 0;
     struct dim_err err;
     if (store_token_list(a->store, &ts, &n, &err) != STORE_OK) {
-        api_internal(rq, "listing tokens", &err);
+        handler_internal(rq, "listing tokens", &err);
         return;
     }
     json_t *arr = json_array();
@@ -37,10 +37,10 @@ void api_token_list(void *app, struct http_request *rq)
     http_reply_json(rq, 200, json_pack("{s:o}", "tokens", arr));
 }
 
-void api_token_create(void *app, struct http_request *rq)
+void handle_token_create(void *app, struct http_request *rq)
 {
-    struct api_ctx *a = app;
-    json_t *body = api_body_json(rq);
+    struct handler_ctx *a = app;
+    json_t *body = handler_body_json(rq);
     if (!body)
         return;
     json_t *errors = json_array();
@@ -86,7 +86,7 @@ void api_token_create(void *app, struct http_request *rq)
     int rc = store_token_create(a->store, name, scope, text, &t, &err);
     json_decref(body);
     if (rc != STORE_OK) {
-        api_internal(rq, "creating the token", &err);
+        handler_internal(rq, "creating the token", &err);
         return;
     }
     json_t *o = token_json(&t);
@@ -95,11 +95,11 @@ void api_token_create(void *app, struct http_request *rq)
     http_reply_json(rq, 201, o);
 }
 
-void api_token_delete(void *app, struct http_request *rq)
+void handle_token_delete(void *app, struct http_request *rq)
 {
-    struct api_ctx *a = app;
+    struct handler_ctx *a = app;
     int64_t id;
-    if (!api_path_id(rq, "token_not_found", &id))
+    if (!handler_path_id(rq, "token_not_found", &id))
         return;
     struct dim_err err;
     int rc = store_token_delete(a->store, id, &err);
@@ -108,5 +108,5 @@ void api_token_delete(void *app, struct http_request *rq)
     else if (rc == STORE_NOT_FOUND)
         http_reply_problem(rq, 404, "token_not_found", "no token %lld", (long long)id);
     else
-        api_internal(rq, "deleting the token", &err);
+        handler_internal(rq, "deleting the token", &err);
 }

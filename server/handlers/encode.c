@@ -18,7 +18,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "api/api.h"
+#include "handlers/handlers.h"
 #include "data/image.h"
 #include "util/floattext.h"
 #include "server/jobspec.h"
@@ -54,7 +54,7 @@ static struct dim_image *images_push(struct images *im)
 }
 
 /* Decodes image number i; replies 422 and returns false on failure. */
-static bool decode_one(struct api_ctx *a, struct http_request *rq, struct images *im,
+static bool decode_one(struct handler_ctx *a, struct http_request *rq, struct images *im,
                        const void *data, size_t len, size_t i)
 {
     struct dim_image *img = images_push(im);
@@ -81,7 +81,7 @@ static bool decode_one(struct api_ctx *a, struct http_request *rq, struct images
     return true;
 }
 
-static bool too_many(struct api_ctx *a, struct http_request *rq, size_t n)
+static bool too_many(struct handler_ctx *a, struct http_request *rq, size_t n)
 {
     if (n <= (size_t)a->cfg->encode_max_images)
         return false;
@@ -94,7 +94,7 @@ static bool too_many(struct api_ctx *a, struct http_request *rq, size_t n)
 /* ---- tensors ---- */
 
 /* A tensor (c, h, w) of values in [0, 1] as an image; replies 422 on failure. */
-static bool tensor_image(struct api_ctx *a, struct http_request *rq, struct images *im, size_t i,
+static bool tensor_image(struct handler_ctx *a, struct http_request *rq, struct images *im, size_t i,
                          long c, long h, long w, const float *f, const json_t *arr)
 {
     if ((c != 1 && c != 3) || h < 1 || w < 1 || h > 1000000 || w > 1000000) {
@@ -173,7 +173,7 @@ static int parse_shape(const char *s, long dims[4])
     return n == 4 && (!s || !*s) ? 0 : -1;
 }
 
-static bool from_raw_floats(struct api_ctx *a, struct http_request *rq, struct images *im)
+static bool from_raw_floats(struct handler_ctx *a, struct http_request *rq, struct images *im)
 {
     const char *shape = http_header(rq, "X-Tensor-Shape");
     long d[4];
@@ -264,9 +264,9 @@ static long b64_decode(const char *s, size_t len, unsigned char **out)
     return (long)n;
 }
 
-static bool from_json(struct api_ctx *a, struct http_request *rq, struct images *im)
+static bool from_json(struct handler_ctx *a, struct http_request *rq, struct images *im)
 {
-    json_t *body = api_body_json(rq);
+    json_t *body = handler_body_json(rq);
     if (!body)
         return false;
     json_t *errors = json_array();
@@ -369,7 +369,7 @@ static bool multipart_boundary(const char *ct, char *b, size_t cap)
     return true;
 }
 
-static bool from_multipart(struct api_ctx *a, struct http_request *rq, struct images *im,
+static bool from_multipart(struct handler_ctx *a, struct http_request *rq, struct images *im,
                            const char *ct)
 {
     char bnd[80];
@@ -421,7 +421,7 @@ static bool from_multipart(struct api_ctx *a, struct http_request *rq, struct im
 }
 
 /* Reads the request's images in whatever format it came; replies and returns false on failure. */
-static bool read_images(struct api_ctx *a, struct http_request *rq, struct images *im)
+static bool read_images(struct handler_ctx *a, struct http_request *rq, struct images *im)
 {
     const char *ct = http_header(rq, "Content-Type");
     if (!ct)
@@ -473,13 +473,13 @@ static bool inference_reply(struct http_request *rq, int rc, const struct dim_er
     } else if (rc == INFERENCE_STOPPING) {
         http_reply_problem(rq, 503, "shutting_down", "dimd is shutting down");
     } else {
-        api_internal(rq, "encoding", err);
+        handler_internal(rq, "encoding", err);
     }
     return false;
 }
 
 /* Images -> preprocessed inputs -> embeddings. *x and *out malloc'd. */
-static bool run_encoder(struct api_ctx *a, struct http_request *rq, const char *name, int version,
+static bool run_encoder(struct handler_ctx *a, struct http_request *rq, const char *name, int version,
                         enum dim_tap tap, const struct images *im, float **out,
                         struct inference_model_info *info)
 {
@@ -545,9 +545,9 @@ static void reply_embeddings(struct http_request *rq, const struct inference_mod
     http_reply_bytes(rq, 200, "application/json", buf, len, true);
 }
 
-void api_encode(void *app, struct http_request *rq)
+void handle_encode(void *app, struct http_request *rq)
 {
-    struct api_ctx *a = app;
+    struct handler_ctx *a = app;
     const char *name = http_param(rq, "name");
     int version;
     enum dim_tap tap = DIM_TAP_Y;
@@ -588,13 +588,13 @@ void api_encode(void *app, struct http_request *rq)
     free(out);
 }
 
-void api_neighbors(void *app, struct http_request *rq)
+void handle_neighbors(void *app, struct http_request *rq)
 {
-    struct api_ctx *a = app;
+    struct handler_ctx *a = app;
     const char *name = http_param(rq, "name");
     int version;
     int64_t k;
-    if (!query_version(rq, &version) || !api_query_int(rq, "k", 1, 100, 10, &k))
+    if (!query_version(rq, &version) || !handler_query_int(rq, "k", 1, 100, 10, &k))
         return;
     struct images im = {0};
     if (!read_images(a, rq, &im)) {

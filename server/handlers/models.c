@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "api/api.h"
+#include "handlers/handlers.h"
 #include "dim/checkpoint.h"
 #include "dim/hparams.h"
 #include "server/jobspec.h"
@@ -24,7 +24,7 @@
 #define INDEX_BATCH 256
 
 
-static json_t *api_model_version_json(const struct store_model_version *v)
+static json_t *handler_model_version_json(const struct store_model_version *v)
 {
     char base[160], ver[16], link[224];
     snprintf(ver, sizeof ver, "v%d", v->version);
@@ -64,7 +64,7 @@ static json_t *api_model_version_json(const struct store_model_version *v)
     return o;
 }
 
-bool api_load_version(struct api_ctx *a, struct http_request *rq, struct store_model_version *v,
+bool handler_load_version(struct handler_ctx *a, struct http_request *rq, struct store_model_version *v,
                       void **ckpt)
 {
     const char *name = http_param(rq, "name"), *vs = http_param(rq, "version");
@@ -83,7 +83,7 @@ bool api_load_version(struct api_ctx *a, struct http_request *rq, struct store_m
     if (rc == STORE_OK)
         return true;
     if (rc != STORE_NOT_FOUND) {
-        api_internal(rq, "reading the model", &err);
+        handler_internal(rq, "reading the model", &err);
         return false;
     }
     struct store_model_version *all = NULL;
@@ -100,14 +100,14 @@ bool api_load_version(struct api_ctx *a, struct http_request *rq, struct store_m
     return false;
 }
 
-void api_model_list(void *app, struct http_request *rq)
+void handle_model_list(void *app, struct http_request *rq)
 {
-    struct api_ctx *a = app;
+    struct handler_ctx *a = app;
     struct store_model_version *ms = NULL;
     size_t n = 0;
     struct dim_err err;
     if (store_model_list(a->store, &ms, &n, &err) != STORE_OK) {
-        api_internal(rq, "listing models", &err);
+        handler_internal(rq, "listing models", &err);
         return;
     }
     json_t *arr = json_array();
@@ -120,7 +120,7 @@ void api_model_list(void *app, struct http_request *rq)
         free(vs);
         json_array_append_new(arr, json_pack("{s:s, s:I, s:o}", "name", ms[i].name, "versions",
                                              (json_int_t)nv, "latest",
-                                             ms[i].version > 0 ? api_model_version_json(&ms[i])
+                                             ms[i].version > 0 ? handler_model_version_json(&ms[i])
                                                                : json_null()));
         store_model_version_clear(&ms[i]);
     }
@@ -128,9 +128,9 @@ void api_model_list(void *app, struct http_request *rq)
     http_reply_json(rq, 200, json_pack("{s:o}", "models", arr));
 }
 
-void api_model_get(void *app, struct http_request *rq)
+void handle_model_get(void *app, struct http_request *rq)
 {
-    struct api_ctx *a = app;
+    struct handler_ctx *a = app;
     const char *name = http_param(rq, "name");
     struct store_model_version *vs = NULL;
     size_t n = 0;
@@ -142,33 +142,33 @@ void api_model_get(void *app, struct http_request *rq)
         return;
     }
     if (rc != STORE_OK) {
-        api_internal(rq, "reading the model", &err);
+        handler_internal(rq, "reading the model", &err);
         return;
     }
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++) {
-        json_array_append_new(arr, api_model_version_json(&vs[i]));
+        json_array_append_new(arr, handler_model_version_json(&vs[i]));
         store_model_version_clear(&vs[i]);
     }
     free(vs);
     http_reply_json(rq, 200, json_pack("{s:s, s:o}", "name", name, "versions", arr));
 }
 
-void api_model_version_get(void *app, struct http_request *rq)
+void handle_model_version_get(void *app, struct http_request *rq)
 {
     struct store_model_version v;
-    if (!api_load_version(app, rq, &v, NULL))
+    if (!handler_load_version(app, rq, &v, NULL))
         return;
-    http_reply_json(rq, 200, api_model_version_json(&v));
+    http_reply_json(rq, 200, handler_model_version_json(&v));
     store_model_version_clear(&v);
 }
 
-void api_model_version_checkpoint(void *app, struct http_request *rq)
+void handle_model_version_checkpoint(void *app, struct http_request *rq)
 {
     struct store_model_version v;
     void *data = NULL;
     const char *inm = http_header(rq, "If-None-Match");
-    if (!api_load_version(app, rq, &v, inm ? NULL : &data))
+    if (!handler_load_version(app, rq, &v, inm ? NULL : &data))
         return;
     char etag[72], disp[200];
     snprintf(etag, sizeof etag, "\"%s\"", v.sha256);
@@ -177,7 +177,7 @@ void api_model_version_checkpoint(void *app, struct http_request *rq)
         http_reply_empty(rq, 304);
     } else if (inm) { /* the cheap path guessed wrong: read the bytes after all */
         store_model_version_clear(&v);
-        if (!api_load_version(app, rq, &v, &data))
+        if (!handler_load_version(app, rq, &v, &data))
             return;
         snprintf(disp, sizeof disp, "attachment; filename=\"%s-v%d.dimdckpt\"", v.name, v.version);
         http_add_header(rq, "Content-Disposition", disp);
@@ -193,38 +193,38 @@ void api_model_version_checkpoint(void *app, struct http_request *rq)
     store_model_version_clear(&v);
 }
 
-static void set_pin(struct api_ctx *a, struct http_request *rq, bool pinned)
+static void set_pin(struct handler_ctx *a, struct http_request *rq, bool pinned)
 {
     struct store_model_version v;
-    if (!api_load_version(a, rq, &v, NULL))
+    if (!handler_load_version(a, rq, &v, NULL))
         return;
     struct store_model_version out;
     struct dim_err err;
     int rc = store_model_pin(a->store, v.name, v.version, pinned, &out, &err);
     store_model_version_clear(&v);
     if (rc != STORE_OK) {
-        api_internal(rq, "pinning the version", &err);
+        handler_internal(rq, "pinning the version", &err);
         return;
     }
-    http_reply_json(rq, 200, api_model_version_json(&out));
+    http_reply_json(rq, 200, handler_model_version_json(&out));
     store_model_version_clear(&out);
 }
 
-void api_model_version_pin(void *app, struct http_request *rq)
+void handle_model_version_pin(void *app, struct http_request *rq)
 {
     set_pin(app, rq, true);
 }
 
-void api_model_version_unpin(void *app, struct http_request *rq)
+void handle_model_version_unpin(void *app, struct http_request *rq)
 {
     set_pin(app, rq, false);
 }
 
-void api_model_version_delete(void *app, struct http_request *rq)
+void handle_model_version_delete(void *app, struct http_request *rq)
 {
-    struct api_ctx *a = app;
+    struct handler_ctx *a = app;
     struct store_model_version v;
-    if (!api_load_version(a, rq, &v, NULL))
+    if (!handler_load_version(a, rq, &v, NULL))
         return;
     struct dim_err err;
     int rc = store_model_delete(a->store, v.name, v.version, &err);
@@ -238,7 +238,7 @@ void api_model_version_delete(void *app, struct http_request *rq)
         http_reply_problem(rq, 404, "version_not_found", "model %s has no version v%d", v.name,
                            v.version);
     else
-        api_internal(rq, "deleting the version", &err);
+        handler_internal(rq, "deleting the version", &err);
     store_model_version_clear(&v);
 }
 
@@ -299,7 +299,7 @@ static void parse_promote(const json_t *body, struct promote_req *p, json_t *err
 }
 
 /* The step of the job's best checkpoint by its spec's best_metric, or -1. */
-static int64_t best_step(struct api_ctx *a, const struct store_job *job)
+static int64_t best_step(struct handler_ctx *a, const struct store_job *job)
 {
     json_t *spec = json_loads(job->spec_json, 0, NULL);
     const char *metric = json_string_value(json_object_get(spec, "best_metric"));
@@ -328,7 +328,7 @@ static int64_t best_step(struct api_ctx *a, const struct store_job *job)
     return best;
 }
 
-int api_embed_split(const struct api_ctx *a, const struct dim_model *m, const char *dataset,
+int handler_embed_split(const struct handler_ctx *a, const struct dim_model *m, const char *dataset,
                     enum dim_split split, size_t max_n, bool unit, float **vectors,
                     uint16_t **labels, int64_t *n_out, int64_t *n_data, json_t **classes,
                     struct dim_err *err)
@@ -417,10 +417,10 @@ static json_t *info_json(const struct dim_model *m, const char *dataset, int64_t
                      "hyperparameters", jobspec_hparams_json(&m->cfg));
 }
 
-void api_model_promote(void *app, struct http_request *rq)
+void handle_model_promote(void *app, struct http_request *rq)
 {
-    struct api_ctx *a = app;
-    json_t *body = api_body_json(rq);
+    struct handler_ctx *a = app;
+    json_t *body = handler_body_json(rq);
     if (!body)
         return;
     json_t *errors = json_array();
@@ -436,7 +436,7 @@ void api_model_promote(void *app, struct http_request *rq)
         if (rc == STORE_NOT_FOUND) {
             jobspec_error(errors, "job_id", "no job %lld", (long long)p.job_id);
         } else if (rc != STORE_OK) {
-            api_internal(rq, "reading the job", &err);
+            handler_internal(rq, "reading the job", &err);
             goto out;
         }
     }
@@ -454,7 +454,7 @@ void api_model_promote(void *app, struct http_request *rq)
                          p.step == -2 ? " with its best_metric" : "");
             jobspec_error(errors, "checkpoint", "%s", msg);
         } else if (rc != STORE_OK) {
-            api_internal(rq, "reading the checkpoint", &err);
+            handler_internal(rq, "reading the checkpoint", &err);
             goto out;
         }
     }
@@ -469,7 +469,7 @@ void api_model_promote(void *app, struct http_request *rq)
     struct dim_memsrc src = {data, (size_t)meta.bytes, 0};
     const struct dim_reader rd = {dim_memsrc_read, &src};
     if (dim_checkpoint_read(&m, &prog, false, &rd, &err) != 0) {
-        api_internal(rq, "loading the checkpoint", &err);
+        handler_internal(rq, "loading the checkpoint", &err);
         goto out;
     }
     struct dim_membuf ck = {0};
@@ -481,8 +481,8 @@ void api_model_promote(void *app, struct http_request *rq)
     json_t *spec = json_loads(job.spec_json, 0, NULL);
     const char *dataset = json_string_value(json_object_get(spec, "dataset"));
     if (dim_checkpoint_write(m, &prog, &wr, &err) != 0) {
-        api_internal(rq, "writing the model's checkpoint", &err);
-    } else if (api_embed_split(a, m, dataset ? dataset : "", DIM_SPLIT_TRAIN,
+        handler_internal(rq, "writing the model's checkpoint", &err);
+    } else if (handler_embed_split(a, m, dataset ? dataset : "", DIM_SPLIT_TRAIN,
                                (size_t)a->cfg->index_max_images, true, &vectors, &labels,
                                &n_index, &n_data, &classes, &err) != 0) {
         http_reply_problem(rq, 422, "dataset_unavailable",
@@ -510,10 +510,10 @@ void api_model_promote(void *app, struct http_request *rq)
             char loc[160];
             snprintf(loc, sizeof loc, "/v1/models/%s/versions/v%d", v.name, v.version);
             http_add_header(rq, "Location", loc);
-            http_reply_json(rq, 201, api_model_version_json(&v));
+            http_reply_json(rq, 201, handler_model_version_json(&v));
             store_model_version_clear(&v);
         } else {
-            api_internal(rq, "storing the model version", &err);
+            handler_internal(rq, "storing the model version", &err);
         }
     }
     json_decref(spec);

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/api.h"
+#include "handlers/handlers.h"
 
 static bool parse_i64(const char *s, int64_t *out)
 {
@@ -22,7 +22,7 @@ static bool parse_i64(const char *s, int64_t *out)
     return true;
 }
 
-bool api_path_id(struct http_request *rq, const char *code, int64_t *id)
+bool handler_path_id(struct http_request *rq, const char *code, int64_t *id)
 {
     const char *s = http_param(rq, "id");
     if (!parse_i64(s, id) || *id <= 0) {
@@ -32,16 +32,16 @@ bool api_path_id(struct http_request *rq, const char *code, int64_t *id)
     return true;
 }
 
-void api_internal(struct http_request *rq, const char *what, const struct dim_err *err)
+void handler_internal(struct http_request *rq, const char *what, const struct dim_err *err)
 {
     fprintf(stderr, "dimd: %s: %s\n", what, err ? err->msg : "failed");
     http_reply_problem(rq, 500, "internal", "%s: %s", what, err ? err->msg : "failed");
 }
 
-bool api_load_job(struct api_ctx *a, struct http_request *rq, struct store_job *job)
+bool handler_load_job(struct handler_ctx *a, struct http_request *rq, struct store_job *job)
 {
     int64_t id;
-    if (!api_path_id(rq, "job_not_found", &id))
+    if (!handler_path_id(rq, "job_not_found", &id))
         return false;
     struct dim_err err;
     int rc = store_job_get(a->store, id, job, &err);
@@ -50,13 +50,13 @@ bool api_load_job(struct api_ctx *a, struct http_request *rq, struct store_job *
         return false;
     }
     if (rc != STORE_OK) {
-        api_internal(rq, "reading the job", &err);
+        handler_internal(rq, "reading the job", &err);
         return false;
     }
     return true;
 }
 
-bool api_query_int(struct http_request *rq, const char *name, int64_t lo, int64_t hi, int64_t def,
+bool handler_query_int(struct http_request *rq, const char *name, int64_t lo, int64_t hi, int64_t def,
                    int64_t *out)
 {
     const char *s = http_query(rq, name);
@@ -75,7 +75,7 @@ bool api_query_int(struct http_request *rq, const char *name, int64_t lo, int64_
     return true;
 }
 
-json_t *api_metric_value(double v)
+json_t *handler_metric_value(double v)
 {
     if (isnan(v))
         return json_string("NaN");
@@ -84,7 +84,7 @@ json_t *api_metric_value(double v)
     return json_real(v);
 }
 
-json_t *api_job_json(const struct store_job *j)
+json_t *handler_job_json(const struct store_job *j)
 {
     char base[64];
     snprintf(base, sizeof base, "/v1/jobs/%lld", (long long)j->id);

@@ -4,21 +4,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/api.h"
+#include "handlers/handlers.h"
 #include "server/evalspec.h"
 
-void api_metrics_summary(void *app, struct http_request *rq)
+void handle_metrics_summary(void *app, struct http_request *rq)
 {
-    struct api_ctx *a = app;
+    struct handler_ctx *a = app;
     struct store_job job;
-    if (!api_load_job(a, rq, &job))
+    if (!handler_load_job(a, rq, &job))
         return;
     struct store_metric_summary *sm = NULL;
     size_t n = 0;
     struct dim_err err;
     if (store_metrics_summary(a->store, job.id, &sm, &n, &err) != STORE_OK) {
         store_job_clear(&job);
-        api_internal(rq, "summarising metrics", &err);
+        handler_internal(rq, "summarising metrics", &err);
         return;
     }
     json_t *arr = json_array();
@@ -27,8 +27,8 @@ void api_metrics_summary(void *app, struct http_request *rq)
             arr, json_pack("{s:s, s:I, s:I, s:I, s:o, s:o, s:o}", "key", sm[i].key, "count",
                            (json_int_t)sm[i].count, "first_step", (json_int_t)sm[i].first_step,
                            "last_step", (json_int_t)sm[i].last_step, "last",
-                           api_metric_value(sm[i].last), "min", api_metric_value(sm[i].min),
-                           "max", api_metric_value(sm[i].max)));
+                           handler_metric_value(sm[i].last), "min", handler_metric_value(sm[i].min),
+                           "max", handler_metric_value(sm[i].max)));
     free(sm);
     http_reply_json(rq, 200, json_pack("{s:I, s:o}", "job_id", (json_int_t)job.id, "metrics", arr));
     store_job_clear(&job);
@@ -85,15 +85,15 @@ static void csv_value(struct strbuf *b, double v)
         strbuf_printf(b, "%.*g", DIMD_REAL_DIGITS, v);
 }
 
-void api_metrics_history(void *app, struct http_request *rq)
+void handle_metrics_history(void *app, struct http_request *rq)
 {
-    struct api_ctx *a = app;
+    struct handler_ctx *a = app;
     int64_t after, to, limit, max_points;
     const long cap = a->cfg->history_limit_max;
-    if (!api_query_int(rq, "after_step", 0, INT64_MAX, 0, &after) ||
-        !api_query_int(rq, "to_step", 0, INT64_MAX, INT64_MAX, &to) ||
-        !api_query_int(rq, "limit", 1, cap, cap < 10000 ? cap : 10000, &limit) ||
-        !api_query_int(rq, "max_points", 0, cap, 0, &max_points))
+    if (!handler_query_int(rq, "after_step", 0, INT64_MAX, 0, &after) ||
+        !handler_query_int(rq, "to_step", 0, INT64_MAX, INT64_MAX, &to) ||
+        !handler_query_int(rq, "limit", 1, cap, cap < 10000 ? cap : 10000, &limit) ||
+        !handler_query_int(rq, "max_points", 0, cap, 0, &max_points))
         return;
     if (to < after) {
         http_reply_problem(rq, 400, "invalid_parameter",
@@ -114,7 +114,7 @@ void api_metrics_history(void *app, struct http_request *rq)
         return;
     }
     struct store_job job;
-    if (!api_load_job(a, rq, &job))
+    if (!handler_load_job(a, rq, &job))
         return;
     const char *key = http_param(rq, "key");
     bool key_ok = strlen(key) < 64;
@@ -133,7 +133,7 @@ void api_metrics_history(void *app, struct http_request *rq)
     if (store_metrics_history(a->store, job.id, key, after, to, limit, max_points, &pts, &n, &more,
                               &err) != STORE_OK) {
         store_job_clear(&job);
-        api_internal(rq, "reading the metric", &err);
+        handler_internal(rq, "reading the metric", &err);
         return;
     }
     if (n == 0 && after == 0 && !job_writes(&job, key)) {
@@ -170,7 +170,7 @@ void api_metrics_history(void *app, struct http_request *rq)
         json_t *arr = json_array();
         for (size_t i = 0; i < n; i++)
             json_array_append_new(arr, json_pack("[I, o, I]", (json_int_t)pts[i].step,
-                                                 api_metric_value(pts[i].value),
+                                                 handler_metric_value(pts[i].value),
                                                  (json_int_t)pts[i].wall_ms));
         json_t *next = more && n ? json_integer(pts[n - 1].step) : json_null();
         http_reply_json(rq, 200,

@@ -1,0 +1,130 @@
+/* api.h - the v1 HTTP API: the route table and its handlers.
+ *
+ * Every route is declared once in handler_routes (api/routes.c); the HTTP server
+ * dispatches from it, `dimd routes` prints it and the end-to-end tests compare
+ * it with openapi.yaml. Handlers translate between HTTP and the store/runner;
+ * they hold no state of their own. Files by resource: service.c (health,
+ * version, Prometheus metrics, datasets, job schema), jobs.c, metrics.c,
+ * events.c (Server-Sent Events), checkpoints.c, models.c (promote, versions),
+ * projection.c (PCA of a version's test-set embeddings), evaluations.c (what
+ * evaluation jobs measured), encode.c (encode and
+ * neighbours: every input format), tokens.c (tokens, whoami), web.c (the
+ * dashboard's files); common.c has
+ * the shared pieces (ids, query parameters, the job's JSON form).
+ */
+#ifndef DIMD_HANDLERS_HANDLERS_H
+#define DIMD_HANDLERS_HANDLERS_H
+
+#include <jansson.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "data/dataset.h"
+#include "dim/model.h"
+#include "cmd/config.h"
+#include "service/datasets.h"
+#include "service/inference.h"
+#include "http/http.h"
+#include "service/runner.h"
+#include "store/store.h"
+
+#define DIMD_VERSION "0.1.0"
+
+enum handler_phase { HANDLER_STARTING, HANDLER_READY, HANDLER_STOPPING };
+
+struct handler_ctx {
+    struct dimd_store *store;
+    struct runner *runner;
+    struct inference *inference;
+    const struct datasets *datasets;
+    const struct serve_config *cfg;
+    struct http_server *http;
+    atomic_int phase;
+};
+
+extern const struct route handler_routes[];
+extern const size_t handler_n_routes;
+
+/* ---- handlers ---- */
+void handle_web_index(void *app, struct http_request *rq);
+void handle_web_file(void *app, struct http_request *rq);
+void handle_healthz(void *app, struct http_request *rq);
+void handle_readyz(void *app, struct http_request *rq);
+void handle_version(void *app, struct http_request *rq);
+void handle_openapi(void *app, struct http_request *rq);
+void handle_prometheus(void *app, struct http_request *rq);
+void handle_datasets(void *app, struct http_request *rq);
+void handle_job_schema(void *app, struct http_request *rq);
+
+void handle_job_submit(void *app, struct http_request *rq);
+void handle_job_list(void *app, struct http_request *rq);
+void handle_job_get(void *app, struct http_request *rq);
+void handle_job_delete(void *app, struct http_request *rq);
+void handle_job_cancel(void *app, struct http_request *rq);
+void handle_job_pause(void *app, struct http_request *rq);
+void handle_job_resume(void *app, struct http_request *rq);
+
+void handle_metrics_summary(void *app, struct http_request *rq);
+void handle_metrics_history(void *app, struct http_request *rq);
+void handle_events(void *app, struct http_request *rq);
+void handle_checkpoint_list(void *app, struct http_request *rq);
+void handle_checkpoint_get(void *app, struct http_request *rq);
+
+void handle_model_promote(void *app, struct http_request *rq);
+void handle_model_list(void *app, struct http_request *rq);
+void handle_model_get(void *app, struct http_request *rq);
+void handle_model_version_get(void *app, struct http_request *rq);
+void handle_model_version_delete(void *app, struct http_request *rq);
+void handle_model_version_pin(void *app, struct http_request *rq);
+void handle_model_version_unpin(void *app, struct http_request *rq);
+void handle_model_version_checkpoint(void *app, struct http_request *rq);
+void handle_model_version_projection(void *app, struct http_request *rq);
+void handle_evaluation_list(void *app, struct http_request *rq);
+void handle_evaluation_grid(void *app, struct http_request *rq);
+void handle_encode(void *app, struct http_request *rq);
+void handle_neighbors(void *app, struct http_request *rq);
+
+void handle_whoami(void *app, struct http_request *rq);
+void handle_token_list(void *app, struct http_request *rq);
+void handle_token_create(void *app, struct http_request *rq);
+void handle_token_delete(void *app, struct http_request *rq);
+
+/* ---- shared pieces (common.c) ---- */
+
+/* The {id} path parameter as a positive integer; replies 404 (code) and returns
+ * false when it is not one. */
+bool handler_path_id(struct http_request *rq, const char *code, int64_t *id);
+/* Loads job {id} into *job or replies 404 job_not_found / 500. */
+bool handler_load_job(struct handler_ctx *a, struct http_request *rq, struct store_job *job);
+/* Integer query parameter in [lo, hi] (default when absent); replies 400
+ * invalid_parameter naming it and returns false when malformed. */
+bool handler_query_int(struct http_request *rq, const char *name, int64_t lo, int64_t hi, int64_t def,
+                   int64_t *out);
+/* The job's public JSON form. */
+json_t *handler_job_json(const struct store_job *j);
+/* A metric value: a number, or "NaN" / "Infinity" / "-Infinity". */
+json_t *handler_metric_value(double v);
+/* The request body as JSON (Content-Type application/json); replies 415 or 400
+ * malformed_json and returns NULL otherwise. */
+json_t *handler_body_json(struct http_request *rq);
+/* Loads the model version named by the path ({name}, {version}), with its
+ * checkpoint bytes when ckpt is non-NULL, or replies 404 model_not_found /
+ * version_not_found / 500 and returns false. */
+bool handler_load_version(struct handler_ctx *a, struct http_request *rq, struct store_model_version *v,
+                      void **ckpt);
+/* The Y embeddings of up to max_n images of a dataset's split, evenly spaced
+ * (row i is image floor(i * N / n) of the N in the split), scaled to unit length
+ * when unit, and their labels; both malloc'd (NULL when max_n is 0). *classes
+ * (when classes is not NULL) gets the dataset's class names as a JSON array,
+ * or JSON null when it has none or max_n is 0 (the dataset is then not read).
+ * Encodes on the calling thread with a pool of the machine's other cores. 0, or
+ * -1 with err. */
+int handler_embed_split(const struct handler_ctx *a, const struct dim_model *m, const char *dataset,
+                    enum dim_split split, size_t max_n, bool unit, float **vectors,
+                    uint16_t **labels, int64_t *n_out, int64_t *n_data, json_t **classes,
+                    struct dim_err *err);
+/* Replies 500 internal naming what failed. */
+void handler_internal(struct http_request *rq, const char *what, const struct dim_err *err);
+
+#endif

@@ -1,0 +1,51 @@
+/* routes.c - every route of the daemon, once. The HTTP server dispatches from
+ * this table, `dimd routes` prints it, and the end-to-end tests check it
+ * against openapi.yaml in both directions. The last field marks routes whose
+ * bodies are images (encode_max_body_bytes instead of max_body_bytes). */
+#include "handlers/handlers.h"
+
+const struct route handler_routes[] = {
+    {"GET", "/", SCOPE_NONE, handle_web_index, false},
+    {"GET", "/ui/{file}", SCOPE_NONE, handle_web_file, false},
+    {"GET", "/healthz", SCOPE_NONE, handle_healthz, false},
+    {"GET", "/readyz", SCOPE_NONE, handle_readyz, false},
+    {"GET", "/v1/version", SCOPE_NONE, handle_version, false},
+    {"GET", "/v1/openapi.yaml", SCOPE_NONE, handle_openapi, false},
+    {"GET", "/metrics", SCOPE_READ, handle_prometheus, false},
+    {"GET", "/v1/datasets", SCOPE_READ, handle_datasets, false},
+    {"GET", "/v1/job-schema", SCOPE_READ, handle_job_schema, false},
+    {"POST", "/v1/jobs", SCOPE_WRITE, handle_job_submit, false},
+    {"GET", "/v1/jobs", SCOPE_READ, handle_job_list, false},
+    {"GET", "/v1/jobs/{id}", SCOPE_READ, handle_job_get, false},
+    {"DELETE", "/v1/jobs/{id}", SCOPE_WRITE, handle_job_delete, false},
+    {"POST", "/v1/jobs/{id}/cancel", SCOPE_WRITE, handle_job_cancel, false},
+    {"POST", "/v1/jobs/{id}/pause", SCOPE_WRITE, handle_job_pause, false},
+    {"POST", "/v1/jobs/{id}/resume", SCOPE_WRITE, handle_job_resume, false},
+    {"GET", "/v1/jobs/{id}/metrics", SCOPE_READ, handle_metrics_summary, false},
+    {"GET", "/v1/jobs/{id}/metrics/{key}", SCOPE_READ, handle_metrics_history, false},
+    {"GET", "/v1/jobs/{id}/events", SCOPE_READ, handle_events, false},
+    {"GET", "/v1/jobs/{id}/checkpoints", SCOPE_READ, handle_checkpoint_list, false},
+    {"GET", "/v1/jobs/{id}/checkpoints/{step}", SCOPE_READ, handle_checkpoint_get, false},
+    {"POST", "/v1/models", SCOPE_WRITE, handle_model_promote, false},
+    {"GET", "/v1/models", SCOPE_READ, handle_model_list, false},
+    {"GET", "/v1/models/{name}", SCOPE_READ, handle_model_get, false},
+    {"GET", "/v1/models/{name}/versions/{version}", SCOPE_READ, handle_model_version_get, false},
+    {"DELETE", "/v1/models/{name}/versions/{version}", SCOPE_WRITE, handle_model_version_delete, false},
+    {"POST", "/v1/models/{name}/versions/{version}/pin", SCOPE_WRITE, handle_model_version_pin, false},
+    {"POST", "/v1/models/{name}/versions/{version}/unpin", SCOPE_WRITE, handle_model_version_unpin, false},
+    {"GET", "/v1/models/{name}/versions/{version}/checkpoint", SCOPE_READ,
+     handle_model_version_checkpoint, false},
+    {"GET", "/v1/models/{name}/versions/{version}/projection", SCOPE_READ,
+     handle_model_version_projection, false},
+    {"GET", "/v1/models/{name}/versions/{version}/evaluations", SCOPE_READ, handle_evaluation_list,
+     false},
+    {"GET", "/v1/models/{name}/versions/{version}/evaluations/{id}/grid", SCOPE_READ,
+     handle_evaluation_grid, false},
+    {"POST", "/v1/models/{name}/encode", SCOPE_READ, handle_encode, true},
+    {"POST", "/v1/models/{name}/neighbors", SCOPE_READ, handle_neighbors, true},
+    {"GET", "/v1/whoami", SCOPE_READ, handle_whoami, false},
+    {"GET", "/v1/tokens", SCOPE_WRITE, handle_token_list, false},
+    {"POST", "/v1/tokens", SCOPE_WRITE, handle_token_create, false},
+    {"DELETE", "/v1/tokens/{id}", SCOPE_WRITE, handle_token_delete, false},
+};
+const size_t handler_n_routes = sizeof handler_routes / sizeof handler_routes[0];
