@@ -14,7 +14,7 @@
 #include "dim/checkpoint.h"
 #include "eval/evaluate.h"
 #include "cmd/cli.h"
-#include "server/evalspec.h"
+#include "api/evalspec.h"
 
 static const char *const measure_with_value[] = {
     "checkpoint", "dataset",      "measures",     "seed",       "threads",   "grid",

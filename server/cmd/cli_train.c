@@ -13,7 +13,7 @@
 #include "dim/trainer.h"
 #include "cmd/cli.h"
 #include "util/clock.h"
-#include "server/jobspec.h"
+#include "api/jobspec.h"
 
 struct train_opts {
     struct dim_config cfg;

@@ -21,7 +21,7 @@
 #include "handlers/handlers.h"
 #include "data/image.h"
 #include "util/floattext.h"
-#include "server/jobspec.h"
+#include "api/jobspec.h"
 
 #define RETRY_AFTER_S "1"
 
@@ -449,7 +449,7 @@ static bool query_version(struct http_request *rq, int *version)
 {
     const char *v = http_query(rq, "version");
     *version = 0;
-    if (v && !store_model_version_parse(v, version)) {
+    if (v && !model_version_parse(v, version)) {
         http_reply_problem(rq, 400, "invalid_parameter",
                            "query parameter version='%.32s' must be v1, 1 or latest", v);
         return false;
@@ -504,7 +504,7 @@ static bool run_encoder(struct handler_ctx *a, struct http_request *rq, const ch
 /* The JSON reply of an encode: written directly, since the embeddings are
  * nearly all of it and a json_t plus a printf per float cost more than the rest
  * of the request outside the forward pass (util/floattext.h). Names, version,
- * sha256 and tap need no escaping: store_model_name_ok allows [a-z0-9_-] only,
+ * sha256 and tap need no escaping: model_name_ok allows [a-z0-9_-] only,
  * the rest are fixed alphabets. NaN and infinities are the strings "NaN",
  * "Infinity" and "-Infinity", as everywhere in the API. */
 static void reply_embeddings(struct http_request *rq, const struct inference_model_info *info,

@@ -1,5 +1,5 @@
 /* evaluations.c - a model version's evaluations: the results that evaluation
- * jobs ("kind": "evaluate", server/evalspec.h) stored with it, and their grid
+ * jobs ("kind": "evaluate", api/evalspec.h) stored with it, and their grid
  * images of originals over reconstructions. */
 #include <stdio.h>
 #include <stdlib.h>

@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "api/version.h"
 #include "data/dataset.h"
 #include "dim/model.h"
 #include "cmd/config.h"
@@ -28,8 +29,6 @@
 #include "http/http.h"
 #include "service/runner.h"
 #include "store/store.h"
-
-#define DIMD_VERSION "0.1.0"
 
 enum handler_phase { HANDLER_STARTING, HANDLER_READY, HANDLER_STOPPING };
 

@@ -5,8 +5,8 @@
 #include <strings.h>
 
 #include "handlers/handlers.h"
-#include "server/evalspec.h"
-#include "server/jobspec.h"
+#include "api/evalspec.h"
+#include "api/jobspec.h"
 #include "util/sha256.h"
 
 #define RETRY_AFTER_S "30"
@@ -44,7 +44,7 @@ static json_t *spec_resolve(struct handler_ctx *a, const json_t *body, char name
     name[0] = '\0';
     if (!evalspec_is_evaluation(body)) {
         struct job_spec spec;
-        if (jobspec_parse(body, a->datasets, &spec, errors) != 0)
+        if (jobspec_parse(body, datasets_check, a->datasets, &spec, errors) != 0)
             return NULL;
         strcpy(name, spec.name);
         return jobspec_to_json(&spec);
@@ -196,13 +196,13 @@ void handle_job_list(void *app, struct http_request *rq)
                            "query parameter kind='%.40s' must be train or evaluate", f.kind);
         return;
     }
-    if (f.model && !store_model_name_ok(f.model)) {
+    if (f.model && !model_name_ok(f.model)) {
         http_reply_problem(rq, 400, "invalid_parameter",
                            "query parameter model='%.80s' is not a model name", f.model);
         return;
     }
     const char *version = http_query(rq, "version");
-    if (version && (!f.model || !store_model_version_parse(version, &f.version) || !f.version)) {
+    if (version && (!f.model || !model_version_parse(version, &f.version) || !f.version)) {
         http_reply_problem(rq, 400, "invalid_parameter",
                            "query parameter version='%.40s' must be a version (v3 or 3) of the "
                            "model given with model=",

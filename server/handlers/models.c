@@ -17,7 +17,7 @@
 #include "handlers/handlers.h"
 #include "dim/checkpoint.h"
 #include "dim/hparams.h"
-#include "server/jobspec.h"
+#include "api/jobspec.h"
 #include "util/threadpool.h"
 #include "util/sha256.h"
 
@@ -69,11 +69,11 @@ bool handler_load_version(struct handler_ctx *a, struct http_request *rq, struct
 {
     const char *name = http_param(rq, "name"), *vs = http_param(rq, "version");
     int version = 0;
-    if (!store_model_name_ok(name)) {
+    if (!model_name_ok(name)) {
         http_reply_problem(rq, 404, "model_not_found", "no model '%.64s'", name);
         return false;
     }
-    if (vs && !store_model_version_parse(vs, &version)) {
+    if (vs && !model_version_parse(vs, &version)) {
         http_reply_problem(rq, 404, "version_not_found",
                            "'%.32s' is not a version (v1, 1 or latest)", vs);
         return false;
@@ -135,7 +135,7 @@ void handle_model_get(void *app, struct http_request *rq)
     struct store_model_version *vs = NULL;
     size_t n = 0;
     struct dim_err err;
-    int rc = store_model_name_ok(name) ? store_model_versions(a->store, name, &vs, &n, &err)
+    int rc = model_name_ok(name) ? store_model_versions(a->store, name, &vs, &n, &err)
                                        : STORE_NOT_FOUND;
     if (rc == STORE_NOT_FOUND) {
         http_reply_problem(rq, 404, "model_not_found", "no model '%.64s'", name);
@@ -263,7 +263,7 @@ static void parse_promote(const json_t *body, struct promote_req *p, json_t *err
     json_t *v;
     json_object_foreach((json_t *)body, k, v) {
         if (strcmp(k, "name") == 0) {
-            if (json_is_string(v) && store_model_name_ok(json_string_value(v)))
+            if (json_is_string(v) && model_name_ok(json_string_value(v)))
                 p->name = json_string_value(v);
             else
                 jobspec_error(errors, k,

@@ -4,9 +4,9 @@
 #include <string.h>
 
 #include "handlers/handlers.h"
-#include "server/evalspec.h"
+#include "api/evalspec.h"
 #include "util/assets.h"
-#include "server/jobspec.h"
+#include "api/jobspec.h"
 
 void handle_healthz(void *app, struct http_request *rq)
 {

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "handlers/handlers.h"
-#include "server/jobspec.h"
+#include "api/jobspec.h"
 
 static json_t *token_json(const struct store_token *t)
 {

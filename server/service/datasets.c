@@ -81,6 +81,12 @@ static bool plain_entry(const char *name, size_t len)
     return true;
 }
 
+int datasets_check(const void *ctx, const char *name, struct dim_err *err)
+{
+    char path[4096];
+    return datasets_resolve(ctx, name, path, err);
+}
+
 int datasets_resolve(const struct datasets *d, const char *name, char path[4096],
                      struct dim_err *err)
 {

@@ -14,9 +14,9 @@
 #include <jansson.h>
 #include <stddef.h>
 
+#include "api/jobspec.h"
 #include "base/error.h"
 
-#define DATASET_NAME_MAX 256
 #define DATASETS_MAX_ROOTS 16
 
 struct datasets {
@@ -32,6 +32,10 @@ int datasets_init(struct datasets *d, const char *roots_list, struct dim_err *er
  * that tries to leave the roots; err names the dataset either way. */
 int datasets_resolve(const struct datasets *d, const char *name, char path[4096],
                      struct dim_err *err);
+
+/* datasets_resolve without the path, in the form jobspec_parse asks for:
+ * ctx is the struct datasets. */
+int datasets_check(const void *ctx, const char *name, struct dim_err *err);
 
 /* [{"name","kind":"builtin"|"folder","path"?}...] (a new reference). */
 json_t *datasets_list(const struct datasets *d);

@@ -46,7 +46,7 @@
 /* ---- types ---- */
 
 struct entry {
-    char name[STORE_MODEL_NAME_MAX];
+    char name[MODEL_NAME_MAX];
     int version;
     uint64_t id;        /* unique per load: encode threads key their workspace on it */
     int refs;           /* under mu */
@@ -212,7 +212,7 @@ static void entry_release(struct inference *e, struct entry *ent)
  * "model NAME has no version N"). */
 static int bad_name(const char *name, int version, struct dim_err *err)
 {
-    if (!store_model_name_ok(name))
+    if (!model_name_ok(name))
         return dim_fail(err, DIM_ENOENT, "no model %.80s", name ? name : "(null)"),
                INFERENCE_NOT_FOUND;
     return dim_fail(err, DIM_ENOENT, "model %s has no version %d", name, version),
@@ -312,7 +312,7 @@ static int entry_get(struct inference *e, const char *name, int version, struct 
                      struct dim_err *err)
 {
     *out = NULL;
-    if (!store_model_name_ok(name) || version < 0)
+    if (!model_name_ok(name) || version < 0)
         return bad_name(name, version, err);
     const uint64_t gen = store_models_generation(e->store); /* before the store is read */
     pthread_mutex_lock(&e->mu);

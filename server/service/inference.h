@@ -48,7 +48,7 @@ struct inference_config {
 
 /* What a caller needs to know of a model version (copied out; no pointers). */
 struct inference_model_info {
-    char name[STORE_MODEL_NAME_MAX];
+    char name[MODEL_NAME_MAX];
     int version;
     char sha256[65];
     int in_c, in_h, in_w;

@@ -33,8 +33,8 @@
 #include "dim/probe.h"
 #include "dim/trainer.h"
 #include "eval/evaluate.h"
-#include "server/evalspec.h"
-#include "server/jobspec.h"
+#include "api/evalspec.h"
+#include "api/jobspec.h"
 #include "util/threadpool.h"
 #include "util/sha256.h"
 
@@ -374,7 +374,7 @@ static int run_setup(struct run *x, const struct store_job *job)
     if (!body)
         return run_fail(x, "invalid_spec", "stored spec is not JSON: %s", jerr.text);
     json_t *errors = json_array();
-    int n_bad = jobspec_parse(body, r->ds, &x->spec, errors);
+    int n_bad = jobspec_parse(body, datasets_check, r->ds, &x->spec, errors);
     json_decref(body);
     if (n_bad) {
         /* a spec that was valid at submission and now names a dataset that is

@@ -5,7 +5,7 @@
  *   threads_per_worker threads, BLAS on one thread, so workers x threads fits
  *   the cores. A worker sleeps until runner_wake, claims the oldest QUEUED job
  *   (store_job_claim, skipping jobs another worker still holds) and runs it.
- * - Running a job: parse its stored spec (server/jobspec.h), load the dataset,
+ * - Running a job: parse its stored spec (api/jobspec.h), load the dataset,
  *   build the model, or restore it from the latest stored checkpoint (verifying
  *   its sha256) and rewind metrics past that step; record total_steps; then step.
  *   Every step's losses become metric points ("loss_local", "loss_global",

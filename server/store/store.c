@@ -91,27 +91,6 @@ struct dimd_store {
 
 /* ---- small helpers ---- */
 
-static const char *const state_names[JOB_N_STATES] = {"QUEUED",    "RUNNING", "PAUSED",
-                                                      "SUCCEEDED", "FAILED",  "CANCELLED"};
-
-const char *job_state_name(enum job_state s)
-{
-    return (unsigned)s < JOB_N_STATES ? state_names[s] : "UNKNOWN";
-}
-
-int job_state_parse(const char *name)
-{
-    for (int i = 0; name && i < JOB_N_STATES; i++)
-        if (strcmp(name, state_names[i]) == 0)
-            return i;
-    return -1;
-}
-
-bool job_state_terminal(enum job_state s)
-{
-    return s == JOB_SUCCEEDED || s == JOB_FAILED || s == JOB_CANCELLED;
-}
-
 static int nomem(struct dim_err *err, const char *op)
 {
     dim_fail(err, DIM_ENOMEM, "%s: out of memory", op);
@@ -924,7 +903,7 @@ int store_job_list(struct dimd_store *s, const struct store_job_filter *f, int64
         len += (size_t)snprintf(sql + len, sizeof(sql) - len, " AND state IN (''");
         for (int i = 0; i < JOB_N_STATES; i++)
             if (mask & JOB_MASK(i))
-                len += (size_t)snprintf(sql + len, sizeof(sql) - len, ", '%s'", state_names[i]);
+                len += (size_t)snprintf(sql + len, sizeof(sql) - len, ", '%s'", job_state_name((enum job_state)i));
         len += (size_t)snprintf(sql + len, sizeof(sql) - len, ")");
     }
     snprintf(sql + len, sizeof(sql) - len, " ORDER BY id DESC LIMIT ?5");
@@ -2052,39 +2031,9 @@ void store_model_version_clear(struct store_model_version *v)
     memset(v, 0, sizeof(*v));
 }
 
-bool store_model_name_ok(const char *n)
-{
-    if (!n || !*n || strlen(n) > STORE_MODEL_NAME_MAX - 1)
-        return false;
-    for (const char *p = n; *p; p++) {
-        bool alnum = (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9');
-        if (!alnum && (p == n || (*p != '_' && *p != '-')))
-            return false;
-    }
-    return true;
-}
-
-bool store_model_version_parse(const char *s, int *version)
-{
-    if (!s)
-        return false;
-    if (strcmp(s, "latest") == 0) {
-        *version = 0;
-        return true;
-    }
-    const char *d = s[0] == 'v' ? s + 1 : s;
-    char *end;
-    errno = 0;
-    long long v = strtoll(d, &end, 10);
-    if (*d < '0' || *d > '9' || *end || errno || v < 1 || v > INT32_MAX)
-        return false;
-    *version = (int)v;
-    return true;
-}
-
 static int model_name_check(const char *name, const char *op, struct dim_err *err)
 {
-    if (store_model_name_ok(name))
+    if (model_name_ok(name))
         return STORE_OK;
     return inval(err, "%s: model name \"%.80s\" does not match ^[a-z0-9][a-z0-9_-]{0,62}$", op,
                  name ? name : "(null)");

@@ -27,6 +27,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "api/job_state.h"
+#include "api/model_name.h"
 #include "base/error.h"
 
 /* Significant digits of every real number dimd writes as JSON or CSV (API
@@ -44,20 +46,12 @@ enum store_rc {
     STORE_ERROR = -1      /* SQLite or I/O failure; err says what */
 };
 
-enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_PAUSED, JOB_SUCCEEDED, JOB_FAILED, JOB_CANCELLED,
-                 JOB_N_STATES };
-#define JOB_MASK(s) (1u << (s))
-
-const char *job_state_name(enum job_state s); /* "QUEUED" ... */
-int job_state_parse(const char *name);        /* enum value, or -1 */
-bool job_state_terminal(enum job_state s);
-
 /* One job row. Strings are owned by the struct (store_job_clear frees them). */
 struct store_job {
     int64_t id;
     enum job_state state;
     char *name;       /* user's label, may be NULL */
-    char *spec_json;  /* the resolved job spec (server/jobspec.h), a JSON object */
+    char *spec_json;  /* the resolved job spec (api/jobspec.h), a JSON object */
     int64_t created_ms, started_ms, finished_ms, updated_ms;
     int64_t step;        /* last step whose metrics are stored */
     int64_t total_steps; /* 0 until a worker has loaded the dataset */
@@ -280,10 +274,8 @@ int store_token_count(struct dimd_store *s, int64_t *n, struct dim_err *err);
  * neighbours index of its training set's embeddings. Version numbers count up
  * per name and are never reused, even after a delete. */
 
-#define STORE_MODEL_NAME_MAX 64
-
 struct store_model_version {
-    char name[STORE_MODEL_NAME_MAX];
+    char name[MODEL_NAME_MAX];
     int version;            /* 1, 2, ... ("v1" in the API) */
     int64_t job_id;         /* source job, 0 once that job is deleted */
     int64_t step;           /* source checkpoint's step */
@@ -298,11 +290,6 @@ struct store_model_version {
     int index_dim;          /* width of each index vector */
 };
 void store_model_version_clear(struct store_model_version *v);
-/* Whether name is a valid model name: ^[a-z0-9][a-z0-9_-]{0,62}$. */
-bool store_model_name_ok(const char *name);
-/* A version as users write it: "v3", "3" or "latest" (*version = 0). False
- * for anything else (0, a sign, trailing characters, above INT32_MAX). */
-bool store_model_version_parse(const char *s, int *version);
 
 /* The neighbours index: index_images unit vectors (float32, index_dim each) and
  * their labels (uint16). */

@@ -6,10 +6,12 @@
  * `{"dataset":"fashion-mnist","steps":300,"lr":0.0002}` is
  * `dimd train --dataset fashion-mnist --steps 300 --lr 0.0002`.
  * The stored spec (jobspec_to_json) carries every key, defaults filled in.
- * Depends on jansson, dim/hparams, server/datasets.
+ * Pure: no I/O. Whether a dataset exists is asked of the caller (a
+ * jobspec_dataset_check), which knows the data roots.
+ * Depends on jansson, core (dim/hparams, dim/probe).
  */
-#ifndef DIMD_SERVER_JOBSPEC_H
-#define DIMD_SERVER_JOBSPEC_H
+#ifndef DIMD_API_JOBSPEC_H
+#define DIMD_API_JOBSPEC_H
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -17,9 +19,14 @@
 
 #include "dim/model.h"
 #include "dim/probe.h"
-#include "service/datasets.h"
+#include "base/error.h"
 
 #define JOBSPEC_NAME_MAX 128
+#define DATASET_NAME_MAX 256 /* bytes of a dataset name, with the NUL */
+
+/* Whether dataset `name` can be used: 0, or nonzero with err naming the
+ * dataset and the problem (service/datasets.h gives datasets_check). */
+typedef int (*jobspec_dataset_check)(const void *ctx, const char *name, struct dim_err *err);
 
 enum job_probe { JOB_PROBE_NONE, JOB_PROBE_LINEAR, JOB_PROBE_MLP };
 
@@ -48,11 +55,12 @@ void jobspec_error(json_t *errors, const char *key, const char *fmt, ...)
 /* Fills the defaults. */
 void jobspec_default(struct job_spec *s);
 
-/* Parses and validates a job body against the schema and the dataset roots.
+/* Parses and validates a job body against the schema; check(ctx, ...) says
+ * whether the dataset it names exists.
  * Every problem is appended to `errors` (a JSON array) as {"path": "$.lr",
  * "message": "..."}; returns the number of problems (0: *out is valid). */
-int jobspec_parse(const json_t *body, const struct datasets *ds, struct job_spec *out,
-                  json_t *errors);
+int jobspec_parse(const json_t *body, jobspec_dataset_check check, const void *ctx,
+                  struct job_spec *out, json_t *errors);
 
 /* The resolved spec with every key (a new reference). */
 json_t *jobspec_to_json(const struct job_spec *s);

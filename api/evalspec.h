@@ -10,21 +10,21 @@
  * `dimd measure`). Like a training spec, the schema is closed, validated all at
  * once with JSON paths, and stored with every key resolved; "latest" is
  * resolved to a version number at submission (by the API, which has the store).
- * Depends on jansson, eval/evaluate, server/store (model names).
+ * Pure: no I/O. Depends on jansson, core (eval/evaluate), api/jobspec, api/model_name.
  */
-#ifndef DIMD_SERVER_EVALSPEC_H
-#define DIMD_SERVER_EVALSPEC_H
+#ifndef DIMD_API_EVALSPEC_H
+#define DIMD_API_EVALSPEC_H
 
 #include <jansson.h>
 #include <stdbool.h>
 
+#include "api/jobspec.h"
 #include "eval/evaluate.h"
-#include "server/jobspec.h"
-#include "store/store.h"
+#include "api/model_name.h"
 
 struct eval_spec {
     char name[JOBSPEC_NAME_MAX]; /* "" = none */
-    char model[STORE_MODEL_NAME_MAX];
+    char model[MODEL_NAME_MAX];
     int version; /* 0: the newest (only before the API resolves it) */
     struct dim_eval_opts opts; /* measures, seed and budgets; no callbacks */
 };

@@ -1,6 +1,6 @@
 /* jobspec.c - the job JSON schema: run keys here, hyperparameters from
  * dim/hparams.h; parse with every error at once, and the resolved form. */
-#include "server/jobspec.h"
+#include "api/jobspec.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -232,8 +232,8 @@ static bool metric_known(const struct job_spec *s, const char *key)
     return false;
 }
 
-int jobspec_parse(const json_t *body, const struct datasets *ds, struct job_spec *out,
-                  json_t *errors)
+int jobspec_parse(const json_t *body, jobspec_dataset_check check, const void *ctx,
+                  struct job_spec *out, json_t *errors)
 {
     size_t before = json_array_size(errors);
     jobspec_default(out);
@@ -247,7 +247,7 @@ int jobspec_parse(const json_t *body, const struct datasets *ds, struct job_spec
     json_object_foreach((json_t *)body, key, v) {
         if (json_is_null(v))
             continue; /* null: the default */
-        if (strcmp(key, "kind") == 0) { /* "evaluate" bodies go to server/evalspec.h */
+        if (strcmp(key, "kind") == 0) { /* "evaluate" bodies go to api/evalspec.h */
             if (!json_is_string(v) || strcmp(json_string_value(v), "train") != 0)
                 jobspec_error(errors, key, "must be \"train\" (the default) or \"evaluate\"");
             continue;
@@ -276,9 +276,8 @@ int jobspec_parse(const json_t *body, const struct datasets *ds, struct job_spec
                   "'%s' is not a metric this job writes (loss_total, the losses of its terms, "
                   "or probe_conv/probe_fc/probe_y when probing)",
                   out->best_metric);
-    char path[4096];
     struct dim_err err;
-    if (datasets_resolve(ds, out->dataset, path, &err) != 0)
+    if (check(ctx, out->dataset, &err) != 0)
         jobspec_error(errors, "dataset", "%s", err.msg);
     struct dim_config c = out->cfg;
     if (!out->channels_set)

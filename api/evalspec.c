@@ -1,5 +1,5 @@
-/* evalspec.c - the evaluation job schema (server/evalspec.h). */
-#include "server/evalspec.h"
+/* evalspec.c - the evaluation job schema (api/evalspec.h). */
+#include "api/evalspec.h"
 
 #include <stdarg.h>
 #include <math.h>
@@ -79,7 +79,7 @@ static bool parse_version(const json_t *v, int *out)
         *out = (int)n;
         return true;
     }
-    return store_model_version_parse(json_string_value(v), out);
+    return model_version_parse(json_string_value(v), out);
 }
 
 static void parse_measures(const json_t *v, struct eval_spec *s, json_t *errors)
@@ -137,7 +137,7 @@ int evalspec_parse(const json_t *body, struct eval_spec *out, json_t *errors)
                 strcpy(out->name, t);
         } else if (strcmp(key, "model") == 0) {
             const char *t = json_string_value(v);
-            if (!t || !store_model_name_ok(t))
+            if (!t || !model_name_ok(t))
                 jobspec_error(errors, key, "must be a model name (lower-case letters, digits, _ and -)");
             else
                 strcpy(out->model, t);
