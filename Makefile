@@ -54,7 +54,7 @@ SERVER_TEST_SRC := $(sort $(wildcard tests/server/test_*.c tests/server/*/test_*
 TEST_BIN := $(TEST_SRC:tests/core/%.c=$(BUILD)/tests/%) \
             $(SERVER_TEST_SRC:tests/server/%.c=$(BUILD)/tests/server/%)
 SERVER_LIB_OBJ := $(filter-out $(BUILD)/server/cmd/main.o,$(APP_OBJ))
-CLI_TESTS := tests/cli/test_cli.sh tests/api/test_api.sh
+CLI_TESTS := tests/cli/test_cli.sh tests/e2e/test_api.sh
 MAKE_PNG  := $(BUILD)/tests/cli/make_png
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)

@@ -483,7 +483,7 @@ check "measure subset: only NDM and reconstruction rows" "$(tr '\n' '|' <"$T/out
      ! grep -q "probe acc" "$T/out" && ! grep -q "^  MINE" "$T/out"'
 
 # ---------------------------------------------------------------- serve (settings only;
-# the daemon itself is tested over HTTP by tests/api/)
+# the daemon itself is tested over HTTP by tests/e2e/)
 
 EXAMPLE=$(dirname "$0")/../../docs/dimd.conf.example
 expect_ok "serve --print-config" "$DIMD" serve --print-config

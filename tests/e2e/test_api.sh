@@ -5,7 +5,7 @@
 # ("ok NAME" / "FAIL NAME: reason"), then "N passed, M failed"; exits non-zero
 # when a test failed or none ran.
 #
-# usage: sh tests/api/test_api.sh PATH/TO/dimd [MODULE|MODULE.TEST ...]
+# usage: sh tests/e2e/test_api.sh PATH/TO/dimd [MODULE|MODULE.TEST ...]
 # env:   DIMD_TEST_TIMEOUT_SCALE  multiplies every deadline (default 1; 3 for a
 #                                 binary under a directory named *san*)
 #        DIMD_API_TESTS_EXCLUDE   comma-separated modules not to run here
