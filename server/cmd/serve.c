@@ -55,7 +55,7 @@ static int first_token(struct daemon *d, char *path, size_t n)
         return 0;
     char text[TOKEN_TEXT_MAX];
     struct store_token t;
-    if (store_token_create(d->api.store, "first", TOKEN_WRITE, text, &t, &err) != STORE_OK) {
+    if (store_token_create(d->api.store, "first", SCOPE_WRITE, text, &t, &err) != STORE_OK) {
         fprintf(stderr, "dimd serve: creating the first token: %s\n", err.msg);
         return -1;
     }
@@ -251,8 +251,9 @@ int cli_serve(int argc, char **argv)
                               (unsigned)d.cfg.max_connections,
                               (unsigned)d.cfg.connection_timeout_s,
                               d.cfg.allowed_hosts,
-                              (int)d.cfg.http_thread_nice};
-    if (http_start(&d.api.http, &ho, handler_routes, handler_n_routes, d.api.store, &d.api, &err) != 0) {
+                              (int)d.cfg.http_thread_nice,
+                              handler_authenticate};
+    if (http_start(&d.api.http, &ho, handler_routes, handler_n_routes, &d.api, &err) != 0) {
         fprintf(stderr, "dimd serve: %s\n", err.msg);
         goto out;
     }

@@ -75,15 +75,6 @@ bool handler_query_int(struct http_request *rq, const char *name, int64_t lo, in
     return true;
 }
 
-json_t *handler_metric_value(double v)
-{
-    if (isnan(v))
-        return json_string("NaN");
-    if (isinf(v))
-        return json_string(v > 0 ? "Infinity" : "-Infinity");
-    return json_real(v);
-}
-
 json_t *handler_job_json(const struct store_job *j)
 {
     char base[64];

@@ -532,9 +532,12 @@ static void reply_embeddings(struct http_request *rq, const struct inference_mod
             const float v = out[i * dim + k];
             size_t w = floattext(v, buf + len);
             if (w == 0) {
-                const char *t = isnan(v) ? "\"NaN\"" : v > 0 ? "\"Infinity\"" : "\"-Infinity\"";
+                const char *t = real_nonfinite_text(v);
                 w = strlen(t);
-                memcpy(buf + len, t, w);
+                buf[len] = '"';
+                memcpy(buf + len + 1, t, w);
+                buf[len + 1 + w] = '"';
+                w += 2;
             }
             len += w;
         }

@@ -89,6 +89,10 @@ void handle_token_list(void *app, struct http_request *rq);
 void handle_token_create(void *app, struct http_request *rq);
 void handle_token_delete(void *app, struct http_request *rq);
 
+/* The http_options.authenticate of the daemon: the store's tokens (tokens.c). */
+int handler_authenticate(void *app, const char *token, struct http_principal *out,
+                         struct dim_err *err);
+
 /* ---- shared pieces (common.c) ---- */
 
 /* The {id} path parameter as a positive integer; replies 404 (code) and returns
@@ -102,8 +106,6 @@ bool handler_query_int(struct http_request *rq, const char *name, int64_t lo, in
                    int64_t *out);
 /* The job's public JSON form. */
 json_t *handler_job_json(const struct store_job *j);
-/* A metric value: a number, or "NaN" / "Infinity" / "-Infinity". */
-json_t *handler_metric_value(double v);
 /* The request body as JSON (Content-Type application/json); replies 415 or 400
  * malformed_json and returns NULL otherwise. */
 json_t *handler_body_json(struct http_request *rq);

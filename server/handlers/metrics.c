@@ -27,8 +27,8 @@ void handle_metrics_summary(void *app, struct http_request *rq)
             arr, json_pack("{s:s, s:I, s:I, s:I, s:o, s:o, s:o}", "key", sm[i].key, "count",
                            (json_int_t)sm[i].count, "first_step", (json_int_t)sm[i].first_step,
                            "last_step", (json_int_t)sm[i].last_step, "last",
-                           handler_metric_value(sm[i].last), "min", handler_metric_value(sm[i].min),
-                           "max", handler_metric_value(sm[i].max)));
+                           real_json(sm[i].last), "min", real_json(sm[i].min),
+                           "max", real_json(sm[i].max)));
     free(sm);
     http_reply_json(rq, 200, json_pack("{s:I, s:o}", "job_id", (json_int_t)job.id, "metrics", arr));
     store_job_clear(&job);
@@ -77,10 +77,9 @@ static bool job_writes(const struct store_job *job, const char *k)
 
 static void csv_value(struct strbuf *b, double v)
 {
-    if (isnan(v))
-        strbuf_printf(b, "NaN");
-    else if (isinf(v))
-        strbuf_printf(b, v > 0 ? "Infinity" : "-Infinity");
+    const char *t = real_nonfinite_text(v);
+    if (t)
+        strbuf_printf(b, "%s", t);
     else
         strbuf_printf(b, "%.*g", DIMD_REAL_DIGITS, v);
 }
@@ -170,7 +169,7 @@ void handle_metrics_history(void *app, struct http_request *rq)
         json_t *arr = json_array();
         for (size_t i = 0; i < n; i++)
             json_array_append_new(arr, json_pack("[I, o, I]", (json_int_t)pts[i].step,
-                                                 handler_metric_value(pts[i].value),
+                                                 real_json(pts[i].value),
                                                  (json_int_t)pts[i].wall_ms));
         json_t *next = more && n ? json_integer(pts[n - 1].step) : json_null();
         http_reply_json(rq, 200,

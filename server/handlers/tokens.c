@@ -7,17 +7,34 @@
 #include "handlers/handlers.h"
 #include "api/jobspec.h"
 
-static json_t *token_json(const struct store_token *t)
+static json_t *token_json(int64_t id, const char *name, enum scope scope, int64_t created_ms)
 {
-    return json_pack("{s:I, s:s, s:s, s:o}", "id", (json_int_t)t->id, "name", t->name, "scope",
-                     t->scope == TOKEN_WRITE ? "write" : "read", "created_at",
-                     http_time_json(t->created_ms));
+    return json_pack("{s:I, s:s, s:s, s:o}", "id", (json_int_t)id, "name", name, "scope",
+                     scope_name(scope), "created_at", http_time_json(created_ms));
+}
+
+int handler_authenticate(void *app, const char *token, struct http_principal *out,
+                         struct dim_err *err)
+{
+    struct handler_ctx *a = app;
+    struct store_token t;
+    int rc = store_token_check(a->store, token, &t, err);
+    if (rc == STORE_NOT_FOUND)
+        return HTTP_AUTH_DENIED;
+    if (rc != STORE_OK)
+        return HTTP_AUTH_ERROR;
+    out->id = t.id;
+    snprintf(out->name, sizeof out->name, "%s", t.name);
+    out->scope = t.scope;
+    out->created_ms = t.created_ms;
+    return HTTP_AUTH_OK;
 }
 
 void handle_whoami(void *app, struct http_request *rq)
 {
     (void)app;
-    http_reply_json(rq, 200, token_json(&rq->token));
+    const struct http_principal *p = &rq->token;
+    http_reply_json(rq, 200, token_json(p->id, p->name, p->scope, p->created_ms));
 }
 
 void handle_token_list(void *app, struct http_request *rq)
@@ -32,7 +49,7 @@ void handle_token_list(void *app, struct http_request *rq)
     }
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, token_json(&ts[i]));
+        json_array_append_new(arr, token_json(ts[i].id, ts[i].name, ts[i].scope, ts[i].created_ms));
     free(ts);
     http_reply_json(rq, 200, json_pack("{s:o}", "tokens", arr));
 }
@@ -45,7 +62,7 @@ void handle_token_create(void *app, struct http_request *rq)
         return;
     json_t *errors = json_array();
     const char *name = NULL;
-    enum token_scope scope = TOKEN_READ;
+    enum scope scope = SCOPE_READ;
     if (!json_is_object(body)) {
         jobspec_error(errors, NULL, "the token request must be a JSON object");
     } else {
@@ -61,9 +78,8 @@ void handle_token_create(void *app, struct http_request *rq)
                     jobspec_error(errors, k, "must be a string of 1 to 63 characters");
             } else if (strcmp(k, "scope") == 0) {
                 const char *s = json_is_string(v) ? json_string_value(v) : "";
-                if (strcmp(s, "read") == 0 || strcmp(s, "write") == 0)
-                    scope = s[0] == 'r' ? TOKEN_READ : TOKEN_WRITE;
-                else
+                scope = scope_parse(s);
+                if (scope == SCOPE_NONE)
                     jobspec_error(errors, k, "must be \"read\" or \"write\"");
             } else {
                 jobspec_error(errors, k, "unknown field");
@@ -89,7 +105,7 @@ void handle_token_create(void *app, struct http_request *rq)
         handler_internal(rq, "creating the token", &err);
         return;
     }
-    json_t *o = token_json(&t);
+    json_t *o = token_json(t.id, t.name, t.scope, t.created_ms);
     json_object_set_new(o, "token", json_string(text));
     memset(text, 0, sizeof text);
     http_reply_json(rq, 201, o);

@@ -39,7 +39,7 @@ struct http_server {
     struct MHD_Daemon *mhd;
     const struct route *routes;
     size_t n_routes;
-    struct dimd_store *store;
+    http_auth_fn authenticate;
     void *app;
     size_t max_body, max_large_body;
     int thread_nice;
@@ -442,7 +442,7 @@ static bool host_allowed(const struct http_server *s, const char *host)
 /* Auth: returns true when the request may proceed; otherwise replied. */
 static bool authorize(struct http_server *s, struct http_request *rq)
 {
-    enum route_scope need = rq->route->scope;
+    enum scope need = rq->route->scope;
     if (need == SCOPE_NONE)
         return true;
     const char *token = NULL;
@@ -459,18 +459,18 @@ static bool authorize(struct http_server *s, struct http_request *rq)
         return false;
     }
     struct dim_err err;
-    int rc = store_token_check(s->store, token, &rq->token, &err);
-    if (rc == STORE_NOT_FOUND) {
+    int rc = s->authenticate(s->app, token, &rq->token, &err);
+    if (rc == HTTP_AUTH_DENIED) {
         http_add_header(rq, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
                         "Bearer realm=\"dimd\", error=\"invalid_token\"");
         http_reply_problem(rq, 401, "unauthorized", "the bearer token is not valid");
         return false;
     }
-    if (rc != STORE_OK) {
+    if (rc != HTTP_AUTH_OK) {
         http_reply_problem(rq, 500, "internal", "token check failed: %s", err.msg);
         return false;
     }
-    if (need == SCOPE_WRITE && rq->token.scope != TOKEN_WRITE) {
+    if (need == SCOPE_WRITE && rq->token.scope != SCOPE_WRITE) {
         http_add_header(rq, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
                         "Bearer realm=\"dimd\", error=\"insufficient_scope\", scope=\"write\"");
         http_reply_problem(rq, 403, "insufficient_scope",
@@ -666,16 +666,21 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 }
 
 int http_start(struct http_server **out, const struct http_options *opt,
-               const struct route *routes, size_t n_routes, struct dimd_store *store, void *app,
+               const struct route *routes, size_t n_routes, void *app,
                struct dim_err *err)
 {
     *out = NULL;
+    for (size_t i = 0; i < n_routes && !opt->authenticate; i++)
+        if (routes[i].scope != SCOPE_NONE)
+            return dim_fail(err, DIM_EINVAL, "route %s %s needs a token, and no authenticate "
+                                             "callback was given", routes[i].method,
+                            routes[i].pattern);
     struct http_server *s = calloc(1, sizeof *s);
     if (!s)
         return dim_fail(err, DIM_ENOMEM, "out of memory");
     s->routes = routes;
     s->n_routes = n_routes;
-    s->store = store;
+    s->authenticate = opt->authenticate;
     s->app = app;
     s->max_body = opt->max_body_bytes;
     s->thread_nice = opt->thread_nice;

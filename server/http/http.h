@@ -8,7 +8,9 @@
  * (413 when a chunked body grows past the limit) -> the route's handler, which
  * answers with exactly one http_reply_* call. All of it runs on the
  * connection's thread; handlers may block (event streams do).
- * Depends on libmicrohttpd, jansson, server/store.
+ * Tokens are checked by the application through http_options.authenticate; the
+ * transport knows nothing of where they are kept.
+ * Depends on libmicrohttpd, jansson, util (strbuf, clock), api (scope).
  */
 #ifndef DIMD_HTTP_HTTP_H
 #define DIMD_HTTP_HTTP_H
@@ -21,9 +23,8 @@
 
 #include "base/error.h"
 #include "util/strbuf.h"
-#include "store/store.h"
-
-enum route_scope { SCOPE_NONE = 0, SCOPE_READ = 1, SCOPE_WRITE = 2 };
+#include "api/real.h"
+#include "api/scope.h"
 
 struct http_request;
 struct http_server;
@@ -33,12 +34,27 @@ typedef void (*route_fn)(void *app, struct http_request *rq);
 struct route {
     const char *method;
     const char *pattern;
-    enum route_scope scope;
+    enum scope scope;
     route_fn fn;
     bool large_body; /* bodies up to http_options.max_large_body_bytes (images) */
 };
 
 #define HTTP_MAX_PARAMS 4
+
+/* Who presented the request's bearer token. */
+struct http_principal {
+    int64_t id; /* 0 on open routes */
+    char name[64];
+    enum scope scope;
+    int64_t created_ms;
+};
+
+enum http_auth_rc { HTTP_AUTH_OK = 0, HTTP_AUTH_DENIED = 1, HTTP_AUTH_ERROR = -1 };
+/* Checks a presented token for app: HTTP_AUTH_OK with *out filled, HTTP_AUTH_DENIED
+ * for a token that is not valid, HTTP_AUTH_ERROR with err when it cannot tell.
+ * Called on connection threads, concurrently. */
+typedef int (*http_auth_fn)(void *app, const char *token, struct http_principal *out,
+                            struct dim_err *err);
 
 struct http_request {
     struct MHD_Connection *conn;
@@ -50,7 +66,7 @@ struct http_request {
     int n_params;
     char *body;
     size_t body_len;
-    struct store_token token; /* the authenticated token (id 0 on open routes) */
+    struct http_principal token; /* the authenticated token (id 0 on open routes) */
     bool replied;
     int status;
     double t0;
@@ -64,11 +80,12 @@ struct http_options {
     unsigned max_connections, connection_timeout_s;
     const char *allowed_hosts; /* comma-separated */
     int thread_nice;           /* nice of each connection's thread (0: left as it is) */
+    http_auth_fn authenticate; /* for routes with a scope; called with the app pointer */
 };
 
 /* Starts serving routes[0..n_routes) with app passed to every handler. */
 int http_start(struct http_server **out, const struct http_options *opt,
-               const struct route *routes, size_t n_routes, struct dimd_store *store, void *app,
+               const struct route *routes, size_t n_routes, void *app,
                struct dim_err *err);
 int http_port(const struct http_server *s);
 /* Stops accepting new connections (in-flight requests finish). */

@@ -1212,16 +1212,6 @@ int store_job_counts(struct dimd_store *s, int64_t counts[JOB_N_STATES], struct 
 
 /* ---- metrics ---- */
 
-/* A metric value as JSON: a number, or "NaN" / "Infinity" / "-Infinity". */
-static json_t *num_json(double v)
-{
-    if (isnan(v))
-        return json_string("NaN");
-    if (isinf(v))
-        return json_string(v > 0 ? "Infinity" : "-Infinity");
-    return json_real(v);
-}
-
 int store_metrics_append(struct dimd_store *s, int64_t job_id, int attempt,
                          const struct store_metric *m, size_t n, int64_t step,
                          double images_per_second, struct dim_err *err)
@@ -1240,7 +1230,7 @@ int store_metrics_append(struct dimd_store *s, int64_t job_id, int attempt,
     for (size_t i = 0; points && i < n; i++) {
         json_t *p =
             json_pack("{s:s, s:I, s:o, s:I}", "key", m[i].key, "step", (json_int_t)m[i].step,
-                      "value", num_json(m[i].value), "wall_ms", (json_int_t)m[i].wall_ms);
+                      "value", real_json(m[i].value), "wall_ms", (json_int_t)m[i].wall_ms);
         if (!p || json_array_append_new(points, p) != 0) {
             json_decref(points);
             points = NULL;
@@ -1799,29 +1789,24 @@ uint64_t store_event_wait(struct dimd_store *s, uint64_t seen, int timeout_ms)
 
 /* ---- tokens ---- */
 
-static const char *scope_name(enum token_scope sc)
-{
-    return sc == TOKEN_WRITE ? "write" : "read";
-}
-
 static void token_read(sqlite3_stmt *st, struct store_token *t)
 {
     memset(t, 0, sizeof(*t));
     t->id = sqlite3_column_int64(st, 0);
     snprintf(t->name, sizeof(t->name), "%s", (const char *)sqlite3_column_text(st, 1));
     const char *sc = (const char *)sqlite3_column_text(st, 2);
-    t->scope = sc && strcmp(sc, "write") == 0 ? TOKEN_WRITE : TOKEN_READ;
+    t->scope = scope_parse(sc) == SCOPE_WRITE ? SCOPE_WRITE : SCOPE_READ;
     t->created_ms = sqlite3_column_int64(st, 3);
 }
 
-int store_token_create(struct dimd_store *s, const char *name, enum token_scope scope,
+int store_token_create(struct dimd_store *s, const char *name, enum scope scope,
                        char token_text[TOKEN_TEXT_MAX], struct store_token *out,
                        struct dim_err *err)
 {
     const char *op = "create token";
     if (!name || !*name || strlen(name) > 63)
         return inval(err, "%s: name \"%s\" must be 1..63 characters", op, name ? name : "");
-    if (scope != TOKEN_READ && scope != TOKEN_WRITE) {
+    if (scope != SCOPE_READ && scope != SCOPE_WRITE) {
         dim_fail(err, DIM_EINVAL, "%s: scope %d is neither read nor write", op, (int)scope);
         return STORE_ERROR;
     }

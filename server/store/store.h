@@ -29,12 +29,9 @@
 
 #include "api/job_state.h"
 #include "api/model_name.h"
+#include "api/real.h"
+#include "api/scope.h"
 #include "base/error.h"
-
-/* Significant digits of every real number dimd writes as JSON or CSV (API
- * replies, stored event data, checkpoint metrics): the same everywhere, so a
- * value reads the same from an event, a history page or a CSV file. */
-#define DIMD_REAL_DIGITS 15
 
 enum store_rc {
     STORE_OK = 0,
@@ -244,18 +241,17 @@ uint64_t store_event_wait(struct dimd_store *s, uint64_t seen, int timeout_ms);
 
 /* ---- tokens (bearer tokens; only their sha256 is stored) ---- */
 
-enum token_scope { TOKEN_READ = 1, TOKEN_WRITE = 2 };
 #define TOKEN_TEXT_MAX 80
 
 struct store_token {
     int64_t id;
     char name[64];
-    enum token_scope scope;
+    enum scope scope;
     int64_t created_ms;
 };
 /* Creates a token from /dev/urandom: text "dimd_" + 48 hex digits into
  * token_text (TOKEN_TEXT_MAX bytes); stores its sha256 only. */
-int store_token_create(struct dimd_store *s, const char *name, enum token_scope scope,
+int store_token_create(struct dimd_store *s, const char *name, enum scope scope,
                        char token_text[TOKEN_TEXT_MAX], struct store_token *out,
                        struct dim_err *err);
 /* The scope of a presented token (hash compared in constant time with every

@@ -297,7 +297,7 @@ static void test_upgrade_in_place_keeps_jobs(void **state)
     assert_string_equal(j.spec_json, "{\"steps\":10}");
     store_job_clear(&j);
     char text[TOKEN_TEXT_MAX];
-    assert_int_equal(store_token_create(f->s, "t", TOKEN_READ, text, NULL, &err), STORE_OK);
+    assert_int_equal(store_token_create(f->s, "t", SCOPE_READ, text, NULL, &err), STORE_OK);
     assert_int_equal(store_token_count(f->s, &n, &err), STORE_OK);
     assert_int_equal(n, 1);
 }
@@ -1410,8 +1410,8 @@ static void test_tokens(void **state)
     struct dim_err err = {0};
     char t1[TOKEN_TEXT_MAX], t2[TOKEN_TEXT_MAX];
     struct store_token a = {0}, b = {0}, got = {0};
-    assert_int_equal(store_token_create(f->s, "first", TOKEN_WRITE, t1, &a, &err), STORE_OK);
-    assert_int_equal(store_token_create(f->s, "ci", TOKEN_READ, t2, &b, &err), STORE_OK);
+    assert_int_equal(store_token_create(f->s, "first", SCOPE_WRITE, t1, &a, &err), STORE_OK);
+    assert_int_equal(store_token_create(f->s, "ci", SCOPE_READ, t2, &b, &err), STORE_OK);
     assert_int_equal(strlen(t1), 53);
     assert_memory_equal(t1, "dimd_", 5);
     for (int i = 5; i < 53; i++)
@@ -1432,10 +1432,10 @@ static void test_tokens(void **state)
 
     assert_int_equal(store_token_check(f->s, t1, &got, &err), STORE_OK);
     assert_int_equal(got.id, a.id);
-    assert_int_equal(got.scope, TOKEN_WRITE);
+    assert_int_equal(got.scope, SCOPE_WRITE);
     assert_string_equal(got.name, "first");
     assert_int_equal(store_token_check(f->s, t2, &got, &err), STORE_OK);
-    assert_int_equal(got.scope, TOKEN_READ);
+    assert_int_equal(got.scope, SCOPE_READ);
     assert_int_equal(got.id, b.id);
     char wrong[TOKEN_TEXT_MAX];
     memcpy(wrong, t1, sizeof(wrong));
@@ -1449,9 +1449,9 @@ static void test_tokens(void **state)
     assert_int_equal(store_token_list(f->s, &v, &n, &err), STORE_OK);
     assert_int_equal(n, 2);
     assert_string_equal(v[0].name, "first");
-    assert_int_equal(v[0].scope, TOKEN_WRITE);
+    assert_int_equal(v[0].scope, SCOPE_WRITE);
     assert_string_equal(v[1].name, "ci");
-    assert_int_equal(v[1].scope, TOKEN_READ);
+    assert_int_equal(v[1].scope, SCOPE_READ);
     free(v);
     int64_t cnt = 0;
     assert_int_equal(store_token_count(f->s, &cnt, &err), STORE_OK);
@@ -1463,13 +1463,13 @@ static void test_tokens(void **state)
     assert_int_equal(store_token_check(f->s, t2, &got, &err), STORE_OK);
     /* a token created after checks were answered from memory is known at once */
     char t3[TOKEN_TEXT_MAX];
-    assert_int_equal(store_token_create(f->s, "third", TOKEN_READ, t3, NULL, &err), STORE_OK);
+    assert_int_equal(store_token_create(f->s, "third", SCOPE_READ, t3, NULL, &err), STORE_OK);
     assert_int_equal(store_token_check(f->s, t3, &got, &err), STORE_OK);
     assert_string_equal(got.name, "third");
     assert_int_equal(store_token_count(f->s, &cnt, &err), STORE_OK);
     assert_int_equal(cnt, 2);
-    assert_int_equal(store_token_create(f->s, "", TOKEN_READ, t1, NULL, &err), STORE_ERROR);
-    assert_int_equal(store_token_create(f->s, "x", (enum token_scope)7, t1, NULL, &err),
+    assert_int_equal(store_token_create(f->s, "", SCOPE_READ, t1, NULL, &err), STORE_ERROR);
+    assert_int_equal(store_token_create(f->s, "x", (enum scope)7, t1, NULL, &err),
                      STORE_ERROR);
 }
 
