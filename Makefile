@@ -35,31 +35,56 @@ endif
 CORE_SRC := $(sort $(wildcard core/*/*.c))
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
 CORE_LIB := $(BUILD)/libdimcore.a
-APP_SRC  := $(sort $(wildcard server/*.c server/*/*.c api/*.c))
+
+# The layers above core/, bottom to top, and what each may include and call
+# besides itself ("core" is every folder of core/). Each layer compiles against
+# $(BUILD)/inc/LAYER/, a folder of links to exactly these folders, so a
+# wrong-way include does not compile; `make check-deps` also checks every
+# include line and every symbol each layer's objects use.
+LAYERS            := api util store service http handlers cmd
+LAYER_DEPS_api      := core
+LAYER_DEPS_util     := base
+LAYER_DEPS_store    := api util base
+LAYER_DEPS_service  := api util store core
+LAYER_DEPS_http     := api util base
+LAYER_DEPS_handlers := api util store service http core
+LAYER_DEPS_cmd      := api util store service http handlers core
+CORE_DIRS  := $(notdir $(wildcard core/*))
+layer_dir   = $(if $(filter api,$(1)),api,$(if $(filter $(CORE_DIRS),$(1)),core/$(1),server/$(1)))
+layer_deps  = $(1) $(patsubst core,$(CORE_DIRS),$(LAYER_DEPS_$(1)))
+INC_STAMP  := $(BUILD)/inc/.stamp
+
+API_SRC  := $(sort $(wildcard api/*.c))
+SRV_SRC  := $(sort $(wildcard server/*/*.c))
+APP_SRC  := $(API_SRC) $(SRV_SRC)
 # The dashboard: web/'s own files and uPlot from the npm registry (web/package.json,
 # pinned by web/package-lock.json, fetched by `npm ci` into web/node_modules).
 NPM_STAMP := web/node_modules/.package-lock.json
 UPLOT     := web/node_modules/uplot/dist/uPlot.iife.min.js web/node_modules/uplot/dist/uPlot.min.css
 WEB_SRC   := $(sort $(wildcard web/*.html web/*.css web/*.js web/*.svg web/*.png)) $(UPLOT)
-# Files compiled into the binary: migrations, the API document, the dashboard (server/embed.h).
-EMBED_SRC := $(sort $(wildcard migrations/*.sql)) openapi.yaml $(WEB_SRC)
-EMBED_OBJ := $(BUILD)/gen/embedded.o
-APP_OBJ  := $(APP_SRC:%.c=$(BUILD)/%.o) $(EMBED_OBJ)
+# Files compiled into the binary: migrations, the API document, the dashboard
+# (server/util/assets.h).
+ASSET_SRC := $(sort $(wildcard migrations/*.sql)) openapi.yaml $(WEB_SRC)
+ASSET_OBJ := $(BUILD)/gen/assets.o
+APP_OBJ  := $(APP_SRC:%.c=$(BUILD)/%.o) $(ASSET_OBJ)
 DIMD     := $(BUILD)/dimd
 
 TEST_SUPPORT_SRC := $(sort $(wildcard tests/support/*.c))
 TEST_SUPPORT_OBJ := $(TEST_SUPPORT_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(sort $(wildcard tests/core/test_*.c))
-SERVER_TEST_SRC := $(sort $(wildcard tests/server/test_*.c tests/server/*/test_*.c))
+SERVER_TEST_SRC := $(sort $(wildcard tests/api/test_*.c tests/server/*/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/core/%.c=$(BUILD)/tests/%) \
-            $(SERVER_TEST_SRC:tests/server/%.c=$(BUILD)/tests/server/%)
+            $(SERVER_TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 SERVER_LIB_OBJ := $(filter-out $(BUILD)/server/cmd/main.o,$(APP_OBJ))
 CLI_TESTS := tests/cli/test_cli.sh tests/e2e/test_api.sh
 MAKE_PNG  := $(BUILD)/tests/cli/make_png
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+# Tests and benchmarks see every layer, as cmd does.
+TOP_INC  := -I$(BUILD)/inc/cmd
 
-.PHONY: all deps run test test-unit test-san test-browser bench results check-core format clean
+.PHONY: all deps run test test-unit test-san test-browser bench results check-core check-deps \
+        format clean
 all: $(DIMD) $(TEST_BIN) $(BENCH_BIN)
 
 deps:
@@ -69,22 +94,39 @@ $(BUILD)/core/%.o: core/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Icore $(PKG_CFLAGS) -MMD -MP -c $< -o $@
 
-$(BUILD)/server/%.o $(BUILD)/api/%.o: CFLAGS += $(SRV_CFLAGS)
-$(BUILD)/%.o: %.c
+# One folder of links per layer: $(BUILD)/inc/LAYER/DEP -> the folder DEP.
+$(INC_STAMP): Makefile
+	@rm -rf $(BUILD)/inc && mkdir -p $(BUILD)/inc
+	@$(foreach l,$(LAYERS),mkdir -p $(BUILD)/inc/$(l) && \
+	    $(foreach d,$(call layer_deps,$(l)),ln -s $(CURDIR)/$(call layer_dir,$(d)) \
+	        $(BUILD)/inc/$(l)/$(d) &&) true;)
+	@touch $@
+
+# api/ and each server/LAYER/ compile against their layer's links only.
+$(BUILD)/api/%.o: api/%.c | $(INC_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Icore -I. -Iserver $(PKG_CFLAGS) $(SRV_CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS) -I$(BUILD)/inc/api $(PKG_CFLAGS) $(SRV_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/server/%.o: server/%.c | $(INC_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -I$(BUILD)/inc/$(firstword $(subst /, ,$*)) $(PKG_CFLAGS) $(SRV_CFLAGS) \
+	    -MMD -MP -c $< -o $@
+
+$(BUILD)/tests/support/%.o: tests/support/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Icore $(PKG_CFLAGS) -MMD -MP -c $< -o $@
 
 # npm writes its lockfile copy last, so the stamp is newer than every fetched file.
 $(NPM_STAMP): web/package.json web/package-lock.json
 	cd web && npm ci --no-audit --no-fund --loglevel=error
 $(UPLOT): $(NPM_STAMP)
 
-$(BUILD)/gen/embedded.c: $(EMBED_SRC) scripts/embed.sh
+$(BUILD)/gen/assets.c: $(ASSET_SRC) scripts/embed.sh
 	@mkdir -p $(dir $@)
-	scripts/embed.sh $@ $(EMBED_SRC)
+	scripts/embed.sh $@ $(ASSET_SRC)
 
-$(EMBED_OBJ): $(BUILD)/gen/embedded.c
-	$(CC) $(CFLAGS) -Iserver -c $< -o $@
+$(ASSET_OBJ): $(BUILD)/gen/assets.c | $(INC_STAMP)
+	$(CC) $(CFLAGS) -I$(BUILD)/inc/util -c $< -o $@
 
 $(CORE_LIB): $(CORE_OBJ)
 	@rm -f $@
@@ -101,17 +143,22 @@ $(BUILD)/tests/%: tests/core/%.c $(TEST_SUPPORT_OBJ) $(CORE_LIB)
 	$(CC) $(CFLAGS) -Icore -Itests/support $(PKG_CFLAGS) -MMD -MP -o $@ $< $(TEST_SUPPORT_OBJ) \
 	    $(CORE_LIB) $(LDFLAGS) $(TEST_LDFLAGS) $(PKG_LIBS) -lcmocka $(LDLIBS)
 
-# Tests of server/ link its objects (all but main) as well.
-$(BUILD)/tests/server/%: tests/server/%.c $(TEST_SUPPORT_OBJ) $(SERVER_LIB_OBJ) $(CORE_LIB)
+# Tests of api/ and server/ link their objects (all but main) as well.
+SERVER_TEST_LINK = $(CC) $(CFLAGS) $(TOP_INC) -Itests/support $(PKG_CFLAGS) $(SRV_CFLAGS) -MMD -MP \
+    -o $@ $< $(TEST_SUPPORT_OBJ) $(SERVER_LIB_OBJ) $(CORE_LIB) $(LDFLAGS) $(SRV_LIBS) \
+    $(PKG_LIBS) -lcmocka $(LDLIBS)
+$(BUILD)/tests/api/%: tests/api/%.c $(TEST_SUPPORT_OBJ) $(SERVER_LIB_OBJ) $(CORE_LIB) | $(INC_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Icore -I. -Iserver -Itests/support $(PKG_CFLAGS) $(SRV_CFLAGS) -MMD -MP -o $@ $< \
-	    $(TEST_SUPPORT_OBJ) $(SERVER_LIB_OBJ) $(CORE_LIB) $(LDFLAGS) $(SRV_LIBS) $(PKG_LIBS) \
-	    -lcmocka $(LDLIBS)
+	$(SERVER_TEST_LINK)
+$(BUILD)/tests/server/%: tests/server/%.c $(TEST_SUPPORT_OBJ) $(SERVER_LIB_OBJ) $(CORE_LIB) \
+                         | $(INC_STAMP)
+	@mkdir -p $(dir $@)
+	$(SERVER_TEST_LINK)
 
 # Benchmarks measure the product's configuration: core plus the server's pieces.
-$(BUILD)/bench/%: bench/%.c $(SERVER_LIB_OBJ) $(CORE_LIB)
+$(BUILD)/bench/%: bench/%.c $(SERVER_LIB_OBJ) $(CORE_LIB) | $(INC_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Icore -I. -Iserver $(PKG_CFLAGS) $(SRV_CFLAGS) -MMD -MP -o $@ $< $(SERVER_LIB_OBJ) \
+	$(CC) $(CFLAGS) $(TOP_INC) $(PKG_CFLAGS) $(SRV_CFLAGS) -MMD -MP -o $@ $< $(SERVER_LIB_OBJ) \
 	    $(CORE_LIB) $(LDFLAGS) $(SRV_LIBS) $(PKG_LIBS) $(LDLIBS)
 
 # PNG writer for the CLI tests (tests/cli/test_cli.sh finds it next to dimd).
@@ -128,6 +175,10 @@ check-core: $(CORE_LIB)
 	    { echo "check-core: libdimcore.a references a service library"; exit 1; }
 	@echo "check-core: core/ depends on libc, libm, BLAS, libpng, libjpeg and zlib only"
 
+# Layers point one way (the table at the top): includes and symbols, plus core's own check.
+check-deps: check-core $(APP_OBJ)
+	@scripts/check-deps.sh $(BUILD) $(foreach l,$(LAYERS),"$(l):$(LAYER_DEPS_$(l))")
+
 run: deps
 	$(MAKE) $(DIMD)
 	scripts/run-default.sh $(DIMD)
@@ -143,7 +194,7 @@ test-browser: $(DIMD) $(NPM_STAMP)
 	node tests/browser/run.mjs $(DIMD) $(BUILD)/browser
 
 # Unit tests (cmocka) and the CLI tests, against $(BUILD)/dimd.
-test-unit: all check-core $(MAKE_PNG)
+test-unit: all check-deps $(MAKE_PNG)
 	@tests/run.sh $(BUILD) $(TEST_BIN) -- $(CLI_TESTS)
 
 # The same suites built with ASan+UBSan (build-san/). Three API modules run in

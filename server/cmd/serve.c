@@ -26,6 +26,7 @@ struct daemon {
     struct handler_ctx api;
     struct datasets datasets;
     struct serve_config cfg;
+    struct handler_settings settings;
     uv_loop_t loop;
     uv_signal_t sigterm, sigint;
     uv_timer_t tick;
@@ -212,7 +213,11 @@ int cli_serve(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     char db[1100], token_path[1100];
     snprintf(db, sizeof db, "%s/dimd.db", d.cfg.state_dir);
-    d.api.cfg = &d.cfg;
+    d.settings = (struct handler_settings){d.cfg.workers,          d.cfg.queue_max,
+                                           d.cfg.sse_heartbeat_s,  d.cfg.history_limit_max,
+                                           d.cfg.encode_max_pixels, d.cfg.encode_max_images,
+                                           d.cfg.index_max_images, d.cfg.projection_max_images};
+    d.api.cfg = &d.settings;
     d.api.datasets = &d.datasets;
     atomic_store(&d.api.phase, HANDLER_STARTING);
     if (store_open(&d.api.store, db, &err) != 0) {

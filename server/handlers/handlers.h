@@ -23,7 +23,6 @@
 #include "api/version.h"
 #include "data/dataset.h"
 #include "dim/model.h"
-#include "cmd/config.h"
 #include "service/datasets.h"
 #include "service/inference.h"
 #include "http/http.h"
@@ -32,12 +31,24 @@
 
 enum handler_phase { HANDLER_STARTING, HANDLER_READY, HANDLER_STOPPING };
 
+/* The daemon's settings that handlers enforce or report (cmd/config.h has them all). */
+struct handler_settings {
+    long workers;               /* reported by /readyz and /metrics */
+    long queue_max;             /* QUEUED jobs before 429 */
+    long sse_heartbeat_s;       /* comment line on idle event streams */
+    long history_limit_max;     /* points per metrics history page */
+    long encode_max_pixels;     /* pixels of one encode input image */
+    long encode_max_images;     /* images of one encode request */
+    long index_max_images;      /* training images in a promoted version's neighbours index */
+    long projection_max_images; /* test images of a version's projection */
+};
+
 struct handler_ctx {
     struct dimd_store *store;
     struct runner *runner;
     struct inference *inference;
     const struct datasets *datasets;
-    const struct serve_config *cfg;
+    const struct handler_settings *cfg;
     struct http_server *http;
     atomic_int phase;
 };
