@@ -651,7 +651,7 @@ int main(int argc, char **argv)
     for (int y = 0; y < 28; y++)
         for (int x = 0; x < 28; x++)
             img.px[y * 28 + x] = (uint8_t)((x * 9 + y * 5 + ((x * y) % 7) * 20) & 255);
-    struct dim_preprocess pp = {m->cfg.in_c, m->in_h, m->in_w, 0, 0};
+    const struct dim_preprocess pp = dim_model_preprocess(m);
     const size_t in = (size_t)pp.c * (size_t)pp.h * (size_t)pp.w;
     float *x = malloc((size_t)batch * in * sizeof *x);
     for (int b = 0; b < batch; b++)

@@ -292,6 +292,12 @@ int dim_model_create(struct dim_model **out, const struct dim_config *cfg, bool 
     return 0;
 }
 
+struct dim_preprocess dim_model_preprocess(const struct dim_model *m)
+{
+    struct dim_preprocess pp = {m->cfg.in_c, m->in_h, m->in_w, 0, 0};
+    return pp;
+}
+
 void dim_model_free(struct dim_model *m)
 {
     if (!m)

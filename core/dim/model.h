@@ -18,6 +18,7 @@
 
 #include "base/error.h"
 #include "base/rng.h"
+#include "data/image.h"
 #include "dim/estimator.h"
 #include "dim/minet.h"
 #include "nn/adam.h"
@@ -82,6 +83,10 @@ int dim_preset_size(enum dim_preset p);
 int dim_model_create(struct dim_model **out, const struct dim_config *cfg, bool training,
                      struct dim_err *err);
 void dim_model_free(struct dim_model *m);
+
+/* The preprocessing that feeds m its inputs: m's channels and input size, no
+ * augmentation (what encoding, probing and serving use). */
+struct dim_preprocess dim_model_preprocess(const struct dim_model *m);
 
 /* Re-initialises all parameters and optimiser state from rng. */
 void dim_model_init_params(struct dim_model *m, struct dim_rng *rng);

@@ -215,3 +215,27 @@ int dim_probe_run(float *Xtr, const uint16_t *ytr, size_t ntr, float *Xte, const
     free(perm);
     return 0;
 }
+
+int dim_probe_model(const struct dim_model *m, const struct dim_dataset *train,
+                    const struct dim_dataset *test, const struct dim_probe_opts *o,
+                    double acc[DIM_N_PROBE_TAPS], struct dim_err *err)
+{
+    const struct dim_preprocess pp = dim_model_preprocess(m);
+    struct dim_features ftr, fte;
+    memset(&ftr, 0, sizeof ftr);
+    memset(&fte, 0, sizeof fte);
+    int rc = dim_features_extract(m, train, &pp, &ftr, err);
+    if (rc == 0)
+        rc = dim_features_extract(m, test, &pp, &fte, err);
+    for (int t = 0; t < DIM_N_PROBE_TAPS && rc == 0; t++) {
+        rc = dim_probe_run(ftr.X[t], ftr.labels, ftr.n, fte.X[t], fte.labels, fte.n, ftr.dim[t],
+                           train->n_classes, o, &acc[t], err);
+        if (rc) {
+            struct dim_err inner = *err;
+            dim_fail(err, rc, "tap %s: %s", dim_tap_name((enum dim_tap)t), inner.msg);
+        }
+    }
+    dim_features_free(&ftr);
+    dim_features_free(&fte);
+    return rc;
+}

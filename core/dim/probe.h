@@ -65,4 +65,11 @@ int dim_probe_run(float *Xtr, const uint16_t *ytr, size_t ntr, float *Xte, const
                   size_t nte, size_t dim, int n_classes, const struct dim_probe_opts *o,
                   double *accuracy, struct dim_err *err);
 
+/* Probes m on every tap: features of train and test (dim_model_preprocess),
+ * then dim_probe_run per tap with train's n_classes; acc[t] gets tap t's test
+ * accuracy. On failure err names the tap ("tap y: ..."). Allocates. */
+int dim_probe_model(const struct dim_model *m, const struct dim_dataset *train,
+                    const struct dim_dataset *test, const struct dim_probe_opts *o,
+                    double acc[DIM_N_PROBE_TAPS], struct dim_err *err);
+
 #endif

@@ -44,14 +44,11 @@ int cli_parse_double(const char *cmd, const char *name, const char *v, double lo
 int cli_load_dataset(const char *cmd, const char *spec, struct dim_dataset *train,
                      struct dim_dataset *test);
 
-/* Probe accuracy for each tap (conv, fc, y) of model m: features of both splits,
- * then a probe per tap. */
+/* Probe accuracy for each tap (conv, fc, y) of model m (dim_probe_model);
+ * prints the error and returns non-zero on failure. */
 int cli_probe_model(const struct dim_model *m, const struct dim_dataset *train,
-                    const struct dim_dataset *test, const struct dim_preprocess *pp,
-                    const struct dim_probe_opts *po, double acc[DIM_N_PROBE_TAPS]);
-
-/* The model's preprocessing (size and channels; no augmentation). */
-void cli_model_preprocess(const struct dim_model *m, struct dim_preprocess *pp);
+                    const struct dim_dataset *test, const struct dim_probe_opts *po,
+                    double acc[DIM_N_PROBE_TAPS]);
 
 
 struct threadpool;

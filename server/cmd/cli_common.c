@@ -95,36 +95,16 @@ int cli_load_dataset(const char *cmd, const char *spec, struct dim_dataset *trai
     return 0;
 }
 
-void cli_model_preprocess(const struct dim_model *m, struct dim_preprocess *pp)
-{
-    memset(pp, 0, sizeof *pp);
-    pp->c = m->cfg.in_c;
-    pp->h = m->in_h;
-    pp->w = m->in_w;
-}
-
 int cli_probe_model(const struct dim_model *m, const struct dim_dataset *train,
-                    const struct dim_dataset *test, const struct dim_preprocess *pp,
-                    const struct dim_probe_opts *po, double acc[DIM_N_PROBE_TAPS])
+                    const struct dim_dataset *test, const struct dim_probe_opts *po,
+                    double acc[DIM_N_PROBE_TAPS])
 {
-    struct dim_features ftr, fte;
     struct dim_err err;
-    if (dim_features_extract(m, train, pp, &ftr, &err) != 0 ||
-        dim_features_extract(m, test, pp, &fte, &err) != 0) {
-        fprintf(stderr, "dimd: probe features: %s\n", err.msg);
-        dim_features_free(&ftr);
+    if (dim_probe_model(m, train, test, po, acc, &err) != 0) {
+        fprintf(stderr, "dimd: probe: %s\n", err.msg);
         return -1;
     }
-    int rc = 0;
-    for (int t = 0; t < DIM_N_PROBE_TAPS && rc == 0; t++) {
-        rc = dim_probe_run(ftr.X[t], ftr.labels, ftr.n, fte.X[t], fte.labels, fte.n, ftr.dim[t],
-                           train->n_classes, po, &acc[t], &err);
-        if (rc)
-            fprintf(stderr, "dimd: probe on %s: %s\n", dim_tap_name((enum dim_tap)t), err.msg);
-    }
-    dim_features_free(&ftr);
-    dim_features_free(&fte);
-    return rc;
+    return 0;
 }
 
 struct threadpool *cli_threads_use(int threads)

@@ -68,8 +68,7 @@ int cli_encode(int argc, char **argv)
         return CLI_EXIT_USAGE;
     }
     struct dim_encode_ws ws;
-    struct dim_preprocess pp;
-    cli_model_preprocess(m, &pp);
+    struct dim_preprocess pp = dim_model_preprocess(m);
     float *x = malloc(sizeof(float) * (size_t)pp.c * pp.h * pp.w);
     if (!x || dim_encode_ws_create(&ws, m, 1, &err) != 0) {
         fprintf(stderr, "dimd encode: out of memory\n");

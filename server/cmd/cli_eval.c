@@ -89,17 +89,15 @@ int cli_eval(int argc, char **argv)
     }
     int status = CLI_EXIT_FAIL;
     struct threadpool *pool = cli_threads_use(nthreads);
-    struct dim_preprocess pp;
-    cli_model_preprocess(m, &pp);
     double acc[2][DIM_N_PROBE_TAPS];
-    if (cli_probe_model(m, &train, &test, &pp, &po, acc[0]) != 0)
+    if (cli_probe_model(m, &train, &test, &po, acc[0]) != 0)
         goto out;
     if (fresh) {
         if (dim_model_create(&f, &m->cfg, false, &err) != 0) {
             fprintf(stderr, "dimd eval: %s\n", err.msg);
             goto out;
         }
-        if (cli_probe_model(f, &train, &test, &pp, &po, acc[1]) != 0)
+        if (cli_probe_model(f, &train, &test, &po, acc[1]) != 0)
             goto out;
     }
     if (json) {

@@ -258,8 +258,7 @@ int cli_measure(int argc, char **argv)
     struct dim_eval_result res[2];
     memset(res, 0, sizeof res);
     struct threadpool *pool = cli_threads_use(nthreads);
-    struct dim_preprocess pp;
-    cli_model_preprocess(m, &pp);
+    struct dim_preprocess pp = dim_model_preprocess(m);
     atomic_store(&measure_cancel, false);
     void (*old_handler)(int) = signal(SIGINT, on_sigint);
     const char *stage = NULL;

@@ -281,8 +281,7 @@ int cli_train(int argc, char **argv)
             goto out;
         }
     }
-    struct dim_preprocess pp;
-    cli_model_preprocess(m, &pp);
+    struct dim_preprocess pp = dim_model_preprocess(m);
     pp.random_crop = (int)o.random_crop;
     pp.random_flip = o.random_flip;
     if (dim_trainer_create(&tr, m, &train, &pp, &err) != 0 ||
@@ -361,15 +360,13 @@ int cli_train(int argc, char **argv)
     po.epochs = (int)o.probe_epochs;
     if (o.probe) {
         double p0 = clock_mono_s();
-        struct dim_preprocess plain;
-        cli_model_preprocess(m, &plain);
-        if (cli_probe_model(m, &train, &test, &plain, &po, acc[0]) != 0)
+        if (cli_probe_model(m, &train, &test, &po, acc[0]) != 0)
             goto out;
         if (dim_model_create(&fresh, &m->cfg, false, &err) != 0) {
             fprintf(stderr, "dimd train: %s\n", err.msg);
             goto out;
         }
-        if (cli_probe_model(fresh, &train, &test, &plain, &po, acc[1]) != 0)
+        if (cli_probe_model(fresh, &train, &test, &po, acc[1]) != 0)
             goto out;
         probe_seconds = clock_mono_s() - p0;
         printf("%s probe, test accuracy     conv     fc       y\n", dim_probe_kind_name(po.kind));

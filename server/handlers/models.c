@@ -354,7 +354,7 @@ int handler_embed_split(const struct handler_ctx *a, const struct dim_model *m, 
     }
     size_t n = ds.n < max_n ? ds.n : max_n;
     size_t dim = dim_model_tap_size(m, DIM_TAP_Y);
-    struct dim_preprocess pp = {m->cfg.in_c, m->in_h, m->in_w, 0, 0};
+    const struct dim_preprocess pp = dim_model_preprocess(m);
     size_t in = (size_t)pp.c * (size_t)pp.h * (size_t)pp.w;
     float *vec = malloc(n * dim * sizeof *vec), *x = malloc(INDEX_BATCH * in * sizeof *x);
     uint16_t *lab = malloc(n * sizeof *lab);

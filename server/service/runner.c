@@ -172,27 +172,12 @@ static int run_flush(struct run *x)
 static int run_probe(struct run *x, double acc[DIM_N_PROBE_TAPS])
 {
     const struct dim_dataset *tr = x->probe_train.px ? &x->probe_train : &x->train;
-    struct dim_preprocess pp;
-    memset(&pp, 0, sizeof pp);
-    pp.c = x->m->cfg.in_c;
-    pp.h = x->m->in_h;
-    pp.w = x->m->in_w;
     struct dim_probe_opts po;
     dim_probe_opts_default(&po);
     po.kind = x->spec.probe == JOB_PROBE_MLP ? DIM_PROBE_MLP : DIM_PROBE_LINEAR;
     po.epochs = (int)x->spec.probe_epochs;
-    struct dim_features ftr, fte;
-    memset(&ftr, 0, sizeof ftr);
-    memset(&fte, 0, sizeof fte);
     struct dim_err err;
-    int rc = dim_features_extract(x->m, tr, &pp, &ftr, &err);
-    if (rc == 0)
-        rc = dim_features_extract(x->m, &x->test, &pp, &fte, &err);
-    for (int t = 0; t < DIM_N_PROBE_TAPS && rc == 0; t++)
-        rc = dim_probe_run(ftr.X[t], ftr.labels, ftr.n, fte.X[t], fte.labels, fte.n, ftr.dim[t],
-                           x->train.n_classes, &po, &acc[t], &err);
-    dim_features_free(&ftr);
-    dim_features_free(&fte);
+    int rc = dim_probe_model(x->m, tr, &x->test, &po, acc, &err);
     if (rc)
         return run_fail(x, rc == DIM_ENOMEM ? "out_of_memory" : "probe_failed",
                         "probe at step %llu: %s", (unsigned long long)x->step, err.msg);
@@ -464,11 +449,7 @@ static int run_setup(struct run *x, const struct store_job *job)
     } else {
         return store_fail(x, rc, "checkpoint read", &err);
     }
-    struct dim_preprocess pp;
-    memset(&pp, 0, sizeof pp);
-    pp.c = x->m->cfg.in_c;
-    pp.h = x->m->in_h;
-    pp.w = x->m->in_w;
+    struct dim_preprocess pp = dim_model_preprocess(x->m);
     pp.random_crop = (int)x->spec.random_crop;
     pp.random_flip = x->spec.random_flip;
     rc = dim_trainer_create(&x->tr, x->m, &x->train, &pp, &err);
@@ -640,7 +621,7 @@ static void run_evaluation(struct run *x, const json_t *body)
     o.progress = eval_progress;
     o.progress_ctx = &e;
     o.cancel = &e.cancel;
-    struct dim_preprocess pp = {x->m->cfg.in_c, x->m->in_h, x->m->in_w, 0, 0};
+    const struct dim_preprocess pp = dim_model_preprocess(x->m);
     struct dim_eval_result res;
     struct dim_err err;
     x->last_flush = clock_mono_s();

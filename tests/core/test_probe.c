@@ -124,6 +124,50 @@ static void test_features_match_encoder(void **state)
     dim_dataset_free(&ds);
 }
 
+/* dim_probe_model is features of both splits with the model's own
+ * preprocessing, then dim_probe_run per tap: the same accuracies as those steps
+ * run by hand, and an error names the tap. */
+static void test_probe_model_is_features_then_probes(void **state)
+{
+    (void)state;
+    struct dim_config cfg = dimfix_config(16, 16, 64);
+    struct dim_model *m;
+    struct dim_err err;
+    assert_int_equal(dim_model_create(&m, &cfg, false, &err), 0);
+    const struct dim_preprocess pp = dim_model_preprocess(m);
+    assert_int_equal(pp.c, cfg.in_c);
+    assert_int_equal(pp.h, m->in_h);
+    assert_int_equal(pp.w, m->in_w);
+    assert_int_equal(pp.random_crop, 0);
+    assert_int_equal(pp.random_flip, 0);
+    struct dim_dataset tr, te;
+    dimfix_random_dataset(&tr, 120, 3, 5);
+    dimfix_random_dataset(&te, 60, 3, 6);
+    struct dim_probe_opts o;
+    dim_probe_opts_default(&o);
+    o.epochs = 2;
+    double acc[DIM_N_PROBE_TAPS];
+    assert_int_equal(dim_probe_model(m, &tr, &te, &o, acc, &err), 0);
+    struct dim_features ftr, fte;
+    assert_int_equal(dim_features_extract(m, &tr, &pp, &ftr, &err), 0);
+    assert_int_equal(dim_features_extract(m, &te, &pp, &fte, &err), 0);
+    for (int t = 0; t < DIM_N_PROBE_TAPS; t++) {
+        double want;
+        assert_int_equal(dim_probe_run(ftr.X[t], ftr.labels, ftr.n, fte.X[t], fte.labels, fte.n,
+                                       ftr.dim[t], tr.n_classes, &o, &want, &err),
+                         0);
+        assert_true(acc[t] == want);
+    }
+    o.epochs = 0; /* refused by dim_probe_run: the message names the first tap */
+    assert_int_not_equal(dim_probe_model(m, &tr, &te, &o, acc, &err), 0);
+    assert_non_null(strstr(err.msg, "tap conv: "));
+    dim_features_free(&ftr);
+    dim_features_free(&fte);
+    dim_dataset_free(&tr);
+    dim_dataset_free(&te);
+    dim_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -132,6 +176,7 @@ int main(void)
         cmocka_unit_test(test_probe_at_chance_on_random_labels),
         cmocka_unit_test(test_probe_rejects_bad_arguments),
         cmocka_unit_test(test_features_match_encoder),
+        cmocka_unit_test(test_probe_model_is_features_then_probes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
