@@ -53,7 +53,7 @@ void handle_checkpoint_get(void *app, struct http_request *rq)
         char *end;
         long long v = strtoll(sp, &end, 10);
         if (end == sp || *end || v < 0 || sp[0] == '-' || sp[0] == '+' || sp[0] == ' ') {
-            http_reply_problem(rq, 404, "checkpoint_not_found",
+            http_reply_problem(rq, PROBLEM_CHECKPOINT_NOT_FOUND,
                                "'%.40s' is not a step (an integer, or latest)", sp);
             store_job_clear(&job);
             return;
@@ -65,7 +65,7 @@ void handle_checkpoint_get(void *app, struct http_request *rq)
     struct dim_err err;
     int rc = store_checkpoint_get(a->store, job.id, step, &meta, &data, &err);
     if (rc == STORE_NOT_FOUND) {
-        http_reply_problem(rq, 404, "checkpoint_not_found", "job %lld has no checkpoint %s%s",
+        http_reply_problem(rq, PROBLEM_CHECKPOINT_NOT_FOUND, "job %lld has no checkpoint %s%s",
                            (long long)job.id, step < 0 ? "yet" : "at step ", step < 0 ? "" : sp);
         store_job_clear(&job);
         return;

@@ -22,11 +22,11 @@ static bool parse_i64(const char *s, int64_t *out)
     return true;
 }
 
-bool handler_path_id(struct http_request *rq, const char *code, int64_t *id)
+bool handler_path_id(struct http_request *rq, enum problem code, int64_t *id)
 {
     const char *s = http_param(rq, "id");
     if (!parse_i64(s, id) || *id <= 0) {
-        http_reply_problem(rq, 404, code, "'%.64s' is not an id (a positive integer)", s ? s : "");
+        http_reply_problem(rq, code, "'%.64s' is not an id (a positive integer)", s ? s : "");
         return false;
     }
     return true;
@@ -35,18 +35,18 @@ bool handler_path_id(struct http_request *rq, const char *code, int64_t *id)
 void handler_internal(struct http_request *rq, const char *what, const struct dim_err *err)
 {
     fprintf(stderr, "dimd: %s: %s\n", what, err ? err->msg : "failed");
-    http_reply_problem(rq, 500, "internal", "%s: %s", what, err ? err->msg : "failed");
+    http_reply_problem(rq, PROBLEM_INTERNAL, "%s: %s", what, err ? err->msg : "failed");
 }
 
 bool handler_load_job(struct handler_ctx *a, struct http_request *rq, struct store_job *job)
 {
     int64_t id;
-    if (!handler_path_id(rq, "job_not_found", &id))
+    if (!handler_path_id(rq, PROBLEM_JOB_NOT_FOUND, &id))
         return false;
     struct dim_err err;
     int rc = store_job_get(a->store, id, job, &err);
     if (rc == STORE_NOT_FOUND) {
-        http_reply_problem(rq, 404, "job_not_found", "no job %lld", (long long)id);
+        http_reply_problem(rq, PROBLEM_JOB_NOT_FOUND, "no job %lld", (long long)id);
         return false;
     }
     if (rc != STORE_OK) {
@@ -66,7 +66,7 @@ bool handler_query_int(struct http_request *rq, const char *name, int64_t lo, in
     }
     int64_t v;
     if (!parse_i64(s, &v) || v < lo || v > hi) {
-        http_reply_problem(rq, 400, "invalid_parameter",
+        http_reply_problem(rq, PROBLEM_INVALID_PARAMETER,
                            "query parameter %s='%.40s' must be an integer in [%lld, %lld]", name,
                            s, (long long)lo, (long long)hi);
         return false;

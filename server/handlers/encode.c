@@ -59,23 +59,23 @@ static bool decode_one(struct handler_ctx *a, struct http_request *rq, struct im
 {
     struct dim_image *img = images_push(im);
     if (!img) {
-        http_reply_problem(rq, 500, "internal", "out of memory");
+        http_reply_problem(rq, PROBLEM_INTERNAL, "out of memory");
         return false;
     }
     if (len == 0) {
         im->n--;
-        http_reply_problem(rq, 422, "invalid_image", "image %zu: empty (0 bytes)", i);
+        http_reply_problem(rq, PROBLEM_INVALID_IMAGE, "image %zu: empty (0 bytes)", i);
         return false;
     }
     struct dim_err err;
     if (dim_image_decode(data, len, (size_t)a->cfg->encode_max_pixels, img, &err) != 0) {
         im->n--;
         if (err.code == DIM_ELIMIT)
-            http_reply_problem(rq, 422, "image_too_large",
+            http_reply_problem(rq, PROBLEM_IMAGE_TOO_LARGE,
                                "image %zu: %s (encode_max_pixels is %ld)", i, err.msg,
                                a->cfg->encode_max_pixels);
         else
-            http_reply_problem(rq, 422, "invalid_image", "image %zu: %s", i, err.msg);
+            http_reply_problem(rq, PROBLEM_INVALID_IMAGE, "image %zu: %s", i, err.msg);
         return false;
     }
     return true;
@@ -85,7 +85,7 @@ static bool too_many(struct handler_ctx *a, struct http_request *rq, size_t n)
 {
     if (n <= (size_t)a->cfg->encode_max_images)
         return false;
-    http_reply_problem(rq, 413, "too_many_images",
+    http_reply_problem(rq, PROBLEM_TOO_MANY_IMAGES,
                        "the request has %zu images; encode_max_images is %ld", n,
                        a->cfg->encode_max_images);
     return true;
@@ -98,20 +98,20 @@ static bool tensor_image(struct handler_ctx *a, struct http_request *rq, struct 
                          long c, long h, long w, const float *f, const json_t *arr)
 {
     if ((c != 1 && c != 3) || h < 1 || w < 1 || h > 1000000 || w > 1000000) {
-        http_reply_problem(rq, 422, "invalid_tensor",
+        http_reply_problem(rq, PROBLEM_INVALID_TENSOR,
                            "tensor %zu: shape [%ld, %ld, %ld] must be [C, H, W] with C 1 or 3", i,
                            c, h, w);
         return false;
     }
     if ((size_t)h * (size_t)w > (size_t)a->cfg->encode_max_pixels) {
-        http_reply_problem(rq, 422, "image_too_large",
+        http_reply_problem(rq, PROBLEM_IMAGE_TOO_LARGE,
                            "tensor %zu: %ld x %ld pixels; encode_max_pixels is %ld", i, w, h,
                            a->cfg->encode_max_pixels);
         return false;
     }
     size_t n = (size_t)c * (size_t)h * (size_t)w;
     if (arr && json_array_size(arr) != n) {
-        http_reply_problem(rq, 422, "invalid_tensor",
+        http_reply_problem(rq, PROBLEM_INVALID_TENSOR,
                            "tensor %zu: shape [%ld, %ld, %ld] needs %zu values, data has %zu", i,
                            c, h, w, n, json_array_size(arr));
         return false;
@@ -121,7 +121,7 @@ static bool tensor_image(struct handler_ctx *a, struct http_request *rq, struct 
     if (!px) {
         if (img)
             im->n--;
-        http_reply_problem(rq, 500, "internal", "out of memory");
+        http_reply_problem(rq, PROBLEM_INTERNAL, "out of memory");
         return false;
     }
     for (size_t k = 0; k < n; k++) {
@@ -135,7 +135,7 @@ static bool tensor_image(struct handler_ctx *a, struct http_request *rq, struct 
         if (!(v >= 0.0 && v <= 1.0)) {
             free(px);
             im->n--;
-            http_reply_problem(rq, 422, "invalid_tensor",
+            http_reply_problem(rq, PROBLEM_INVALID_TENSOR,
                                "tensor %zu: value %zu is %s; values are pixel intensities in [0, 1]",
                                i, k, arr && !json_is_number(json_array_get(arr, k)) ? "not a number"
                                                                                     : "outside");
@@ -178,7 +178,7 @@ static bool from_raw_floats(struct handler_ctx *a, struct http_request *rq, stru
     const char *shape = http_header(rq, "X-Tensor-Shape");
     long d[4];
     if (!shape || parse_shape(shape, d) != 0) {
-        http_reply_problem(rq, 422, "invalid_tensor",
+        http_reply_problem(rq, PROBLEM_INVALID_TENSOR,
                            "a float32 body needs an X-Tensor-Shape header N,C,H,W (or C,H,W); got "
                            "'%.40s'",
                            shape ? shape : "none");
@@ -188,7 +188,7 @@ static bool from_raw_floats(struct handler_ctx *a, struct http_request *rq, stru
         return false;
     double per = (double)d[1] * (double)d[2] * (double)d[3];
     if ((double)rq->body_len != 4.0 * per * (double)d[0]) {
-        http_reply_problem(rq, 422, "invalid_tensor",
+        http_reply_problem(rq, PROBLEM_INVALID_TENSOR,
                            "X-Tensor-Shape %s needs %.0f bytes of float32; the body has %zu",
                            shape, 4.0 * per * (double)d[0], rq->body_len);
         return false;
@@ -196,7 +196,7 @@ static bool from_raw_floats(struct handler_ctx *a, struct http_request *rq, stru
     size_t each = (size_t)per;
     float *f = malloc(rq->body_len ? rq->body_len : 1);
     if (!f) {
-        http_reply_problem(rq, 500, "internal", "out of memory");
+        http_reply_problem(rq, PROBLEM_INTERNAL, "out of memory");
         return false;
     }
     memcpy(f, rq->body, rq->body_len); /* little-endian hosts only (x86-64, arm64) */
@@ -319,7 +319,7 @@ static bool from_json(struct handler_ctx *a, struct http_request *rq, struct ima
     size_t n = json_array_size(list);
     bool ok = !too_many(a, rq, n);
     if (ok && n == 0) {
-        http_reply_problem(rq, 422, "no_images", "the %s list is empty", imgs ? "images" : "tensors");
+        http_reply_problem(rq, PROBLEM_NO_IMAGES, "the %s list is empty", imgs ? "images" : "tensors");
         ok = false;
     }
     for (size_t i = 0; ok && i < n; i++) {
@@ -328,7 +328,7 @@ static bool from_json(struct handler_ctx *a, struct http_request *rq, struct ima
             unsigned char *bytes = NULL;
             long len = b64_decode(json_string_value(x), json_string_length(x), &bytes);
             if (len < 0) {
-                http_reply_problem(rq, 422, "invalid_image", "image %zu: not valid base64", i);
+                http_reply_problem(rq, PROBLEM_INVALID_IMAGE, "image %zu: not valid base64", i);
                 ok = false;
             } else {
                 ok = decode_one(a, rq, im, bytes, (size_t)len, i);
@@ -374,7 +374,7 @@ static bool from_multipart(struct handler_ctx *a, struct http_request *rq, struc
 {
     char bnd[80];
     if (!multipart_boundary(ct, bnd, sizeof bnd)) {
-        http_reply_problem(rq, 415, "unsupported_media_type",
+        http_reply_problem(rq, PROBLEM_UNSUPPORTED_MEDIA_TYPE,
                            "multipart/form-data needs a boundary parameter");
         return false;
     }
@@ -410,7 +410,7 @@ static bool from_multipart(struct handler_ctx *a, struct http_request *rq, struc
     if (too_many(a, rq, count))
         return false;
     if (count == 0) {
-        http_reply_problem(rq, 422, "no_images",
+        http_reply_problem(rq, PROBLEM_NO_IMAGES,
                            "the multipart body has no parts (boundary %.70s)", bnd + 2);
         return false;
     }
@@ -436,7 +436,7 @@ static bool read_images(struct handler_ctx *a, struct http_request *rq, struct i
         return from_json(a, rq, im);
     if (tl == 24 && strncasecmp(ct, "application/octet-stream", 24) == 0)
         return from_raw_floats(a, rq, im);
-    http_reply_problem(rq, 415, "unsupported_media_type",
+    http_reply_problem(rq, PROBLEM_UNSUPPORTED_MEDIA_TYPE,
                        "Content-Type '%.60s' is not one of image/png, image/jpeg, "
                        "multipart/form-data, application/json, application/octet-stream "
                        "(float32 with X-Tensor-Shape)",
@@ -450,7 +450,7 @@ static bool query_version(struct http_request *rq, int *version)
     const char *v = http_query(rq, "version");
     *version = 0;
     if (v && !model_version_parse(v, version)) {
-        http_reply_problem(rq, 400, "invalid_parameter",
+        http_reply_problem(rq, PROBLEM_INVALID_PARAMETER,
                            "query parameter version='%.32s' must be v1, 1 or latest", v);
         return false;
     }
@@ -464,14 +464,14 @@ static bool inference_reply(struct http_request *rq, int rc, const struct dim_er
         return true;
     if (rc == INFERENCE_NOT_FOUND) {
         bool model = strncmp(err->msg, "no model ", 9) == 0;
-        http_reply_problem(rq, 404, model ? "model_not_found" : "version_not_found", "%s",
+        http_reply_problem(rq, model ? PROBLEM_MODEL_NOT_FOUND : PROBLEM_VERSION_NOT_FOUND, "%s",
                            err->msg);
     } else if (rc == INFERENCE_QUEUE_FULL) {
         http_add_header(rq, "Retry-After", RETRY_AFTER_S);
-        http_reply_problem(rq, 429, "encode_queue_full",
+        http_reply_problem(rq, PROBLEM_ENCODE_QUEUE_FULL,
                            "the encode queue is full (encode_queue_max images wait); retry");
     } else if (rc == INFERENCE_STOPPING) {
-        http_reply_problem(rq, 503, "shutting_down", "dimd is shutting down");
+        http_reply_problem(rq, PROBLEM_SHUTTING_DOWN, "dimd is shutting down");
     } else {
         handler_internal(rq, "encoding", err);
     }
@@ -490,7 +490,7 @@ static bool run_encoder(struct handler_ctx *a, struct http_request *rq, const ch
     size_t in = (size_t)pp.c * (size_t)pp.h * (size_t)pp.w;
     float *x = malloc(im->n * in * sizeof *x);
     if (!x) {
-        http_reply_problem(rq, 500, "internal", "out of memory");
+        http_reply_problem(rq, PROBLEM_INTERNAL, "out of memory");
         return false;
     }
     for (size_t i = 0; i < im->n; i++)
@@ -514,7 +514,7 @@ static void reply_embeddings(struct http_request *rq, const struct inference_mod
     const size_t cap = 512 + sizeof info->name + n * (3 + dim * (FLOATTEXT_MAX + 2));
     char *buf = malloc(cap);
     if (!buf) {
-        http_reply_problem(rq, 500, "internal", "out of memory for %zu embeddings", n);
+        http_reply_problem(rq, PROBLEM_INTERNAL, "out of memory for %zu embeddings", n);
         return;
     }
     size_t len = (size_t)snprintf(buf, cap,
@@ -558,7 +558,7 @@ void handle_encode(void *app, struct http_request *rq)
     if (!query_version(rq, &version))
         return;
     if (t && dim_tap_parse(t, &tap) != 0) {
-        http_reply_problem(rq, 400, "invalid_parameter",
+        http_reply_problem(rq, PROBLEM_INVALID_PARAMETER,
                            "query parameter tap='%.32s' must be y, fc, conv or local", t);
         return;
     }
@@ -605,7 +605,7 @@ void handle_neighbors(void *app, struct http_request *rq)
         return;
     }
     if (im.n != 1) {
-        http_reply_problem(rq, 422, "invalid_request",
+        http_reply_problem(rq, PROBLEM_INVALID_REQUEST,
                            "neighbors takes exactly one image; the request has %zu", im.n);
         images_free(&im);
         return;
@@ -622,7 +622,7 @@ void handle_neighbors(void *app, struct http_request *rq)
     int rc = inference_neighbors(a->inference, name, info.version, y, (int)k, nb, &n, &err);
     free(y);
     if (rc == INFERENCE_NOT_FOUND && info.index_images == 0) {
-        http_reply_problem(rq, 409, "no_index",
+        http_reply_problem(rq, PROBLEM_NO_INDEX,
                            "model %s v%d has no neighbours index (index_max_images was 0 when it "
                            "was promoted)",
                            info.name, info.version);

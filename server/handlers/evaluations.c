@@ -51,7 +51,7 @@ void handle_evaluation_grid(void *app, struct http_request *rq)
 {
     struct handler_ctx *a = app;
     int64_t id;
-    if (!handler_path_id(rq, "evaluation_not_found", &id))
+    if (!handler_path_id(rq, PROBLEM_EVALUATION_NOT_FOUND, &id))
         return;
     struct store_model_version v;
     if (!handler_load_version(a, rq, &v, NULL))
@@ -61,7 +61,7 @@ void handle_evaluation_grid(void *app, struct http_request *rq)
     struct dim_err err;
     int rc = store_evaluation_grid(a->store, v.name, v.version, id, &png, &bytes, &err);
     if (rc == STORE_NOT_FOUND)
-        http_reply_problem(rq, 404, "evaluation_not_found",
+        http_reply_problem(rq, PROBLEM_EVALUATION_NOT_FOUND,
                            "model '%s' v%d has no evaluation %lld with a grid image", v.name,
                            v.version, (long long)id);
     else if (rc != STORE_OK)

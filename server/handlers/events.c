@@ -106,7 +106,7 @@ void handle_events(void *app, struct http_request *rq)
         char *end;
         long long v = strtoll(h, &end, 10);
         if (end == h || *end || v < 0) {
-            http_reply_problem(rq, 400, "invalid_parameter",
+            http_reply_problem(rq, PROBLEM_INVALID_PARAMETER,
                                "Last-Event-ID '%.40s' must be a non-negative integer", h);
             return;
         }
@@ -120,7 +120,7 @@ void handle_events(void *app, struct http_request *rq)
     struct sse *s = calloc(1, sizeof *s);
     if (!s) {
         store_job_clear(&job);
-        http_reply_problem(rq, 500, "internal", "out of memory");
+        http_reply_problem(rq, PROBLEM_INTERNAL, "out of memory");
         return;
     }
     s->a = a;

@@ -108,7 +108,7 @@ int handler_authenticate(void *app, const char *token, struct http_principal *ou
 
 /* The {id} path parameter as a positive integer; replies 404 (code) and returns
  * false when it is not one. */
-bool handler_path_id(struct http_request *rq, const char *code, int64_t *id);
+bool handler_path_id(struct http_request *rq, enum problem code, int64_t *id);
 /* Loads job {id} into *job or replies 404 job_not_found / 500. */
 bool handler_load_job(struct handler_ctx *a, struct http_request *rq, struct store_job *job);
 /* Integer query parameter in [lo, hi] (default when absent); replies 400

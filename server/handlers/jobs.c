@@ -16,19 +16,19 @@ json_t *handler_body_json(struct http_request *rq)
     const char *ct = http_header(rq, "Content-Type");
     if (!ct || strncasecmp(ct, "application/json", 16) != 0 ||
         (ct[16] != '\0' && ct[16] != ';' && ct[16] != ' ')) {
-        http_reply_problem(rq, 415, "unsupported_media_type",
+        http_reply_problem(rq, PROBLEM_UNSUPPORTED_MEDIA_TYPE,
                            "the body must be application/json, not %.80s",
                            ct ? ct : "(no Content-Type)");
         return NULL;
     }
     if (rq->body_len == 0) {
-        http_reply_problem(rq, 400, "malformed_json", "the body is empty; send a JSON object");
+        http_reply_problem(rq, PROBLEM_MALFORMED_JSON, "the body is empty; send a JSON object");
         return NULL;
     }
     json_error_t je;
     json_t *v = json_loadb(rq->body, rq->body_len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
     if (!v) {
-        http_reply_problem(rq, 400, "malformed_json", "the body is not valid JSON: %s (line %d, "
+        http_reply_problem(rq, PROBLEM_MALFORMED_JSON, "the body is not valid JSON: %s (line %d, "
                            "column %d)", je.text, je.line, je.column);
         return NULL;
     }
@@ -88,7 +88,7 @@ void handle_job_submit(void *app, struct http_request *rq)
         for (size_t i = 0; ok && i < n; i++)
             ok = key[i] > 0x20 && key[i] < 0x7f;
         if (!ok) {
-            http_reply_problem(rq, 400, "invalid_parameter",
+            http_reply_problem(rq, PROBLEM_INVALID_PARAMETER,
                                "Idempotency-Key must be 1 to 128 printable ASCII characters "
                                "without spaces");
             return;
@@ -117,7 +117,7 @@ void handle_job_submit(void *app, struct http_request *rq)
     if (!canon || !spec_text) {
         free(canon);
         free(spec_text);
-        http_reply_problem(rq, 500, "internal", "out of memory");
+        http_reply_problem(rq, PROBLEM_INTERNAL, "out of memory");
         return;
     }
     char digest[65];
@@ -143,12 +143,12 @@ void handle_job_submit(void *app, struct http_request *rq)
         return;
     }
     case STORE_CONFLICT:
-        http_reply_problem(rq, 409, "idempotency_key_reused",
+        http_reply_problem(rq, PROBLEM_IDEMPOTENCY_KEY_REUSED,
                            "Idempotency-Key '%s' was used for a different job body", key);
         return;
     case STORE_QUEUE_FULL:
         http_add_header(rq, "Retry-After", RETRY_AFTER_S);
-        http_reply_problem(rq, 429, "queue_full",
+        http_reply_problem(rq, PROBLEM_QUEUE_FULL,
                            "%ld jobs are queued, the most queue_max allows; retry later",
                            a->cfg->queue_max);
         return;
@@ -184,7 +184,7 @@ void handle_job_list(void *app, struct http_request *rq)
     unsigned mask = 0;
     const char *states = http_query(rq, "state");
     if (states && !parse_states(states, &mask)) {
-        http_reply_problem(rq, 400, "invalid_parameter",
+        http_reply_problem(rq, PROBLEM_INVALID_PARAMETER,
                            "query parameter state='%.80s' must be a comma-separated list of "
                            "QUEUED, RUNNING, PAUSED, SUCCEEDED, FAILED, CANCELLED",
                            states);
@@ -192,18 +192,18 @@ void handle_job_list(void *app, struct http_request *rq)
     }
     struct store_job_filter f = {mask, http_query(rq, "kind"), http_query(rq, "model"), 0};
     if (f.kind && strcmp(f.kind, "train") != 0 && strcmp(f.kind, "evaluate") != 0) {
-        http_reply_problem(rq, 400, "invalid_parameter",
+        http_reply_problem(rq, PROBLEM_INVALID_PARAMETER,
                            "query parameter kind='%.40s' must be train or evaluate", f.kind);
         return;
     }
     if (f.model && !model_name_ok(f.model)) {
-        http_reply_problem(rq, 400, "invalid_parameter",
+        http_reply_problem(rq, PROBLEM_INVALID_PARAMETER,
                            "query parameter model='%.80s' is not a model name", f.model);
         return;
     }
     const char *version = http_query(rq, "version");
     if (version && (!f.model || !model_version_parse(version, &f.version) || !f.version)) {
-        http_reply_problem(rq, 400, "invalid_parameter",
+        http_reply_problem(rq, PROBLEM_INVALID_PARAMETER,
                            "query parameter version='%.40s' must be a version (v3 or 3) of the "
                            "model given with model=",
                            version);
@@ -249,16 +249,16 @@ void handle_job_delete(void *app, struct http_request *rq)
 {
     struct handler_ctx *a = app;
     int64_t id;
-    if (!handler_path_id(rq, "job_not_found", &id))
+    if (!handler_path_id(rq, PROBLEM_JOB_NOT_FOUND, &id))
         return;
     struct dim_err err;
     int rc = store_job_delete(a->store, id, &err);
     if (rc == STORE_OK)
         http_reply_empty(rq, 204);
     else if (rc == STORE_NOT_FOUND)
-        http_reply_problem(rq, 404, "job_not_found", "no job %lld", (long long)id);
+        http_reply_problem(rq, PROBLEM_JOB_NOT_FOUND, "no job %lld", (long long)id);
     else if (rc == STORE_CONFLICT)
-        http_reply_problem(rq, 409, "job_not_terminal",
+        http_reply_problem(rq, PROBLEM_JOB_NOT_TERMINAL,
                            "job %lld is not finished; cancel it first (only SUCCEEDED, FAILED "
                            "and CANCELLED jobs can be deleted)",
                            (long long)id);
@@ -270,17 +270,17 @@ static void transition(struct handler_ctx *a, struct http_request *rq, unsigned 
                        const char *verb)
 {
     int64_t id;
-    if (!handler_path_id(rq, "job_not_found", &id))
+    if (!handler_path_id(rq, PROBLEM_JOB_NOT_FOUND, &id))
         return;
     struct store_job job;
     struct dim_err err;
     int rc = store_job_transition(a->store, id, from, to, NULL, NULL, &job, &err);
     if (rc == STORE_NOT_FOUND) {
-        http_reply_problem(rq, 404, "job_not_found", "no job %lld", (long long)id);
+        http_reply_problem(rq, PROBLEM_JOB_NOT_FOUND, "no job %lld", (long long)id);
         return;
     }
     if (rc == STORE_CONFLICT) {
-        http_reply_problem(rq, 409, "invalid_transition", "job %lld is %s and cannot be %s%s",
+        http_reply_problem(rq, PROBLEM_INVALID_TRANSITION, "job %lld is %s and cannot be %s%s",
                            (long long)id, job_state_name(job.state), verb,
                            job_state_terminal(job.state) ? " (terminal states never change)" : "");
         store_job_clear(&job);

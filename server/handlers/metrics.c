@@ -95,20 +95,20 @@ void handle_metrics_history(void *app, struct http_request *rq)
         !handler_query_int(rq, "max_points", 0, cap, 0, &max_points))
         return;
     if (to < after) {
-        http_reply_problem(rq, 400, "invalid_parameter",
+        http_reply_problem(rq, PROBLEM_INVALID_PARAMETER,
                            "query parameter to_step=%lld is below after_step=%lld", (long long)to,
                            (long long)after);
         return;
     }
     if (max_points == 1) {
-        http_reply_problem(rq, 400, "invalid_parameter",
+        http_reply_problem(rq, PROBLEM_INVALID_PARAMETER,
                            "query parameter max_points=1 must be 0 (all points) or at least 2");
         return;
     }
     const char *format = http_query(rq, "format");
     bool csv = format && strcmp(format, "csv") == 0;
     if (format && !csv && strcmp(format, "json") != 0) {
-        http_reply_problem(rq, 400, "invalid_parameter",
+        http_reply_problem(rq, PROBLEM_INVALID_PARAMETER,
                            "query parameter format='%.20s' must be json or csv", format);
         return;
     }
@@ -120,7 +120,7 @@ void handle_metrics_history(void *app, struct http_request *rq)
     for (const char *c = key; key_ok && *c; c++)
         key_ok = (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_';
     if (!key_ok) {
-        http_reply_problem(rq, 404, "metric_not_found",
+        http_reply_problem(rq, PROBLEM_METRIC_NOT_FOUND,
                            "'%.64s' is not a metric key (lower-case letters, digits, _)", key);
         store_job_clear(&job);
         return;
@@ -136,7 +136,7 @@ void handle_metrics_history(void *app, struct http_request *rq)
         return;
     }
     if (n == 0 && after == 0 && !job_writes(&job, key)) {
-        http_reply_problem(rq, 404, "metric_not_found", "job %lld has no metric '%.64s'",
+        http_reply_problem(rq, PROBLEM_METRIC_NOT_FOUND, "job %lld has no metric '%.64s'",
                            (long long)job.id, key);
         store_job_clear(&job);
         free(pts);

@@ -70,11 +70,11 @@ bool handler_load_version(struct handler_ctx *a, struct http_request *rq, struct
     const char *name = http_param(rq, "name"), *vs = http_param(rq, "version");
     int version = 0;
     if (!model_name_ok(name)) {
-        http_reply_problem(rq, 404, "model_not_found", "no model '%.64s'", name);
+        http_reply_problem(rq, PROBLEM_MODEL_NOT_FOUND, "no model '%.64s'", name);
         return false;
     }
     if (vs && !model_version_parse(vs, &version)) {
-        http_reply_problem(rq, 404, "version_not_found",
+        http_reply_problem(rq, PROBLEM_VERSION_NOT_FOUND,
                            "'%.32s' is not a version (v1, 1 or latest)", vs);
         return false;
     }
@@ -93,9 +93,9 @@ bool handler_load_version(struct handler_ctx *a, struct http_request *rq, struct
         store_model_version_clear(&all[i]);
     free(all);
     if (rc == STORE_NOT_FOUND)
-        http_reply_problem(rq, 404, "model_not_found", "no model '%s'", name);
+        http_reply_problem(rq, PROBLEM_MODEL_NOT_FOUND, "no model '%s'", name);
     else
-        http_reply_problem(rq, 404, "version_not_found", "model '%s' has no version %s", name,
+        http_reply_problem(rq, PROBLEM_VERSION_NOT_FOUND, "model '%s' has no version %s", name,
                            version ? vs : "yet");
     return false;
 }
@@ -138,7 +138,7 @@ void handle_model_get(void *app, struct http_request *rq)
     int rc = model_name_ok(name) ? store_model_versions(a->store, name, &vs, &n, &err)
                                        : STORE_NOT_FOUND;
     if (rc == STORE_NOT_FOUND) {
-        http_reply_problem(rq, 404, "model_not_found", "no model '%.64s'", name);
+        http_reply_problem(rq, PROBLEM_MODEL_NOT_FOUND, "no model '%.64s'", name);
         return;
     }
     if (rc != STORE_OK) {
@@ -231,11 +231,11 @@ void handle_model_version_delete(void *app, struct http_request *rq)
     if (rc == STORE_OK)
         http_reply_empty(rq, 204);
     else if (rc == STORE_CONFLICT)
-        http_reply_problem(rq, 409, "version_pinned",
+        http_reply_problem(rq, PROBLEM_VERSION_PINNED,
                            "model %s v%d is pinned; unpin it before deleting it", v.name,
                            v.version);
     else if (rc == STORE_NOT_FOUND)
-        http_reply_problem(rq, 404, "version_not_found", "model %s has no version v%d", v.name,
+        http_reply_problem(rq, PROBLEM_VERSION_NOT_FOUND, "model %s has no version v%d", v.name,
                            v.version);
     else
         handler_internal(rq, "deleting the version", &err);
@@ -485,7 +485,7 @@ void handle_model_promote(void *app, struct http_request *rq)
     } else if (handler_embed_split(a, m, dataset ? dataset : "", DIM_SPLIT_TRAIN,
                                (size_t)a->cfg->index_max_images, true, &vectors, &labels,
                                &n_index, &n_data, &classes, &err) != 0) {
-        http_reply_problem(rq, 422, "dataset_unavailable",
+        http_reply_problem(rq, PROBLEM_DATASET_UNAVAILABLE,
                            "the neighbours index needs job %lld's dataset: %s", (long long)job.id,
                            err.msg);
     } else {

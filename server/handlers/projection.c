@@ -101,7 +101,7 @@ void handle_model_version_projection(void *app, struct http_request *rq)
     struct store_model_version full;
     rc = store_model_get(a->store, v.name, v.version, &full, &ckpt, NULL, NULL, &err);
     if (rc == STORE_NOT_FOUND) {
-        http_reply_problem(rq, 404, "version_not_found", "model '%s' version %d was deleted",
+        http_reply_problem(rq, PROBLEM_VERSION_NOT_FOUND, "model '%s' version %d was deleted",
                            v.name, v.version);
     } else if (rc != STORE_OK) {
         handler_internal(rq, "reading the model version", &err);
@@ -112,7 +112,7 @@ void handle_model_version_projection(void *app, struct http_request *rq)
         char *out = proj ? json_dumps(proj, JSON_COMPACT | JSON_REAL_PRECISION(5)) : NULL;
         json_decref(proj);
         if (!proj && unavailable) {
-            http_reply_problem(rq, 422, "dataset_unavailable",
+            http_reply_problem(rq, PROBLEM_DATASET_UNAVAILABLE,
                                "the projection needs the test split of the version's dataset: %s",
                                err.msg);
         } else if (!out) {
@@ -120,7 +120,7 @@ void handle_model_version_projection(void *app, struct http_request *rq)
         } else {
             rc = store_projection_put(a->store, v.name, v.version, out, &err);
             if (rc == STORE_NOT_FOUND) {
-                http_reply_problem(rq, 404, "version_not_found",
+                http_reply_problem(rq, PROBLEM_VERSION_NOT_FOUND,
                                    "model '%s' version %d was deleted", v.name, v.version);
                 free(out);
             } else if (rc != STORE_OK) {

@@ -19,14 +19,14 @@ void handle_readyz(void *app, struct http_request *rq)
     struct handler_ctx *a = app;
     int phase = atomic_load(&a->phase);
     if (phase != HANDLER_READY) {
-        http_reply_problem(rq, 503, "not_ready", "dimd is %s",
+        http_reply_problem(rq, PROBLEM_NOT_READY, "dimd is %s",
                            phase == HANDLER_STARTING ? "starting" : "stopping");
         return;
     }
     int64_t counts[JOB_N_STATES];
     struct dim_err err;
     if (store_job_counts(a->store, counts, &err) != 0) {
-        http_reply_problem(rq, 503, "not_ready", "the database does not answer: %s", err.msg);
+        http_reply_problem(rq, PROBLEM_NOT_READY, "the database does not answer: %s", err.msg);
         return;
     }
     http_reply_json(rq, 200, json_pack("{s:s, s:I, s:I}", "status", "ready", "workers",
@@ -46,7 +46,7 @@ void handle_openapi(void *app, struct http_request *rq)
     (void)app;
     const struct asset_file *f = assets_find("openapi.yaml");
     if (!f) {
-        http_reply_problem(rq, 500, "internal", "openapi.yaml is not embedded in this build");
+        http_reply_problem(rq, PROBLEM_INTERNAL, "openapi.yaml is not embedded in this build");
         return;
     }
     http_reply_bytes(rq, 200, "application/yaml", f->data, f->size, false);

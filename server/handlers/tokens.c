@@ -115,14 +115,14 @@ void handle_token_delete(void *app, struct http_request *rq)
 {
     struct handler_ctx *a = app;
     int64_t id;
-    if (!handler_path_id(rq, "token_not_found", &id))
+    if (!handler_path_id(rq, PROBLEM_TOKEN_NOT_FOUND, &id))
         return;
     struct dim_err err;
     int rc = store_token_delete(a->store, id, &err);
     if (rc == STORE_OK)
         http_reply_empty(rq, 204);
     else if (rc == STORE_NOT_FOUND)
-        http_reply_problem(rq, 404, "token_not_found", "no token %lld", (long long)id);
+        http_reply_problem(rq, PROBLEM_TOKEN_NOT_FOUND, "no token %lld", (long long)id);
     else
         handler_internal(rq, "deleting the token", &err);
 }

@@ -165,7 +165,7 @@ void handle_web_index(void *app, struct http_request *rq)
     (void)app;
     const struct web_file *w = web_find("index.html");
     if (!w) {
-        http_reply_problem(rq, 500, "internal", "the dashboard is not embedded in this build");
+        http_reply_problem(rq, PROBLEM_INTERNAL, "the dashboard is not embedded in this build");
         return;
     }
     reply_file(rq, w, content_types[0].type);
@@ -178,7 +178,7 @@ void handle_web_file(void *app, struct http_request *rq)
     const char *type = content_type(file);
     const struct web_file *w = type && file[0] != '.' ? web_find(file) : NULL;
     if (!w) {
-        http_reply_problem(rq, 404, "file_not_found", "the dashboard has no file '%.100s'", file);
+        http_reply_problem(rq, PROBLEM_FILE_NOT_FOUND, "the dashboard has no file '%.100s'", file);
         return;
     }
     reply_file(rq, w, type);

@@ -284,9 +284,11 @@ static const char *status_title(int status)
     }
 }
 
-static void reply_problem_v(struct http_request *rq, int status, const char *code,
-                            json_t *errors, const char *fmt, va_list ap)
+static void reply_problem_v(struct http_request *rq, enum problem problem, json_t *errors,
+                            const char *fmt, va_list ap)
 {
+    const int status = problem_status(problem);
+    const char *code = problem_code(problem);
     char detail[512], type[96];
     vsnprintf(detail, sizeof detail, fmt, ap);
     snprintf(type, sizeof type, "urn:dimd:problem:%s", code);
@@ -297,12 +299,11 @@ static void reply_problem_v(struct http_request *rq, int status, const char *cod
     reply_json_type(rq, status, p, "application/problem+json");
 }
 
-void http_reply_problem(struct http_request *rq, int status, const char *code, const char *fmt,
-                        ...)
+void http_reply_problem(struct http_request *rq, enum problem problem, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    reply_problem_v(rq, status, code, NULL, fmt, ap);
+    reply_problem_v(rq, problem, NULL, fmt, ap);
     va_end(ap);
 }
 
@@ -310,7 +311,7 @@ void http_reply_invalid(struct http_request *rq, json_t *errors, const char *fmt
 {
     va_list ap;
     va_start(ap, fmt);
-    reply_problem_v(rq, 422, "validation_failed", errors, fmt, ap);
+    reply_problem_v(rq, PROBLEM_VALIDATION_FAILED, errors, fmt, ap);
     va_end(ap);
 }
 
@@ -346,7 +347,7 @@ void http_reply_stream(struct http_request *rq, const char *content_type,
     if (!s) {
         if (done)
             done(ctx);
-        http_reply_problem(rq, 500, "internal", "out of memory");
+        http_reply_problem(rq, PROBLEM_INTERNAL, "out of memory");
         return;
     }
     *s = (struct stream){read, done, ctx};
@@ -354,7 +355,7 @@ void http_reply_stream(struct http_request *rq, const char *content_type,
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_read, s, stream_free);
     if (!r) {
         stream_free(s);
-        http_reply_problem(rq, 500, "internal", "cannot create a streamed response");
+        http_reply_problem(rq, PROBLEM_INTERNAL, "cannot create a streamed response");
         return;
     }
     MHD_add_response_header(r, "X-Accel-Buffering", "no");
@@ -453,7 +454,7 @@ static bool authorize(struct http_server *s, struct http_request *rq)
         token = http_query(rq, "access_token");
     if (!token || !*token) {
         http_add_header(rq, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"dimd\"");
-        http_reply_problem(rq, 401, "unauthorized",
+        http_reply_problem(rq, PROBLEM_UNAUTHORIZED,
                            "this route needs a bearer token (Authorization: Bearer TOKEN); the "
                            "first one is in the state directory's token file");
         return false;
@@ -463,17 +464,17 @@ static bool authorize(struct http_server *s, struct http_request *rq)
     if (rc == HTTP_AUTH_DENIED) {
         http_add_header(rq, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
                         "Bearer realm=\"dimd\", error=\"invalid_token\"");
-        http_reply_problem(rq, 401, "unauthorized", "the bearer token is not valid");
+        http_reply_problem(rq, PROBLEM_UNAUTHORIZED, "the bearer token is not valid");
         return false;
     }
     if (rc != HTTP_AUTH_OK) {
-        http_reply_problem(rq, 500, "internal", "token check failed: %s", err.msg);
+        http_reply_problem(rq, PROBLEM_INTERNAL, "token check failed: %s", err.msg);
         return false;
     }
     if (need == SCOPE_WRITE && rq->token.scope != SCOPE_WRITE) {
         http_add_header(rq, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
                         "Bearer realm=\"dimd\", error=\"insufficient_scope\", scope=\"write\"");
-        http_reply_problem(rq, 403, "insufficient_scope",
+        http_reply_problem(rq, PROBLEM_INSUFFICIENT_SCOPE,
                            "%s %s needs a token with the write scope; token '%s' has read only",
                            rq->method, rq->route->pattern, rq->token.name);
         return false;
@@ -507,10 +508,10 @@ static bool route_request(struct http_server *s, struct http_request *rq)
     }
     if (allow[0]) {
         http_add_header(rq, MHD_HTTP_HEADER_ALLOW, allow);
-        http_reply_problem(rq, 405, "method_not_allowed", "%s is not allowed on %s (allowed: %s)",
+        http_reply_problem(rq, PROBLEM_METHOD_NOT_ALLOWED, "%s is not allowed on %s (allowed: %s)",
                            rq->method, rq->path, allow);
     } else {
-        http_reply_problem(rq, 404, "not_found", "no route %s %s (see /v1/openapi.yaml)",
+        http_reply_problem(rq, PROBLEM_NOT_FOUND, "no route %s %s (see /v1/openapi.yaml)",
                            rq->method, rq->path);
     }
     return false;
@@ -570,12 +571,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         rq->route_index = (int)s->n_routes;
         rq->t0 = clock_mono_s();
         if (atomic_load(&s->stopping)) {
-            http_reply_problem(rq, 503, "shutting_down", "dimd is shutting down");
+            http_reply_problem(rq, PROBLEM_SHUTTING_DOWN, "dimd is shutting down");
             return MHD_YES;
         }
         if (!host_allowed(s, http_header(rq, MHD_HTTP_HEADER_HOST))) {
             const char *h = http_header(rq, MHD_HTTP_HEADER_HOST);
-            http_reply_problem(rq, 403, "host_not_allowed",
+            http_reply_problem(rq, PROBLEM_HOST_NOT_ALLOWED,
                                "Host '%.100s' is not in allowed_hosts (a guard against DNS "
                                "rebinding; add it to allowed_hosts to serve it)",
                                h ? h : "(none)");
@@ -585,7 +586,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_YES;
         const char *cl = http_header(rq, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > body_limit(s, rq)) {
-            http_reply_problem(rq, 413, "body_too_large", "the body has %s bytes; %s is %zu", cl,
+            http_reply_problem(rq, PROBLEM_BODY_TOO_LARGE, "the body has %s bytes; %s is %zu", cl,
                                body_limit_name(rq), body_limit(s, rq));
             return MHD_YES;
         }
@@ -619,14 +620,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     if (st->too_large) {
-        http_reply_problem(rq, 413, "body_too_large", "the body is larger than %s (%zu)",
+        http_reply_problem(rq, PROBLEM_BODY_TOO_LARGE, "the body is larger than %s (%zu)",
                            body_limit_name(rq), body_limit(s, rq));
         return MHD_YES;
     }
     st->handled = true;
     rq->route->fn(s->app, rq);
     if (!rq->replied)
-        http_reply_problem(rq, 500, "internal", "the handler of %s %s gave no reply", rq->method,
+        http_reply_problem(rq, PROBLEM_INTERNAL, "the handler of %s %s gave no reply", rq->method,
                            rq->route->pattern);
     return MHD_YES;
 }

@@ -23,6 +23,7 @@
 
 #include "base/error.h"
 #include "util/strbuf.h"
+#include "api/problem.h"
 #include "api/real.h"
 #include "api/scope.h"
 
@@ -102,8 +103,9 @@ const char *http_header(const struct http_request *rq, const char *name);
 
 /* Replies (exactly one per request). json replies take the reference. */
 void http_reply_json(struct http_request *rq, int status, json_t *body);
-void http_reply_problem(struct http_request *rq, int status, const char *code, const char *fmt,
-                        ...) __attribute__((format(printf, 4, 5)));
+/* A problem+json reply: the code and its status from api/problem.h's table. */
+void http_reply_problem(struct http_request *rq, enum problem problem, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* 422 validation_failed with errors (taken) */
 void http_reply_invalid(struct http_request *rq, json_t *errors, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
