@@ -76,7 +76,7 @@ SERVER_TEST_SRC := $(sort $(wildcard tests/api/test_*.c tests/server/*/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/core/%.c=$(BUILD)/tests/%) \
             $(SERVER_TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 SERVER_LIB_OBJ := $(filter-out $(BUILD)/server/cmd/main.o,$(APP_OBJ))
-CLI_TESTS := tests/cli/test_cli.sh tests/e2e/test_api.sh
+CLI_TESTS := tests/scripts/test_check_deps.sh tests/cli/test_cli.sh tests/e2e/test_api.sh
 MAKE_PNG  := $(BUILD)/tests/cli/make_png
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
@@ -84,7 +84,7 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 TOP_INC  := -I$(BUILD)/inc/cmd
 
 .PHONY: all deps run test test-unit test-san test-browser bench results check-core check-deps \
-        format clean
+        print-layers format clean
 all: $(DIMD) $(TEST_BIN) $(BENCH_BIN)
 
 deps:
@@ -178,6 +178,10 @@ check-core: $(CORE_LIB)
 # Layers point one way (the table at the top): includes and symbols, plus core's own check.
 check-deps: check-core $(APP_OBJ)
 	@scripts/check-deps.sh $(BUILD) $(foreach l,$(LAYERS),"$(l):$(LAYER_DEPS_$(l))")
+
+# The layer table, one "LAYER:DEP ..." line per layer (tests/scripts/test_check_deps.sh).
+print-layers:
+	@$(foreach l,$(LAYERS),echo "$(l):$(LAYER_DEPS_$(l))";)
 
 run: deps
 	$(MAKE) $(DIMD)
