@@ -1,5 +1,5 @@
 /* web.c - the dashboard's static files, compiled into the binary (web/ and
- * uPlot from web/node_modules, see the Makefile's WEB_FILES). GET / answers
+ * uPlot from web/node_modules, see the Makefile's WEB_SRC). GET / answers
  * web/index.html; GET /ui/{file} answers the embedded web file whose base name
  * is file. Open routes: the page itself asks for a token.
  *

@@ -1,4 +1,4 @@
-/* http.c - libmicrohttpd glue, routing, auth and replies (http/http.h). */
+/* http.c - libmicrohttpd glue, routing, the auth callback and replies (see http.h). */
 #include "http/http.h"
 #include "util/clock.h"
 
@@ -528,15 +528,12 @@ static const char *body_limit_name(const struct http_request *rq)
 }
 
 /* Gives the calling connection thread nice value `nice` once in its life (each
- * connection has its own thread, which serves only it). On 2 cores the forward
- * passes of encode requests left about a tenth of the CPU idle between their
- * parallel loops while the connection threads, at the same priority, took
- * cores from them mid-pass: a pass served under 64 clients took 22 % longer
- * than the bare pass (median of 8 rounds; -1 % to +35 %). With the connection threads at nice 5 the
- * scheduler runs them in those gaps first (bench_encode, same machine: median
- * throughput over the batched limit 0.88 and 0.90 at nice 5, against 0.82 and
- * 0.82 at nice 0). Raising one's own nice needs no privilege; a failure only
- * leaves the thread as it was. */
+ * connection has its own thread, which serves only it). The forward passes of
+ * encode requests leave short idle gaps between their parallel loops; at the
+ * same priority the connection threads take cores from them mid-pass, at a
+ * lower one the scheduler runs them in those gaps instead (bench_encode
+ * measures the effect: the README gives the figures). Raising one's own nice
+ * needs no privilege; a failure only leaves the thread as it was. */
 static void lower_thread_priority(int nice)
 {
     static _Thread_local bool done;
