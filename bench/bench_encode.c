@@ -60,13 +60,7 @@
 #include "util/threadpool.h"
 #include "util/sha256.h"
 #include "store/store.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#include "util/clock.h"
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -102,11 +96,11 @@ static double time_forward(const struct dim_model *m, struct dim_encode_ws *ws, 
         dim_model_encode(m, ws, x, B, DIM_TAP_Y);
     size_t cap = 4096, n = 0;
     double *t = malloc(cap * sizeof *t);
-    double t_end = now() + min_s;
-    while ((n < (size_t)min_calls || now() < t_end) && n < cap) {
-        double t0 = now();
+    double t_end = clock_mono_s() + min_s;
+    while ((n < (size_t)min_calls || clock_mono_s() < t_end) && n < cap) {
+        double t0 = clock_mono_s();
         const float *y = dim_model_encode(m, ws, x, B, DIM_TAP_Y);
-        t[n++] = now() - t0;
+        t[n++] = clock_mono_s() - t0;
         if (y[0] != y[0])
             die("forward", "NaN output");
     }
@@ -196,7 +190,7 @@ static double forward_limit(const struct dim_model *m, const float *x, size_t B,
             die("pthread_create", "forward thread");
     }
     pthread_barrier_wait(&go);
-    const double c0 = self_cpu(), t0 = now();
+    const double c0 = self_cpu(), t0 = clock_mono_s();
     usleep((useconds_t)(seconds * 1e6));
     atomic_store(&stop, true);
     long passes = 0;
@@ -205,7 +199,7 @@ static double forward_limit(const struct dim_model *m, const float *x, size_t B,
         passes += f[i].passes;
     }
     /* passes finished after the stop count in full: the window ends at the join */
-    const double wall = now() - t0, c = self_cpu() - c0;
+    const double wall = clock_mono_s() - t0, c = self_cpu() - c0;
     free(f);
     free(th);
     pthread_barrier_destroy(&go);
@@ -516,7 +510,7 @@ static void *load_client(void *arg)
         return NULL;
     }
     char out[4096];
-    while (now() < L->deadline) {
+    while (clock_mono_s() < L->deadline) {
         int st = http_call(&c, L->head, L->png, L->png_len, out, sizeof out);
         if (st == 200) {
             atomic_fetch_add(&L->done, 1);
@@ -570,14 +564,14 @@ static void load_round(struct round *r, struct conn *c, const struct daemon *d, 
     atomic_init(&L.done, 0);
     atomic_init(&L.errors, 0);
     pthread_t *th = malloc((size_t)clients * sizeof *th);
-    const double dc0 = proc_cpu(d->pid), sc0 = self_cpu(), t0 = now();
+    const double dc0 = proc_cpu(d->pid), sc0 = self_cpu(), t0 = clock_mono_s();
     L.deadline = t0 + seconds;
     for (int i = 0; i < clients; i++)
         if (pthread_create(&th[i], NULL, load_client, &L) != 0)
             die("pthread_create", "load client");
     for (int i = 0; i < clients; i++)
         pthread_join(th[i], NULL);
-    r->seconds = now() - t0;
+    r->seconds = clock_mono_s() - t0;
     const double dc1 = proc_cpu(d->pid), sc1 = self_cpu();
     free(th);
     const double img1 = metric(c, d->port, d->token, "dimd_encode_images_total"),
@@ -713,9 +707,9 @@ int main(int argc, char **argv)
     }
     double *lat = malloc((size_t)requests * sizeof *lat);
     for (int i = 0; i < requests; i++) {
-        double t0 = now();
+        double t0 = clock_mono_s();
         int st = http_call(&c, head, png, png_len, out, sizeof out);
-        lat[i] = now() - t0;
+        lat[i] = clock_mono_s() - t0;
         if (st != 200) {
             fprintf(stderr, "bench_encode: request %d: status %d\n", i, st);
             rc = 1;

@@ -14,13 +14,7 @@
 #include <unistd.h>
 
 #include "store/store.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#include "util/clock.h"
 
 static const char *const keys[] = {"loss_local", "loss_prior_enc", "loss_prior_disc",
                                    "loss_total", "loss_global"};
@@ -32,7 +26,7 @@ static double run(struct dimd_store *s, int64_t job, int attempt, int64_t first,
 {
     struct store_metric *m = malloc(sizeof *m * (size_t)(per * N_KEYS));
     struct dim_err err;
-    double t0 = now();
+    double t0 = clock_mono_s();
     for (int64_t st = first; st < first + n; st += per) {
         size_t k = 0;
         int64_t last = st;
@@ -46,7 +40,7 @@ static double run(struct dimd_store *s, int64_t job, int attempt, int64_t first,
             exit(1);
         }
     }
-    double t = now() - t0;
+    double t = clock_mono_s() - t0;
     free(m);
     return t;
 }

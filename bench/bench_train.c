@@ -24,13 +24,7 @@
 #include "base/blas.h"
 #include "dim/trainer.h"
 #include "util/threadpool.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
+#include "util/clock.h"
 
 /* sgemm GFLOP/s, C = A B with square n: the mean over `rounds` timed runs of about
  * 0.1 s each, and in *best the fastest single product seen. */
@@ -55,9 +49,9 @@ static double sgemm_gflops(size_t n, int rounds, double *best)
     int reps = (int)(1e10 / flops) + 1;
     double total = 0.0;
     for (int k = 0; k < rounds * reps; k++) {
-        double t0 = now();
+        double t0 = clock_mono_s();
         nn_sgemm(false, false, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-        double dt = now() - t0;
+        double dt = clock_mono_s() - t0;
         total += dt;
         *best = flops / dt / 1e9 > *best ? flops / dt / 1e9 : *best;
     }
@@ -143,17 +137,17 @@ int main(int argc, char **argv)
             nn_blas_set_threads(1);
             dim_parallel_use(threadpool_parallel(pool));
         }
-        double t0 = now();
+        double t0 = clock_mono_s();
         for (int i = 0; i < steps; i++) {
-            double s0 = now();
+            double s0 = clock_mono_s();
             if (dim_trainer_step(t, &l, &err) != 0) {
                 fprintf(stderr, "bench_train: %s\n", err.msg);
                 return 1;
             }
-            if (r >= 0 && now() - s0 < step_best)
-                step_best = now() - s0;
+            if (r >= 0 && clock_mono_s() - s0 < step_best)
+                step_best = clock_mono_s() - s0;
         }
-        double dt = (now() - t0) / steps;
+        double dt = (clock_mono_s() - t0) / steps;
         if (r < 0)
             continue;
         sg[r] = g;
