@@ -616,7 +616,7 @@ void handle_neighbors(void *app, struct http_request *rq)
     images_free(&im);
     if (!ok)
         return;
-    struct inference_neighbor nb[100];
+    struct neighbor nb[100];
     size_t n = 0;
     struct dim_err err = {0};
     int rc = inference_neighbors(a->inference, name, info.version, y, (int)k, nb, &n, &err);

@@ -1,5 +1,7 @@
 /* inference.c - the model cache, the batching queue and the encode threads (see
- * inference.h for the design).
+ * inference.h for the design). One file of about 870 lines because one mutex
+ * guards the cache, the queue and the threads' hand-offs: split, the locking
+ * rules below would span files. The search itself is service/neighbors.c.
  *
  * Locking: one mutex, e->mu, guards the cache list, every entry's refs/loading/
  * last_used, the request queue, the counters and the stop flag. Nothing slow
@@ -823,49 +825,8 @@ int inference_encode(struct inference *e, const char *name, int version, enum di
     return rc;
 }
 
-/* Min-heap of (cosine, index) by worse-first: lower cosine, then higher index. */
-struct hit {
-    float c;
-    int64_t i;
-};
-
-static bool worse(struct hit a, struct hit b)
-{
-    return a.c < b.c || (a.c == b.c && a.i > b.i);
-}
-
-static void sift_down(struct hit *h, size_t n, size_t i)
-{
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < n && worse(h[l], h[m]))
-            m = l;
-        if (r < n && worse(h[r], h[m]))
-            m = r;
-        if (m == i)
-            return;
-        struct hit t = h[i];
-        h[i] = h[m];
-        h[m] = t;
-        i = m;
-    }
-}
-
-static void sift_up(struct hit *h, size_t i)
-{
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!worse(h[i], h[p]))
-            return;
-        struct hit t = h[i];
-        h[i] = h[p];
-        h[p] = t;
-        i = p;
-    }
-}
-
 int inference_neighbors(struct inference *e, const char *name, int version, const float *y, int k,
-                      struct inference_neighbor *out, size_t *n, struct dim_err *err)
+                        struct neighbor *out, size_t *n, struct dim_err *err)
 {
     if (n)
         *n = 0;
@@ -877,69 +838,20 @@ int inference_neighbors(struct inference *e, const char *name, int version, cons
     int rc = enter_with_entry(e, name, version, &ent, err);
     if (rc != INFERENCE_OK)
         return rc;
-    float *score = NULL, *q = NULL;
-    struct hit *heap = NULL;
     size_t dim = ent->info.dim[DIM_TAP_Y];
     if (ent->index_n <= 0) {
         rc = INFERENCE_NOT_FOUND;
         dim_fail(err, DIM_ENOENT, "model %s version %d has no neighbours index", ent->name,
                  ent->version);
-        goto done;
-    }
-    if ((size_t)ent->index_dim != dim) {
+    } else if ((size_t)ent->index_dim != dim) {
         rc = INFERENCE_ERROR;
         dim_fail(err, DIM_EFORMAT,
                  "model %s version %d: neighbours index has %d-wide vectors, Y has %zu", ent->name,
                  ent->version, ent->index_dim, dim);
-        goto done;
-    }
-    size_t N = (size_t)ent->index_n, K = (size_t)k < N ? (size_t)k : N;
-    score = malloc(sizeof(float) * N);
-    q = malloc(sizeof(float) * dim);
-    heap = malloc(sizeof(struct hit) * K);
-    if (!score || !q || !heap) {
+    } else if (neighbors_search(ent->vectors, ent->labels, (size_t)ent->index_n, dim, y,
+                                (size_t)k, out, n, err) != 0) {
         rc = INFERENCE_ERROR;
-        dim_fail(err, DIM_ENOMEM, "out of memory for a neighbours search of %zu vectors", N);
-        goto done;
     }
-    double ss = 0;
-    for (size_t j = 0; j < dim; j++)
-        ss += (double)y[j] * (double)y[j];
-    if (!isfinite(ss)) {
-        rc = INFERENCE_ERROR;
-        dim_fail(err, DIM_ENONFINITE, "the query embedding has a non-finite value");
-        goto done;
-    }
-    double inv = ss > 0 ? 1.0 / sqrt(ss) : 0.0;
-    for (size_t j = 0; j < dim; j++)
-        q[j] = (float)((double)y[j] * inv);
-    /* scores (N x 1) = vectors (N x dim) . q (dim x 1) */
-    nn_sgemm(false, false, N, 1, dim, 1.0f, ent->vectors, dim, q, 1, 0.0f, score, 1);
-    size_t h = 0;
-    for (size_t i = 0; i < N; i++) {
-        struct hit x = {isnan(score[i]) ? -INFINITY : score[i], (int64_t)i};
-        if (h < K) {
-            heap[h] = x;
-            sift_up(heap, h++);
-        } else if (worse(heap[0], x)) {
-            heap[0] = x;
-            sift_down(heap, h, 0);
-        }
-    }
-    /* pop worst-first into the back of out */
-    for (size_t left = h; left > 0; left--) {
-        struct hit x = heap[0];
-        heap[0] = heap[left - 1];
-        sift_down(heap, left - 1, 0);
-        out[left - 1].index = x.i;
-        out[left - 1].label = ent->labels[x.i];
-        out[left - 1].cosine = x.c;
-    }
-    *n = h;
-done:
-    free(score);
-    free(q);
-    free(heap);
     entry_release(e, ent);
     call_leave(e);
     return rc;

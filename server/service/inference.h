@@ -27,6 +27,7 @@
 
 #include "base/error.h"
 #include "dim/model.h"
+#include "service/neighbors.h"
 #include "store/store.h"
 
 enum inference_rc {
@@ -56,12 +57,6 @@ struct inference_model_info {
     int64_t index_images;
 };
 
-struct inference_neighbor {
-    int64_t index; /* position in the training split */
-    int label;
-    float cosine;
-};
-
 struct inference;
 
 int inference_start(struct inference **out, struct dimd_store *store, const struct inference_config *cfg,
@@ -86,7 +81,7 @@ int inference_encode(struct inference *e, const char *name, int version, enum di
  * cosine similarity, best first, in out[0..*n). INFERENCE_NOT_FOUND when the
  * version has no index. */
 int inference_neighbors(struct inference *e, const char *name, int version, const float *y, int k,
-                      struct inference_neighbor *out, size_t *n, struct dim_err *err);
+                      struct neighbor *out, size_t *n, struct dim_err *err);
 
 struct inference_stats {
     uint64_t requests, images, batches; /* since start */

@@ -815,7 +815,7 @@ static void test_neighbors(void **state)
     struct inference *e = start(1, 8, 1, 256, 4);
     struct inference_model_info info;
     float *y = encode_ok(e, "shoes", 1, DIM_TAP_Y, g_planted_x, 1, &info);
-    struct inference_neighbor nb[IDX_N + 5];
+    struct neighbor nb[IDX_N + 5];
     size_t n = 0;
     struct dim_err err;
     assert_int_equal(inference_neighbors(e, "shoes", 1, y, 10, nb, &n, &err), INFERENCE_OK);
