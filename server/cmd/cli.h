@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "data/dataset.h"
 #include "dim/model.h"
 #include "dim/probe.h"
@@ -58,5 +60,9 @@ struct threadpool;
  * threads instead. Returns the pool (NULL in that case) for cli_threads_release. */
 struct threadpool *cli_threads_use(int threads);
 void cli_threads_release(struct threadpool *pool);
+
+/* Prints o as one compact JSON line on stdout with `digits` significant digits
+ * per real, and releases o (--json output of the commands). */
+void cli_print_json(json_t *o, int digits);
 
 #endif

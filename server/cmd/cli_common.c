@@ -121,3 +121,12 @@ void cli_threads_release(struct threadpool *pool)
     dim_parallel_use(NULL);
     threadpool_free(pool);
 }
+
+void cli_print_json(json_t *o, int digits)
+{
+    char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(digits));
+    if (s)
+        printf("%s\n", s);
+    free(s);
+    json_decref(o);
+}

@@ -103,10 +103,7 @@ int cli_encode(int argc, char **argv)
         }
         json_t *o = json_pack("{s:s, s:s, s:I, s:o}", "file", argv[i], "tap", dim_tap_name(tap),
                               "dim", (json_int_t)dim, "embedding", emb);
-        char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9));
-        printf("%s\n", s);
-        free(s);
-        json_decref(o);
+        cli_print_json(o, 9);
     }
     free(x);
     dim_encode_ws_free(&ws);

@@ -106,10 +106,7 @@ int cli_eval(int argc, char **argv)
                               "accuracy", taps_json(acc[0]));
         if (fresh)
             json_object_set_new(o, "fresh", taps_json(acc[1]));
-        char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6));
-        printf("%s\n", s);
-        free(s);
-        json_decref(o);
+        cli_print_json(o, 6);
     } else {
         printf("%s probe on %s, test accuracy: conv %.4f  fc %.4f  y %.4f\n",
                dim_probe_kind_name(po.kind), dataset, acc[0][0], acc[0][1], acc[0][2]);

@@ -309,10 +309,7 @@ int cli_measure(int argc, char **argv)
                               (json_int_t)res[0].n_test, "trained", evalspec_result_json(&res[0]));
         if (fresh)
             json_object_set_new(o, "fresh", evalspec_result_json(&res[1]));
-        char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6));
-        printf("%s\n", s);
-        free(s);
-        json_decref(o);
+        cli_print_json(o, 6);
     }
     status = 0;
 out:

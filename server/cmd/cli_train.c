@@ -397,10 +397,7 @@ int cli_train(int argc, char **argv)
             json_object_set_new(p, "fresh", taps_json(acc[1]));
             json_object_set_new(j, "probe", p);
         }
-        char *s = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(6));
-        printf("%s\n", s);
-        free(s);
-        json_decref(j);
+        cli_print_json(j, 6);
     }
     status = 0;
 out:
