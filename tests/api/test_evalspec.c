@@ -198,8 +198,9 @@ static void test_model_names(void **state)
         expect_key_ok("model", json_string(good[i]), &s);
         assert_string_equal(s.model, good[i]);
     }
+    /* one error each: not also "is required" */
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        expect_key_error("model", json_string(bad[i]), "$.model"); /* one error: not also "required" */
+        expect_key_error("model", json_string(bad[i]), "$.model");
     expect_key_error("model", json_integer(5), "$.model");
 }
 

@@ -34,7 +34,7 @@ static void test_unknown(void **state)
 {
     (void)state;
     assert_string_equal(job_state_name(JOB_N_STATES), "UNKNOWN");
-    assert_string_equal(job_state_name((enum job_state)-1), "UNKNOWN");
+    assert_string_equal(job_state_name((enum job_state)(-1)), "UNKNOWN");
     assert_string_equal(job_state_name((enum job_state)1000), "UNKNOWN");
     const char *bad[] = {"", "queued", "Running", "RUN", "RUNNINGX", " QUEUED", "UNKNOWN", "0"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)

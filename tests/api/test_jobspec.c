@@ -152,7 +152,9 @@ static void test_dataset_only_body_gives_the_defaults(void **state)
     struct job_spec e;
     parse_ok("{}", &e);
     assert_string_equal(e.dataset, "fashion-mnist");
-    parse_ok("{\"lr\": null, \"steps\": null, \"dataset\": null, \"probe\": null, \"name\": null}", &e);
+    parse_ok("{\"lr\": null, \"steps\": null, \"dataset\": null, \"probe\": null, "
+             "\"name\": null}",
+             &e);
     js = jobspec_to_json(&e);
     jd = jobspec_to_json(&d);
     assert_json_equal(js, jd);
@@ -373,7 +375,8 @@ static void test_best_metric_must_be_written_by_the_job(void **state)
     expect_paths("{\"best_metric\": \"loss_global\"}", 1, "$.best_metric");
     parse_ok("{\"best_metric\": \"loss_global\", \"alpha\": 0.5}", &s);
     parse_ok("{\"best_metric\": \"loss_local\"}", &s);
-    expect_paths("{\"best_metric\": \"loss_local\", \"beta\": 0, \"alpha\": 1}", 1, "$.best_metric");
+    expect_paths("{\"best_metric\": \"loss_local\", \"beta\": 0, \"alpha\": 1}", 1,
+                 "$.best_metric");
     parse_ok("{\"best_metric\": \"loss_prior_enc\"}", &s);
     expect_paths("{\"best_metric\": \"loss_prior_disc\", \"gamma\": 0}", 1, "$.best_metric");
     parse_ok("{\"best_metric\": \"loss_total\", \"probe\": \"none\"}", &s);
@@ -553,9 +556,10 @@ static void test_schema_lists_every_key(void **state)
         assert_non_null(name);
         if (!json_object_get(spec, name))
             fail_msg("schema field %s is not a key of the spec", name);
-        for (size_t k = 0; k < i; k++)
-            assert_string_not_equal(name,
-                                    json_string_value(json_object_get(json_array_get(schema, k), "name")));
+        for (size_t k = 0; k < i; k++) {
+            json_t *other = json_object_get(json_array_get(schema, k), "name");
+            assert_string_not_equal(name, json_string_value(other));
+        }
         assert_true(strlen(json_string_value(json_object_get(f, "help"))) > 0);
         assert_non_null(json_string_value(json_object_get(f, "type")));
     }

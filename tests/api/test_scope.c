@@ -44,7 +44,7 @@ static void test_out_of_range_is_none(void **state)
 {
     (void)state;
     assert_string_equal(scope_name((enum scope)3), "none");
-    assert_string_equal(scope_name((enum scope)-1), "none");
+    assert_string_equal(scope_name((enum scope)(-1)), "none");
 }
 
 int main(void)

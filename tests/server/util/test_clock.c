@@ -7,17 +7,18 @@
  * timespec is t to the nanosecond. (The fraction of a double below a whole
  * second is at most 1 - 2^-53, which scaled by 1e9 rounds below 1e9, so the
  * carry branch of clock_mono_ts cannot be reached from here; what it guards,
- * tv_nsec < 1e9, is what is checked.) clock_mono_s never goes back; clock_wall_ms is CLOCK_REALTIME in
- * milliseconds. A condition variable from clock_cond_init waits on the
- * monotonic clock: a deadline 50 ms ahead times out after at least 50 ms
- * (only the lower bound is asserted: the machine is shared).
+ * tv_nsec < 1e9, is what is checked.) clock_mono_s never goes back;
+ * clock_wall_ms is CLOCK_REALTIME in milliseconds. A condition variable from
+ * clock_cond_init waits on the monotonic clock: a deadline 50 ms ahead times
+ * out after at least 50 ms (only the lower bound is asserted: the machine is
+ * shared).
  */
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
-#include <stdbool.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
