@@ -20,6 +20,7 @@
 
 #include "handlers/handlers.h"
 #include "data/image.h"
+#include "util/base64.h"
 #include "util/floattext.h"
 #include "api/jobspec.h"
 
@@ -207,63 +208,6 @@ static bool from_raw_floats(struct handler_ctx *a, struct http_request *rq, stru
     return ok;
 }
 
-/* ---- base64 ---- */
-
-static int b64_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+' || c == '-')
-        return 62;
-    if (c == '/' || c == '_')
-        return 63;
-    return -1;
-}
-
-/* Decodes standard or URL-safe base64 (padding optional, whitespace ignored, a
- * "data:...;base64," prefix skipped). Returns the length, or -1. */
-static long b64_decode(const char *s, size_t len, unsigned char **out)
-{
-    const char *comma = len > 5 && strncmp(s, "data:", 5) == 0 ? memchr(s, ',', len) : NULL;
-    if (comma) {
-        len -= (size_t)(comma + 1 - s);
-        s = comma + 1;
-    }
-    unsigned char *o = malloc(len / 4 * 3 + 3);
-    if (!o)
-        return -1;
-    size_t n = 0;
-    unsigned acc = 0;
-    int bits = 0;
-    bool pad = false;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == ' ' || c == '\n' || c == '\r' || c == '\t')
-            continue;
-        if (c == '=') {
-            pad = true;
-            continue;
-        }
-        int v = b64_value(c);
-        if (v < 0 || pad) {
-            free(o);
-            return -1;
-        }
-        acc = (acc << 6) | (unsigned)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            o[n++] = (unsigned char)(acc >> bits);
-        }
-    }
-    *out = o;
-    return (long)n;
-}
-
 static bool from_json(struct handler_ctx *a, struct http_request *rq, struct images *im)
 {
     json_t *body = handler_body_json(rq);
@@ -325,14 +269,17 @@ static bool from_json(struct handler_ctx *a, struct http_request *rq, struct ima
     for (size_t i = 0; ok && i < n; i++) {
         const json_t *x = json_array_get(list, i);
         if (imgs) {
-            unsigned char *bytes = NULL;
-            long len = b64_decode(json_string_value(x), json_string_length(x), &bytes);
-            if (len < 0) {
-                http_reply_problem(rq, PROBLEM_INVALID_IMAGE, "image %zu: not valid base64", i);
-                ok = false;
-            } else {
-                ok = decode_one(a, rq, im, bytes, (size_t)len, i);
-            }
+            const char *s = json_string_value(x);
+            size_t len = json_string_length(x), skip = base64_data_url_prefix(s, len), blen;
+            unsigned char *bytes;
+            struct dim_err err;
+            int rc = base64_decode(s + skip, len - skip, &bytes, &blen, &err);
+            if (rc == DIM_ENOMEM)
+                http_reply_problem(rq, PROBLEM_INTERNAL, "out of memory");
+            else if (rc != 0)
+                http_reply_problem(rq, PROBLEM_INVALID_IMAGE, "image %zu: not valid base64: %s", i,
+                                   err.msg);
+            ok = rc == 0 && decode_one(a, rq, im, bytes, blen, i);
             free(bytes);
         } else {
             const json_t *sh = json_object_get(x, "shape");
