@@ -11,7 +11,6 @@
  * image (422, before its pixels are allocated), the body size (413, in http.c),
  * the encode queue (429).
  */
-#define _GNU_SOURCE /* memmem, strcasestr */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +21,7 @@
 #include "data/image.h"
 #include "util/base64.h"
 #include "util/floattext.h"
+#include "util/multipart.h"
 #include "api/jobspec.h"
 
 #define RETRY_AFTER_S "1"
@@ -293,76 +293,35 @@ static bool from_json(struct handler_ctx *a, struct http_request *rq, struct ima
     return ok;
 }
 
-/* ---- multipart/form-data ---- */
-
-/* The boundary parameter of a multipart Content-Type, into b (with the leading "--"). */
-static bool multipart_boundary(const char *ct, char *b, size_t cap)
-{
-    const char *p = strcasestr(ct, "boundary=");
-    if (!p)
-        return false;
-    p += 9;
-    bool quoted = *p == '"';
-    if (quoted)
-        p++;
-    size_t n = 0;
-    while (p[n] && (quoted ? p[n] != '"' : (p[n] != ';' && p[n] != ' ')))
-        n++;
-    if (n == 0 || n > 70 || n + 3 > cap)
-        return false;
-    b[0] = b[1] = '-';
-    memcpy(b + 2, p, n);
-    b[n + 2] = '\0';
-    return true;
-}
-
+/* Each part one image, counted before any is decoded. As always, parts up to
+ * a malformed tail (util/multipart.h) are the request's images. */
 static bool from_multipart(struct handler_ctx *a, struct http_request *rq, struct images *im,
                            const char *ct)
 {
-    char bnd[80];
-    if (!multipart_boundary(ct, bnd, sizeof bnd)) {
+    char b[MULTIPART_BOUNDARY_MAX + 1];
+    struct dim_err err;
+    if (multipart_boundary(ct, b, &err) != 0) {
         http_reply_problem(rq, PROBLEM_UNSUPPORTED_MEDIA_TYPE,
-                           "multipart/form-data needs a boundary parameter");
+                           "multipart/form-data needs a boundary parameter: %s", err.msg);
         return false;
     }
-    const size_t bl = strlen(bnd);
-    const char *body = rq->body ? rq->body : "", *end = body + rq->body_len;
-    /* first pass: find the parts, to count them before decoding anything */
-    const char *parts[2 * 1024];
-    size_t n = 0;
-    const char *p = rq->body_len >= bl ? memmem(body, rq->body_len, bnd, bl) : NULL;
-    while (p) {
-        const char *after = p + bl;
-        if (end - after >= 2 && after[0] == '-' && after[1] == '-')
-            break; /* the closing delimiter */
-        const char *hdr_end = memmem(after, (size_t)(end - after), "\r\n\r\n", 4);
-        if (!hdr_end)
-            break;
-        const char *content = hdr_end + 4;
-        const char *next = memmem(content, (size_t)(end - content), bnd, bl);
-        if (!next)
-            break;
-        const char *cend = next;
-        if (cend - content >= 2 && cend[-2] == '\r' && cend[-1] == '\n')
-            cend -= 2;
-        if (n + 2 > sizeof parts / sizeof parts[0]) {
-            too_many(a, rq, (size_t)a->cfg->encode_max_images + 1024);
-            return false;
-        }
-        parts[n++] = content;
-        parts[n++] = cend;
-        p = next;
-    }
-    size_t count = n / 2;
+    struct multipart mp;
+    struct multipart_part part;
+    size_t count = 0;
+    int rc;
+    multipart_init(&mp, b, rq->body, rq->body_len);
+    while ((rc = multipart_next(&mp, &part, &err)) == 1)
+        count++;
     if (too_many(a, rq, count))
         return false;
     if (count == 0) {
-        http_reply_problem(rq, PROBLEM_NO_IMAGES,
-                           "the multipart body has no parts (boundary %.70s)", bnd + 2);
+        http_reply_problem(rq, PROBLEM_NO_IMAGES, "the multipart body has no parts (boundary %s)%s%s",
+                           b, rc < 0 ? ": " : "", rc < 0 ? err.msg : "");
         return false;
     }
-    for (size_t i = 0; i < count; i++)
-        if (!decode_one(a, rq, im, parts[2 * i], (size_t)(parts[2 * i + 1] - parts[2 * i]), i))
+    multipart_init(&mp, b, rq->body, rq->body_len);
+    for (size_t i = 0; i < count && multipart_next(&mp, &part, NULL) == 1; i++)
+        if (!decode_one(a, rq, im, part.data, part.len, i))
             return false;
     return true;
 }
