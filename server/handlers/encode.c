@@ -11,7 +11,6 @@
  * image (422, before its pixels are allocated), the body size (413, in http.c),
  * the encode queue (429).
  */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +22,7 @@
 #include "util/floattext.h"
 #include "util/multipart.h"
 #include "api/jobspec.h"
+#include "api/tensor.h"
 
 #define RETRY_AFTER_S "1"
 
@@ -94,117 +94,53 @@ static bool too_many(struct handler_ctx *a, struct http_request *rq, size_t n)
 
 /* ---- tensors ---- */
 
-/* A tensor (c, h, w) of values in [0, 1] as an image; replies 422 on failure. */
-static bool tensor_image(struct handler_ctx *a, struct http_request *rq, struct images *im, size_t i,
-                         long c, long h, long w, const float *f, const json_t *arr)
+/* Tensor i (c, h, w) as an image, from the raw body (raw) or a JSON array (arr);
+ * replies 422 (or 500) and returns false on failure. */
+static bool tensor_one(struct handler_ctx *a, struct http_request *rq, struct images *im, size_t i,
+                       long c, long h, long w, const struct tensor_shape *raw, const json_t *arr)
 {
-    if ((c != 1 && c != 3) || h < 1 || w < 1 || h > 1000000 || w > 1000000) {
-        http_reply_problem(rq, PROBLEM_INVALID_TENSOR,
-                           "tensor %zu: shape [%ld, %ld, %ld] must be [C, H, W] with C 1 or 3", i,
-                           c, h, w);
-        return false;
-    }
-    if ((size_t)h * (size_t)w > (size_t)a->cfg->encode_max_pixels) {
-        http_reply_problem(rq, PROBLEM_IMAGE_TOO_LARGE,
-                           "tensor %zu: %ld x %ld pixels; encode_max_pixels is %ld", i, w, h,
-                           a->cfg->encode_max_pixels);
-        return false;
-    }
-    size_t n = (size_t)c * (size_t)h * (size_t)w;
-    if (arr && json_array_size(arr) != n) {
-        http_reply_problem(rq, PROBLEM_INVALID_TENSOR,
-                           "tensor %zu: shape [%ld, %ld, %ld] needs %zu values, data has %zu", i,
-                           c, h, w, n, json_array_size(arr));
-        return false;
-    }
+    struct dim_err err;
     struct dim_image *img = images_push(im);
-    uint8_t *px = img ? malloc(n) : NULL;
-    if (!px) {
-        if (img)
-            im->n--;
-        http_reply_problem(rq, PROBLEM_INTERNAL, "out of memory");
-        return false;
-    }
-    for (size_t k = 0; k < n; k++) {
-        double v;
-        if (arr) {
-            const json_t *x = json_array_get(arr, k);
-            v = json_is_number(x) ? json_number_value(x) : NAN;
-        } else {
-            v = f[k];
-        }
-        if (!(v >= 0.0 && v <= 1.0)) {
-            free(px);
-            im->n--;
-            http_reply_problem(rq, PROBLEM_INVALID_TENSOR,
-                               "tensor %zu: value %zu is %s; values are pixel intensities in [0, 1]",
-                               i, k, arr && !json_is_number(json_array_get(arr, k)) ? "not a number"
-                                                                                    : "outside");
-            return false;
-        }
-        px[k] = (uint8_t)lrint(v * 255.0);
-    }
-    *img = (struct dim_image){(int)c, (int)h, (int)w, px};
-    return true;
+    int rc = img ? tensor_image_check(c, h, w, (size_t)a->cfg->encode_max_pixels, &err)
+                 : dim_fail(&err, DIM_ENOMEM, "out of memory");
+    if (rc == 0)
+        rc = arr ? tensor_json_image(arr, c, h, w, img, &err)
+                 : tensor_raw_image(rq->body, raw, i, img, &err);
+    if (rc == 0)
+        return true;
+    if (img)
+        im->n--;
+    if (rc == DIM_ENOMEM)
+        http_reply_problem(rq, PROBLEM_INTERNAL, "tensor %zu: %s", i, err.msg);
+    else if (rc == DIM_ELIMIT)
+        http_reply_problem(rq, PROBLEM_IMAGE_TOO_LARGE, "tensor %zu: %s (encode_max_pixels)", i,
+                           err.msg);
+    else
+        http_reply_problem(rq, PROBLEM_INVALID_TENSOR, "tensor %zu: %s", i, err.msg);
+    return false;
 }
 
-/* "N,C,H,W" or "C,H,W" */
-static int parse_shape(const char *s, long dims[4])
-{
-    int n = 0;
-    while (s && *s && n < 4) {
-        char *end;
-        long v = strtol(s, &end, 10);
-        if (end == s || v < 1)
-            return -1;
-        dims[n++] = v;
-        while (*end == ' ')
-            end++;
-        if (*end == ',')
-            end++;
-        else if (*end)
-            return -1;
-        s = end;
-    }
-    if (n == 3) {
-        memmove(dims + 1, dims, 3 * sizeof *dims);
-        dims[0] = 1;
-        n = 4;
-    }
-    return n == 4 && (!s || !*s) ? 0 : -1;
-}
-
+/* application/octet-stream: float32 with X-Tensor-Shape (api/tensor.h). */
 static bool from_raw_floats(struct handler_ctx *a, struct http_request *rq, struct images *im)
 {
-    const char *shape = http_header(rq, "X-Tensor-Shape");
-    long d[4];
-    if (!shape || parse_shape(shape, d) != 0) {
+    const char *text = http_header(rq, "X-Tensor-Shape");
+    struct tensor_shape sh;
+    struct dim_err err;
+    if (tensor_shape_parse(text, &sh, &err) != 0) {
         http_reply_problem(rq, PROBLEM_INVALID_TENSOR,
-                           "a float32 body needs an X-Tensor-Shape header N,C,H,W (or C,H,W); got "
-                           "'%.40s'",
-                           shape ? shape : "none");
+                           "a float32 body needs an X-Tensor-Shape header N,C,H,W (or C,H,W); %s",
+                           err.msg);
         return false;
     }
-    if (too_many(a, rq, (size_t)d[0]))
+    if (too_many(a, rq, (size_t)sh.n))
         return false;
-    double per = (double)d[1] * (double)d[2] * (double)d[3];
-    if ((double)rq->body_len != 4.0 * per * (double)d[0]) {
-        http_reply_problem(rq, PROBLEM_INVALID_TENSOR,
-                           "X-Tensor-Shape %s needs %.0f bytes of float32; the body has %zu",
-                           shape, 4.0 * per * (double)d[0], rq->body_len);
+    if (tensor_raw_check(&sh, rq->body_len, &err) != 0) {
+        http_reply_problem(rq, PROBLEM_INVALID_TENSOR, "X-Tensor-Shape %s", err.msg);
         return false;
     }
-    size_t each = (size_t)per;
-    float *f = malloc(rq->body_len ? rq->body_len : 1);
-    if (!f) {
-        http_reply_problem(rq, PROBLEM_INTERNAL, "out of memory");
-        return false;
-    }
-    memcpy(f, rq->body, rq->body_len); /* little-endian hosts only (x86-64, arm64) */
     bool ok = true;
-    for (long i = 0; ok && i < d[0]; i++)
-        ok = tensor_image(a, rq, im, (size_t)i, d[1], d[2], d[3], f + (size_t)i * each, NULL);
-    free(f);
+    for (long i = 0; ok && i < sh.n; i++)
+        ok = tensor_one(a, rq, im, (size_t)i, sh.c, sh.h, sh.w, &sh, NULL);
     return ok;
 }
 
@@ -283,10 +219,10 @@ static bool from_json(struct handler_ctx *a, struct http_request *rq, struct ima
             free(bytes);
         } else {
             const json_t *sh = json_object_get(x, "shape");
-            ok = tensor_image(a, rq, im, i, (long)json_integer_value(json_array_get(sh, 0)),
-                              (long)json_integer_value(json_array_get(sh, 1)),
-                              (long)json_integer_value(json_array_get(sh, 2)), NULL,
-                              json_object_get(x, "data"));
+            ok = tensor_one(a, rq, im, i, (long)json_integer_value(json_array_get(sh, 0)),
+                            (long)json_integer_value(json_array_get(sh, 1)),
+                            (long)json_integer_value(json_array_get(sh, 2)), NULL,
+                            json_object_get(x, "data"));
         }
     }
     json_decref(body);
