@@ -2,6 +2,7 @@
 #include "api/tensor.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,6 +120,24 @@ int tensor_raw_image(const void *body, const struct tensor_shape *shape, size_t 
             return tensor_refuse(img);
         img->px[k] = (uint8_t)px;
     }
+    return 0;
+}
+
+int tensor_json_parse(const json_t *x, long *c, long *h, long *w, const json_t **data,
+                      struct dim_err *err)
+{
+    const json_t *sh = json_object_get(x, "shape");
+    *data = json_object_get(x, "data");
+    bool ok = json_is_object(x) && json_object_size(x) == 2 && json_is_array(sh) &&
+              json_array_size(sh) == 3 && json_is_array(*data);
+    for (size_t d = 0; ok && d < 3; d++)
+        ok = json_is_integer(json_array_get(sh, d));
+    if (!ok)
+        return dim_fail(err, DIM_EFORMAT,
+                        "must be {\"shape\": [C, H, W] (integers), \"data\": [numbers]}");
+    *c = (long)json_integer_value(json_array_get(sh, 0));
+    *h = (long)json_integer_value(json_array_get(sh, 1));
+    *w = (long)json_integer_value(json_array_get(sh, 2));
     return 0;
 }
 

@@ -53,6 +53,13 @@ int tensor_image_check(long c, long h, long w, size_t max_pixels, struct dim_err
 int tensor_raw_image(const void *body, const struct tensor_shape *shape, size_t i,
                      struct dim_image *img, struct dim_err *err);
 
+/* A JSON tensor, {"shape": [C, H, W], "data": [numbers]} with exactly these
+ * two keys and three integers (of any value: tensor_image_check judges them),
+ * into *c, *h, *w and *data (borrowed from x). Returns 0, or DIM_EFORMAT
+ * saying what the object must be. */
+int tensor_json_parse(const json_t *x, long *c, long *h, long *w, const json_t **data,
+                      struct dim_err *err);
+
 /* A JSON tensor's data (an array that should hold c x h x w numbers, for a
  * shape tensor_image_check accepted) into *img as tensor_raw_image does.
  * Returns 0, DIM_ESHAPE when the array has another length (naming both),

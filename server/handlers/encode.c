@@ -1,12 +1,13 @@
 /* encode.c - POST /v1/models/{name}/encode and /neighbors.
  *
- * Every input format becomes a list of 8-bit images first: a raw PNG or JPEG
- * body, multipart/form-data parts, JSON with base64 images or float tensors,
- * or raw little-endian float32 with X-Tensor-Shape. Tensors are pixel
- * intensities in [0, 1] and become round(x * 255), so a PNG and the tensor of
- * its pixels / 255 are the same image. Then each image goes through
- * dim_image_to_input for the model's channels and size - the one preprocessing
- * the trainer uses - and the encoder batches them with other requests.
+ * Every input format becomes a list of 8-bit images first: a
+ * raw PNG or JPEG body, multipart/form-data parts (util/multipart.h), JSON
+ * with base64 images (util/base64.h) or float tensors, or raw little-endian
+ * float32 with X-Tensor-Shape (api/tensor.h: tensors are pixel intensities in
+ * [0, 1] and become round(x * 255), so a PNG and the tensor of its pixels /
+ * 255 are the same image). Then each image goes through dim_image_to_input
+ * for the model's channels and size - the one preprocessing the trainer uses
+ * - and the encoder batches them with other requests.
  * Limits: encode_max_images per request (413), encode_max_pixels per decoded
  * image (422, before its pixels are allocated), the body size (413, in http.c),
  * the encode queue (429).
@@ -39,47 +40,66 @@ static void images_free(struct images *im)
     memset(im, 0, sizeof *im);
 }
 
-/* A new empty slot, or NULL when out of memory. */
-static struct dim_image *images_push(struct images *im)
+/* Appends img (taking its pixels), or frees it and returns false when out of memory. */
+static bool images_push(struct images *im, struct dim_image *img)
 {
     if (im->n == im->cap) {
         size_t cap = im->cap ? 2 * im->cap : 8;
         struct dim_image *g = realloc(im->v, cap * sizeof *g);
-        if (!g)
-            return NULL;
+        if (!g) {
+            dim_image_free(img);
+            return false;
+        }
         im->v = g;
         im->cap = cap;
     }
-    memset(&im->v[im->n], 0, sizeof im->v[0]);
-    return &im->v[im->n++];
+    im->v[im->n++] = *img;
+    return true;
 }
 
-/* Decodes image number i; replies 422 and returns false on failure. */
+/* Adds the image a decoder gave with status rc (0 or DIM_E*, message in err)
+ * as input number i, called `what` ("image", "tensor") in replies. Replies and
+ * returns false on failure: `bad` (422) for malformed input, 422
+ * image_too_large over encode_max_pixels, 500 when out of memory. */
+static bool add_image(struct handler_ctx *a, struct http_request *rq, struct images *im,
+                      struct dim_image *img, int rc, const struct dim_err *err, enum problem bad,
+                      const char *what, size_t i)
+{
+    if (rc == 0 && images_push(im, img))
+        return true;
+    if (rc == 0 || rc == DIM_ENOMEM)
+        http_reply_problem(rq, PROBLEM_INTERNAL, "%s %zu: out of memory", what, i);
+    else if (rc == DIM_ELIMIT)
+        http_reply_problem(rq, PROBLEM_IMAGE_TOO_LARGE, "%s %zu: %s (encode_max_pixels is %ld)",
+                           what, i, err->msg, a->cfg->encode_max_pixels);
+    else
+        http_reply_problem(rq, bad, "%s %zu: %s", what, i, err->msg);
+    return false;
+}
+
+/* Decodes PNG or JPEG image number i; replies and returns false on failure. */
 static bool decode_one(struct handler_ctx *a, struct http_request *rq, struct images *im,
                        const void *data, size_t len, size_t i)
 {
-    struct dim_image *img = images_push(im);
-    if (!img) {
-        http_reply_problem(rq, PROBLEM_INTERNAL, "out of memory");
-        return false;
-    }
-    if (len == 0) {
-        im->n--;
-        http_reply_problem(rq, PROBLEM_INVALID_IMAGE, "image %zu: empty (0 bytes)", i);
-        return false;
-    }
+    struct dim_image img = {0};
     struct dim_err err;
-    if (dim_image_decode(data, len, (size_t)a->cfg->encode_max_pixels, img, &err) != 0) {
-        im->n--;
-        if (err.code == DIM_ELIMIT)
-            http_reply_problem(rq, PROBLEM_IMAGE_TOO_LARGE,
-                               "image %zu: %s (encode_max_pixels is %ld)", i, err.msg,
-                               a->cfg->encode_max_pixels);
-        else
-            http_reply_problem(rq, PROBLEM_INVALID_IMAGE, "image %zu: %s", i, err.msg);
-        return false;
-    }
-    return true;
+    int rc = len == 0 ? dim_fail(&err, DIM_EFORMAT, "empty (0 bytes)")
+                      : dim_image_decode(data, len, (size_t)a->cfg->encode_max_pixels, &img, &err);
+    return add_image(a, rq, im, &img, rc, &err, PROBLEM_INVALID_IMAGE, "image", i);
+}
+
+/* Tensor i (c, h, w) from the raw body (raw) or a JSON array (arr); replies and
+ * returns false on failure. */
+static bool tensor_one(struct handler_ctx *a, struct http_request *rq, struct images *im, size_t i,
+                       long c, long h, long w, const struct tensor_shape *raw, const json_t *arr)
+{
+    struct dim_image img = {0};
+    struct dim_err err;
+    int rc = tensor_image_check(c, h, w, (size_t)a->cfg->encode_max_pixels, &err);
+    if (rc == 0)
+        rc = arr ? tensor_json_image(arr, c, h, w, &img, &err)
+                 : tensor_raw_image(rq->body, raw, i, &img, &err);
+    return add_image(a, rq, im, &img, rc, &err, PROBLEM_INVALID_TENSOR, "tensor", i);
 }
 
 static bool too_many(struct handler_ctx *a, struct http_request *rq, size_t n)
@@ -92,41 +112,12 @@ static bool too_many(struct handler_ctx *a, struct http_request *rq, size_t n)
     return true;
 }
 
-/* ---- tensors ---- */
-
-/* Tensor i (c, h, w) as an image, from the raw body (raw) or a JSON array (arr);
- * replies 422 (or 500) and returns false on failure. */
-static bool tensor_one(struct handler_ctx *a, struct http_request *rq, struct images *im, size_t i,
-                       long c, long h, long w, const struct tensor_shape *raw, const json_t *arr)
-{
-    struct dim_err err;
-    struct dim_image *img = images_push(im);
-    int rc = img ? tensor_image_check(c, h, w, (size_t)a->cfg->encode_max_pixels, &err)
-                 : dim_fail(&err, DIM_ENOMEM, "out of memory");
-    if (rc == 0)
-        rc = arr ? tensor_json_image(arr, c, h, w, img, &err)
-                 : tensor_raw_image(rq->body, raw, i, img, &err);
-    if (rc == 0)
-        return true;
-    if (img)
-        im->n--;
-    if (rc == DIM_ENOMEM)
-        http_reply_problem(rq, PROBLEM_INTERNAL, "tensor %zu: %s", i, err.msg);
-    else if (rc == DIM_ELIMIT)
-        http_reply_problem(rq, PROBLEM_IMAGE_TOO_LARGE, "tensor %zu: %s (encode_max_pixels)", i,
-                           err.msg);
-    else
-        http_reply_problem(rq, PROBLEM_INVALID_TENSOR, "tensor %zu: %s", i, err.msg);
-    return false;
-}
-
-/* application/octet-stream: float32 with X-Tensor-Shape (api/tensor.h). */
+/* application/octet-stream: float32 with X-Tensor-Shape. */
 static bool from_raw_floats(struct handler_ctx *a, struct http_request *rq, struct images *im)
 {
-    const char *text = http_header(rq, "X-Tensor-Shape");
     struct tensor_shape sh;
     struct dim_err err;
-    if (tensor_shape_parse(text, &sh, &err) != 0) {
+    if (tensor_shape_parse(http_header(rq, "X-Tensor-Shape"), &sh, &err) != 0) {
         http_reply_problem(rq, PROBLEM_INVALID_TENSOR,
                            "a float32 body needs an X-Tensor-Shape header N,C,H,W (or C,H,W); %s",
                            err.msg);
@@ -144,86 +135,88 @@ static bool from_raw_floats(struct handler_ctx *a, struct http_request *rq, stru
     return ok;
 }
 
+/* The images or tensors list of a JSON body (EncodeRequest), or NULL after
+ * adding each problem to errors. */
+static const json_t *json_list(const json_t *body, json_t *errors, bool *tensors)
+{
+    const json_t *imgs = NULL, *tens = NULL;
+    if (!json_is_object(body)) {
+        jobspec_error(errors, NULL, "the body must be a JSON object with \"images\" or \"tensors\"");
+        return NULL;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)body, k, v) {
+        if (strcmp(k, "images") == 0 && json_is_array(v))
+            imgs = v;
+        else if (strcmp(k, "tensors") == 0 && json_is_array(v))
+            tens = v;
+        else if (strcmp(k, "images") == 0 || strcmp(k, "tensors") == 0)
+            jobspec_error(errors, k, "must be an array");
+        else
+            jobspec_error(errors, k, "unknown field (images or tensors)");
+    }
+    if (imgs && tens)
+        jobspec_error(errors, NULL, "give images or tensors, not both");
+    else if (!imgs && !tens && json_array_size(errors) == 0)
+        jobspec_error(errors, NULL, "give images (base64 PNG or JPEG) or tensors");
+    const json_t *list = imgs ? imgs : tens;
+    for (size_t i = 0; list && i < json_array_size(list); i++) {
+        const json_t *x = json_array_get(list, i);
+        char key[32];
+        snprintf(key, sizeof key, "%s[%zu]", imgs ? "images" : "tensors", i);
+        long c, h, w;
+        const json_t *data;
+        struct dim_err err;
+        if (imgs && !json_is_string(x))
+            jobspec_error(errors, key, "must be a base64 string");
+        if (tens && tensor_json_parse(x, &c, &h, &w, &data, &err) != 0)
+            jobspec_error(errors, key, err.msg);
+    }
+    *tensors = tens != NULL;
+    return json_array_size(errors) ? NULL : list;
+}
+
 static bool from_json(struct handler_ctx *a, struct http_request *rq, struct images *im)
 {
     json_t *body = handler_body_json(rq);
     if (!body)
         return false;
     json_t *errors = json_array();
-    const json_t *imgs = NULL, *tens = NULL;
-    if (!json_is_object(body)) {
-        jobspec_error(errors, NULL, "the body must be a JSON object with \"images\" or \"tensors\"");
-    } else {
-        const char *k;
-        json_t *v;
-        json_object_foreach(body, k, v) {
-            if (strcmp(k, "images") == 0 && json_is_array(v))
-                imgs = v;
-            else if (strcmp(k, "tensors") == 0 && json_is_array(v))
-                tens = v;
-            else if (strcmp(k, "images") == 0 || strcmp(k, "tensors") == 0)
-                jobspec_error(errors, k, "must be an array");
-            else
-                jobspec_error(errors, k, "unknown field (images or tensors)");
-        }
-        if (imgs && tens)
-            jobspec_error(errors, NULL, "give images or tensors, not both");
-        else if (!imgs && !tens && json_array_size(errors) == 0)
-            jobspec_error(errors, NULL, "give images (base64 PNG or JPEG) or tensors");
-        const json_t *list = imgs ? imgs : tens;
-        for (size_t i = 0; list && i < json_array_size(list); i++) {
-            const json_t *x = json_array_get(list, i);
-            char key[32];
-            snprintf(key, sizeof key, "%s[%zu]", imgs ? "images" : "tensors", i);
-            if (imgs && !json_is_string(x))
-                jobspec_error(errors, key, "must be a base64 string");
-            if (tens) {
-                const json_t *sh = json_object_get(x, "shape"), *data = json_object_get(x, "data");
-                bool ok = json_is_object(x) && json_object_size(x) == 2 && json_is_array(sh) &&
-                          json_array_size(sh) == 3 && json_is_array(data);
-                for (size_t d = 0; ok && d < 3; d++)
-                    ok = json_is_integer(json_array_get(sh, d));
-                if (!ok)
-                    jobspec_error(errors, key,
-                                  "must be {\"shape\": [C, H, W] (integers), \"data\": [numbers]}");
-            }
-        }
-    }
-    if (json_array_size(errors)) {
+    bool tens;
+    const json_t *list = json_list(body, errors, &tens);
+    if (!list) {
         http_reply_invalid(rq, errors, "the encode request is invalid");
         json_decref(body);
         return false;
     }
     json_decref(errors);
-    const json_t *list = imgs ? imgs : tens;
     size_t n = json_array_size(list);
     bool ok = !too_many(a, rq, n);
     if (ok && n == 0) {
-        http_reply_problem(rq, PROBLEM_NO_IMAGES, "the %s list is empty", imgs ? "images" : "tensors");
+        http_reply_problem(rq, PROBLEM_NO_IMAGES, "the %s list is empty", tens ? "tensors" : "images");
         ok = false;
     }
     for (size_t i = 0; ok && i < n; i++) {
         const json_t *x = json_array_get(list, i);
-        if (imgs) {
-            const char *s = json_string_value(x);
-            size_t len = json_string_length(x), skip = base64_data_url_prefix(s, len), blen;
-            unsigned char *bytes;
-            struct dim_err err;
-            int rc = base64_decode(s + skip, len - skip, &bytes, &blen, &err);
-            if (rc == DIM_ENOMEM)
-                http_reply_problem(rq, PROBLEM_INTERNAL, "out of memory");
-            else if (rc != 0)
-                http_reply_problem(rq, PROBLEM_INVALID_IMAGE, "image %zu: not valid base64: %s", i,
-                                   err.msg);
-            ok = rc == 0 && decode_one(a, rq, im, bytes, blen, i);
-            free(bytes);
-        } else {
-            const json_t *sh = json_object_get(x, "shape");
-            ok = tensor_one(a, rq, im, i, (long)json_integer_value(json_array_get(sh, 0)),
-                            (long)json_integer_value(json_array_get(sh, 1)),
-                            (long)json_integer_value(json_array_get(sh, 2)), NULL,
-                            json_object_get(x, "data"));
+        long c, h, w;
+        const json_t *data;
+        if (tens) {
+            tensor_json_parse(x, &c, &h, &w, &data, NULL);
+            ok = tensor_one(a, rq, im, i, c, h, w, NULL, data);
+            continue;
         }
+        const char *s = json_string_value(x);
+        size_t len = json_string_length(x), skip = base64_data_url_prefix(s, len), blen;
+        unsigned char *bytes;
+        struct dim_err err;
+        int rc = base64_decode(s + skip, len - skip, &bytes, &blen, &err);
+        if (rc != 0)
+            http_reply_problem(rq, rc == DIM_EFORMAT ? PROBLEM_INVALID_IMAGE : PROBLEM_INTERNAL,
+                               "image %zu: %s%s", i, rc == DIM_EFORMAT ? "not valid base64: " : "",
+                               err.msg);
+        ok = rc == 0 && decode_one(a, rq, im, bytes, blen, i);
+        free(bytes);
     }
     json_decref(body);
     return ok;
@@ -286,19 +279,6 @@ static bool read_images(struct handler_ctx *a, struct http_request *rq, struct i
     return false;
 }
 
-/* Query "version" (default latest); replies 400 on a bad one. */
-static bool query_version(struct http_request *rq, int *version)
-{
-    const char *v = http_query(rq, "version");
-    *version = 0;
-    if (v && !model_version_parse(v, version)) {
-        http_reply_problem(rq, PROBLEM_INVALID_PARAMETER,
-                           "query parameter version='%.32s' must be v1, 1 or latest", v);
-        return false;
-    }
-    return true;
-}
-
 /* Maps an encoder status to a reply; true when it is INFERENCE_OK. */
 static bool inference_reply(struct http_request *rq, int rc, const struct dim_err *err)
 {
@@ -320,27 +300,54 @@ static bool inference_reply(struct http_request *rq, int rc, const struct dim_er
     return false;
 }
 
-/* Images -> preprocessed inputs -> embeddings. *x and *out malloc'd. */
-static bool run_encoder(struct handler_ctx *a, struct http_request *rq, const char *name, int version,
-                        enum dim_tap tap, const struct images *im, float **out,
-                        struct inference_model_info *info)
+/* Query "version" (default latest); replies 400 on a bad one. */
+static bool query_version(struct http_request *rq, int *version)
 {
-    struct dim_err err = {0};
-    if (!inference_reply(rq, inference_model(a->inference, name, version, info, &err), &err))
-        return false;
-    struct dim_preprocess pp = {info->in_c, info->in_h, info->in_w, 0, 0};
-    size_t in = (size_t)pp.c * (size_t)pp.h * (size_t)pp.w;
-    float *x = malloc(im->n * in * sizeof *x);
-    if (!x) {
-        http_reply_problem(rq, PROBLEM_INTERNAL, "out of memory");
+    const char *v = http_query(rq, "version");
+    *version = 0;
+    if (v && !model_version_parse(v, version)) {
+        http_reply_problem(rq, PROBLEM_INVALID_PARAMETER,
+                           "query parameter version='%.32s' must be v1, 1 or latest", v);
         return false;
     }
-    for (size_t i = 0; i < im->n; i++)
-        dim_image_to_input(&im->v[i], &pp, NULL, x + i * in);
+    return true;
+}
+
+/* The request's embeddings at tap: reads the images (exactly one when `one`),
+ * looks the model version up into *info, preprocesses them and encodes them
+ * with that version. *out (malloc'd) gets *n rows of
+ * info->dim[tap] floats. Replies and returns false on failure. */
+static bool embed(struct handler_ctx *a, struct http_request *rq, int version, enum dim_tap tap,
+                  bool one, float **out, size_t *n, struct inference_model_info *info)
+{
+    const char *name = http_param(rq, "name");
+    struct dim_err err = {0};
+    struct images im = {0};
+    float *x = NULL;
+    bool ok = read_images(a, rq, &im) &&
+              inference_reply(rq, inference_model(a->inference, name, version, info, &err), &err);
+    if (ok && one && im.n != 1) {
+        http_reply_problem(rq, PROBLEM_INVALID_REQUEST,
+                           "neighbors takes exactly one image; the request has %zu", im.n);
+        ok = false;
+    }
+    struct dim_preprocess pp = {info->in_c, info->in_h, info->in_w, 0, 0};
+    size_t in = (size_t)pp.c * (size_t)pp.h * (size_t)pp.w;
+    if (ok && !(x = malloc(im.n * in * sizeof *x))) {
+        http_reply_problem(rq, PROBLEM_INTERNAL, "out of memory");
+        ok = false;
+    }
+    for (size_t i = 0; ok && i < im.n; i++)
+        dim_image_to_input(&im.v[i], &pp, NULL, x + i * in);
     /* the version just described: a newer one promoted meanwhile must not answer */
-    int rc = inference_encode(a->inference, name, info->version, tap, x, im->n, out, info, &err);
+    if (ok)
+        ok = inference_reply(rq, inference_encode(a->inference, name, info->version, tap, x, im.n,
+                                                  out, info, &err),
+                             &err);
+    *n = im.n;
     free(x);
-    return inference_reply(rq, rc, &err);
+    images_free(&im);
+    return ok;
 }
 
 /* The JSON reply of an encode: written directly, since the embeddings are
@@ -393,7 +400,6 @@ static void reply_embeddings(struct http_request *rq, const struct inference_mod
 void handle_encode(void *app, struct http_request *rq)
 {
     struct handler_ctx *a = app;
-    const char *name = http_param(rq, "name");
     int version;
     enum dim_tap tap = DIM_TAP_Y;
     const char *t = http_query(rq, "tap");
@@ -404,19 +410,12 @@ void handle_encode(void *app, struct http_request *rq)
                            "query parameter tap='%.32s' must be y, fc, conv or local", t);
         return;
     }
-    struct images im = {0};
-    if (!read_images(a, rq, &im)) {
-        images_free(&im);
-        return;
-    }
     float *out = NULL;
+    size_t n;
     struct inference_model_info info;
-    if (!run_encoder(a, rq, name, version, tap, &im, &out, &info)) {
-        images_free(&im);
+    if (!embed(a, rq, version, tap, false, &out, &n, &info))
         return;
-    }
-    const size_t n = im.n, dim = info.dim[tap];
-    images_free(&im);
+    const size_t dim = info.dim[tap];
     char ver[16];
     snprintf(ver, sizeof ver, "v%d", info.version);
     const char *accept = http_header(rq, "Accept");
@@ -441,22 +440,10 @@ void handle_neighbors(void *app, struct http_request *rq)
     int64_t k;
     if (!query_version(rq, &version) || !handler_query_int(rq, "k", 1, 100, 10, &k))
         return;
-    struct images im = {0};
-    if (!read_images(a, rq, &im)) {
-        images_free(&im);
-        return;
-    }
-    if (im.n != 1) {
-        http_reply_problem(rq, PROBLEM_INVALID_REQUEST,
-                           "neighbors takes exactly one image; the request has %zu", im.n);
-        images_free(&im);
-        return;
-    }
     float *y = NULL;
+    size_t one;
     struct inference_model_info info;
-    bool ok = run_encoder(a, rq, name, version, DIM_TAP_Y, &im, &y, &info);
-    images_free(&im);
-    if (!ok)
+    if (!embed(a, rq, version, DIM_TAP_Y, true, &y, &one, &info))
         return;
     struct neighbor nb[100];
     size_t n = 0;

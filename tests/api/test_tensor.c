@@ -241,6 +241,45 @@ static void test_json_values(void **state)
     json_decref(data);
 }
 
+static void test_json_tensor_object(void **state)
+{
+    (void)state;
+    struct dim_err err = {0};
+    long c, h, w;
+    const json_t *data;
+    json_t *x = json_loads("{\"data\": [0, 1], \"shape\": [1, 1, 2]}", 0, NULL);
+    assert_int_equal(tensor_json_parse(x, &c, &h, &w, &data, &err), 0);
+    assert_int_equal(c, 1);
+    assert_int_equal(h, 1);
+    assert_int_equal(w, 2);
+    assert_ptr_equal(data, json_object_get(x, "data"));
+    json_decref(x);
+    /* integers of any value pass here: tensor_image_check judges them */
+    x = json_loads("{\"shape\": [2, -1, 0], \"data\": []}", 0, NULL);
+    assert_int_equal(tensor_json_parse(x, &c, &h, &w, &data, &err), 0);
+    assert_int_equal(h, -1);
+    json_decref(x);
+    static const char *const bad[] = {
+        "[1, 1, 2]",
+        "{\"shape\": [1, 1, 2]}",
+        "{\"shape\": [1, 1, 2], \"data\": [0, 1], \"extra\": 1}",
+        "{\"shape\": [1, 2], \"data\": [0, 1]}",
+        "{\"shape\": [1, 1, 2, 1], \"data\": [0, 1]}",
+        "{\"shape\": [1, 1, 2.0], \"data\": [0, 1]}",
+        "{\"shape\": [1, 1, \"2\"], \"data\": [0, 1]}",
+        "{\"shape\": [1, 1, 2], \"data\": \"0,1\"}",
+        "{\"shape\": \"1,1,2\", \"data\": [0, 1]}",
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        x = json_loads(bad[k], 0, NULL);
+        assert_non_null(x);
+        if (tensor_json_parse(x, &c, &h, &w, &data, &err) != DIM_EFORMAT)
+            fail_msg("%s accepted", bad[k]);
+        has(&err, "must be {\"shape\": [C, H, W] (integers), \"data\": [numbers]}");
+        json_decref(x);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -251,6 +290,7 @@ int main(void)
         cmocka_unit_test(test_raw_values_to_pixels),
         cmocka_unit_test(test_raw_values_refused),
         cmocka_unit_test(test_json_values),
+        cmocka_unit_test(test_json_tensor_object),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
