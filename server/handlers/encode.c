@@ -1,6 +1,7 @@
 /* encode.c - POST /v1/models/{name}/encode and /neighbors.
  *
- * Every input format becomes a list of 8-bit images first: a
+ * The model version is looked up first, so that a missing one is 404 whatever
+ * the body holds. Then every input format becomes a list of 8-bit images: a
  * raw PNG or JPEG body, multipart/form-data parts (util/multipart.h), JSON
  * with base64 images (util/base64.h) or float tensors, or raw little-endian
  * float32 with X-Tensor-Shape (api/tensor.h: tensors are pixel intensities in
@@ -313,9 +314,10 @@ static bool query_version(struct http_request *rq, int *version)
     return true;
 }
 
-/* The request's embeddings at tap: reads the images (exactly one when `one`),
- * looks the model version up into *info, preprocesses them and encodes them
- * with that version. *out (malloc'd) gets *n rows of
+/* The request's embeddings at tap: looks the model version up into *info
+ * (before reading the body, so that a missing one is 404 whatever the body
+ * holds), reads the images (exactly one when `one`), preprocesses them and
+ * encodes them with that version. *out (malloc'd) gets *n rows of
  * info->dim[tap] floats. Replies and returns false on failure. */
 static bool embed(struct handler_ctx *a, struct http_request *rq, int version, enum dim_tap tap,
                   bool one, float **out, size_t *n, struct inference_model_info *info)
@@ -324,8 +326,8 @@ static bool embed(struct handler_ctx *a, struct http_request *rq, int version, e
     struct dim_err err = {0};
     struct images im = {0};
     float *x = NULL;
-    bool ok = read_images(a, rq, &im) &&
-              inference_reply(rq, inference_model(a->inference, name, version, info, &err), &err);
+    bool ok = inference_reply(rq, inference_model(a->inference, name, version, info, &err), &err) &&
+              read_images(a, rq, &im);
     if (ok && one && im.n != 1) {
         http_reply_problem(rq, PROBLEM_INVALID_REQUEST,
                            "neighbors takes exactly one image; the request has %zu", im.n);

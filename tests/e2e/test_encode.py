@@ -357,6 +357,23 @@ def test_bad_parameters_and_names():
         bad("unknown model (%s)" % route, r, 404, "model_not_found")
 
 
+def test_the_model_is_looked_up_before_the_body_is_read():
+    """A missing model or version is 404 whatever the body holds (it was 422 when
+    the body was decoded first); a bad body for a model that exists is still 422."""
+    garbage = b"not an image \x00\xff" * 8
+    for route in ("encode", "neighbors"):
+        for ctype, body in (("image/png", garbage), ("application/json", b'{"images": ['),
+                            ("multipart/form-data; boundary=x", garbage),
+                            ("application/octet-stream", garbage), ("text/plain", garbage)):
+            r = W.encode("nope", body, ctype, route=route)
+            bad("unknown model with a %s body of garbage (%s)" % (ctype, route), r, 404,
+                "model_not_found", ["nope"])
+        r = W.encode("fm", garbage, "image/png", {"version": "v99"}, route=route)
+        bad("version v99 with a garbage body (%s)" % route, r, 404, "version_not_found", ["99"])
+        r = W.encode("fm", garbage, "image/png", route=route)
+        bad("a garbage body for fm (%s)" % route, r, 422, "invalid_image", ["image 0"])
+
+
 # ---------------------------------------------------------------- neighbours
 
 def test_neighbors_find_the_training_image():
