@@ -16,6 +16,9 @@
  *   a lock upgrade. Anything but STORE_OK rolls the transaction back, so a
  *   refused call (CONFLICT, STALE, QUEUE_FULL, REPLAY, NOT_FOUND) writes nothing.
  * - Events are rows written in the transaction of the change they announce.
+ *   Their text is formatted by api/event_json.h from the plain values the
+ *   change writes (for "state" events, the previous state read inside the
+ *   transaction), so the store builds no event JSON and stores only text.
  *   After such a commit the in-process event sequence is bumped under ev_mu and
  *   ev_cv broadcast; store_event_wait sleeps on ev_cv (CLOCK_MONOTONIC).
  * - One writer process: the daemon owns its state directory. That is what lets
@@ -49,6 +52,7 @@
 #include <jansson.h>
 #include <sqlite3.h>
 
+#include "api/event_json.h"
 #include "util/assets.h"
 #include "util/clock.h"
 #include "util/sha256.h"
@@ -723,31 +727,18 @@ static int guard(sqlite3 *db, int64_t id, int attempt, unsigned mask, struct dim
     return rc;
 }
 
-/* Adds an event row; takes ownership of data (NULL: out of memory). */
-static int ev_add(sqlite3 *db, int64_t job_id, const char *type, json_t *data, int64_t now,
+/* Adds an event row; text is the event's JSON (api/event_json.h), owned and
+ * freed by this call (NULL: building it ran out of memory). */
+static int ev_add(sqlite3 *db, int64_t job_id, const char *type, char *text, int64_t now,
                   struct dim_err *err)
 {
-    if (!data)
+    if (!text)
         return nomem(err, "build event");
-    char *txt = json_dumps(data, JSON_COMPACT | JSON_REAL_PRECISION(DIMD_REAL_DIGITS));
-    json_decref(data);
-    if (!txt)
-        return nomem(err, "encode event");
     int rc = run(db, err, "insert event", NULL,
                  "INSERT INTO events (job_id, type, data, created_ms) VALUES (?, ?, ?, ?)", "itti",
-                 job_id, type, txt, now);
-    free(txt);
+                 job_id, type, text, now);
+    free(text);
     return rc;
-}
-
-/* {"state":to,"previous":prev or null,"error":null or {"code","message"}} */
-static json_t *state_event(enum job_state to, int prev, const char *code, const char *msg)
-{
-    json_t *e = code ? json_pack("{s:s, s:s?}", "code", code, "message", msg) : json_null();
-    if (!e)
-        return NULL;
-    return json_pack("{s:s, s:s?, s:o}", "state", job_state_name(to), "previous",
-                     prev < 0 ? NULL : job_state_name((enum job_state)prev), "error", e);
 }
 
 /* Moves job id from `from` to `to` with its bookkeeping and event (inside a
@@ -773,7 +764,7 @@ static int set_state(sqlite3 *db, int64_t id, enum job_state from, enum job_stat
         if (rc != STORE_OK)
             return rc;
     }
-    return ev_add(db, id, "state", state_event(to, (int)from, code, msg), now, err);
+    return ev_add(db, id, "state", event_json_state(to, (int)from, code, msg), now, err);
 }
 
 int store_job_insert(struct dimd_store *s, const char *spec_json, const char *name,
@@ -848,7 +839,7 @@ int store_job_insert(struct dimd_store *s, const char *spec_json, const char *na
         if (rc != STORE_OK)
             goto end;
     }
-    rc = ev_add(db, id, "state", state_event(JOB_QUEUED, -1, NULL, NULL), now, err);
+    rc = ev_add(db, id, "state", event_json_state(JOB_QUEUED, -1, NULL, NULL), now, err);
     if (rc == STORE_OK && out)
         rc = job_load(db, id, out, err);
 end:
@@ -1036,7 +1027,7 @@ int store_job_claim(struct dimd_store *s, const int64_t *skip, size_t n_skip, st
                  "SELECT id, attempts, ? FROM jobs WHERE id = ?",
                  "ii", now, id);
     if (rc == STORE_OK)
-        rc = ev_add(db, id, "state", state_event(JOB_RUNNING, JOB_QUEUED, NULL, NULL), now, err);
+        rc = ev_add(db, id, "state", event_json_state(JOB_RUNNING, JOB_QUEUED, NULL, NULL), now, err);
     if (rc == STORE_OK && out)
         rc = job_load(db, id, out, err);
 end:
@@ -1226,21 +1217,19 @@ int store_metrics_append(struct dimd_store *s, int64_t job_id, int attempt,
             return STORE_ERROR;
         }
     }
-    json_t *points = json_array();
-    for (size_t i = 0; points && i < n; i++) {
-        json_t *p =
-            json_pack("{s:s, s:I, s:o, s:I}", "key", m[i].key, "step", (json_int_t)m[i].step,
-                      "value", real_json(m[i].value), "wall_ms", (json_int_t)m[i].wall_ms);
-        if (!p || json_array_append_new(points, p) != 0) {
-            json_decref(points);
-            points = NULL;
-        }
+    char *ev = NULL; /* the "metrics" event, written with the points */
+    if (n > 0) {
+        struct event_json_point *pts = malloc(n * sizeof(*pts));
+        for (size_t i = 0; pts && i < n; i++)
+            pts[i] = (struct event_json_point){m[i].key, m[i].step, m[i].value, m[i].wall_ms};
+        ev = pts ? event_json_metrics(pts, n) : NULL;
+        free(pts);
+        if (!ev)
+            return nomem(err, op);
     }
-    if (!points)
-        return nomem(err, op);
     sqlite3 *db = pool_get(s, err);
     if (!db) {
-        json_decref(points);
+        free(ev);
         return STORE_ERROR;
     }
     int64_t now = clock_wall_ms();
@@ -1283,14 +1272,15 @@ int store_metrics_append(struct dimd_store *s, int64_t job_id, int attempt,
              "UPDATE jobs SET step = ?, images_per_second = ?, updated_ms = ? WHERE id = ?", "idii",
              step, isfinite(images_per_second) ? images_per_second : 0.0, now, job_id);
     if (rc == STORE_OK && n > 0) {
-        rc = ev_add(db, job_id, "metrics", json_pack("{s:O}", "points", points), now, err);
+        rc = ev_add(db, job_id, "metrics", ev, now, err);
+        ev = NULL;
     }
 end:
     rc = tx_end(db, rc, err, op);
     if (rc == STORE_OK && n > 0)
         ev_bump(s);
 out:
-    json_decref(points);
+    free(ev);
     pool_put(s, db);
     return rc;
 }
@@ -1315,7 +1305,7 @@ int store_metrics_rewind(struct dimd_store *s, int64_t job_id, int attempt, int6
         rc = run(db, err, op, NULL, "UPDATE jobs SET step = ?, updated_ms = ? WHERE id = ?", "iii",
                  step, now, job_id);
     if (rc == STORE_OK && deleted > 0)
-        rc = ev_add(db, job_id, "rewind", json_pack("{s:I}", "step", (json_int_t)step), now, err);
+        rc = ev_add(db, job_id, "rewind", event_json_rewind(step), now, err);
     rc = tx_end(db, rc, err, op);
     if (rc == STORE_OK && deleted > 0)
         ev_bump(s);
@@ -1556,18 +1546,20 @@ int store_checkpoint_put(struct dimd_store *s, int64_t job_id, int attempt, int6
         return inval(err, "%s: metrics \"%s\" is not a JSON object", op,
                      metrics_json ? metrics_json : "");
     }
+    /* The metrics column: the object re-encoded compactly with DIMD_REAL_DIGITS. */
     char *mtext = json_dumps(metrics, JSON_COMPACT | JSON_REAL_PRECISION(DIMD_REAL_DIGITS));
-    json_t *ev = json_pack("{s:I, s:I, s:s, s:o}", "step", (json_int_t)step, "bytes", (json_int_t)n,
-                           "sha256", given_hex, "metrics", metrics);
+    json_decref(metrics);
+    /* The "checkpoint" event, from the same values, written with the row. */
+    char *ev = event_json_checkpoint(step, (int64_t)n, given_hex, metrics_json);
     if (!mtext || !ev) {
         free(mtext);
-        json_decref(ev);
+        free(ev);
         return nomem(err, op);
     }
     sqlite3 *db = pool_get(s, err);
     if (!db) {
         free(mtext);
-        json_decref(ev);
+        free(ev);
         return STORE_ERROR;
     }
     int64_t now = clock_wall_ms();
@@ -1604,7 +1596,7 @@ end:
         reclaim(db);
     }
 out:
-    json_decref(ev);
+    free(ev);
     free(mtext);
     pool_put(s, db);
     return rc;
