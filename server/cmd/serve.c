@@ -56,7 +56,7 @@ static int first_token(struct daemon *d, char *path, size_t n)
         return 0;
     char text[TOKEN_TEXT_MAX];
     struct store_token t;
-    if (store_token_create(d->api.store, "first", SCOPE_WRITE, text, &t, &err) != STORE_OK) {
+    if (auth_token_create(d->api.auth, "first", SCOPE_WRITE, text, &t, &err) != STORE_OK) {
         fprintf(stderr, "dimd serve: creating the first token: %s\n", err.msg);
         return -1;
     }
@@ -71,7 +71,7 @@ static int first_token(struct daemon *d, char *path, size_t n)
     if (!ok) {
         fprintf(stderr, "dimd serve: cannot write the first token to %s: %s\n", path,
                 strerror(errno));
-        store_token_delete(d->api.store, t.id, NULL);
+        auth_token_delete(d->api.auth, t.id, NULL);
         return -1;
     }
     return 0;
@@ -226,6 +226,10 @@ int cli_serve(int argc, char **argv)
     }
     int status = CLI_EXIT_FAIL;
     int requeued = 0, failed = 0;
+    if (auth_create(&d.api.auth, d.api.store, &err) != STORE_OK) {
+        fprintf(stderr, "dimd serve: %s\n", err.msg);
+        goto out;
+    }
     if (first_token(&d, token_path, sizeof token_path) != 0)
         goto out;
     if (store_recover(d.api.store, (int)d.cfg.max_restarts, &requeued, &failed, &err) != 0) {
@@ -294,6 +298,7 @@ out:
     http_stop(d.api.http); /* in-flight encode requests finish: the encoder still runs */
     if (d.api.inference)
         inference_stop(d.api.inference);
+    auth_free(d.api.auth);
     store_close(d.api.store);
     if (status == 0)
         printf("dimd: stopped\n");

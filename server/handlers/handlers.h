@@ -23,6 +23,7 @@
 #include "api/version.h"
 #include "data/dataset.h"
 #include "dim/model.h"
+#include "service/auth.h"
 #include "service/datasets.h"
 #include "service/inference.h"
 #include "http/http.h"
@@ -45,6 +46,7 @@ struct handler_settings {
 
 struct handler_ctx {
     struct dimd_store *store;
+    struct auth *auth; /* tokens: checks and changes (service/auth.h) */
     struct runner *runner;
     struct inference *inference;
     const struct datasets *datasets;
@@ -100,7 +102,8 @@ void handle_token_list(void *app, struct http_request *rq);
 void handle_token_create(void *app, struct http_request *rq);
 void handle_token_delete(void *app, struct http_request *rq);
 
-/* The http_options.authenticate of the daemon: the store's tokens (tokens.c). */
+/* The http_options.authenticate of the daemon: the tokens the auth service
+ * knows (tokens.c, service/auth.h). */
 int handler_authenticate(void *app, const char *token, struct http_principal *out,
                          struct dim_err *err);
 

@@ -18,7 +18,7 @@ int handler_authenticate(void *app, const char *token, struct http_principal *ou
 {
     struct handler_ctx *a = app;
     struct store_token t;
-    int rc = store_token_check(a->store, token, &t, err);
+    int rc = auth_check(a->auth, token, &t, err);
     if (rc == STORE_NOT_FOUND)
         return HTTP_AUTH_DENIED;
     if (rc != STORE_OK)
@@ -99,7 +99,7 @@ void handle_token_create(void *app, struct http_request *rq)
     char text[TOKEN_TEXT_MAX];
     struct store_token t;
     struct dim_err err;
-    int rc = store_token_create(a->store, name, scope, text, &t, &err);
+    int rc = auth_token_create(a->auth, name, scope, text, &t, &err);
     json_decref(body);
     if (rc != STORE_OK) {
         handler_internal(rq, "creating the token", &err);
@@ -118,7 +118,7 @@ void handle_token_delete(void *app, struct http_request *rq)
     if (!handler_path_id(rq, PROBLEM_TOKEN_NOT_FOUND, &id))
         return;
     struct dim_err err;
-    int rc = store_token_delete(a->store, id, &err);
+    int rc = auth_token_delete(a->auth, id, &err);
     if (rc == STORE_OK)
         http_reply_empty(rq, 204);
     else if (rc == STORE_NOT_FOUND)

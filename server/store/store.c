@@ -22,12 +22,12 @@
  *   After such a commit the in-process event sequence is bumped under ev_mu and
  *   ev_cv broadcast; store_event_wait sleeps on ev_cv (CLOCK_MONOTONIC).
  * - One writer process: the daemon owns its state directory. That is what lets
- *   in-process counters, bumped after the commits that change tokens or model
- *   versions, stand for "the table changed": store_token_check keeps the tokens
- *   table in memory between changes, and store_models_generation tells the
- *   encoder when a cached (name, version) resolution must be asked again. Both
- *   hot paths of an encode request (authorisation, model lookup) then run
- *   without SQL.
+ *   in-process counters, bumped after the commits that change a table, stand
+ *   for "the table changed": store_models_generation tells the encoder when a
+ *   cached (name, version) resolution must be asked again, and the auth service
+ *   (service/auth.h) keeps the tokens table in memory between the token changes
+ *   it makes. Both hot paths of an encode request (authorisation, model lookup)
+ *   then run without SQL.
  * - synchronous = FULL: in WAL mode NORMAL already survives a killed process,
  *   but can lose the last commits on power loss, i.e. jobs whose 201 was sent,
  *   tokens that were handed out, checkpoints a job's progress relies on. The
@@ -66,11 +66,6 @@ struct conn {
     bool in_use;
 };
 
-struct tok_row {
-    struct store_token t;
-    char sha256[65];
-};
-
 struct dimd_store {
     char *path;
     int version; /* user_version after open */
@@ -82,15 +77,9 @@ struct dimd_store {
     pthread_cond_t ev_cv; /* CLOCK_MONOTONIC */
     uint64_t ev_seq;      /* starts at 1; bumped after each commit that wrote events */
     /* Only this process writes the database (the daemon owns its state
-     * directory), so two counters bumped after the commits that change tokens
-     * or model versions tell readers when what they hold is stale. */
+     * directory), so a counter bumped after the commits that change model
+     * versions tells readers when what they hold is stale. */
     atomic_uint_fast64_t models_gen; /* starts at 1 */
-    atomic_uint_fast64_t tokens_gen; /* starts at 1 */
-    /* The tokens table as store_token_check last read it (under tok_mu). */
-    pthread_mutex_t tok_mu;
-    struct tok_row *tok;
-    size_t tok_n;
-    uint_fast64_t tok_gen; /* tokens_gen when tok was read (0: never) */
 };
 
 /* ---- small helpers ---- */
@@ -528,10 +517,8 @@ static int open_impl(struct dimd_store **out, const char *path, int target, stru
     pthread_mutex_init(&s->ev_mu, NULL);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->freed, NULL);
-    pthread_mutex_init(&s->tok_mu, NULL);
     s->ev_seq = 1;
     atomic_init(&s->models_gen, 1);
-    atomic_init(&s->tokens_gen, 1);
 
     sqlite3 *db;
     if (conn_open(path, &db, err) != STORE_OK) {
@@ -594,8 +581,6 @@ void store_close(struct dimd_store *s)
     pthread_cond_destroy(&s->freed);
     pthread_mutex_destroy(&s->ev_mu);
     pthread_cond_destroy(&s->ev_cv);
-    pthread_mutex_destroy(&s->tok_mu);
-    free(s->tok);
     free(s->path);
     free(s);
 }
@@ -1832,7 +1817,6 @@ int store_token_create(struct dimd_store *s, const char *name, enum scope scope,
         int64_t id = sqlite3_last_insert_rowid(db);
         rc = tx_end(db, rc, err, op);
         if (rc == STORE_OK) {
-            atomic_fetch_add(&s->tokens_gen, 1);
             snprintf(token_text, TOKEN_TEXT_MAX, "%s", text);
             if (out) {
                 memset(out, 0, sizeof(*out));
@@ -1846,74 +1830,6 @@ int store_token_create(struct dimd_store *s, const char *name, enum scope scope,
     pool_put(s, db);
     memset(text, 0, sizeof(text));
     return rc;
-}
-
-static bool tok_row_read(sqlite3_stmt *st, void *row)
-{
-    struct tok_row *r = row;
-    token_read(st, &r->t);
-    const char *h = (const char *)sqlite3_column_text(st, 4);
-    snprintf(r->sha256, sizeof r->sha256, "%s", h ? h : "");
-    return true;
-}
-
-/* Reads the tokens table into s->tok (under tok_mu). */
-static int tok_reload(struct dimd_store *s, uint_fast64_t gen, struct dim_err *err)
-{
-    const char *op = "check token";
-    sqlite3 *db = pool_get(s, err);
-    if (!db)
-        return STORE_ERROR;
-    sqlite3_stmt *st;
-    struct tok_row *v = NULL;
-    size_t n = 0;
-    int rc = stmt_open(db, &st, err, op,
-                       "SELECT id, name, scope, created_ms, sha256 FROM tokens ORDER BY id", "");
-    if (rc == STORE_OK)
-        rc = collect_rows(db, st, sizeof *v, tok_row_read, no_clear, (void **)&v, &n, err, op);
-    pool_put(s, db);
-    if (rc != STORE_OK)
-        return rc;
-    free(s->tok);
-    s->tok = v;
-    s->tok_n = n;
-    s->tok_gen = gen;
-    return STORE_OK;
-}
-
-int store_token_check(struct dimd_store *s, const char *token_text, struct store_token *out,
-                      struct dim_err *err)
-{
-    char hash[65];
-    sha256_hex(token_text ? token_text : "", token_text ? strlen(token_text) : 0, hash);
-    bool found = false;
-    struct store_token match;
-    pthread_mutex_lock(&s->tok_mu);
-    /* The counter is read before the table: a change committed meanwhile bumps
-     * it again, so the next check reads the table anew. */
-    uint_fast64_t gen = atomic_load(&s->tokens_gen);
-    int rc = s->tok_gen == gen ? STORE_OK : tok_reload(s, gen, err);
-    for (size_t k = 0; rc == STORE_OK && k < s->tok_n; k++) {
-        const char *h = s->tok[k].sha256;
-        /* Constant time over the 64 digits: no early exit on a mismatch. */
-        unsigned diff = strlen(h) != 64;
-        for (int i = 0; i < 64 && h[i]; i++)
-            diff |= (unsigned)(unsigned char)(h[i] ^ hash[i]);
-        if (diff == 0 && !found) {
-            match = s->tok[k].t;
-            found = true;
-        }
-    }
-    pthread_mutex_unlock(&s->tok_mu);
-    if (rc != STORE_OK)
-        return rc;
-    if (!found || !token_text) {
-        dim_fail(err, DIM_ENOENT, "unknown token");
-        return STORE_NOT_FOUND;
-    }
-    if (out)
-        *out = match;
-    return STORE_OK;
 }
 
 int store_token_list(struct dimd_store *s, struct store_token **out, size_t *n, struct dim_err *err)
@@ -1967,8 +1883,6 @@ int store_token_delete(struct dimd_store *s, int64_t id, struct dim_err *err)
             rc = STORE_NOT_FOUND;
         }
         rc = tx_end(db, rc, err, op);
-        if (rc == STORE_OK)
-            atomic_fetch_add(&s->tokens_gen, 1);
     }
     pool_put(s, db);
     return rc;
@@ -1981,6 +1895,34 @@ int store_token_count(struct dimd_store *s, int64_t *n, struct dim_err *err)
     if (!db)
         return STORE_ERROR;
     int rc = query_int(db, err, "count tokens", n, 0, "SELECT COUNT(*) FROM tokens", "");
+    pool_put(s, db);
+    return rc;
+}
+
+static bool token_hash_read(sqlite3_stmt *st, void *row)
+{
+    struct store_token_hash *r = row;
+    token_read(st, &r->t);
+    const char *h = (const char *)sqlite3_column_text(st, 4);
+    snprintf(r->sha256, sizeof r->sha256, "%s", h ? h : "");
+    return true;
+}
+
+int store_token_hashes(struct dimd_store *s, struct store_token_hash **out, size_t *n,
+                       struct dim_err *err)
+{
+    const char *op = "read token hashes";
+    *out = NULL;
+    *n = 0;
+    sqlite3 *db = pool_get(s, err);
+    if (!db)
+        return STORE_ERROR;
+    sqlite3_stmt *st;
+    int rc = stmt_open(db, &st, err, op,
+                       "SELECT id, name, scope, created_ms, sha256 FROM tokens ORDER BY id", "");
+    if (rc == STORE_OK)
+        rc = collect_rows(db, st, sizeof(**out), token_hash_read, no_clear, (void **)out, n, err,
+                          op);
     pool_put(s, db);
     return rc;
 }
