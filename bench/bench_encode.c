@@ -59,6 +59,7 @@
 #include "dim/model.h"
 #include "util/threadpool.h"
 #include "util/sha256.h"
+#include "store/models.h"
 #include "store/store.h"
 #include "util/clock.h"
 

@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "store/jobs.h"
+#include "store/metrics.h"
 #include "store/store.h"
 #include "util/clock.h"
 

@@ -21,6 +21,8 @@
 #include "handlers/handlers.h"
 #include "cmd/cli.h"
 #include "cmd/config.h"
+#include "store/jobs.h"
+#include "store/tokens.h"
 
 struct daemon {
     struct handler_ctx api;

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "handlers/handlers.h"
+#include "store/checkpoints.h"
 
 static json_t *checkpoint_json(int64_t job_id, const struct store_checkpoint *c)
 {

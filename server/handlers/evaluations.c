@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "handlers/handlers.h"
+#include "store/evaluations.h"
 
 static json_t *evaluation_json(const struct store_model_version *v,
                                const struct store_evaluation *e)

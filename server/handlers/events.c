@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "handlers/handlers.h"
+#include "store/events.h"
 #include "util/clock.h"
 
 #define EVENTS_PER_READ 256

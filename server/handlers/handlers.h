@@ -28,7 +28,8 @@
 #include "service/inference.h"
 #include "http/http.h"
 #include "service/runner.h"
-#include "store/store.h"
+#include "store/jobs.h"
+#include "store/models.h"
 
 enum handler_phase { HANDLER_STARTING, HANDLER_READY, HANDLER_STOPPING };
 

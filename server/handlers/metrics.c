@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "handlers/handlers.h"
+#include "store/metrics.h"
 #include "api/evalspec.h"
 
 void handle_metrics_summary(void *app, struct http_request *rq)

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "handlers/handlers.h"
+#include "store/checkpoints.h"
 #include "dim/checkpoint.h"
 #include "dim/hparams.h"
 #include "api/jobspec.h"

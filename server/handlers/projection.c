@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "handlers/handlers.h"
+#include "store/projections.h"
 #include "dim/checkpoint.h"
 #include "eval/pca.h"
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "handlers/handlers.h"
+#include "store/tokens.h"
 #include "api/jobspec.h"
 
 static json_t *token_json(int64_t id, const char *name, enum scope scope, int64_t created_ms)

@@ -22,6 +22,7 @@
 #include "api/scope.h"
 #include "base/error.h"
 #include "store/store.h"
+#include "store/tokens.h"
 
 struct auth;
 

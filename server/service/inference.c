@@ -44,6 +44,7 @@
 #include "base/parallel.h"
 #include "dim/checkpoint.h"
 #include "util/threadpool.h"
+#include "store/models.h"
 
 /* ---- types ---- */
 

@@ -25,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "api/model_name.h"
 #include "base/error.h"
 #include "dim/model.h"
 #include "service/neighbors.h"

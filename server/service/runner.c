@@ -35,8 +35,14 @@
 #include "eval/evaluate.h"
 #include "api/evalspec.h"
 #include "api/jobspec.h"
+#include "api/real.h"
 #include "util/threadpool.h"
 #include "util/sha256.h"
+#include "store/checkpoints.h"
+#include "store/evaluations.h"
+#include "store/jobs.h"
+#include "store/metrics.h"
+#include "store/models.h"
 
 struct worker {
     struct runner *r;

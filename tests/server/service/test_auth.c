@@ -18,6 +18,7 @@
 
 #include "service/auth.h"
 #include "store/store.h"
+#include "store/tokens.h"
 
 struct fx {
     char dir[64];

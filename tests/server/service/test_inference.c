@@ -23,6 +23,7 @@
 #include "fixtures.h"
 #include "service/inference.h"
 #include "util/sha256.h"
+#include "store/models.h"
 #include "store/store.h"
 
 #define IDX_N 300

@@ -27,6 +27,10 @@
 #include "service/datasets.h"
 #include "service/runner.h"
 #include "util/sha256.h"
+#include "store/checkpoints.h"
+#include "store/events.h"
+#include "store/jobs.h"
+#include "store/metrics.h"
 #include "store/store.h"
 
 /* the shared dataset: data/shapes (3 classes x 50 32x32 grey images) and

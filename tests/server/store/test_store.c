@@ -23,7 +23,15 @@
 
 #include "util/assets.h"
 #include "util/sha256.h"
+#include "store/checkpoints.h"
+#include "store/evaluations.h"
+#include "store/events.h"
+#include "store/jobs.h"
+#include "store/metrics.h"
+#include "store/models.h"
+#include "store/projections.h"
 #include "store/store.h"
+#include "store/tokens.h"
 
 /* ---- fixture ---- */
 
