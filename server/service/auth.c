@@ -62,8 +62,7 @@ static int auth_reload(struct auth *a, uint_fast64_t gen, struct dim_err *err)
     return STORE_OK;
 }
 
-int auth_check(struct auth *a, const char *token_text, struct store_token *out,
-               struct dim_err *err)
+int auth_check(struct auth *a, const char *token_text, struct store_token *out, struct dim_err *err)
 {
     char hash[65];
     sha256_hex(token_text ? token_text : "", token_text ? strlen(token_text) : 0, hash);
@@ -98,8 +97,7 @@ int auth_check(struct auth *a, const char *token_text, struct store_token *out,
 }
 
 int auth_token_create(struct auth *a, const char *name, enum scope scope,
-                      char token_text[TOKEN_TEXT_MAX], struct store_token *out,
-                      struct dim_err *err)
+                      char token_text[TOKEN_TEXT_MAX], struct store_token *out, struct dim_err *err)
 {
     int rc = store_token_create(a->store, name, scope, token_text, out, err);
     if (rc == STORE_OK)

@@ -48,7 +48,7 @@ static int retain(sqlite3 *db, int64_t job_id, const struct store_retention *k, 
               "json_type(metrics, ?3) IN ('integer', 'real') "
               "ORDER BY json_extract(metrics, ?3) ASC, step DESC LIMIT ?4)";
     return db_run(db, err, "apply checkpoint retention", NULL, sql, "iiti", job_id,
-               (int64_t)k->keep_last, path, (int64_t)(best ? k->keep_best : 0));
+                  (int64_t)k->keep_last, path, (int64_t)(best ? k->keep_best : 0));
 }
 
 int store_checkpoint_put(struct dimd_store *s, int64_t job_id, int attempt, int64_t step,
@@ -61,7 +61,7 @@ int store_checkpoint_put(struct dimd_store *s, int64_t job_id, int attempt, int6
         return db_inval(err, "%s: %s is NULL", op, "bytes");
     if (!db_hex64_ok(given_hex))
         return db_inval(err, "%s: sha256 \"%s\" is not 64 lowercase hex digits", op,
-                     given_hex ? given_hex : "(null)");
+                        given_hex ? given_hex : "(null)");
     if (keep && (keep->keep_last < 1 || keep->keep_best < 0 ||
                  (keep->keep_best > 0 && !db_key_ok(keep->best_metric)))) {
         dim_fail(err, DIM_EINVAL,
@@ -82,7 +82,7 @@ int store_checkpoint_put(struct dimd_store *s, int64_t job_id, int attempt, int6
     if (!metrics || !json_is_object(metrics)) {
         json_decref(metrics);
         return db_inval(err, "%s: metrics \"%s\" is not a JSON object", op,
-                     metrics_json ? metrics_json : "");
+                        metrics_json ? metrics_json : "");
     }
     /* The metrics column: the object re-encoded compactly with DIMD_REAL_DIGITS. */
     char *mtext = json_dumps(metrics, JSON_COMPACT | JSON_REAL_PRECISION(DIMD_REAL_DIGITS));
@@ -108,12 +108,13 @@ int store_checkpoint_put(struct dimd_store *s, int64_t job_id, int attempt, int6
     if (rc != STORE_OK)
         goto end;
     sqlite3_stmt *st;
-    rc = db_stmt_open(db, &st, err, op,
-                   "INSERT INTO checkpoints (job_id, step, bytes, sha256, metrics, created_ms, "
-                   "data) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (job_id, step) DO UPDATE SET "
-                   "bytes = excluded.bytes, sha256 = excluded.sha256, metrics = excluded.metrics, "
-                   "created_ms = excluded.created_ms, data = excluded.data",
-                   "iiitti", job_id, step, (int64_t)n, given_hex, mtext, now);
+    rc = db_stmt_open(
+        db, &st, err, op,
+        "INSERT INTO checkpoints (job_id, step, bytes, sha256, metrics, created_ms, "
+        "data) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (job_id, step) DO UPDATE SET "
+        "bytes = excluded.bytes, sha256 = excluded.sha256, metrics = excluded.metrics, "
+        "created_ms = excluded.created_ms, data = excluded.data",
+        "iiitti", job_id, step, (int64_t)n, given_hex, mtext, now);
     if (rc != STORE_OK)
         goto end;
     int b = n > 0 ? sqlite3_bind_blob64(st, 7, bytes, n, SQLITE_STATIC)
@@ -178,9 +179,9 @@ int store_checkpoint_list(struct dimd_store *s, int64_t job_id, struct store_che
         goto out;
     sqlite3_stmt *st;
     rc = db_stmt_open(db, &st, err, op,
-                   "SELECT step, bytes, sha256, metrics, created_ms FROM checkpoints "
-                   "WHERE job_id = ? ORDER BY step",
-                   "i", job_id);
+                      "SELECT step, bytes, sha256, metrics, created_ms FROM checkpoints "
+                      "WHERE job_id = ? ORDER BY step",
+                      "i", job_id);
     if (rc == STORE_OK)
         rc = db_collect_rows(db, st, sizeof(**out), ckpt_row, ckpt_clear, (void **)out, n, err, op);
     db_tx_end(db, STORE_ERROR, NULL, op); /* read-only: roll back */

@@ -16,10 +16,10 @@
 #include "store/store.h"
 
 struct store_retention {
-    int keep_last;          /* newest N by step, >= 1 */
-    int keep_best;          /* plus the best M by best_metric (0 = none) */
-    char best_metric[64];   /* a key in the checkpoint's metrics JSON */
-    bool best_is_max;       /* true: larger is better */
+    int keep_last;        /* newest N by step, >= 1 */
+    int keep_best;        /* plus the best M by best_metric (0 = none) */
+    char best_metric[64]; /* a key in the checkpoint's metrics JSON */
+    bool best_is_max;     /* true: larger is better */
 };
 
 /* Stores one checkpoint: the bytes, their sha256 (64 hex digits), the metrics at
@@ -46,6 +46,5 @@ int store_checkpoint_list(struct dimd_store *s, int64_t job_id, struct store_che
  * STORE_NOT_FOUND when there is none. */
 int store_checkpoint_get(struct dimd_store *s, int64_t job_id, int64_t step,
                          struct store_checkpoint *meta, void **data, struct dim_err *err);
-
 
 #endif

@@ -113,7 +113,7 @@ bool db_hex64_ok(const char *h)
 /* Prepares sql and binds fmt's arguments in order: 'i' int64_t, 'd' double (NaN
  * binds NULL), 't' const char * (NULL binds NULL). */
 static int db_stmt_vopen(sqlite3 *db, sqlite3_stmt **st, struct dim_err *err, const char *op,
-                      const char *sql, const char *fmt, va_list ap)
+                         const char *sql, const char *fmt, va_list ap)
 {
     *st = NULL;
     if (sqlite3_prepare_v2(db, sql, -1, st, NULL) != SQLITE_OK)
@@ -141,7 +141,7 @@ static int db_stmt_vopen(sqlite3 *db, sqlite3_stmt **st, struct dim_err *err, co
 }
 
 int db_stmt_open(sqlite3 *db, sqlite3_stmt **st, struct dim_err *err, const char *op,
-                     const char *sql, const char *fmt, ...)
+                 const char *sql, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -154,8 +154,8 @@ int db_stmt_open(sqlite3 *db, sqlite3_stmt **st, struct dim_err *err, const char
  * rows, each zeroed and filled by read(st, row), which returns false when out of
  * memory. On failure the rows read so far are cleared and freed. */
 int db_collect_rows(sqlite3 *db, sqlite3_stmt *st, size_t elem,
-                        bool (*read)(sqlite3_stmt *st, void *row), void (*clear)(void *row),
-                        void **out, size_t *n, struct dim_err *err, const char *op)
+                    bool (*read)(sqlite3_stmt *st, void *row), void (*clear)(void *row), void **out,
+                    size_t *n, struct dim_err *err, const char *op)
 {
     char *v = NULL;
     size_t cap = 0, cnt = 0;
@@ -189,7 +189,7 @@ int db_collect_rows(sqlite3 *db, sqlite3_stmt *st, size_t elem,
 
 /* Runs a statement that returns no rows. *changes (may be NULL) = rows changed. */
 int db_run(sqlite3 *db, struct dim_err *err, const char *op, int *changes, const char *sql,
-               const char *fmt, ...)
+           const char *fmt, ...)
 {
     sqlite3_stmt *st;
     va_list ap;
@@ -209,7 +209,7 @@ int db_run(sqlite3 *db, struct dim_err *err, const char *op, int *changes, const
 
 /* Runs a query returning one integer (def when it returns no row or NULL). */
 int db_query_int(sqlite3 *db, struct dim_err *err, const char *op, int64_t *out, int64_t def,
-                     const char *sql, const char *fmt, ...)
+                 const char *sql, const char *fmt, ...)
 {
     sqlite3_stmt *st;
     va_list ap;
@@ -306,7 +306,7 @@ static int conn_open(const char *path, sqlite3 **out, struct dim_err *err)
     sqlite3_extended_result_codes(db, 1);
     sqlite3_busy_timeout(db, DB_BUSY_TIMEOUT_MS);
     if (db_exec(db, err, "configure connection",
-             "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL") != STORE_OK) {
+                "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL") != STORE_OK) {
         sqlite3_close(db);
         return STORE_ERROR;
     }

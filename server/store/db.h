@@ -23,8 +23,8 @@
 
 #include <sqlite3.h>
 
-#include "store/store.h"
 #include "store/jobs.h"
+#include "store/store.h"
 
 #define DB_POOL_MAX 8
 #define DB_BUSY_TIMEOUT_MS 5000
@@ -79,8 +79,8 @@ int db_stmt_open(sqlite3 *db, sqlite3_stmt **st, struct dim_err *err, const char
  * which returns false when out of memory. On failure the rows read so far are
  * cleared with clear(row) and freed. */
 int db_collect_rows(sqlite3 *db, sqlite3_stmt *st, size_t elem,
-                    bool (*read)(sqlite3_stmt *st, void *row), void (*clear)(void *row),
-                    void **out, size_t *n, struct dim_err *err, const char *op);
+                    bool (*read)(sqlite3_stmt *st, void *row), void (*clear)(void *row), void **out,
+                    size_t *n, struct dim_err *err, const char *op);
 /* The clear of db_collect_rows for rows that own no memory. */
 void db_no_clear(void *row);
 /* Runs a statement that returns no rows (binding as db_stmt_open). *changes

@@ -20,8 +20,8 @@ void store_evaluation_clear(struct store_evaluation *e)
 }
 
 int store_evaluation_add(struct dimd_store *s, const char *name, int version, int64_t job_id,
-                         const char *results_json, const void *grid, size_t grid_bytes,
-                         int64_t *id, struct dim_err *err)
+                         const char *results_json, const void *grid, size_t grid_bytes, int64_t *id,
+                         struct dim_err *err)
 {
     const char *op = "store model evaluation";
     if (models_name_check(name, op, err) != STORE_OK)
@@ -34,9 +34,9 @@ int store_evaluation_add(struct dimd_store *s, const char *name, int version, in
         goto out;
     sqlite3_stmt *st = NULL;
     rc = db_stmt_open(db, &st, err, op,
-                   "INSERT INTO model_evaluations (name, version, job_id, created_ms, results, "
-                   "grid) VALUES (?, ?, (SELECT id FROM jobs WHERE id = ?), ?, ?, ?)",
-                   "tiiit", name, (int64_t)version, job_id, clock_wall_ms(), results_json);
+                      "INSERT INTO model_evaluations (name, version, job_id, created_ms, results, "
+                      "grid) VALUES (?, ?, (SELECT id FROM jobs WHERE id = ?), ?, ?, ?)",
+                      "tiiit", name, (int64_t)version, job_id, clock_wall_ms(), results_json);
     if (rc == STORE_OK) {
         int b = grid ? sqlite3_bind_blob64(st, 6, grid, grid_bytes, SQLITE_STATIC)
                      : sqlite3_bind_null(st, 6);
@@ -80,13 +80,13 @@ int store_evaluation_list(struct dimd_store *s, const char *name, int version,
         return STORE_ERROR;
     sqlite3_stmt *st;
     int rc = db_stmt_open(db, &st, err, op,
-                       "SELECT id, COALESCE(job_id, 0), created_ms, results, "
-                       "COALESCE(length(grid), 0) FROM model_evaluations "
-                       "WHERE name = ? AND version = ? ORDER BY id",
-                       "ti", name, (int64_t)version);
+                          "SELECT id, COALESCE(job_id, 0), created_ms, results, "
+                          "COALESCE(length(grid), 0) FROM model_evaluations "
+                          "WHERE name = ? AND version = ? ORDER BY id",
+                          "ti", name, (int64_t)version);
     if (rc == STORE_OK)
         rc = db_collect_rows(db, st, sizeof(**out), evaluation_read, evaluation_clear, (void **)out,
-                          n, err, op);
+                             n, err, op);
     db_pool_put(s, db);
     return rc;
 }
@@ -104,9 +104,9 @@ int store_evaluation_grid(struct dimd_store *s, const char *name, int version, i
         return STORE_ERROR;
     sqlite3_stmt *st;
     int rc = db_stmt_open(db, &st, err, op,
-                       "SELECT grid FROM model_evaluations WHERE name = ? AND version = ? AND "
-                       "id = ? AND grid IS NOT NULL",
-                       "tii", name, (int64_t)version, id);
+                          "SELECT grid FROM model_evaluations WHERE name = ? AND version = ? AND "
+                          "id = ? AND grid IS NOT NULL",
+                          "tii", name, (int64_t)version, id);
     if (rc == STORE_OK) {
         int r = sqlite3_step(st);
         if (r == SQLITE_ROW) {

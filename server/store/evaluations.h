@@ -24,14 +24,13 @@ void store_evaluation_clear(struct store_evaluation *e);
  * that no longer exists is recorded as none); grid (PNG) may be NULL.
  * STORE_NOT_FOUND when the version no longer exists. */
 int store_evaluation_add(struct dimd_store *s, const char *name, int version, int64_t job_id,
-                         const char *results_json, const void *grid, size_t grid_bytes,
-                         int64_t *id, struct dim_err *err);
+                         const char *results_json, const void *grid, size_t grid_bytes, int64_t *id,
+                         struct dim_err *err);
 /* A version's evaluations, oldest first (none: an empty list). */
 int store_evaluation_list(struct dimd_store *s, const char *name, int version,
                           struct store_evaluation **out, size_t *n, struct dim_err *err);
 /* The grid PNG of evaluation id of that version; STORE_NOT_FOUND when there is none. */
 int store_evaluation_grid(struct dimd_store *s, const char *name, int version, int64_t id,
                           void **png, size_t *bytes, struct dim_err *err);
-
 
 #endif

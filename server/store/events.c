@@ -58,12 +58,12 @@ int store_events_after(struct dimd_store *s, int64_t job_id, int64_t after_id, i
         return STORE_ERROR;
     sqlite3_stmt *st;
     int rc = db_stmt_open(db, &st, err, op,
-                       "SELECT id, job_id, type, data, created_ms FROM events "
-                       "WHERE job_id = ? AND id > ? ORDER BY id LIMIT ?",
-                       "iii", job_id, after_id, (int64_t)limit);
+                          "SELECT id, job_id, type, data, created_ms FROM events "
+                          "WHERE job_id = ? AND id > ? ORDER BY id LIMIT ?",
+                          "iii", job_id, after_id, (int64_t)limit);
     if (rc == STORE_OK)
         rc = db_collect_rows(db, st, sizeof(**out), event_read, event_clear, (void **)out, n, err,
-                          op);
+                             op);
     db_pool_put(s, db);
     return rc;
 }

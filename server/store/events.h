@@ -16,7 +16,7 @@
 #include "store/store.h"
 
 struct store_event {
-    int64_t id;   /* increasing over the whole database */
+    int64_t id; /* increasing over the whole database */
     int64_t job_id;
     char type[16]; /* "state", "metrics", "checkpoint", "rewind" */
     char *data;    /* JSON object text */

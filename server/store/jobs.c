@@ -41,19 +41,20 @@ void store_job_clear(struct store_job *j)
  * cost grows with the number of keys, not of points. NaN (stored NULL) and
  * infinities become null. */
 #define JOB_LATEST_COL                                                                             \
-    "(SELECT json_group_object(k.key, "                                                           \
-    "   (SELECT CASE WHEN abs(l.value) <= 1.7976931348623157e308 THEN l.value END "               \
-    "    FROM metrics l WHERE l.job_id = jobs.id AND l.key = k.key ORDER BY l.step DESC LIMIT 1)) " \
-    " FROM (WITH RECURSIVE k(key) AS ("                                                           \
-    "   SELECT (SELECT MIN(key) FROM metrics WHERE job_id = jobs.id) UNION ALL "                  \
+    "(SELECT json_group_object(k.key, "                                                            \
+    "   (SELECT CASE WHEN abs(l.value) <= 1.7976931348623157e308 THEN l.value END "                \
+    "    FROM metrics l WHERE l.job_id = jobs.id AND l.key = k.key ORDER BY l.step DESC LIMIT "    \
+    "1)) "                                                                                         \
+    " FROM (WITH RECURSIVE k(key) AS ("                                                            \
+    "   SELECT (SELECT MIN(key) FROM metrics WHERE job_id = jobs.id) UNION ALL "                   \
     "   SELECT (SELECT MIN(m2.key) FROM metrics m2 WHERE m2.job_id = jobs.id AND m2.key > k.key) " \
     "   FROM k WHERE k.key IS NOT NULL) SELECT key FROM k WHERE key IS NOT NULL) k)"
 
 #define JOB_COLS                                                                                   \
     "id, state, name, spec_json, created_ms, started_ms, finished_ms, updated_ms, step, "          \
     "total_steps, images_per_second, attempts, restarts, error_code, error_message, "              \
-    "COALESCE((SELECT MAX(c.step) FROM checkpoints c WHERE c.job_id = jobs.id), -1), "         \
-    JOB_LATEST_COL ", "                                                                            \
+    "COALESCE((SELECT MAX(c.step) FROM checkpoints c WHERE c.job_id = jobs.id), "                  \
+    "-1), " JOB_LATEST_COL ", "                                                                    \
     "COALESCE((SELECT MAX(e.id) FROM events e WHERE e.job_id = jobs.id), 0)"
 
 /* Reads a JOB_COLS row into *j (overwritten). */
@@ -88,8 +89,8 @@ static int job_read(sqlite3_stmt *st, struct store_job *j, struct dim_err *err)
 int jobs_load(sqlite3 *db, int64_t id, struct store_job *out, struct dim_err *err)
 {
     sqlite3_stmt *st;
-    int rc =
-        db_stmt_open(db, &st, err, "read job", "SELECT " JOB_COLS " FROM jobs WHERE id = ?", "i", id);
+    int rc = db_stmt_open(db, &st, err, "read job", "SELECT " JOB_COLS " FROM jobs WHERE id = ?",
+                          "i", id);
     if (rc != STORE_OK)
         return rc;
     int s = sqlite3_step(st);
@@ -109,7 +110,7 @@ static int job_state_of(sqlite3 *db, int64_t id, enum job_state *state, int *att
 {
     sqlite3_stmt *st;
     int rc = db_stmt_open(db, &st, err, "read job state",
-                       "SELECT state, attempts FROM jobs WHERE id = ?", "i", id);
+                          "SELECT state, attempts FROM jobs WHERE id = ?", "i", id);
     if (rc != STORE_OK)
         return rc;
     int s = sqlite3_step(st);
@@ -151,19 +152,19 @@ static int set_state(sqlite3 *db, int64_t id, enum job_state from, enum job_stat
                      struct dim_err *err)
 {
     int rc = db_run(db, err, "update job state", NULL,
-                 "UPDATE jobs SET state = ?, updated_ms = ?, "
-                 "finished_ms = CASE WHEN ? THEN ? ELSE finished_ms END, "
-                 "error_code = ?, error_message = ?, restarts = restarts + ? WHERE id = ?",
-                 "tiiittii", job_state_name(to), now, (int64_t)job_state_terminal(to), now, code,
-                 msg, (int64_t)restarts_add, id);
+                    "UPDATE jobs SET state = ?, updated_ms = ?, "
+                    "finished_ms = CASE WHEN ? THEN ? ELSE finished_ms END, "
+                    "error_code = ?, error_message = ?, restarts = restarts + ? WHERE id = ?",
+                    "tiiittii", job_state_name(to), now, (int64_t)job_state_terminal(to), now, code,
+                    msg, (int64_t)restarts_add, id);
     if (rc != STORE_OK)
         return rc;
     if (from == JOB_RUNNING) {
         /* The attempt that ran ends here (outcome: where it left the job). */
         rc = db_run(db, err, "end attempt", NULL,
-                 "UPDATE attempts SET finished_ms = ?, outcome = ? WHERE job_id = ? AND "
-                 "attempt = (SELECT attempts FROM jobs WHERE id = ?) AND outcome IS NULL",
-                 "itii", now, restarts_add ? "restart" : job_state_name(to), id, id);
+                    "UPDATE attempts SET finished_ms = ?, outcome = ? WHERE job_id = ? AND "
+                    "attempt = (SELECT attempts FROM jobs WHERE id = ?) AND outcome IS NULL",
+                    "itii", now, restarts_add ? "restart" : job_state_name(to), id, id);
         if (rc != STORE_OK)
             return rc;
     }
@@ -189,7 +190,8 @@ int store_job_insert(struct dimd_store *s, const char *spec_json, const char *na
     if (idem_key) {
         sqlite3_stmt *st;
         rc = db_stmt_open(db, &st, err, "read idempotency key",
-                       "SELECT body_sha256, job_id FROM idempotency WHERE key = ?", "t", idem_key);
+                          "SELECT body_sha256, job_id FROM idempotency WHERE key = ?", "t",
+                          idem_key);
         if (rc != STORE_OK)
             goto end;
         int r = sqlite3_step(st);
@@ -218,7 +220,7 @@ int store_job_insert(struct dimd_store *s, const char *spec_json, const char *na
     }
     int64_t queued = 0;
     rc = db_query_int(db, err, "count queued jobs", &queued, 0,
-                   "SELECT COUNT(*) FROM jobs WHERE state = 'QUEUED'", "");
+                      "SELECT COUNT(*) FROM jobs WHERE state = 'QUEUED'", "");
     if (rc != STORE_OK)
         goto end;
     if (queue_max > 0 && queued >= queue_max) {
@@ -228,17 +230,17 @@ int store_job_insert(struct dimd_store *s, const char *spec_json, const char *na
         goto end;
     }
     rc = db_run(db, err, op, NULL,
-             "INSERT INTO jobs (state, name, spec_json, created_ms, updated_ms) "
-             "VALUES ('QUEUED', ?, ?, ?, ?)",
-             "ttii", name, spec_json, now, now);
+                "INSERT INTO jobs (state, name, spec_json, created_ms, updated_ms) "
+                "VALUES ('QUEUED', ?, ?, ?, ?)",
+                "ttii", name, spec_json, now, now);
     if (rc != STORE_OK)
         goto end;
     id = sqlite3_last_insert_rowid(db);
     if (idem_key) {
         rc = db_run(db, err, "insert idempotency key", NULL,
-                 "INSERT INTO idempotency (key, body_sha256, job_id, created_ms) "
-                 "VALUES (?, ?, ?, ?)",
-                 "ttii", idem_key, body_sha256, id, now);
+                    "INSERT INTO idempotency (key, body_sha256, job_id, created_ms) "
+                    "VALUES (?, ?, ?, ?)",
+                    "ttii", idem_key, body_sha256, id, now);
         if (rc != STORE_OK)
             goto end;
     }
@@ -297,7 +299,8 @@ int store_job_list(struct dimd_store *s, const struct store_job_filter *f, int64
         len += (size_t)snprintf(sql + len, sizeof(sql) - len, " AND state IN (''");
         for (int i = 0; i < JOB_N_STATES; i++)
             if (mask & JOB_MASK(i))
-                len += (size_t)snprintf(sql + len, sizeof(sql) - len, ", '%s'", job_state_name((enum job_state)i));
+                len += (size_t)snprintf(sql + len, sizeof(sql) - len, ", '%s'",
+                                        job_state_name((enum job_state)i));
         len += (size_t)snprintf(sql + len, sizeof(sql) - len, ")");
     }
     snprintf(sql + len, sizeof(sql) - len, " ORDER BY id DESC LIMIT ?5");
@@ -309,7 +312,7 @@ int store_job_list(struct dimd_store *s, const struct store_job_filter *f, int64
     size_t cap = 0, cnt = 0;
     sqlite3_stmt *st;
     int rc = db_stmt_open(db, &st, err, "list jobs", sql, "ittti", before_id, f->kind, f->model,
-                       version[0] ? version : NULL, (int64_t)limit + 1);
+                          version[0] ? version : NULL, (int64_t)limit + 1);
     if (rc == STORE_OK) {
         int r;
         while ((r = sqlite3_step(st)) == SQLITE_ROW) {
@@ -396,7 +399,8 @@ int store_job_claim(struct dimd_store *s, const int64_t *skip, size_t n_skip, st
     if (rc != STORE_OK)
         goto out;
     sqlite3_stmt *st;
-    rc = db_stmt_open(db, &st, err, op, "SELECT id FROM jobs WHERE state = 'QUEUED' ORDER BY id", "");
+    rc = db_stmt_open(db, &st, err, op, "SELECT id FROM jobs WHERE state = 'QUEUED' ORDER BY id",
+                      "");
     if (rc != STORE_OK)
         goto end;
     int r;
@@ -420,17 +424,18 @@ int store_job_claim(struct dimd_store *s, const int64_t *skip, size_t n_skip, st
     if (rc != STORE_OK)
         goto end;
     rc = db_run(db, err, op, NULL,
-             "UPDATE jobs SET state = 'RUNNING', attempts = attempts + 1, updated_ms = ?, "
-             "started_ms = CASE WHEN started_ms = 0 THEN ? ELSE started_ms END, "
-             "error_code = NULL, error_message = NULL WHERE id = ?",
-             "iii", now, now, id);
+                "UPDATE jobs SET state = 'RUNNING', attempts = attempts + 1, updated_ms = ?, "
+                "started_ms = CASE WHEN started_ms = 0 THEN ? ELSE started_ms END, "
+                "error_code = NULL, error_message = NULL WHERE id = ?",
+                "iii", now, now, id);
     if (rc == STORE_OK)
         rc = db_run(db, err, "insert attempt", NULL,
-                 "INSERT INTO attempts (job_id, attempt, started_ms) "
-                 "SELECT id, attempts, ? FROM jobs WHERE id = ?",
-                 "ii", now, id);
+                    "INSERT INTO attempts (job_id, attempt, started_ms) "
+                    "SELECT id, attempts, ? FROM jobs WHERE id = ?",
+                    "ii", now, id);
     if (rc == STORE_OK)
-        rc = events_add(db, id, "state", event_json_state(JOB_RUNNING, JOB_QUEUED, NULL, NULL), now, err);
+        rc = events_add(db, id, "state", event_json_state(JOB_RUNNING, JOB_QUEUED, NULL, NULL), now,
+                        err);
     if (rc == STORE_OK && out)
         rc = jobs_load(db, id, out, err);
 end:
@@ -454,8 +459,8 @@ int store_job_set_total(struct dimd_store *s, int64_t id, int attempt, int64_t t
         rc = jobs_guard(db, id, attempt, JOB_MASK(JOB_RUNNING), err);
         if (rc == STORE_OK)
             rc = db_run(db, err, op, NULL,
-                     "UPDATE jobs SET total_steps = ?, updated_ms = ? WHERE id = ?", "iii",
-                     total_steps, clock_wall_ms(), id);
+                        "UPDATE jobs SET total_steps = ?, updated_ms = ? WHERE id = ?", "iii",
+                        total_steps, clock_wall_ms(), id);
         rc = db_tx_end(db, rc, err, op);
     }
     db_pool_put(s, db);
@@ -477,7 +482,8 @@ int store_job_finish(struct dimd_store *s, int64_t id, int attempt, enum job_sta
     if (rc == STORE_OK) {
         rc = jobs_guard(db, id, attempt, JOB_MASK(JOB_RUNNING), err);
         if (rc == STORE_OK)
-            rc = set_state(db, id, JOB_RUNNING, to, error_code, error_message, 0, clock_wall_ms(), err);
+            rc = set_state(db, id, JOB_RUNNING, to, error_code, error_message, 0, clock_wall_ms(),
+                           err);
         rc = db_tx_end(db, rc, err, op);
         if (rc == STORE_OK)
             events_bump(s);
@@ -505,7 +511,7 @@ int store_recover(struct dimd_store *s, int max_restarts, int *requeued, int *fa
         goto out;
     sqlite3_stmt *st;
     rc = db_stmt_open(db, &st, err, op,
-                   "SELECT id, restarts FROM jobs WHERE state = 'RUNNING' ORDER BY id", "");
+                      "SELECT id, restarts FROM jobs WHERE state = 'RUNNING' ORDER BY id", "");
     if (rc != STORE_OK)
         goto end;
     int r;
@@ -588,7 +594,7 @@ int store_job_counts(struct dimd_store *s, int64_t counts[JOB_N_STATES], struct 
         return STORE_ERROR;
     sqlite3_stmt *st;
     int rc = db_stmt_open(db, &st, err, "count jobs",
-                       "SELECT state, COUNT(*) FROM jobs GROUP BY state", "");
+                          "SELECT state, COUNT(*) FROM jobs GROUP BY state", "");
     if (rc == STORE_OK) {
         int r;
         while ((r = sqlite3_step(st)) == SQLITE_ROW) {

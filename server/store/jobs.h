@@ -28,22 +28,21 @@
 struct store_job {
     int64_t id;
     enum job_state state;
-    char *name;       /* user's label, may be NULL */
-    char *spec_json;  /* the resolved job spec (api/jobspec.h), a JSON object */
+    char *name;      /* user's label, may be NULL */
+    char *spec_json; /* the resolved job spec (api/jobspec.h), a JSON object */
     int64_t created_ms, started_ms, finished_ms, updated_ms;
     int64_t step;        /* last step whose metrics are stored */
     int64_t total_steps; /* 0 until a worker has loaded the dataset */
     double images_per_second;
-    int attempts;          /* times a worker has claimed the job */
-    int restarts;          /* times the daemon died (or was stopped abruptly) while it ran */
-    char *error_code;      /* FAILED: stable code ("non_finite_loss"), else NULL */
-    char *error_message;   /* FAILED: one line naming the cause, else NULL */
+    int attempts;            /* times a worker has claimed the job */
+    int restarts;            /* times the daemon died (or was stopped abruptly) while it ran */
+    char *error_code;        /* FAILED: stable code ("non_finite_loss"), else NULL */
+    char *error_message;     /* FAILED: one line naming the cause, else NULL */
     int64_t checkpoint_step; /* step of the latest checkpoint, -1 when none */
     char *latest_json;       /* {"key": last value, ...} of every metric key (null: NaN or inf) */
     int64_t last_event_id;   /* id of the job's newest event, 0 when none */
 };
 void store_job_clear(struct store_job *j);
-
 
 /* Inserts a QUEUED job. With idem_key (may be NULL): an existing key with the
  * same body_sha256 gives STORE_REPLAY and the original job in *out; with another
@@ -73,14 +72,14 @@ int store_job_list(struct dimd_store *s, const struct store_job_filter *f, int64
  * Writes a "state" event. STORE_CONFLICT (with *out holding the current row)
  * when the job is in another state; STORE_NOT_FOUND. */
 int store_job_transition(struct dimd_store *s, int64_t id, unsigned from_mask, enum job_state to,
-                         const char *error_code, const char *error_message,
-                         struct store_job *out, struct dim_err *err);
+                         const char *error_code, const char *error_message, struct store_job *out,
+                         struct dim_err *err);
 
 /* Claims the oldest QUEUED job whose id is not in skip[0..n_skip) (jobs a worker
  * still holds): QUEUED -> RUNNING, attempts + 1, started_ms set on the first
  * attempt, an attempts row, a "state" event. STORE_NOT_FOUND when none. */
-int store_job_claim(struct dimd_store *s, const int64_t *skip, size_t n_skip,
-                    struct store_job *out, struct dim_err *err);
+int store_job_claim(struct dimd_store *s, const int64_t *skip, size_t n_skip, struct store_job *out,
+                    struct dim_err *err);
 
 /* Worker-side, guarded by (attempt, RUNNING): sets total_steps. */
 int store_job_set_total(struct dimd_store *s, int64_t id, int attempt, int64_t total_steps,

@@ -58,9 +58,9 @@ int store_metrics_append(struct dimd_store *s, int64_t job_id, int attempt,
     if (n > 0) {
         sqlite3_stmt *st;
         rc = db_stmt_open(db, &st, err, op,
-                       "INSERT INTO metrics (job_id, key, step, value, wall_ms) "
-                       "VALUES (?, ?, ?, ?, ?)",
-                       "");
+                          "INSERT INTO metrics (job_id, key, step, value, wall_ms) "
+                          "VALUES (?, ?, ?, ?, ?)",
+                          "");
         for (size_t i = 0; rc == STORE_OK && i < n; i++) {
             sqlite3_reset(st);
             sqlite3_bind_int64(st, 1, job_id);
@@ -85,8 +85,8 @@ int store_metrics_append(struct dimd_store *s, int64_t job_id, int attempt,
             goto end;
     }
     rc = db_run(db, err, op, NULL,
-             "UPDATE jobs SET step = ?, images_per_second = ?, updated_ms = ? WHERE id = ?", "idii",
-             step, isfinite(images_per_second) ? images_per_second : 0.0, now, job_id);
+                "UPDATE jobs SET step = ?, images_per_second = ?, updated_ms = ? WHERE id = ?",
+                "idii", step, isfinite(images_per_second) ? images_per_second : 0.0, now, job_id);
     if (rc == STORE_OK && n > 0) {
         rc = events_add(db, job_id, "metrics", ev, now, err);
         ev = NULL;
@@ -115,11 +115,11 @@ int store_metrics_rewind(struct dimd_store *s, int64_t job_id, int attempt, int6
         goto out;
     rc = jobs_guard(db, job_id, attempt, JOB_MASK(JOB_RUNNING), err);
     if (rc == STORE_OK)
-        rc = db_run(db, err, op, &deleted, "DELETE FROM metrics WHERE job_id = ? AND step > ?", "ii",
-                 job_id, step);
+        rc = db_run(db, err, op, &deleted, "DELETE FROM metrics WHERE job_id = ? AND step > ?",
+                    "ii", job_id, step);
     if (rc == STORE_OK)
-        rc = db_run(db, err, op, NULL, "UPDATE jobs SET step = ?, updated_ms = ? WHERE id = ?", "iii",
-                 step, now, job_id);
+        rc = db_run(db, err, op, NULL, "UPDATE jobs SET step = ?, updated_ms = ? WHERE id = ?",
+                    "iii", step, now, job_id);
     if (rc == STORE_OK && deleted > 0)
         rc = events_add(db, job_id, "rewind", event_json_rewind(step), now, err);
     rc = db_tx_end(db, rc, err, op);
@@ -143,7 +143,6 @@ static bool summary_read(sqlite3_stmt *st, void *row)
     return true;
 }
 
-
 int store_metrics_summary(struct dimd_store *s, int64_t job_id, struct store_metric_summary **out,
                           size_t *n, struct dim_err *err)
 {
@@ -158,14 +157,14 @@ int store_metrics_summary(struct dimd_store *s, int64_t job_id, struct store_met
         goto out;
     sqlite3_stmt *st;
     rc = db_stmt_open(db, &st, err, op,
-                   "SELECT key, COUNT(*), MIN(step), MAX(step), "
-                   "(SELECT value FROM metrics l WHERE l.job_id = m.job_id AND l.key = m.key "
-                   " ORDER BY step DESC LIMIT 1), MIN(value), MAX(value) "
-                   "FROM metrics m WHERE job_id = ? GROUP BY key ORDER BY key",
-                   "i", job_id);
+                      "SELECT key, COUNT(*), MIN(step), MAX(step), "
+                      "(SELECT value FROM metrics l WHERE l.job_id = m.job_id AND l.key = m.key "
+                      " ORDER BY step DESC LIMIT 1), MIN(value), MAX(value) "
+                      "FROM metrics m WHERE job_id = ? GROUP BY key ORDER BY key",
+                      "i", job_id);
     if (rc == STORE_OK)
         rc = db_collect_rows(db, st, sizeof(**out), summary_read, db_no_clear, (void **)out, n, err,
-                          op);
+                             op);
     db_tx_end(db, STORE_ERROR, NULL, op); /* read-only: roll back */
 out:
     db_pool_put(s, db);
@@ -226,8 +225,8 @@ static size_t downsample(struct store_point *p, size_t k, int64_t after_step, in
 }
 
 int store_metrics_history(struct dimd_store *s, int64_t job_id, const char *key, int64_t after_step,
-                          int64_t to_step, int64_t limit, int64_t max_points, struct store_point **out, size_t *n,
-                          bool *more, struct dim_err *err)
+                          int64_t to_step, int64_t limit, int64_t max_points,
+                          struct store_point **out, size_t *n, bool *more, struct dim_err *err)
 {
     const char *op = "read metric history";
     *out = NULL;
@@ -252,9 +251,9 @@ int store_metrics_history(struct dimd_store *s, int64_t job_id, const char *key,
         goto out;
     sqlite3_stmt *st;
     rc = db_stmt_open(db, &st, err, op,
-                   "SELECT step, value, wall_ms FROM metrics WHERE job_id = ? AND key = ? "
-                   "AND step > ? AND step <= ? ORDER BY step LIMIT ?",
-                   "itiii", job_id, key, after_step, to_step, limit + 1);
+                      "SELECT step, value, wall_ms FROM metrics WHERE job_id = ? AND key = ? "
+                      "AND step > ? AND step <= ? ORDER BY step LIMIT ?",
+                      "itiii", job_id, key, after_step, to_step, limit + 1);
     if (rc != STORE_OK)
         goto end;
     int r;

@@ -57,10 +57,8 @@ struct store_point {
  * first and last point, without duplicates (so at most max_points + 2 points).
  * *more says whether points beyond the returned range remain (next cursor =
  * last returned step). *out malloc'd. */
-int store_metrics_history(struct dimd_store *s, int64_t job_id, const char *key,
-                          int64_t after_step, int64_t to_step, int64_t limit, int64_t max_points,
-                          struct store_point **out, size_t *n, bool *more,
-                          struct dim_err *err);
-
+int store_metrics_history(struct dimd_store *s, int64_t job_id, const char *key, int64_t after_step,
+                          int64_t to_step, int64_t limit, int64_t max_points,
+                          struct store_point **out, size_t *n, bool *more, struct dim_err *err);
 
 #endif

@@ -52,7 +52,7 @@ int models_name_check(const char *name, const char *op, struct dim_err *err)
     if (model_name_ok(name))
         return STORE_OK;
     return db_inval(err, "%s: model name \"%.80s\" does not match ^[a-z0-9][a-z0-9_-]{0,62}$", op,
-                 name ? name : "(null)");
+                    name ? name : "(null)");
 }
 
 /* The metadata columns, in the order mv_read reads them. */
@@ -93,8 +93,8 @@ static int mv_read(sqlite3_stmt *st, struct store_model_version *v, struct dim_e
 int models_not_found(sqlite3 *db, const char *name, int version, struct dim_err *err)
 {
     int64_t has = 0;
-    if (db_query_int(db, err, "read model", &has, 0, "SELECT COUNT(*) FROM models WHERE name = ?", "t",
-                  name) != STORE_OK)
+    if (db_query_int(db, err, "read model", &has, 0, "SELECT COUNT(*) FROM models WHERE name = ?",
+                     "t", name) != STORE_OK)
         return STORE_ERROR;
     if (!has)
         dim_fail(err, DIM_ENOENT, "no model %s", name);
@@ -108,14 +108,14 @@ int models_not_found(sqlite3 *db, const char *name, int version, struct dim_err 
 /* Resolves (name, version) inside a transaction: *found = the version number
  * (the newest for version 0), *pinned its pin. STORE_NOT_FOUND with a message. */
 int models_find(sqlite3 *db, const char *name, int version, int *found, bool *pinned,
-                   struct dim_err *err)
+                struct dim_err *err)
 {
     const char *op = "find model version";
     sqlite3_stmt *st;
     int rc = db_stmt_open(db, &st, err, op,
-                       "SELECT version, pinned FROM model_versions WHERE name = ?1 AND "
-                       "(?2 = 0 OR version = ?2) ORDER BY version DESC LIMIT 1",
-                       "ti", name, (int64_t)version);
+                          "SELECT version, pinned FROM model_versions WHERE name = ?1 AND "
+                          "(?2 = 0 OR version = ?2) ORDER BY version DESC LIMIT 1",
+                          "ti", name, (int64_t)version);
     if (rc != STORE_OK)
         return rc;
     int r = sqlite3_step(st);
@@ -139,8 +139,8 @@ static int mv_load(sqlite3 *db, const char *name, int version, struct store_mode
     const char *op = "read model version";
     sqlite3_stmt *st;
     int rc = db_stmt_open(db, &st, err, op,
-                       "SELECT " MV_COLS " FROM model_versions WHERE name = ? AND version = ?",
-                       "ti", name, (int64_t)version);
+                          "SELECT " MV_COLS " FROM model_versions WHERE name = ? AND version = ?",
+                          "ti", name, (int64_t)version);
     if (rc != STORE_OK)
         return rc;
     int r = sqlite3_step(st);
@@ -182,15 +182,15 @@ int store_model_create(struct dimd_store *s, const char *name, int64_t job_id, i
         return STORE_ERROR;
     if (job_id < 0 || step < 0)
         return db_inval(err, "%s: job %lld, step %lld (need >= 0)", op, (long long)job_id,
-                     (long long)step);
+                        (long long)step);
     if (ckpt_bytes == 0 || !ckpt)
         return db_inval(err, "%s: the checkpoint is empty", op);
     if (!db_hex64_ok(source_sha256))
         return db_inval(err, "%s: source sha256 \"%.80s\" is not 64 lowercase hex digits", op,
-                     source_sha256 ? source_sha256 : "(null)");
+                        source_sha256 ? source_sha256 : "(null)");
     if (!db_hex64_ok(given_hex))
         return db_inval(err, "%s: sha256 \"%.80s\" is not 64 lowercase hex digits", op,
-                     given_hex ? given_hex : "(null)");
+                        given_hex ? given_hex : "(null)");
     int64_t n_index = index ? index->n : 0;
     int dim = n_index > 0 ? index->dim : 0;
     size_t vec_bytes = 0, lab_bytes = 0;
@@ -199,12 +199,12 @@ int store_model_create(struct dimd_store *s, const char *name, int64_t job_id, i
     if (n_index > 0) {
         if (dim < 1 || !index->vectors || !index->labels)
             return db_inval(err,
-                         "%s: index of %lld images needs dim >= 1 (got %d), vectors and "
-                         "labels",
-                         op, (long long)n_index, dim);
+                            "%s: index of %lld images needs dim >= 1 (got %d), vectors and "
+                            "labels",
+                            op, (long long)n_index, dim);
         if ((uint64_t)n_index > SIZE_MAX / sizeof(float) / (size_t)dim)
-            return db_inval(err, "%s: index of %lld x %d floats is too large", op, (long long)n_index,
-                         dim);
+            return db_inval(err, "%s: index of %lld x %d floats is too large", op,
+                            (long long)n_index, dim);
         vec_bytes = (size_t)n_index * (size_t)dim * sizeof(float);
         lab_bytes = (size_t)n_index * sizeof(uint16_t);
     }
@@ -241,11 +241,11 @@ int store_model_create(struct dimd_store *s, const char *name, int64_t job_id, i
             goto end;
     }
     rc = db_run(db, err, op, NULL,
-             "INSERT INTO models (name, created_ms) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
-             "ti", name, now);
+                "INSERT INTO models (name, created_ms) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+                "ti", name, now);
     if (rc == STORE_OK)
-        rc = db_query_int(db, err, op, &version, 0, "SELECT next_version FROM models WHERE name = ?",
-                       "t", name);
+        rc = db_query_int(db, err, op, &version, 0,
+                          "SELECT next_version FROM models WHERE name = ?", "t", name);
     if (rc != STORE_OK)
         goto end;
     if (version < 1 || version >= INT32_MAX) {
@@ -254,18 +254,19 @@ int store_model_create(struct dimd_store *s, const char *name, int64_t job_id, i
         rc = STORE_ERROR;
         goto end;
     }
-    rc = db_run(db, err, op, NULL, "UPDATE models SET next_version = next_version + 1 WHERE name = ?",
-             "t", name);
+    rc = db_run(db, err, op, NULL,
+                "UPDATE models SET next_version = next_version + 1 WHERE name = ?", "t", name);
     if (rc != STORE_OK)
         goto end;
     sqlite3_stmt *st;
-    rc = db_stmt_open(db, &st, err, op,
-                   "INSERT INTO model_versions (name, version, job_id, step, source_sha256, "
-                   "sha256, bytes, created_ms, pinned, info, metrics, index_images, index_dim, "
-                   "index_vectors, index_labels, data) VALUES (?, ?, NULLIF(?, 0), ?, ?, ?, ?, ?, "
-                   "?, ?, ?, ?, ?, ?, ?, ?)",
-                   "tiiittiiittii", name, version, job_id, step, source_sha256, given_hex,
-                   (int64_t)ckpt_bytes, now, (int64_t)pinned, info, metrics, n_index, (int64_t)dim);
+    rc = db_stmt_open(
+        db, &st, err, op,
+        "INSERT INTO model_versions (name, version, job_id, step, source_sha256, "
+        "sha256, bytes, created_ms, pinned, info, metrics, index_images, index_dim, "
+        "index_vectors, index_labels, data) VALUES (?, ?, NULLIF(?, 0), ?, ?, ?, ?, ?, "
+        "?, ?, ?, ?, ?, ?, ?, ?)",
+        "tiiittiiittii", name, version, job_id, step, source_sha256, given_hex, (int64_t)ckpt_bytes,
+        now, (int64_t)pinned, info, metrics, n_index, (int64_t)dim);
     if (rc != STORE_OK)
         goto end;
     int b = n_index > 0 ? sqlite3_bind_blob64(st, 14, index->vectors, vec_bytes, SQLITE_STATIC)
@@ -365,7 +366,8 @@ int store_model_versions(struct dimd_store *s, const char *name, struct store_mo
     int rc = db_tx_read(db, err, op); /* the model check and the rows from one snapshot */
     if (rc != STORE_OK)
         goto out;
-    rc = db_query_int(db, err, op, &has, 0, "SELECT COUNT(*) FROM models WHERE name = ?", "t", name);
+    rc =
+        db_query_int(db, err, op, &has, 0, "SELECT COUNT(*) FROM models WHERE name = ?", "t", name);
     if (rc == STORE_OK && !has) {
         dim_fail(err, DIM_ENOENT, "no model %s", name);
         rc = STORE_NOT_FOUND;
@@ -373,8 +375,8 @@ int store_model_versions(struct dimd_store *s, const char *name, struct store_mo
     if (rc == STORE_OK) {
         sqlite3_stmt *st;
         rc = db_stmt_open(db, &st, err, op,
-                       "SELECT " MV_COLS " FROM model_versions WHERE name = ? ORDER BY version",
-                       "t", name);
+                          "SELECT " MV_COLS " FROM model_versions WHERE name = ? ORDER BY version",
+                          "t", name);
         if (rc == STORE_OK) {
             rc = mv_collect(db, st, op, out, n, err);
             sqlite3_finalize(st);
@@ -506,7 +508,7 @@ int store_model_delete(struct dimd_store *s, const char *name, int version, stru
     /* The models row stays: it keeps next_version, so the number is not reused. */
     if (rc == STORE_OK)
         rc = db_run(db, err, op, NULL, "DELETE FROM model_versions WHERE name = ? AND version = ?",
-                 "ti", name, (int64_t)found);
+                    "ti", name, (int64_t)found);
     rc = db_tx_end(db, rc, err, op);
     if (rc == STORE_OK) {
         atomic_fetch_add(&s->models_gen, 1);
@@ -541,8 +543,8 @@ int store_model_pin(struct dimd_store *s, const char *name, int version, bool pi
     rc = models_find(db, name, version, &found, NULL, err);
     if (rc == STORE_OK)
         rc = db_run(db, err, op, NULL,
-                 "UPDATE model_versions SET pinned = ? WHERE name = ? AND version = ?", "iti",
-                 (int64_t)pinned, name, (int64_t)found);
+                    "UPDATE model_versions SET pinned = ? WHERE name = ? AND version = ?", "iti",
+                    (int64_t)pinned, name, (int64_t)found);
     if (rc == STORE_OK && out)
         rc = mv_load(db, name, found, &t, err);
     rc = db_tx_end(db, rc, err, op);
@@ -571,4 +573,3 @@ int models_tx_begin_on_version(sqlite3 *db, const char *name, int version, struc
         db_tx_end(db, rc, NULL, op);
     return rc;
 }
-

@@ -26,11 +26,11 @@ struct store_model_version {
     char sha256[65];        /* this version's (inference-only) checkpoint bytes */
     int64_t bytes;
     int64_t created_ms;
-    bool pinned;            /* pinned versions cannot be deleted */
-    char *info_json;        /* {"preset","channels","input":[c,h,w],"y_dim","dataset",...} */
-    char *metrics_json;     /* metrics of the source checkpoint (probe accuracies, losses) */
-    int64_t index_images;   /* images in the neighbours index (0: none) */
-    int index_dim;          /* width of each index vector */
+    bool pinned;          /* pinned versions cannot be deleted */
+    char *info_json;      /* {"preset","channels","input":[c,h,w],"y_dim","dataset",...} */
+    char *metrics_json;   /* metrics of the source checkpoint (probe accuracies, losses) */
+    int64_t index_images; /* images in the neighbours index (0: none) */
+    int index_dim;        /* width of each index vector */
 };
 void store_model_version_clear(struct store_model_version *v);
 
@@ -74,6 +74,5 @@ uint64_t store_models_generation(struct dimd_store *s);
 /* Sets or clears a version's pin (0: the newest). */
 int store_model_pin(struct dimd_store *s, const char *name, int version, bool pinned,
                     struct store_model_version *out, struct dim_err *err);
-
 
 #endif

@@ -26,8 +26,8 @@ int store_projection_get(struct dimd_store *s, const char *name, int version, ch
         return STORE_ERROR;
     sqlite3_stmt *st;
     int rc = db_stmt_open(db, &st, err, op,
-                       "SELECT data FROM model_projections WHERE name = ? AND version = ?", "ti",
-                       name, (int64_t)version);
+                          "SELECT data FROM model_projections WHERE name = ? AND version = ?", "ti",
+                          name, (int64_t)version);
     if (rc == STORE_OK) {
         int r = sqlite3_step(st);
         if (r == SQLITE_ROW)
@@ -54,9 +54,9 @@ int store_projection_put(struct dimd_store *s, const char *name, int version, co
     int rc = models_tx_begin_on_version(db, name, version, err, op);
     if (rc == STORE_OK) { /* a concurrent request may have stored it first: keep that one */
         rc = db_run(db, err, op, NULL,
-                 "INSERT OR IGNORE INTO model_projections (name, version, created_ms, data) "
-                 "VALUES (?, ?, ?, ?)",
-                 "tiit", name, (int64_t)version, clock_wall_ms(), json);
+                    "INSERT OR IGNORE INTO model_projections (name, version, created_ms, data) "
+                    "VALUES (?, ?, ?, ?)",
+                    "tiit", name, (int64_t)version, clock_wall_ms(), json);
         rc = db_tx_end(db, rc, err, op);
     }
     db_pool_put(s, db);

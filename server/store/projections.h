@@ -21,5 +21,4 @@ int store_projection_get(struct dimd_store *s, const char *name, int version, ch
 int store_projection_put(struct dimd_store *s, const char *name, int version, const char *json,
                          struct dim_err *err);
 
-
 #endif

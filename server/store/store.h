@@ -25,8 +25,9 @@
 
 enum store_rc {
     STORE_OK = 0,
-    STORE_NOT_FOUND = 1,  /* no such job / checkpoint / token */
-    STORE_CONFLICT = 2,   /* CAS failed (state not in from-set), or idempotency key reused with another body */
+    STORE_NOT_FOUND = 1, /* no such job / checkpoint / token */
+    STORE_CONFLICT =
+        2, /* CAS failed (state not in from-set), or idempotency key reused with another body */
     STORE_QUEUE_FULL = 3, /* queue_max QUEUED jobs already */
     STORE_REPLAY = 4,     /* idempotency key with the same body: *out is the original job */
     STORE_STALE = 5,      /* a worker's write for an attempt that is no longer current */

@@ -63,8 +63,8 @@ int store_token_create(struct dimd_store *s, const char *name, enum scope scope,
     int rc = db_tx_begin(db, err, op);
     if (rc == STORE_OK) {
         rc = db_run(db, err, op, NULL,
-                 "INSERT INTO tokens (name, scope, sha256, created_ms) VALUES (?, ?, ?, ?)", "ttti",
-                 name, scope_name(scope), hash, now);
+                    "INSERT INTO tokens (name, scope, sha256, created_ms) VALUES (?, ?, ?, ?)",
+                    "ttti", name, scope_name(scope), hash, now);
         int64_t id = sqlite3_last_insert_rowid(db);
         rc = db_tx_end(db, rc, err, op);
         if (rc == STORE_OK) {
@@ -95,7 +95,7 @@ int store_token_list(struct dimd_store *s, struct store_token **out, size_t *n, 
     size_t cap = 0, cnt = 0;
     sqlite3_stmt *st;
     int rc = db_stmt_open(db, &st, err, op,
-                       "SELECT id, name, scope, created_ms FROM tokens ORDER BY id", "");
+                          "SELECT id, name, scope, created_ms FROM tokens ORDER BY id", "");
     if (rc == STORE_OK) {
         int r;
         while ((r = sqlite3_step(st)) == SQLITE_ROW) {

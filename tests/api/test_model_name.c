@@ -18,8 +18,10 @@ static void test_model_version_parse(void **state)
     assert_true(model_version_parse("v3", &v) && v == 3);
     assert_true(model_version_parse("12", &v) && v == 12);
     assert_true(model_version_parse("v2147483647", &v) && v == 2147483647);
-    const char *bad[] = {NULL, "", "v", "v0", "0", "-1", "v-1", "+3", " 3", "3 ", "3x", "V3",
-                         "vv3", "v2147483648", "99999999999999999999", "Latest"};
+    const char *bad[] = {NULL,    "",    "v",   "v0",          "0",
+                         "-1",    "v-1", "+3",  " 3",          "3 ",
+                         "3x",    "V3",  "vv3", "v2147483648", "99999999999999999999",
+                         "Latest"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         v = -1;
         assert_false(model_version_parse(bad[i], &v));

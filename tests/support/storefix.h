@@ -187,7 +187,7 @@ static inline const char *storefix_jstr(json_t *o, const char *k)
 }
 
 static inline void storefix_put_ckpt(struct dimd_store *s, int64_t id, int64_t step, size_t bytes,
-                     const char *metrics, const struct store_retention *keep)
+                                     const char *metrics, const struct store_retention *keep)
 {
     struct dim_err err = {0};
     unsigned char *b = malloc(bytes);
@@ -213,7 +213,8 @@ struct storefix_mv {
     struct store_model_index index;
 };
 
-static inline void storefix_mv_make(struct storefix_mv *in, size_t bytes, int64_t n, int dim, unsigned seed)
+static inline void storefix_mv_make(struct storefix_mv *in, size_t bytes, int64_t n, int dim,
+                                    unsigned seed)
 {
     memset(in, 0, sizeof(*in));
     in->bytes = bytes;
@@ -245,14 +246,14 @@ static inline void storefix_mv_free(struct storefix_mv *in)
 }
 
 /* Creates the next version of name from in; returns its number. */
-static inline int storefix_mv_create(struct dimd_store *s, const char *name, int64_t job_id, int64_t step,
-                     const struct storefix_mv *in, bool pinned)
+static inline int storefix_mv_create(struct dimd_store *s, const char *name, int64_t job_id,
+                                     int64_t step, const struct storefix_mv *in, bool pinned)
 {
     struct dim_err err = {0};
     struct store_model_version v = {0};
-    int rc = store_model_create(s, name, job_id, step, STOREFIX_SRC_SHA, in->ckpt, in->bytes, in->sha,
-                                "{\"preset\":\"basic32x32\",\"y_dim\":64}", "{\"probe_y\":0.81}",
-                                pinned, &in->index, &v, &err);
+    int rc = store_model_create(s, name, job_id, step, STOREFIX_SRC_SHA, in->ckpt, in->bytes,
+                                in->sha, "{\"preset\":\"basic32x32\",\"y_dim\":64}",
+                                "{\"probe_y\":0.81}", pinned, &in->index, &v, &err);
     if (rc != STORE_OK)
         fprintf(stderr, "model_create: %s\n", err.msg);
     assert_int_equal(rc, STORE_OK);

@@ -17,9 +17,9 @@
 #include <cmocka.h>
 
 #include "service/auth.h"
-#include "storefix.h"
 #include "store/store.h"
 #include "store/tokens.h"
+#include "storefix.h"
 
 /* The auth service over the fixture's store (one test at a time). */
 static struct auth *auth;

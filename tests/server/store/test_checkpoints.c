@@ -141,7 +141,8 @@ static void test_checkpoint_retention(void **state)
     storefix_put_ckpt(f->s, id, 500, 20000, "{\"loss_total\":0.1}", &kmax); /* lacks probe_y */
     const int64_t w3[] = {100, 400, 500};
     assert_steps(f->s, id, w3, 3);
-    storefix_put_ckpt(f->s, id, 600, 20000, "{\"probe_y\":\"NaN\"}", &kmax); /* not a number: never best */
+    storefix_put_ckpt(f->s, id, 600, 20000, "{\"probe_y\":\"NaN\"}",
+                      &kmax); /* not a number: never best */
     const int64_t w4[] = {100, 500, 600};
     assert_steps(f->s, id, w4, 3);
     /* Deleted checkpoints' pages are reclaimed at once. */
@@ -178,7 +179,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_checkpoints, storefix_setup_open, storefix_teardown),
-        cmocka_unit_test_setup_teardown(test_checkpoint_retention, storefix_setup_open, storefix_teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_retention, storefix_setup_open,
+                                        storefix_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -22,9 +22,9 @@
 #include <jansson.h>
 #include <sqlite3.h>
 
-#include "storefix.h"
 #include "store/metrics.h"
 #include "store/tokens.h"
+#include "storefix.h"
 #include "util/assets.h"
 
 static void test_open_fresh_migrates(void **state)
@@ -41,17 +41,19 @@ static void test_open_fresh_migrates(void **state)
     assert_int_equal(store_schema_version(f->s), 5);
     assert_int_equal(storefix_raw_int(f->path, "PRAGMA user_version"), 5);
     assert_int_equal(storefix_raw_int(f->path, "PRAGMA auto_vacuum"), 2); /* INCREMENTAL */
-    assert_int_equal(storefix_raw_int(f->path, "SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1);
-    assert_int_equal(storefix_raw_int(f->path, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' "
-                                      "AND name IN ('jobs', 'attempts', 'metrics', 'checkpoints', "
-                                      "'events', 'idempotency', 'tokens', 'models', "
-                                      "'model_versions', 'model_projections', 'model_evaluations')"),
-                     11);
+    assert_int_equal(
+        storefix_raw_int(f->path, "SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1);
+    assert_int_equal(
+        storefix_raw_int(f->path, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' "
+                                  "AND name IN ('jobs', 'attempts', 'metrics', 'checkpoints', "
+                                  "'events', 'idempotency', 'tokens', 'models', "
+                                  "'model_versions', 'model_projections', 'model_evaluations')"),
+        11);
     /* The checkpoint bytes are the last column of a version's row. */
-    assert_int_equal(storefix_raw_int(f->path,
-                             "SELECT name = 'data' FROM pragma_table_info('model_versions') "
-                             "ORDER BY cid DESC LIMIT 1"),
-                     1);
+    assert_int_equal(
+        storefix_raw_int(f->path, "SELECT name = 'data' FROM pragma_table_info('model_versions') "
+                                  "ORDER BY cid DESC LIMIT 1"),
+        1);
     /* Reopening an up-to-date database changes nothing. */
     store_close(f->s);
     f->s = NULL;
@@ -65,8 +67,8 @@ static void test_upgrade_in_place_keeps_jobs(void **state)
     struct dim_err err = {0};
     assert_int_equal(store_open_at_version(&f->s, f->path, 1, &err), STORE_OK);
     assert_int_equal(store_schema_version(f->s), 1);
-    assert_int_equal(storefix_raw_int(f->path, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'tokens'"),
-                     0);
+    assert_int_equal(
+        storefix_raw_int(f->path, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'tokens'"), 0);
     int64_t n = 0;
     assert_int_equal(store_token_count(f->s, &n, &err), STORE_ERROR); /* no tokens table yet */
     assert_non_null(strstr(err.msg, "tokens"));
@@ -79,7 +81,8 @@ static void test_upgrade_in_place_keeps_jobs(void **state)
     assert_int_equal(store_schema_version(f->s), store_schema_latest());
     assert_int_equal(storefix_raw_int(f->path, "PRAGMA user_version"), store_schema_latest());
     assert_int_equal(storefix_raw_int(f->path, "PRAGMA auto_vacuum"), 2);
-    assert_int_equal(storefix_raw_int(f->path, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' "
+    assert_int_equal(storefix_raw_int(f->path,
+                                      "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' "
                                       "AND name IN ('tokens', 'models', 'model_versions')"),
                      3);
     struct store_job j = {0};
@@ -107,7 +110,8 @@ static void test_refuses_newer_schema(void **state)
     assert_non_null(strstr(err.msg, "upgrade dimd"));
     /* And it was left alone. */
     assert_int_equal(storefix_raw_int(f->path, "PRAGMA user_version"), 99);
-    assert_int_equal(storefix_raw_int(f->path, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'jobs'"), 0);
+    assert_int_equal(
+        storefix_raw_int(f->path, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'jobs'"), 0);
 }
 
 static void test_upgrade_from_2_gains_models(void **state)
@@ -202,8 +206,8 @@ static void *reader(void *arg)
         size_t n = 0;
         bool more = false;
         if (store_metrics_summary(w->s, w->id, &sm, &n, &err) != STORE_OK ||
-            store_metrics_history(w->s, w->id, "loss_total", 0, INT64_MAX, 1000, 20, &p, &n, &more, &err) !=
-                STORE_OK ||
+            store_metrics_history(w->s, w->id, "loss_total", 0, INT64_MAX, 1000, 20, &p, &n, &more,
+                                  &err) != STORE_OK ||
             store_job_get(w->s, w->id, &j, &err) != STORE_OK) {
             w->bad++;
             snprintf(w->msg, sizeof(w->msg), "%s", err.msg);
@@ -257,10 +261,14 @@ static void test_concurrency(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_open_fresh_migrates, storefix_setup, storefix_teardown),
-        cmocka_unit_test_setup_teardown(test_upgrade_in_place_keeps_jobs, storefix_setup, storefix_teardown),
-        cmocka_unit_test_setup_teardown(test_refuses_newer_schema, storefix_setup, storefix_teardown),
-        cmocka_unit_test_setup_teardown(test_upgrade_from_2_gains_models, storefix_setup, storefix_teardown),
+        cmocka_unit_test_setup_teardown(test_open_fresh_migrates, storefix_setup,
+                                        storefix_teardown),
+        cmocka_unit_test_setup_teardown(test_upgrade_in_place_keeps_jobs, storefix_setup,
+                                        storefix_teardown),
+        cmocka_unit_test_setup_teardown(test_refuses_newer_schema, storefix_setup,
+                                        storefix_teardown),
+        cmocka_unit_test_setup_teardown(test_upgrade_from_2_gains_models, storefix_setup,
+                                        storefix_teardown),
         cmocka_unit_test_setup_teardown(test_concurrency, storefix_setup_open, storefix_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -20,8 +20,8 @@
 #include <jansson.h>
 #include <sqlite3.h>
 
-#include "storefix.h"
 #include "store/evaluations.h"
+#include "storefix.h"
 
 /* Evaluations belong to a version: stored with their grid, listed oldest first,
  * gone with the version; the job that measured becomes NULL when deleted. */
@@ -36,11 +36,9 @@ static void test_evaluations(void **state)
     int64_t job = storefix_insert_job(f->s, NULL);
     const unsigned char png[5] = {0x89, 'P', 'N', 'G', 0};
     int64_t id1 = 0, id2 = 0;
-    assert_int_equal(store_evaluation_add(f->s, "ev", 1, job, "{\"mine\":1.5}", png, 5, &id1,
-                                          &err),
+    assert_int_equal(store_evaluation_add(f->s, "ev", 1, job, "{\"mine\":1.5}", png, 5, &id1, &err),
                      STORE_OK);
-    assert_int_equal(store_evaluation_add(f->s, "ev", 1, 999, "{\"ndm\":0.5}", NULL, 0, &id2,
-                                          &err),
+    assert_int_equal(store_evaluation_add(f->s, "ev", 1, 999, "{\"ndm\":0.5}", NULL, 0, &id2, &err),
                      STORE_OK); /* a job that does not exist is recorded as none */
     assert_true(id2 > id1 && id1 > 0);
     assert_int_equal(store_evaluation_add(f->s, "ev", 3, job, "{}", NULL, 0, NULL, &err),
@@ -76,7 +74,8 @@ static void test_evaluations(void **state)
                                           NULL, NULL, &err),
                      STORE_OK);
     assert_int_equal(store_job_delete(f->s, job, &err), STORE_OK);
-    assert_int_equal(storefix_raw_int(f->path, "SELECT COUNT(*) FROM model_evaluations WHERE job_id IS "
+    assert_int_equal(storefix_raw_int(f->path,
+                                      "SELECT COUNT(*) FROM model_evaluations WHERE job_id IS "
                                       "NULL"),
                      2);
     /* deleting the version takes its evaluations */

@@ -20,8 +20,8 @@
 #include <jansson.h>
 #include <sqlite3.h>
 
-#include "storefix.h"
 #include "store/metrics.h"
+#include "storefix.h"
 
 static void test_events(void **state)
 {

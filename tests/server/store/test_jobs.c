@@ -22,8 +22,8 @@
 #include <jansson.h>
 #include <sqlite3.h>
 
-#include "storefix.h"
 #include "store/metrics.h"
+#include "storefix.h"
 
 static void test_job_insert_get_list(void **state)
 {
@@ -89,9 +89,12 @@ static void test_job_insert_get_list(void **state)
     assert_int_equal(store_job_transition(f->s, ids[4], JOB_MASK(JOB_QUEUED), JOB_PAUSED, NULL,
                                           NULL, NULL, &err),
                      STORE_OK);
-    assert_int_equal(store_job_list(f->s, &(struct store_job_filter){.state_mask = JOB_MASK(JOB_CANCELLED) | JOB_MASK(JOB_PAUSED)}, 0, 10, &v,
-                                    &n, &more, &err),
-                     STORE_OK);
+    assert_int_equal(
+        store_job_list(f->s,
+                       &(struct store_job_filter){.state_mask = JOB_MASK(JOB_CANCELLED) |
+                                                                JOB_MASK(JOB_PAUSED)},
+                       0, 10, &v, &n, &more, &err),
+        STORE_OK);
     assert_int_equal(n, 2);
     assert_false(more);
     assert_int_equal(v[0].id, ids[4]);
@@ -101,7 +104,9 @@ static void test_job_insert_get_list(void **state)
     for (size_t i = 0; i < n; i++)
         store_job_clear(&v[i]);
     free(v);
-    assert_int_equal(store_job_list(f->s, &(struct store_job_filter){.state_mask = JOB_MASK(JOB_QUEUED)}, ids[5], 2, &v, &n, &more, &err),
+    assert_int_equal(store_job_list(f->s,
+                                    &(struct store_job_filter){.state_mask = JOB_MASK(JOB_QUEUED)},
+                                    ids[5], 2, &v, &n, &more, &err),
                      STORE_OK);
     assert_int_equal(n, 2);
     assert_true(more);
@@ -110,8 +115,10 @@ static void test_job_insert_get_list(void **state)
     for (size_t i = 0; i < n; i++)
         store_job_clear(&v[i]);
     free(v);
-    assert_int_equal(store_job_list(f->s, &(struct store_job_filter){.state_mask = JOB_MASK(JOB_SUCCEEDED)}, 0, 5, &v, &n, &more, &err),
-                     STORE_OK);
+    assert_int_equal(
+        store_job_list(f->s, &(struct store_job_filter){.state_mask = JOB_MASK(JOB_SUCCEEDED)}, 0,
+                       5, &v, &n, &more, &err),
+        STORE_OK);
     assert_int_equal(n, 0);
     assert_false(more);
     free(v);
@@ -279,7 +286,8 @@ static void test_job_claim_order(void **state)
     struct storefix *f = *state;
     struct dim_err err = {0};
     struct store_job j = {0};
-    int64_t a = storefix_insert_job(f->s, "a"), b = storefix_insert_job(f->s, "b"), c = storefix_insert_job(f->s, "c");
+    int64_t a = storefix_insert_job(f->s, "a"), b = storefix_insert_job(f->s, "b"),
+            c = storefix_insert_job(f->s, "c");
 
     int64_t skip[1] = {a};
     assert_int_equal(store_job_claim(f->s, skip, 1, &j, &err), STORE_OK);
@@ -558,14 +566,18 @@ static void test_delete_cascades_and_vacuums(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_job_insert_get_list, storefix_setup_open, storefix_teardown),
-        cmocka_unit_test_setup_teardown(test_job_transitions, storefix_setup_open, storefix_teardown),
-        cmocka_unit_test_setup_teardown(test_job_claim_order, storefix_setup_open, storefix_teardown),
+        cmocka_unit_test_setup_teardown(test_job_insert_get_list, storefix_setup_open,
+                                        storefix_teardown),
+        cmocka_unit_test_setup_teardown(test_job_transitions, storefix_setup_open,
+                                        storefix_teardown),
+        cmocka_unit_test_setup_teardown(test_job_claim_order, storefix_setup_open,
+                                        storefix_teardown),
         cmocka_unit_test_setup_teardown(test_recover, storefix_setup_open, storefix_teardown),
         cmocka_unit_test_setup_teardown(test_idempotency, storefix_setup_open, storefix_teardown),
         cmocka_unit_test_setup_teardown(test_queue_full, storefix_setup_open, storefix_teardown),
         cmocka_unit_test_setup_teardown(test_stale_writes, storefix_setup_open, storefix_teardown),
-        cmocka_unit_test_setup_teardown(test_delete_cascades_and_vacuums, storefix_setup_open, storefix_teardown),
+        cmocka_unit_test_setup_teardown(test_delete_cascades_and_vacuums, storefix_setup_open,
+                                        storefix_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

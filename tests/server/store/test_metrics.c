@@ -20,8 +20,8 @@
 #include <jansson.h>
 #include <sqlite3.h>
 
-#include "storefix.h"
 #include "store/metrics.h"
+#include "storefix.h"
 
 static void test_metrics_append_summary_history(void **state)
 {
@@ -60,21 +60,24 @@ static void test_metrics_append_summary_history(void **state)
     /* NaN comes back as NaN, infinity as infinity. */
     struct store_point *p = NULL;
     bool more = true;
-    assert_int_equal(store_metrics_history(f->s, id, "probe_y", 0, INT64_MAX, 100, 0, &p, &n, &more, &err),
-                     STORE_OK);
+    assert_int_equal(
+        store_metrics_history(f->s, id, "probe_y", 0, INT64_MAX, 100, 0, &p, &n, &more, &err),
+        STORE_OK);
     assert_int_equal(n, 2);
     assert_false(more);
     assert_true(isnan(p[0].value) && isnan(p[1].value));
     assert_int_equal(p[1].wall_ms, 1001);
     free(p);
-    assert_int_equal(store_metrics_history(f->s, id, "loss_local", 0, INT64_MAX, 100, 0, &p, &n, &more, &err),
-                     STORE_OK);
+    assert_int_equal(
+        store_metrics_history(f->s, id, "loss_local", 0, INT64_MAX, 100, 0, &p, &n, &more, &err),
+        STORE_OK);
     assert_int_equal(n, 2);
     assert_true(isinf(p[0].value) && p[0].value > 0);
     assert_int_equal(p[0].step, 3);
     free(p);
-    assert_int_equal(store_metrics_history(f->s, id, "nope", 0, INT64_MAX, 100, 0, &p, &n, &more, &err),
-                     STORE_OK);
+    assert_int_equal(
+        store_metrics_history(f->s, id, "nope", 0, INT64_MAX, 100, 0, &p, &n, &more, &err),
+        STORE_OK);
     assert_int_equal(n, 0);
     free(p);
 
@@ -100,9 +103,9 @@ static void test_metrics_append_summary_history(void **state)
     size_t got = 0;
     int pages = 0;
     do {
-        assert_int_equal(
-            store_metrics_history(f->s, id, "loss_total", after, INT64_MAX, 20, 0, &p, &n, &more, &err),
-            STORE_OK);
+        assert_int_equal(store_metrics_history(f->s, id, "loss_total", after, INT64_MAX, 20, 0, &p,
+                                               &n, &more, &err),
+                         STORE_OK);
         for (size_t i = 0; i < n; i++)
             assert_int_equal(p[i].step, (int64_t)(got + i + 1));
         got += n;
@@ -115,8 +118,9 @@ static void test_metrics_append_summary_history(void **state)
     assert_int_equal(pages, 3);
     assert_int_equal(after, 53);
     /* limit equal to what remains: more is false. */
-    assert_int_equal(store_metrics_history(f->s, id, "loss_total", 33, INT64_MAX, 20, 0, &p, &n, &more, &err),
-                     STORE_OK);
+    assert_int_equal(
+        store_metrics_history(f->s, id, "loss_total", 33, INT64_MAX, 20, 0, &p, &n, &more, &err),
+        STORE_OK);
     assert_int_equal(n, 20);
     assert_false(more);
     free(p);
@@ -148,9 +152,9 @@ static void test_metrics_downsample(void **state)
         struct store_point *p = NULL;
         size_t n = 0;
         bool more = false;
-        assert_int_equal(
-            store_metrics_history(f->s, id, "loss_total", after, INT64_MAX, limit, maxp, &p, &n, &more, &err),
-            STORE_OK);
+        assert_int_equal(store_metrics_history(f->s, id, "loss_total", after, INT64_MAX, limit,
+                                               maxp, &p, &n, &more, &err),
+                         STORE_OK);
         int64_t last = after + limit < N ? after + limit : N;
         int64_t k = last - after;
         assert_int_equal(more, last < N);
@@ -202,7 +206,8 @@ static void test_metrics_downsample(void **state)
     size_t n = 0;
     bool more = true;
     assert_int_equal(
-        store_metrics_history(f->s, id, "loss_total", 990, INT64_MAX, 100, 10, &p, &n, &more, &err), STORE_OK);
+        store_metrics_history(f->s, id, "loss_total", 990, INT64_MAX, 100, 10, &p, &n, &more, &err),
+        STORE_OK);
     assert_int_equal(n, 10);
     assert_false(more);
     free(p);
@@ -262,9 +267,12 @@ static void test_metrics_duplicate_and_rewind(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_metrics_append_summary_history, storefix_setup_open, storefix_teardown),
-        cmocka_unit_test_setup_teardown(test_metrics_downsample, storefix_setup_open, storefix_teardown),
-        cmocka_unit_test_setup_teardown(test_metrics_duplicate_and_rewind, storefix_setup_open, storefix_teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_append_summary_history, storefix_setup_open,
+                                        storefix_teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_downsample, storefix_setup_open,
+                                        storefix_teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_duplicate_and_rewind, storefix_setup_open,
+                                        storefix_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -22,9 +22,9 @@
 #include <jansson.h>
 #include <sqlite3.h>
 
-#include "storefix.h"
 #include "store/metrics.h"
 #include "store/projections.h"
+#include "storefix.h"
 
 static void test_models_create_list_get(void **state)
 {
@@ -123,8 +123,8 @@ static void test_models_create_list_get(void **state)
 
     /* Without out pointers the blobs are not read at all: a corrupt (short)
      * checkpoint blob only fails the calls that ask for it. */
-    storefix_raw_exec(f->path,
-             "UPDATE model_versions SET data = x'00' WHERE name = 'shoes' AND version = 1");
+    storefix_raw_exec(
+        f->path, "UPDATE model_versions SET data = x'00' WHERE name = 'shoes' AND version = 1");
     assert_int_equal(store_model_get(f->s, "shoes", 1, &g, NULL, &vec, &lab, &err), STORE_OK);
     assert_memory_equal(vec, a.vectors, 37 * 5 * sizeof(float));
     free(vec);
@@ -225,11 +225,12 @@ static void test_models_survive_job_delete(void **state)
 
     /* A job that does not exist (any more) cannot be a source; nothing is written. */
     struct store_model_version v = {0};
-    assert_int_equal(store_model_create(f->s, "other", job, 1, STOREFIX_SRC_SHA, a.ckpt, a.bytes, a.sha,
-                                        NULL, NULL, false, NULL, &v, &err),
+    assert_int_equal(store_model_create(f->s, "other", job, 1, STOREFIX_SRC_SHA, a.ckpt, a.bytes,
+                                        a.sha, NULL, NULL, false, NULL, &v, &err),
                      STORE_NOT_FOUND);
     assert_non_null(strstr(err.msg, "no job"));
-    assert_int_equal(storefix_raw_int(f->path, "SELECT COUNT(*) FROM models WHERE name = 'other'"), 0);
+    assert_int_equal(storefix_raw_int(f->path, "SELECT COUNT(*) FROM models WHERE name = 'other'"),
+                     0);
     storefix_mv_free(&a);
 }
 
@@ -290,38 +291,38 @@ static void test_models_refused(void **state)
     char wrong[65];
     memcpy(wrong, a.sha, 65);
     wrong[10] = wrong[10] == '0' ? '1' : '0';
-    assert_int_equal(store_model_create(f->s, "m", 0, 1, STOREFIX_SRC_SHA, a.ckpt, a.bytes, wrong, NULL,
-                                        NULL, false, &a.index, &v, &err),
+    assert_int_equal(store_model_create(f->s, "m", 0, 1, STOREFIX_SRC_SHA, a.ckpt, a.bytes, wrong,
+                                        NULL, NULL, false, &a.index, &v, &err),
                      STORE_ERROR);
     assert_int_equal(err.code, DIM_EINVAL);
     assert_non_null(strstr(err.msg, "sha256"));
     assert_non_null(strstr(err.msg, a.sha));
     /* Not hex, bad source sha, empty checkpoint, bad JSON, bad index. */
-    assert_int_equal(store_model_create(f->s, "m", 0, 1, STOREFIX_SRC_SHA, a.ckpt, a.bytes, "abc", NULL,
-                                        NULL, false, NULL, &v, &err),
+    assert_int_equal(store_model_create(f->s, "m", 0, 1, STOREFIX_SRC_SHA, a.ckpt, a.bytes, "abc",
+                                        NULL, NULL, false, NULL, &v, &err),
                      STORE_ERROR);
     assert_int_equal(store_model_create(f->s, "m", 0, 1, "x", a.ckpt, a.bytes, a.sha, NULL, NULL,
                                         false, NULL, &v, &err),
                      STORE_ERROR);
-    assert_int_equal(store_model_create(f->s, "m", 0, 1, STOREFIX_SRC_SHA, a.ckpt, 0, a.sha, NULL, NULL,
-                                        false, NULL, &v, &err),
-                     STORE_ERROR);
-    assert_int_equal(store_model_create(f->s, "m", 0, 1, STOREFIX_SRC_SHA, a.ckpt, a.bytes, a.sha, "[1]",
+    assert_int_equal(store_model_create(f->s, "m", 0, 1, STOREFIX_SRC_SHA, a.ckpt, 0, a.sha, NULL,
                                         NULL, false, NULL, &v, &err),
                      STORE_ERROR);
+    assert_int_equal(store_model_create(f->s, "m", 0, 1, STOREFIX_SRC_SHA, a.ckpt, a.bytes, a.sha,
+                                        "[1]", NULL, false, NULL, &v, &err),
+                     STORE_ERROR);
     assert_non_null(strstr(err.msg, "info"));
-    assert_int_equal(store_model_create(f->s, "m", 0, 1, STOREFIX_SRC_SHA, a.ckpt, a.bytes, a.sha, NULL,
-                                        "{bad", false, NULL, &v, &err),
+    assert_int_equal(store_model_create(f->s, "m", 0, 1, STOREFIX_SRC_SHA, a.ckpt, a.bytes, a.sha,
+                                        NULL, "{bad", false, NULL, &v, &err),
                      STORE_ERROR);
     struct store_model_index bad = a.index;
     bad.dim = 0;
-    assert_int_equal(store_model_create(f->s, "m", 0, 1, STOREFIX_SRC_SHA, a.ckpt, a.bytes, a.sha, NULL,
-                                        NULL, false, &bad, &v, &err),
+    assert_int_equal(store_model_create(f->s, "m", 0, 1, STOREFIX_SRC_SHA, a.ckpt, a.bytes, a.sha,
+                                        NULL, NULL, false, &bad, &v, &err),
                      STORE_ERROR);
     bad = a.index;
     bad.labels = NULL;
-    assert_int_equal(store_model_create(f->s, "m", 0, 1, STOREFIX_SRC_SHA, a.ckpt, a.bytes, a.sha, NULL,
-                                        NULL, false, &bad, &v, &err),
+    assert_int_equal(store_model_create(f->s, "m", 0, 1, STOREFIX_SRC_SHA, a.ckpt, a.bytes, a.sha,
+                                        NULL, NULL, false, &bad, &v, &err),
                      STORE_ERROR);
     /* Nothing was written, not even the model row. */
     assert_int_equal(storefix_raw_int(f->path, "SELECT COUNT(*) FROM models"), 0);
@@ -336,8 +337,8 @@ static void test_models_refused(void **state)
     const char *badn[] = {"", "Shoes", "-x", "_x", "a b", "a/b", "a.b", "sh\xc3\xb6", n64, NULL};
     for (size_t i = 0; i < sizeof(badn) / sizeof(*badn); i++) {
         err.code = 0;
-        assert_int_equal(store_model_create(f->s, badn[i], 0, 1, STOREFIX_SRC_SHA, a.ckpt, a.bytes, a.sha,
-                                            NULL, NULL, false, NULL, &v, &err),
+        assert_int_equal(store_model_create(f->s, badn[i], 0, 1, STOREFIX_SRC_SHA, a.ckpt, a.bytes,
+                                            a.sha, NULL, NULL, false, NULL, &v, &err),
                          STORE_ERROR);
         assert_int_equal(err.code, DIM_EINVAL);
         assert_non_null(strstr(err.msg, "model name"));
@@ -406,8 +407,8 @@ static void test_dashboard_reads(void **state)
     int64_t ev0 = j.last_event_id;
     assert_true(ev0 > 0); /* submission and claim are events */
     store_job_clear(&j);
-    struct store_metric m[] = {{"loss_total", 1, 0.9, 1000}, {"probe_y", 1, 0.5, 1000},
-                               {"loss_total", 2, 0.7, 1001}, {"loss_local", 2, INFINITY, 1001},
+    struct store_metric m[] = {{"loss_total", 1, 0.9, 1000},  {"probe_y", 1, 0.5, 1000},
+                               {"loss_total", 2, 0.7, 1001},  {"loss_local", 2, INFINITY, 1001},
                                {"loss_total", 3, 0.25, 1002}, {"probe_y", 3, NAN, 1002}};
     assert_int_equal(store_metrics_append(f->s, id, 1, m, 6, 3, 10, &err), STORE_OK);
     assert_int_equal(store_job_get(f->s, id, &j, &err), STORE_OK);
@@ -437,14 +438,13 @@ static void test_dashboard_reads(void **state)
     /* history range: after_step < step <= to_step */
     struct store_point *p = NULL;
     assert_int_equal(
-        store_metrics_history(f->s, id, "loss_total", 1, 2, 100, 0, &p, &n, &more, &err),
-        STORE_OK);
+        store_metrics_history(f->s, id, "loss_total", 1, 2, 100, 0, &p, &n, &more, &err), STORE_OK);
     assert_int_equal(n, 1);
     assert_int_equal(p[0].step, 2);
     assert_false(more);
     free(p);
-    assert_int_equal(
-        store_metrics_history(f->s, id, "loss_total", 0, 2, 1, 0, &p, &n, &more, &err), STORE_OK);
+    assert_int_equal(store_metrics_history(f->s, id, "loss_total", 0, 2, 1, 0, &p, &n, &more, &err),
+                     STORE_OK);
     assert_int_equal(n, 1);
     assert_true(more); /* step 2 remains in range */
     free(p);
@@ -474,13 +474,19 @@ static void test_dashboard_reads(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_models_create_list_get, storefix_setup_open, storefix_teardown),
-        cmocka_unit_test_setup_teardown(test_models_versions_not_reused, storefix_setup_open, storefix_teardown),
-        cmocka_unit_test_setup_teardown(test_models_survive_job_delete, storefix_setup_open, storefix_teardown),
+        cmocka_unit_test_setup_teardown(test_models_create_list_get, storefix_setup_open,
+                                        storefix_teardown),
+        cmocka_unit_test_setup_teardown(test_models_versions_not_reused, storefix_setup_open,
+                                        storefix_teardown),
+        cmocka_unit_test_setup_teardown(test_models_survive_job_delete, storefix_setup_open,
+                                        storefix_teardown),
         cmocka_unit_test_setup_teardown(test_models_pin, storefix_setup_open, storefix_teardown),
-        cmocka_unit_test_setup_teardown(test_models_refused, storefix_setup_open, storefix_teardown),
-        cmocka_unit_test_setup_teardown(test_models_delete_reclaims, storefix_setup_open, storefix_teardown),
-        cmocka_unit_test_setup_teardown(test_dashboard_reads, storefix_setup_open, storefix_teardown),
+        cmocka_unit_test_setup_teardown(test_models_refused, storefix_setup_open,
+                                        storefix_teardown),
+        cmocka_unit_test_setup_teardown(test_models_delete_reclaims, storefix_setup_open,
+                                        storefix_teardown),
+        cmocka_unit_test_setup_teardown(test_dashboard_reads, storefix_setup_open,
+                                        storefix_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -21,8 +21,8 @@
 #include <jansson.h>
 #include <sqlite3.h>
 
-#include "storefix.h"
 #include "store/tokens.h"
+#include "storefix.h"
 
 static void test_tokens(void **state)
 {
@@ -85,8 +85,7 @@ static void test_tokens(void **state)
     assert_int_equal(store_token_count(f->s, &cnt, &err), STORE_OK);
     assert_int_equal(cnt, 2);
     assert_int_equal(store_token_create(f->s, "", SCOPE_READ, t1, NULL, &err), STORE_ERROR);
-    assert_int_equal(store_token_create(f->s, "x", (enum scope)7, t1, NULL, &err),
-                     STORE_ERROR);
+    assert_int_equal(store_token_create(f->s, "x", (enum scope)7, t1, NULL, &err), STORE_ERROR);
 }
 
 int main(void)
