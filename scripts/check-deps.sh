@@ -21,15 +21,23 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 dir_of() { [ "$1" = api ] && echo api || echo "server/$1"; }
+# objs DIR: the objects in $build/DIR whose source DIR/NAME.c exists (a stale
+# object of a removed or renamed source is not the tree's).
+objs() {
+    find "$build/$1" -name '*.o' 2>/dev/null | while read -r o; do
+        src=${o#"$build"/}
+        [ -f "${src%.o}.c" ] && echo "$o"
+    done
+}
 expand() { for d in $*; do [ "$d" = core ] && echo $core_dirs || echo "$d"; done | tr '\n' ' '; }
 
 # Symbols each layer defines, as "symbol layer" lines.
 : >"$tmp/defs"
 for spec in "$@"; do
     layer=${spec%%:*}
-    objs=$(find "$build/$(dir_of "$layer")" -name '*.o' 2>/dev/null)
-    [ -n "$objs" ] || { echo "check-deps: no objects for layer $layer in $build"; fail=1; continue; }
-    nm -g --defined-only $objs 2>/dev/null | awk -v l="$layer" 'NF==3 {print $3, l}' >>"$tmp/defs"
+    o=$(objs "$(dir_of "$layer")")
+    [ -n "$o" ] || { echo "check-deps: no objects for layer $layer in $build"; fail=1; continue; }
+    nm -g --defined-only $o 2>/dev/null | awk -v l="$layer" 'NF==3 {print $3, l}' >>"$tmp/defs"
 done
 [ -f "$build/gen/assets.o" ] &&
     nm -g --defined-only "$build/gen/assets.o" | awk 'NF==3 {print $3, "util"}' >>"$tmp/defs"
@@ -50,7 +58,7 @@ for spec in "$@"; do
         done
     done
     # symbols
-    nm -u $(find "$build/$dir" -name '*.o') 2>/dev/null | awk '{print $NF}' | sort -u >"$tmp/undef"
+    nm -u $(objs "$dir") 2>/dev/null | awk '{print $NF}' | sort -u >"$tmp/undef"
     awk 'NR==FNR {u[$1]=1; next} ($1 in u) {print}' "$tmp/undef" "$tmp/defs" |
     while read -r sym owner; do
         case "$allowed" in

@@ -56,6 +56,7 @@ expect "core including the store" "core/base/planted.h includes store/, outside 
 
 fresh
 printf 'int handle_healthz(void);\nint planted(void);\nint planted(void) { return handle_healthz(); }\n' >"$tmp/p.c"
+cp "$tmp/p.c" "$tmp/tree/server/store/planted.c"
 cc -c "$tmp/p.c" -o "$tmp/build/server/store/planted.o"
 run "$tmp/tree" "$tmp/build"; rc=$?
 expect "store object calling a handler" "layer store calls handle_healthz of layer handlers"
