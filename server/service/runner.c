@@ -36,6 +36,7 @@
 #include "api/evalspec.h"
 #include "api/jobspec.h"
 #include "api/real.h"
+#include "service/version_model.h"
 #include "util/threadpool.h"
 #include "util/sha256.h"
 #include "store/checkpoints.h"
@@ -555,28 +556,15 @@ static int eval_setup(struct run *x, const struct eval_spec *es)
 {
     struct runner *r = x->r;
     struct dim_err err;
-    struct store_model_version v;
-    memset(&v, 0, sizeof v);
-    void *data = NULL;
-    int rc = store_model_get(r->store, es->model, es->version, &v, &data, NULL, NULL, &err);
-    if (rc == STORE_NOT_FOUND)
+    char dataset[DATASET_NAME_MAX];
+    int rc = version_model_load(r->store, es->model, es->version, &x->m, dataset, &err);
+    if (rc == VERSION_MODEL_NOT_FOUND)
         return run_fail(x, "version_not_found", "model '%s' has no version v%d", es->model,
                         es->version);
-    if (rc != STORE_OK)
-        return store_fail(x, rc, "model read", &err);
-    struct dim_memsrc src = {data, (size_t)v.bytes, 0};
-    const struct dim_reader rd = {dim_memsrc_read, &src};
-    struct dim_train_progress prog;
-    rc = dim_checkpoint_read(&x->m, &prog, false, &rd, &err);
-    free(data);
-    json_t *info = json_loads(v.info_json ? v.info_json : "{}", 0, NULL);
-    store_model_version_clear(&v);
-    char dataset[DATASET_NAME_MAX] = "";
-    snprintf(dataset, sizeof dataset, "%s",
-             json_string_value(json_object_get(info, "dataset")) ?: "");
-    json_decref(info);
-    if (rc != 0)
-        return run_fail(x, rc == DIM_ENOMEM ? "out_of_memory" : "checkpoint_invalid",
+    if (rc == VERSION_MODEL_ERROR)
+        return store_fail(x, STORE_ERROR, "model read", &err);
+    if (rc != VERSION_MODEL_OK)
+        return run_fail(x, err.code == DIM_ENOMEM ? "out_of_memory" : "checkpoint_invalid",
                         "model '%s' v%d: %s", es->model, es->version, err.msg);
     char path[4096];
     const struct dim_dataset_limits lim = {0, 64u << 20};
