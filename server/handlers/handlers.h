@@ -1,16 +1,17 @@
-/* api.h - the v1 HTTP API: the route table and its handlers.
+/* handlers.h - the v1 HTTP API: the route table and its handlers.
  *
- * Every route is declared once in handler_routes (api/routes.c); the HTTP server
- * dispatches from it, `dimd routes` prints it and the end-to-end tests compare
- * it with openapi.yaml. Handlers translate between HTTP and the store/runner;
- * they hold no state of their own. Files by resource: service.c (health,
+ * Every route is declared once in handler_routes (handlers/routes.c); the HTTP
+ * server dispatches from it, `dimd routes` prints it and the end-to-end tests
+ * compare it with openapi.yaml. Handlers translate between HTTP and the store
+ * and the services (server/service/: runner, inference, promote, projection):
+ * decode the request, call one, encode the reply; they hold no state of their
+ * own and run no use case themselves. Files by resource: service.c (health,
  * version, Prometheus metrics, datasets, job schema), jobs.c, metrics.c,
  * events.c (Server-Sent Events), checkpoints.c, models.c (promote, versions),
  * projection.c (PCA of a version's test-set embeddings), evaluations.c (what
- * evaluation jobs measured), encode.c (encode and
- * neighbours: every input format), tokens.c (tokens, whoami), web.c (the
- * dashboard's files); common.c has
- * the shared pieces (ids, query parameters, the job's JSON form).
+ * evaluation jobs measured), encode.c (encode and neighbours: every input
+ * format), tokens.c (tokens, whoami), web.c (the dashboard's files); common.c
+ * has the shared pieces (ids, query parameters, the job's JSON form).
  */
 #ifndef DIMD_HANDLERS_HANDLERS_H
 #define DIMD_HANDLERS_HANDLERS_H
@@ -129,17 +130,6 @@ json_t *handler_body_json(struct http_request *rq);
  * version_not_found / 500 and returns false. */
 bool handler_load_version(struct handler_ctx *a, struct http_request *rq, struct store_model_version *v,
                       void **ckpt);
-/* The Y embeddings of up to max_n images of a dataset's split, evenly spaced
- * (row i is image floor(i * N / n) of the N in the split), scaled to unit length
- * when unit, and their labels; both malloc'd (NULL when max_n is 0). *classes
- * (when classes is not NULL) gets the dataset's class names as a JSON array,
- * or JSON null when it has none or max_n is 0 (the dataset is then not read).
- * Encodes on the calling thread with a pool of the machine's other cores. 0, or
- * -1 with err. */
-int handler_embed_split(const struct handler_ctx *a, const struct dim_model *m, const char *dataset,
-                    enum dim_split split, size_t max_n, bool unit, float **vectors,
-                    uint16_t **labels, int64_t *n_out, int64_t *n_data, json_t **classes,
-                    struct dim_err *err);
 /* Replies 500 internal naming what failed. */
 void handler_internal(struct http_request *rq, const char *what, const struct dim_err *err);
 
