@@ -76,19 +76,14 @@ void handle_checkpoint_get(void *app, struct http_request *rq)
         handler_internal(rq, "reading the checkpoint", &err);
         return;
     }
-    char etag[72], disp[128];
+    char etag[72], file[96];
     snprintf(etag, sizeof etag, "\"%s\"", meta.sha256);
-    snprintf(disp, sizeof disp, "attachment; filename=\"job-%lld-step-%lld.dimdckpt\"",
-             (long long)job.id, (long long)meta.step);
-    http_add_header(rq, "ETag", etag);
-    const char *inm = http_header(rq, "If-None-Match");
-    if (inm && (strstr(inm, meta.sha256) || strcmp(inm, "*") == 0)) {
-        http_reply_empty(rq, 304);
+    snprintf(file, sizeof file, "job-%lld-step-%lld.dimdckpt", (long long)job.id,
+             (long long)meta.step);
+    if (handler_not_modified(rq, etag))
         free(data);
-    } else {
-        http_add_header(rq, "Content-Disposition", disp);
-        http_reply_bytes(rq, 200, "application/octet-stream", data, (size_t)meta.bytes, true);
-    }
+    else
+        handler_reply_download(rq, file, data, (size_t)meta.bytes);
     store_checkpoint_clear(&meta);
     store_job_clear(&job);
 }

@@ -1,4 +1,4 @@
-/* common.c - pieces every resource's handlers share (api/api.h). */
+/* common.c - pieces every resource's handlers share (handlers/handlers.h). */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -115,4 +115,22 @@ json_t *handler_job_json(const struct store_job *j)
     json_object_set_new(o, "spec", spec ? spec : json_object());
     json_object_set_new(o, "links", links);
     return o;
+}
+
+bool handler_not_modified(struct http_request *rq, const char *etag)
+{
+    http_add_header(rq, "ETag", etag);
+    const char *inm = http_header(rq, "If-None-Match");
+    if (!inm || !(strstr(inm, etag) || strcmp(inm, "*") == 0))
+        return false;
+    http_reply_empty(rq, 304);
+    return true;
+}
+
+void handler_reply_download(struct http_request *rq, const char *filename, void *data, size_t n)
+{
+    char disp[320];
+    snprintf(disp, sizeof disp, "attachment; filename=\"%s\"", filename);
+    http_add_header(rq, "Content-Disposition", disp);
+    http_reply_bytes(rq, 200, "application/octet-stream", data, n, true);
 }

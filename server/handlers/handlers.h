@@ -11,7 +11,8 @@
  * projection.c (PCA of a version's test-set embeddings), evaluations.c (what
  * evaluation jobs measured), encode.c (encode and neighbours: every input
  * format), tokens.c (tokens, whoami), web.c (the dashboard's files); common.c
- * has the shared pieces (ids, query parameters, the job's JSON form).
+ * has the shared pieces (ids, query parameters, the job's JSON form,
+ * conditional downloads with an ETag).
  */
 #ifndef DIMD_HANDLERS_HANDLERS_H
 #define DIMD_HANDLERS_HANDLERS_H
@@ -130,6 +131,15 @@ json_t *handler_body_json(struct http_request *rq);
  * version_not_found / 500 and returns false. */
 bool handler_load_version(struct handler_ctx *a, struct http_request *rq, struct store_model_version *v,
                       void **ckpt);
+/* Conditional GET of a representation whose entity tag is etag (quoted, as
+ * sent: "\"0123abcd\""): adds the ETag header and, when If-None-Match lists
+ * etag or is "*", replies 304 and returns true; false otherwise (nothing
+ * replied: the caller sends the representation). */
+bool handler_not_modified(struct http_request *rq, const char *etag);
+/* Replies 200 application/octet-stream with the n bytes of data as an
+ * attachment named filename (Content-Disposition). Takes data (malloc'd):
+ * freed once sent. */
+void handler_reply_download(struct http_request *rq, const char *filename, void *data, size_t n);
 /* Replies 500 internal naming what failed. */
 void handler_internal(struct http_request *rq, const char *what, const struct dim_err *err);
 

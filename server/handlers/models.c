@@ -153,26 +153,20 @@ void handle_model_version_checkpoint(void *app, struct http_request *rq)
 {
     struct store_model_version v;
     void *data = NULL;
-    const char *inm = http_header(rq, "If-None-Match");
-    if (!handler_load_version(app, rq, &v, inm ? NULL : &data))
+    /* a conditional request reads the bytes only when it gets them */
+    const bool conditional = http_header(rq, "If-None-Match") != NULL;
+    if (!handler_load_version(app, rq, &v, conditional ? NULL : &data))
         return;
-    char etag[72], disp[200];
+    char etag[72], file[96];
     snprintf(etag, sizeof etag, "\"%s\"", v.sha256);
-    http_add_header(rq, "ETag", etag);
-    if (inm && (strstr(inm, v.sha256) || strcmp(inm, "*") == 0)) {
-        http_reply_empty(rq, 304);
-    } else if (inm) { /* the cheap path guessed wrong: read the bytes after all */
-        store_model_version_clear(&v);
-        if (!handler_load_version(app, rq, &v, &data))
-            return;
-        snprintf(disp, sizeof disp, "attachment; filename=\"%s-v%d.dimdckpt\"", v.name, v.version);
-        http_add_header(rq, "Content-Disposition", disp);
-        http_reply_bytes(rq, 200, "application/octet-stream", data, (size_t)v.bytes, true);
-        data = NULL;
-    } else {
-        snprintf(disp, sizeof disp, "attachment; filename=\"%s-v%d.dimdckpt\"", v.name, v.version);
-        http_add_header(rq, "Content-Disposition", disp);
-        http_reply_bytes(rq, 200, "application/octet-stream", data, (size_t)v.bytes, true);
+    if (!handler_not_modified(rq, etag)) {
+        if (conditional) {
+            store_model_version_clear(&v);
+            if (!handler_load_version(app, rq, &v, &data))
+                return;
+        }
+        snprintf(file, sizeof file, "%s-v%d.dimdckpt", v.name, v.version);
+        handler_reply_download(rq, file, data, (size_t)v.bytes);
         data = NULL;
     }
     free(data);

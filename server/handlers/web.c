@@ -144,14 +144,11 @@ static bool accepts_gzip(const char *ae)
 static void reply_file(struct http_request *rq, const struct web_file *w, const char *type)
 {
     const bool gz = w->gz && accepts_gzip(http_header(rq, "Accept-Encoding"));
-    const char *etag = gz ? w->etag_gz : w->etag;
-    http_add_header(rq, "ETag", etag);
     http_add_header(rq, "Cache-Control", "no-cache");
     if (w->gz)
         http_add_header(rq, "Vary", "Accept-Encoding");
-    const char *inm = http_header(rq, "If-None-Match");
-    if (inm && (strstr(inm, etag) || strcmp(inm, "*") == 0)) {
-        http_reply_empty(rq, 304);
+    if (handler_not_modified(rq, gz ? w->etag_gz : w->etag)) {
+        /* 304 sent */
     } else if (gz) {
         http_add_header(rq, "Content-Encoding", "gzip");
         http_reply_bytes(rq, 200, type, w->gz, w->gz_size, false);
