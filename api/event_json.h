@@ -18,7 +18,7 @@
 #include "api/job_state.h"
 
 /* "state": {"state":to,"previous":previous or null (previous < 0: the job is
- * new),"error":null or {"code":code,"message":message or absent}}; the error
+ * new),"error":null or {"code":code,"message":message or null}}; the error
  * object is present when code is not NULL. */
 char *event_json_state(enum job_state to, int previous, const char *code, const char *message);
 

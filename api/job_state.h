@@ -9,8 +9,15 @@
 
 #include <stdbool.h>
 
-enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_PAUSED, JOB_SUCCEEDED, JOB_FAILED, JOB_CANCELLED,
-                 JOB_N_STATES };
+enum job_state {
+    JOB_QUEUED,
+    JOB_RUNNING,
+    JOB_PAUSED,
+    JOB_SUCCEEDED,
+    JOB_FAILED,
+    JOB_CANCELLED,
+    JOB_N_STATES
+};
 #define JOB_MASK(s) (1u << (s))
 
 const char *job_state_name(enum job_state s); /* "QUEUED" ...; "UNKNOWN" out of range */

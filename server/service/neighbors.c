@@ -54,8 +54,10 @@ int neighbors_search(const float *vectors, const uint16_t *labels, size_t n, siz
 {
     *found = 0;
     if (k < 1 || n == 0 || dim == 0)
-        return dim_fail(err, DIM_EINVAL, "a neighbours search needs k >= 1 (got %zu) and a "
-                                         "non-empty index (%zu vectors of %zu)", k, n, dim);
+        return dim_fail(err, DIM_EINVAL,
+                        "a neighbours search needs k >= 1 (got %zu) and a "
+                        "non-empty index (%zu vectors of %zu)",
+                        k, n, dim);
     double ss = 0;
     for (size_t j = 0; j < dim; j++)
         ss += (double)y[j] * (double)y[j];
@@ -68,8 +70,7 @@ int neighbors_search(const float *vectors, const uint16_t *labels, size_t n, siz
         free(score);
         free(q);
         free(heap);
-        return dim_fail(err, DIM_ENOMEM, "out of memory for a neighbours search of %zu vectors",
-                        n);
+        return dim_fail(err, DIM_ENOMEM, "out of memory for a neighbours search of %zu vectors", n);
     }
     const double inv = ss > 0 ? 1.0 / sqrt(ss) : 0.0;
     for (size_t j = 0; j < dim; j++)

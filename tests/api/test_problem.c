@@ -31,7 +31,7 @@ static void test_codes_unique_and_statuses_errors(void **state)
     assert_int_equal(problem_status(PROBLEM_QUEUE_FULL), 429);
     assert_int_equal(problem_status(PROBLEM_N), 500);
     assert_string_equal(problem_code(PROBLEM_N), "internal");
-    assert_int_equal(problem_status((enum problem)-1), 500);
+    assert_int_equal(problem_status((enum problem) - 1), 500);
 }
 
 /* The words between "enum: [" and "]" after "ProblemCode:" in openapi.yaml. */

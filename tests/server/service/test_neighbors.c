@@ -4,9 +4,9 @@
  * the lower row; NaN rows rank last; the query's length does not matter; bad
  * arguments and a non-finite query are refused. */
 #include <math.h>
-#include <stdbool.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
