@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "handlers/handlers.h"
 
@@ -73,6 +74,30 @@ bool handler_query_int(struct http_request *rq, const char *name, int64_t lo, in
     }
     *out = v;
     return true;
+}
+
+json_t *handler_body_json(struct http_request *rq)
+{
+    const char *ct = http_header(rq, "Content-Type");
+    if (!ct || strncasecmp(ct, "application/json", 16) != 0 ||
+        (ct[16] != '\0' && ct[16] != ';' && ct[16] != ' ')) {
+        http_reply_problem(rq, PROBLEM_UNSUPPORTED_MEDIA_TYPE,
+                           "the body must be application/json, not %.80s",
+                           ct ? ct : "(no Content-Type)");
+        return NULL;
+    }
+    if (rq->body_len == 0) {
+        http_reply_problem(rq, PROBLEM_MALFORMED_JSON, "the body is empty; send a JSON object");
+        return NULL;
+    }
+    json_error_t je;
+    json_t *v = json_loadb(rq->body, rq->body_len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
+    if (!v) {
+        http_reply_problem(rq, PROBLEM_MALFORMED_JSON, "the body is not valid JSON: %s (line %d, "
+                           "column %d)", je.text, je.line, je.column);
+        return NULL;
+    }
+    return v;
 }
 
 json_t *handler_job_json(const struct store_job *j)

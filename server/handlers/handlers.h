@@ -126,8 +126,8 @@ json_t *handler_job_json(const struct store_job *j);
 /* The request body as JSON (Content-Type application/json); replies 415 or 400
  * malformed_json and returns NULL otherwise. */
 json_t *handler_body_json(struct http_request *rq);
-/* Loads the model version named by the path ({name}, {version}), with its
- * checkpoint bytes when ckpt is non-NULL, or replies 404 model_not_found /
+/* (models.c) Loads the model version named by the path ({name}, {version}), with
+ * its checkpoint bytes when ckpt is non-NULL, or replies 404 model_not_found /
  * version_not_found / 500 and returns false. */
 bool handler_load_version(struct handler_ctx *a, struct http_request *rq, struct store_model_version *v,
                       void **ckpt);

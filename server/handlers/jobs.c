@@ -11,30 +11,6 @@
 
 #define RETRY_AFTER_S "30"
 
-json_t *handler_body_json(struct http_request *rq)
-{
-    const char *ct = http_header(rq, "Content-Type");
-    if (!ct || strncasecmp(ct, "application/json", 16) != 0 ||
-        (ct[16] != '\0' && ct[16] != ';' && ct[16] != ' ')) {
-        http_reply_problem(rq, PROBLEM_UNSUPPORTED_MEDIA_TYPE,
-                           "the body must be application/json, not %.80s",
-                           ct ? ct : "(no Content-Type)");
-        return NULL;
-    }
-    if (rq->body_len == 0) {
-        http_reply_problem(rq, PROBLEM_MALFORMED_JSON, "the body is empty; send a JSON object");
-        return NULL;
-    }
-    json_error_t je;
-    json_t *v = json_loadb(rq->body, rq->body_len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
-    if (!v) {
-        http_reply_problem(rq, PROBLEM_MALFORMED_JSON, "the body is not valid JSON: %s (line %d, "
-                           "column %d)", je.text, je.line, je.column);
-        return NULL;
-    }
-    return v;
-}
-
 /* Validates a job body, training or evaluation ("kind"), and returns its
  * resolved spec (NULL with errors appended). An evaluation's model version must
  * exist; "latest" becomes the newest version's number. */
