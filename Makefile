@@ -4,7 +4,7 @@
 #   make test    install missing packages, build, run every test suite (plain, then ASan+UBSan)
 #   make bench   performance benchmarks (figures in build/bench.json)
 #
-# Other targets: all, check-core, test-unit, test-san, format, clean.
+# Other targets: all, check-core, check-deps, print-layers, test-unit, test-san, format, clean.
 # SAN=1 builds into build-san/ with AddressSanitizer + UndefinedBehaviorSanitizer.
 
 CC      ?= cc
@@ -205,7 +205,7 @@ test-unit: all check-deps $(MAKE_PNG)
 # test-unit only, because under the sanitizers their training adds minutes:
 # test_faults (kill -9, SIGTERM, restart limit), test_jobs and test_events (long
 # jobs, pause/resume, live streams). The C paths they drive run sanitized in
-# test_store and test_runner, and every route runs sanitized in test_auth.
+# tests/server/store/ and test_runner, and every route runs sanitized in test_auth.
 test-san:
 	$(MAKE) SAN=1 all build-san/tests/cli/make_png
 	@DIMD_API_TESTS_EXCLUDE=test_faults,test_jobs,test_events tests/run.sh build-san \
