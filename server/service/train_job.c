@@ -1,0 +1,370 @@
+/* train_job.c - one training job on a worker, from its claim to its end state
+ * (service/job_run.h; the runner's workers reach it through job_run).
+ *
+ * A step allocates nothing: metric points go to a buffer that only grows when a
+ * flush window holds more steps than any before it; the checkpoint buffer grows
+ * to one checkpoint's size once per job.
+ * Depends on store (jobs, metrics, checkpoints), api (jobspec, real),
+ * service/datasets, util (clock, sha256), core (dim, data); no HTTP.
+ */
+#include "service/job_run.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/real.h"
+#include "dim/probe.h"
+#include "store/checkpoints.h"
+#include "util/clock.h"
+#include "util/sha256.h"
+
+static const char *const loss_keys[N_LOSS_KEYS] = {"loss_local", "loss_global", "loss_prior_enc",
+                                                   "loss_prior_disc", "loss_total"};
+static const char *const probe_keys[DIM_N_PROBE_TAPS] = {"probe_conv", "probe_fc", "probe_y"};
+
+static int push_losses(struct run *x, const struct dim_losses *l)
+{
+    const double v[N_LOSS_KEYS] = {l->local, l->global, l->prior_enc, l->prior_disc, l->total};
+    int64_t ms = clock_wall_ms();
+    for (int k = 0; k < N_LOSS_KEYS; k++)
+        if (x->loss_on[k] && job_run_push_point(x, loss_keys[k], v[k], ms) != 0)
+            return -1;
+    return 0;
+}
+
+static int run_probe(struct run *x, double acc[DIM_N_PROBE_TAPS])
+{
+    const struct dim_dataset *tr = x->probe_train.px ? &x->probe_train : &x->train;
+    struct dim_probe_opts po;
+    dim_probe_opts_default(&po);
+    po.kind = x->spec.probe == JOB_PROBE_MLP ? DIM_PROBE_MLP : DIM_PROBE_LINEAR;
+    po.epochs = (int)x->spec.probe_epochs;
+    struct dim_err err;
+    int rc = dim_probe_model(x->m, tr, &x->test, &po, acc, &err);
+    if (rc)
+        return job_run_fail(x, rc == DIM_ENOMEM ? "out_of_memory" : "probe_failed",
+                            "probe at step %llu: %s", (unsigned long long)x->step, err.msg);
+    return RUN_OK;
+}
+
+static json_t *checkpoint_metrics(const struct run *x, const double *acc)
+{
+    json_t *o = json_object();
+    if (x->have_last) {
+        const double v[N_LOSS_KEYS] = {x->last.local, x->last.global, x->last.prior_enc,
+                                       x->last.prior_disc, x->last.total};
+        for (int k = 0; k < N_LOSS_KEYS; k++)
+            if (x->loss_on[k] && isfinite(v[k]))
+                json_object_set_new(o, loss_keys[k], json_real(v[k]));
+    }
+    for (int t = 0; acc && t < DIM_N_PROBE_TAPS; t++)
+        if (isfinite(acc[t]))
+            json_object_set_new(o, probe_keys[t], json_real(acc[t]));
+    return o;
+}
+
+/* Flushes, then stores a checkpoint of the current step (probed when asked). */
+int train_job_checkpoint(struct run *x, bool probe)
+{
+    double acc[DIM_N_PROBE_TAPS];
+    probe = probe && x->spec.probe != JOB_PROBE_NONE;
+    if (probe) {
+        if (run_probe(x, acc) != RUN_OK)
+            return RUN_END;
+        int64_t ms = clock_wall_ms();
+        for (int t = 0; t < DIM_N_PROBE_TAPS; t++)
+            if (job_run_push_point(x, probe_keys[t], acc[t], ms) != 0)
+                return job_run_fail(x, "out_of_memory", "out of memory for metric points");
+    }
+    if (job_run_flush(x) != RUN_OK)
+        return RUN_END;
+    struct dim_err err;
+    struct dim_train_progress prog;
+    dim_trainer_progress(x->tr, &prog);
+    x->ck.n = 0;
+    const struct dim_writer wr = {dim_membuf_write, &x->ck};
+    if (dim_checkpoint_write(x->m, &prog, &wr, &err) != 0)
+        return job_run_fail(x, "checkpoint_failed", "writing the checkpoint at step %llu: %s",
+                            (unsigned long long)x->step, err.msg);
+    char hex[65];
+    sha256_hex(x->ck.p, x->ck.n, hex);
+    json_t *mj = checkpoint_metrics(x, probe ? acc : NULL);
+    char *metrics =
+        json_dumps(mj, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(DIMD_REAL_DIGITS));
+    json_decref(mj);
+    if (!metrics)
+        return job_run_fail(x, "out_of_memory", "out of memory for checkpoint metrics");
+    struct store_retention keep;
+    memset(&keep, 0, sizeof keep);
+    keep.keep_last = x->spec.keep_last > 1000000 ? 1000000 : (int)x->spec.keep_last;
+    if (keep.keep_last < 1)
+        keep.keep_last = 1;
+    keep.keep_best = x->spec.keep_best > 1000000 ? 1000000 : (int)x->spec.keep_best;
+    snprintf(keep.best_metric, sizeof keep.best_metric, "%s", x->spec.best_metric);
+    keep.best_is_max = strncmp(keep.best_metric, "probe_", 6) == 0;
+    int rc = store_checkpoint_put(x->r->store, x->id, x->attempt, (int64_t)x->step, x->ck.p,
+                                  x->ck.n, hex, metrics, &keep, &err);
+    free(metrics);
+    if (rc != STORE_OK)
+        return job_run_store_fail(x, rc, "checkpoint", &err);
+    x->last_ckpt = x->step;
+    return RUN_OK;
+}
+
+static const char *dim_code_name(int rc)
+{
+    switch (rc) {
+    case DIM_ENOMEM:
+        return "out_of_memory";
+    case DIM_ENONFINITE:
+        return "non_finite_loss";
+    default:
+        return "training_failed";
+    }
+}
+
+/* Every probe_images-th image would bias towards the first classes of a
+ * class-sorted folder, so the probe fits on an evenly strided subset instead. */
+static int make_probe_subset(struct run *x)
+{
+    const struct dim_dataset *d = &x->train;
+    size_t k = (size_t)x->spec.probe_images;
+    if (k == 0 || k >= d->n)
+        return 0;
+    const size_t sz = (size_t)d->c * (size_t)d->h * (size_t)d->w;
+    struct dim_dataset *s = &x->probe_train;
+    *s = *d;
+    s->n = k;
+    s->class_names = NULL;
+    s->px = malloc(k * sz);
+    s->labels = malloc(k * sizeof *s->labels);
+    if (!s->px || !s->labels) {
+        free(s->px);
+        free(s->labels);
+        memset(s, 0, sizeof *s);
+        return -1;
+    }
+    for (size_t i = 0; i < k; i++) {
+        size_t j = (size_t)((double)i * (double)d->n / (double)k);
+        memcpy(s->px + i * sz, d->px + j * sz, sz);
+        s->labels[i] = d->labels[j];
+    }
+    return 0;
+}
+
+/* Parses the spec, loads the data, builds or restores the model. */
+static int run_setup(struct run *x, const struct store_job *job)
+{
+    struct runner *r = x->r;
+    struct dim_err err;
+    json_error_t jerr;
+    json_t *body = json_loads(job->spec_json ? job->spec_json : "", 0, &jerr);
+    if (!body)
+        return job_run_fail(x, "invalid_spec", "stored spec is not JSON: %s", jerr.text);
+    json_t *errors = json_array();
+    int n_bad = jobspec_parse(body, datasets_check, r->ds, &x->spec, errors);
+    json_decref(body);
+    if (n_bad) {
+        /* a spec that was valid at submission and now names a dataset that is
+         * gone is a dataset problem, not the user's spec */
+        bool only_dataset = true;
+        for (size_t i = 0; i < json_array_size(errors); i++) {
+            const char *p = json_string_value(json_object_get(json_array_get(errors, i), "path"));
+            only_dataset = only_dataset && p && strcmp(p, "$.dataset") == 0;
+        }
+        json_t *e0 = json_array_get(errors, 0);
+        const char *path = json_string_value(json_object_get(e0, "path"));
+        const char *msg = json_string_value(json_object_get(e0, "message"));
+        if (only_dataset)
+            job_run_fail(x, "dataset_unavailable", "%s", msg ? msg : "dataset unavailable");
+        else
+            job_run_fail(x, "invalid_spec", "%s: %s%s", path ? path : "$", msg ? msg : "invalid",
+                         n_bad > 1 ? " (and more)" : "");
+        json_decref(errors);
+        return RUN_END;
+    }
+    json_decref(errors);
+
+    char path[4096];
+    if (datasets_resolve(r->ds, x->spec.dataset, path, &err) != 0)
+        return job_run_fail(x, "dataset_unavailable", "%s", err.msg);
+    const struct dim_dataset_limits lim = {0, 64u << 20};
+    if (dim_dataset_load(path, DIM_SPLIT_TRAIN, &lim, &x->train, &err) != 0)
+        return job_run_fail(x, err.code == DIM_ENOMEM ? "out_of_memory" : "dataset_unavailable",
+                            "dataset %s: %s", x->spec.dataset, err.msg);
+    if (x->spec.probe != JOB_PROBE_NONE) {
+        if (dim_dataset_load(path, DIM_SPLIT_TEST, &lim, &x->test, &err) != 0)
+            return job_run_fail(x, err.code == DIM_ENOMEM ? "out_of_memory" : "dataset_unavailable",
+                                "dataset %s (test split): %s", x->spec.dataset, err.msg);
+        if (x->test.n_classes > x->train.n_classes)
+            x->train.n_classes = x->test.n_classes;
+        if (x->test.n == 0 || x->train.n_classes < 2)
+            return job_run_fail(x, "probe_unavailable",
+                                "dataset %s: a probe needs test images and at least 2 classes "
+                                "(%zu test images, %d classes)",
+                                x->spec.dataset, x->test.n, x->train.n_classes);
+        if (make_probe_subset(x) != 0)
+            return job_run_fail(x, "out_of_memory", "out of memory for the probe's images");
+    }
+    if (atomic_load(&r->stop))
+        return job_run_shutdown(x);
+
+    /* the model: from the latest checkpoint, else new */
+    struct store_checkpoint meta;
+    memset(&meta, 0, sizeof meta);
+    void *data = NULL;
+    int rc = store_checkpoint_get(r->store, x->id, -1, &meta, &data, &err);
+    struct dim_train_progress prog;
+    bool resumed = false;
+    if (rc == STORE_OK) {
+        char hex[65];
+        sha256_hex(data, (size_t)meta.bytes, hex);
+        if (strcmp(hex, meta.sha256) != 0) {
+            job_run_fail(x, "checkpoint_invalid",
+                         "checkpoint at step %lld: sha256 %s does not match the stored %s",
+                         (long long)meta.step, hex, meta.sha256);
+            free(data);
+            store_checkpoint_clear(&meta);
+            return RUN_END;
+        }
+        struct dim_memsrc src = {data, (size_t)meta.bytes, 0};
+        const struct dim_reader rd = {dim_memsrc_read, &src};
+        rc = dim_checkpoint_read(&x->m, &prog, true, &rd, &err);
+        free(data);
+        int64_t ck_step = meta.step;
+        store_checkpoint_clear(&meta);
+        if (rc != 0)
+            return job_run_fail(x, rc == DIM_ENOMEM ? "out_of_memory" : "checkpoint_invalid",
+                                "checkpoint at step %lld: %s", (long long)ck_step, err.msg);
+        if ((int64_t)prog.step != ck_step)
+            return job_run_fail(x, "checkpoint_invalid",
+                                "checkpoint stored as step %lld holds step %llu",
+                                (long long)ck_step, (unsigned long long)prog.step);
+        resumed = true;
+    } else if (rc == STORE_NOT_FOUND) {
+        struct dim_config cfg = x->spec.cfg;
+        if (!x->spec.channels_set)
+            cfg.in_c = x->train.c;
+        rc = dim_model_create(&x->m, &cfg, true, &err);
+        if (rc != 0)
+            return job_run_fail(x, rc == DIM_ENOMEM ? "out_of_memory" : "invalid_config", "%s",
+                                err.msg);
+    } else {
+        return job_run_store_fail(x, rc, "checkpoint read", &err);
+    }
+    struct dim_preprocess pp = dim_model_preprocess(x->m);
+    pp.random_crop = (int)x->spec.random_crop;
+    pp.random_flip = x->spec.random_flip;
+    rc = dim_trainer_create(&x->tr, x->m, &x->train, &pp, &err);
+    if (rc != 0) {
+        const char *code = rc == DIM_ENOMEM   ? "out_of_memory"
+                           : rc == DIM_EINVAL ? "dataset_too_small"
+                                              : "invalid_config";
+        return job_run_fail(x, code, "%s", err.msg);
+    }
+    if (resumed && (rc = dim_trainer_restore(x->tr, &prog, &err)) != 0)
+        return job_run_fail(x, "checkpoint_invalid", "%s", err.msg);
+    x->step = x->last_ckpt = resumed ? prog.step : 0;
+    x->loss_on[0] = x->m->has_local;
+    x->loss_on[1] = x->m->has_global;
+    x->loss_on[2] = x->m->has_prior;
+    x->loss_on[3] = x->m->has_prior;
+    x->loss_on[4] = true;
+
+    /* points after the checkpoint (or all, without one) belong to a dead attempt */
+    rc = store_metrics_rewind(r->store, x->id, x->attempt, (int64_t)x->step, &err);
+    if (rc != STORE_OK)
+        return job_run_store_fail(x, rc, "metrics rewind", &err);
+    const uint64_t spe = dim_trainer_steps_per_epoch(x->tr);
+    x->total = x->spec.steps ? x->spec.steps : (uint64_t)ceil(x->spec.epochs * (double)spe);
+    if (x->total == 0)
+        x->total = 1;
+    uint64_t js = jobspec_total_steps(&x->spec, x->train.n);
+    if (js != x->total)
+        fprintf(stderr,
+                "dimd: job %lld: jobspec_total_steps gives %llu, the trainer %llu steps "
+                "(%llu per epoch); using the trainer's\n",
+                (long long)x->id, (unsigned long long)js, (unsigned long long)x->total,
+                (unsigned long long)spe);
+    rc = store_job_set_total(r->store, x->id, x->attempt, (int64_t)x->total, &err);
+    if (rc != STORE_OK)
+        return job_run_store_fail(x, rc, "total steps", &err);
+    if (x->step > x->total)
+        return job_run_fail(x, "checkpoint_invalid",
+                            "the checkpoint is at step %llu, past the job's %llu steps",
+                            (unsigned long long)x->step, (unsigned long long)x->total);
+    /* points per flush window: size the buffer once for the expected window */
+    x->cap_pts = 1024;
+    x->pts = malloc(x->cap_pts * sizeof *x->pts);
+    if (!x->pts)
+        return job_run_fail(x, "out_of_memory", "out of memory for metric points");
+    return RUN_OK;
+}
+
+void train_job_run(struct run *x, const struct store_job *job)
+{
+    struct runner *r = x->r;
+    struct worker *w = x->w;
+    if (run_setup(x, job) != RUN_OK)
+        return;
+    const double flush_s = r->cfg.metrics_flush_ms / 1000.0;
+    const uint64_t every = x->spec.checkpoint_every ? x->spec.checkpoint_every : x->total;
+    const uint64_t batch = x->m->cfg.batch;
+    struct dim_losses l;
+    struct dim_err err;
+    x->last_flush = clock_mono_s();
+    while (x->step < x->total) {
+        if (atomic_load_explicit(&r->stop, memory_order_relaxed)) {
+            job_run_shutdown(x);
+            return;
+        }
+        if (atomic_exchange(&w->changed, false) && job_run_check_state(x) != RUN_OK)
+            return;
+        double t0 = clock_mono_s();
+        int rc = dim_trainer_step(x->tr, &l, &err);
+        double t1 = clock_mono_s();
+        if (rc != 0) {
+            if (job_run_flush(x) != RUN_OK)
+                return;
+            if (rc == DIM_ENONFINITE) {
+                /* core counts the steps taken before ("at step 1"); the job numbers
+                 * the failed step itself (2): keep one numbering in the message */
+                char *at = strstr(err.msg, " at step ");
+                if (at && at[9] && strspn(at + 9, "0123456789") == strlen(at + 9))
+                    *at = '\0';
+                job_run_fail(x, "non_finite_loss", "step %llu of %llu: %s",
+                             (unsigned long long)x->step + 1, (unsigned long long)x->total,
+                             err.msg);
+            } else
+                job_run_fail(x, dim_code_name(rc), "step %llu: %s", (unsigned long long)x->step + 1,
+                             err.msg);
+            return;
+        }
+        x->step++;
+        x->win_steps++;
+        x->win_s += t1 - t0;
+        x->last = l;
+        x->have_last = true;
+        atomic_fetch_add_explicit(&r->steps_total, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&r->images_total, batch, memory_order_relaxed);
+        if (push_losses(x, &l) != 0) {
+            job_run_fail(x, "out_of_memory", "out of memory for metric points");
+            return;
+        }
+        if (x->step % every == 0 || x->step == x->total) {
+            if (train_job_checkpoint(x, true) != RUN_OK)
+                return;
+        } else if (t1 - x->last_flush >= flush_s) {
+            if (job_run_flush(x) != RUN_OK || job_run_check_state(x) != RUN_OK)
+                return;
+        }
+    }
+    if (x->step != x->last_ckpt && train_job_checkpoint(x, true) != RUN_OK)
+        return;
+    int rc = store_job_finish(r->store, x->id, x->attempt, JOB_SUCCEEDED, NULL, NULL, &err);
+    if (rc == STORE_ERROR)
+        fprintf(stderr, "dimd: job %lld: recording success: %s\n", (long long)x->id, err.msg);
+}
