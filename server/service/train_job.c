@@ -1,6 +1,22 @@
 /* train_job.c - one training job on a worker, from its claim to its end state
  * (service/job_run.h; the runner's workers reach it through job_run).
  *
+ * DESIGN
+ * - Running a job: parse its stored spec (api/jobspec.h), load the dataset,
+ *   build the model, or restore it from the latest stored checkpoint (verifying
+ *   its sha256) and rewind metrics past that step; record total_steps; then step.
+ *   Every step's losses become metric points ("loss_local", "loss_global",
+ *   "loss_prior_enc", "loss_prior_disc", "loss_total", for the terms the model
+ *   has); points are buffered and written in one transaction per flush
+ *   (metrics_flush_ms, and before every checkpoint) together with
+ *   "images_per_second" (the flush window's training rate: steps only, not
+ *   checkpoints or probes).
+ * - Every checkpoint_every steps and at the last step: serialise the model and
+ *   progress into memory (core's writer interface), sha256 it, probe it when the
+ *   spec asks ("probe_conv", "probe_fc", "probe_y" at that step), store it with
+ *   retention in one transaction.
+ * - A non-finite loss fails the job ("non_finite_loss", naming the term and the
+ *   step); a dataset or model problem fails it with its own code.
  * A step allocates nothing: metric points go to a buffer that only grows when a
  * flush window holds more steps than any before it; the checkpoint buffer grows
  * to one checkpoint's size once per job.
