@@ -1,6 +1,6 @@
 /* version_model.h - the model of a stored model version, read for a use case
  * that runs it: a version's projection (service/projection.h) and an
- * evaluation job (service/runner.h). The inference service keeps its own
+ * evaluation job (service/eval_job.c). The inference service keeps its own
  * loader: it caches models with their neighbours index.
  * Depends on store, api/jobspec (DATASET_NAME_MAX), core (dim).
  */
