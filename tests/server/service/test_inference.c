@@ -1,7 +1,10 @@
-/* test_inference.c - the embedding encoder against a real store file: encodes
- * equal core's dim_model_encode run directly, for every tap and through
- * batching, chunking, concurrency and cache eviction; the queue limit; not-found
- * and corrupt versions; neighbours; stop with callers waiting.
+/* test_inference.c - the inference service (service/inference.h) against a
+ * real store file: encodes equal core's dim_model_encode run directly, for
+ * every tap and through batching, chunking, concurrency and cache eviction; the
+ * queue limit; not-found and corrupt versions; neighbours; stop with callers
+ * waiting. About 890 lines in one file because every case drives the same
+ * service over the same store fixture; the search itself is tested in
+ * test_neighbors.c.
  */
 #include <math.h>
 #include <pthread.h>
