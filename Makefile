@@ -8,7 +8,8 @@
 # SAN=1 builds into build-san/ with AddressSanitizer + UndefinedBehaviorSanitizer.
 
 CC      ?= cc
-MAKEFLAGS += --no-print-directory
+# Compile on every core; the tests themselves run one program at a time (tests/run.sh).
+MAKEFLAGS += --no-print-directory -j$(shell nproc 2>/dev/null || echo 2)
 SAN     ?= 0
 PKGS    := openblas libpng zlib libjpeg
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
