@@ -24,19 +24,11 @@
 #include <cmocka.h>
 
 #include "api/evalspec.h"
-
-static json_t *load(const char *text)
-{
-    json_error_t je;
-    json_t *j = json_loads(text, JSON_DECODE_ANY, &je);
-    if (!j)
-        fail_msg("bad JSON in the test: %s: %s", text, je.text);
-    return j;
-}
+#include "specfix.h"
 
 static void parse_ok(const char *text, struct eval_spec *s)
 {
-    json_t *body = load(text);
+    json_t *body = specfix_load(text);
     json_t *errors = json_array();
     int n = evalspec_parse(body, s, errors);
     if (n != 0)
@@ -52,30 +44,13 @@ static void expect_paths_json(const json_t *body, const char *what, int n_paths,
     json_t *errors = json_array();
     int n = evalspec_parse(body, &s, errors);
     assert_int_equal(n, (int)json_array_size(errors));
-    char *dump = json_dumps(errors, 0);
-    if (n != n_paths)
-        fail_msg("%s: expected %d errors, got %s", what, n_paths, dump);
-    for (int i = 0; i < n_paths; i++) {
-        const char *want = va_arg(ap, const char *);
-        int found = 0;
-        size_t k;
-        json_t *e;
-        json_array_foreach(errors, k, e) {
-            const char *msg = json_string_value(json_object_get(e, "message"));
-            assert_non_null(msg);
-            assert_true(strlen(msg) > 0);
-            found += strcmp(json_string_value(json_object_get(e, "path")), want) == 0;
-        }
-        if (found != 1)
-            fail_msg("%s: expected one error at %s, got %s", what, want, dump);
-    }
-    free(dump);
+    specfix_expect_paths(errors, what, n_paths, ap);
     json_decref(errors);
 }
 
 static void expect_paths(const char *text, int n_paths, ...)
 {
-    json_t *body = load(text);
+    json_t *body = specfix_load(text);
     va_list ap;
     va_start(ap, n_paths);
     expect_paths_json(body, text, n_paths, ap);
@@ -126,12 +101,12 @@ static void test_is_evaluation(void **state)
     const char *no[] = {"{}", "{\"kind\": \"train\"}", "{\"kind\": \"Evaluate\"}",
                         "{\"kind\": 1}", "{\"kind\": null}", "[\"evaluate\"]", "\"evaluate\""};
     for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
-        json_t *j = load(yes[i]);
+        json_t *j = specfix_load(yes[i]);
         assert_true(evalspec_is_evaluation(j));
         json_decref(j);
     }
     for (size_t i = 0; i < sizeof no / sizeof no[0]; i++) {
-        json_t *j = load(no[i]);
+        json_t *j = specfix_load(no[i]);
         if (evalspec_is_evaluation(j))
             fail_msg("%s is not an evaluation", no[i]);
         json_decref(j);
@@ -316,7 +291,7 @@ static void test_all_errors_at_once(void **state)
                  "$.version", "$.svm_seeds", "$.bogus", "$.model");
     struct eval_spec s;
     json_t *errors = json_pack("[{s:s, s:s}]", "path", "$", "message", "earlier");
-    json_t *body = load("{\"kind\": \"evaluate\", \"model\": \"fm\", \"grid_pairs\": 65, "
+    json_t *body = specfix_load("{\"kind\": \"evaluate\", \"model\": \"fm\", \"grid_pairs\": 65, "
                         "\"measures\": []}");
     assert_int_equal(evalspec_parse(body, &s, errors), 2);
     assert_int_equal(json_array_size(errors), 3);
@@ -337,7 +312,7 @@ static void test_round_trip(void **state)
     evalspec_default(&d);
     assert_int_equal(s1.version, 12);
     assert_int_equal(s1.opts.measures, DIM_MEASURE_MLP | DIM_MEASURE_NDM | DIM_MEASURE_RECON);
-    json_t *in = load(text);
+    json_t *in = specfix_load(text);
     json_t *j1 = evalspec_to_json(&s1);
     /* the stored form is the body itself (every key was given) */
     if (!json_equal(in, j1))

@@ -30,6 +30,7 @@
 #include <cmocka.h>
 
 #include "api/jobspec.h"
+#include "specfix.h"
 #include "dim/hparams.h"
 
 #define REFUSED_FMT "dataset '%s' is not one the test knows"
@@ -49,20 +50,11 @@ static int check_dataset(const void *ctx, const char *name, struct dim_err *err)
     return dim_fail(err, DIM_ENOENT, REFUSED_FMT, name);
 }
 
-static json_t *load(const char *text)
-{
-    json_error_t je;
-    json_t *j = json_loads(text, JSON_DECODE_ANY, &je);
-    if (!j)
-        fail_msg("bad JSON in the test: %s: %s", text, je.text);
-    return j;
-}
-
 /* Parses text; returns the error array (a new reference) and the count in *n. */
 static json_t *parse_text(const char *text, struct job_spec *s, int *n)
 {
     struct check_ctx ctx = {0};
-    json_t *body = load(text);
+    json_t *body = specfix_load(text);
     json_t *errors = json_array();
     *n = jobspec_parse(body, check_dataset, &ctx, s, errors);
     json_decref(body);
@@ -89,29 +81,10 @@ static void expect_paths(const char *text, int n_paths, ...)
     struct job_spec s;
     int n;
     json_t *errors = parse_text(text, &s, &n);
-    char *dump = json_dumps(errors, 0);
-    if (n != n_paths)
-        fail_msg("%s: expected %d errors, got %s", text, n_paths, dump);
     va_list ap;
     va_start(ap, n_paths);
-    for (int i = 0; i < n_paths; i++) {
-        const char *want = va_arg(ap, const char *);
-        int found = 0;
-        size_t k;
-        json_t *e;
-        json_array_foreach(errors, k, e) {
-            const char *path = json_string_value(json_object_get(e, "path"));
-            const char *msg = json_string_value(json_object_get(e, "message"));
-            assert_non_null(path);
-            assert_non_null(msg);
-            assert_true(strlen(msg) > 0);
-            found += strcmp(path, want) == 0;
-        }
-        if (found != 1)
-            fail_msg("%s: expected one error at %s, got %s", text, want, dump);
-    }
+    specfix_expect_paths(errors, text, n_paths, ap);
     va_end(ap);
-    free(dump);
     json_decref(errors);
 }
 
@@ -389,7 +362,7 @@ static void test_dataset_callback(void **state)
     struct check_ctx ctx = {0};
     struct job_spec s;
     json_t *errors = json_array();
-    json_t *body = load("{\"dataset\": \"imagenet\"}");
+    json_t *body = specfix_load("{\"dataset\": \"imagenet\"}");
     assert_int_equal(jobspec_parse(body, check_dataset, &ctx, &s, errors), 1);
     /* the callback got our ctx and the name, and its message is the error's */
     assert_int_equal(ctx.calls, 1);
@@ -410,7 +383,7 @@ static void test_dataset_callback(void **state)
     /* the default dataset is checked too */
     memset(&ctx, 0, sizeof ctx);
     errors = json_array();
-    body = load("{}");
+    body = specfix_load("{}");
     assert_int_equal(jobspec_parse(body, check_dataset, &ctx, &s, errors), 0);
     assert_int_equal(ctx.calls, 1);
     assert_string_equal(ctx.last, "fashion-mnist");
@@ -430,7 +403,7 @@ static void test_all_errors_at_once(void **state)
     struct check_ctx ctx = {0};
     struct job_spec s;
     json_t *errors = json_pack("[{s:s, s:s}]", "path", "$.x", "message", "earlier");
-    json_t *body = load("{\"lr\": -1, \"keep_last\": 0}");
+    json_t *body = specfix_load("{\"lr\": -1, \"keep_last\": 0}");
     assert_int_equal(jobspec_parse(body, check_dataset, &ctx, &s, errors), 2);
     assert_int_equal(json_array_size(errors), 3);
     json_decref(body);
@@ -497,7 +470,7 @@ static void test_round_trip(void **state)
 
     /* the stored form writes floats as their shortest decimal, and reads back the same */
     json_t *j = jobspec_to_json(&s);
-    json_t *in = load(NON_DEFAULT);
+    json_t *in = specfix_load(NON_DEFAULT);
     const char *key;
     json_t *v;
     json_object_foreach(in, key, v) {
