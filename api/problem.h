@@ -25,6 +25,7 @@
     X(TOKEN_NOT_FOUND, 404, "token_not_found") \
     X(VERSION_NOT_FOUND, 404, "version_not_found") \
     X(METHOD_NOT_ALLOWED, 405, "method_not_allowed") \
+    X(BACKUP_IN_PROGRESS, 409, "backup_in_progress") \
     X(IDEMPOTENCY_KEY_REUSED, 409, "idempotency_key_reused") \
     X(INVALID_TRANSITION, 409, "invalid_transition") \
     X(JOB_NOT_TERMINAL, 409, "job_not_terminal") \

@@ -1,5 +1,5 @@
 /* cli.h - the command-line front of the dimd binary: dimd serve | routes | train | encode | eval
- * | measure.
+ * | measure | backup | check.
  *
  * Each command parses its flags, prints a one-line error naming the problem and
  * returns exit status 2 on bad input; 1 on a runtime failure; 0 on success.
@@ -27,6 +27,8 @@ int cli_eval(int argc, char **argv);
 int cli_measure(int argc, char **argv); /* cmd/cli_measure.c */
 int cli_serve(int argc, char **argv);  /* cmd/serve.c */
 int cli_routes(int argc, char **argv); /* cmd/serve.c */
+int cli_backup(int argc, char **argv); /* cmd/cli_backup.c */
+int cli_check(int argc, char **argv);  /* cmd/cli_backup.c */
 
 /* One "--name value" or "--name=value" flag from argv, at index *i. A flag takes
  * the next argument as its value when its name is in with_value (NULL-terminated)

@@ -41,6 +41,9 @@ static const struct cfg_key keys[] = {
     STR(data_roots, "", "colon-separated directories whose subfolders jobs may train on"),
     LONG(max_restarts, 0, 1000, "3",
          "times a job may be interrupted by a daemon crash before it is FAILED"),
+    LONG(idempotency_ttl_s, 1, 31536000, "86400",
+         "how long an Idempotency-Key of POST /v1/jobs holds: reused within it, the original job "
+         "is returned; after it, the key is forgotten and a new job is made"),
     LONG(metrics_flush_ms, 10, 3600000, "1000", "how often a running job writes its metrics"),
     LONG(sse_heartbeat_s, 1, 3600, "15", "seconds between heartbeats on idle event streams"),
     LONG(history_limit_max, 10, 10000000, "100000", "most points one metrics history page holds"),

@@ -24,6 +24,7 @@ struct serve_config {
     char allowed_hosts[1024];
     char data_roots[4096];
     long max_restarts;
+    long idempotency_ttl_s;
     long metrics_flush_ms;
     long sse_heartbeat_s;
     long history_limit_max;

@@ -16,6 +16,8 @@ static void usage(FILE *f)
                "  eval     probe accuracies of a checkpoint on a dataset\n"
                "  measure  the paper's representation measures of a checkpoint: probes, SVM,\n"
                "           NDM, MINE, reconstruction (SSIM)\n"
+               "  backup   copy a state directory's database consistently, also while serve runs\n"
+               "  check    check a state directory's database and every stored checkpoint\n"
                "  version  print the version\n"
                "Run 'dimd COMMAND --help' for a command's flags.\n",
             DIMD_VERSION);
@@ -40,6 +42,10 @@ int main(int argc, char **argv)
         return cli_eval(argc, argv);
     if (strcmp(cmd, "measure") == 0)
         return cli_measure(argc, argv);
+    if (strcmp(cmd, "backup") == 0)
+        return cli_backup(argc, argv);
+    if (strcmp(cmd, "check") == 0)
+        return cli_check(argc, argv);
     if (strcmp(cmd, "version") == 0) {
         printf("dimd %s\n", DIMD_VERSION);
         return 0;

@@ -5,7 +5,9 @@
  * running go back to the queue), the workers, then HTTP. The main thread then
  * runs a libuv loop: SIGTERM/SIGINT stop the daemon cleanly (intake stops,
  * running jobs checkpoint and return to the queue, exit 0); a timer nudges the
- * workers every second so no queued job waits on a lost wake-up.
+ * workers every second so no queued job waits on a lost wake-up; another
+ * purges the expired idempotency keys (at start, then every minute, or every
+ * idempotency_ttl_s when that is shorter).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -32,6 +34,7 @@ struct daemon {
     uv_loop_t loop;
     uv_signal_t sigterm, sigint;
     uv_timer_t tick;
+    uv_timer_t purge; /* expired idempotency keys */
     int exit_status;
 };
 
@@ -98,6 +101,16 @@ static void on_tick(uv_timer_t *t)
     struct daemon *d = t->data;
     if (d->api.runner)
         runner_wake(d->api.runner);
+}
+
+/* Deletes the idempotency keys older than idempotency_ttl_s. */
+static void on_purge(uv_timer_t *t)
+{
+    struct daemon *d = t->data;
+    int64_t removed = 0;
+    struct dim_err err;
+    if (store_idempotency_purge(d->api.store, &removed, &err) != STORE_OK)
+        fprintf(stderr, "dimd: purging expired idempotency keys: %s\n", err.msg);
 }
 
 static int parse_serve(int argc, char **argv, struct serve_config *cfg, bool *print)
@@ -234,6 +247,7 @@ int cli_serve(int argc, char **argv)
     }
     if (first_token(&d, token_path, sizeof token_path) != 0)
         goto out;
+    store_idempotency_ttl_set(d.api.store, d.cfg.idempotency_ttl_s * 1000);
     if (store_recover(d.api.store, (int)d.cfg.max_restarts, &requeued, &failed, &err) != 0) {
         fprintf(stderr, "dimd serve: recovery: %s\n", err.msg);
         goto out;
@@ -277,6 +291,12 @@ int cli_serve(int argc, char **argv)
     uv_timer_init(&d.loop, &d.tick);
     d.tick.data = &d;
     uv_timer_start(&d.tick, on_tick, 1000, 1000);
+    /* keys live idempotency_ttl_s, and at most a minute more before they go */
+    uint64_t purge_ms =
+        d.cfg.idempotency_ttl_s < 60 ? (uint64_t)d.cfg.idempotency_ttl_s * 1000 : 60000;
+    uv_timer_init(&d.loop, &d.purge);
+    d.purge.data = &d;
+    uv_timer_start(&d.purge, on_purge, 0, purge_ms);
     atomic_store(&d.api.phase, HANDLER_READY);
     const char *host = strchr(d.cfg.listen, ':') ? "[%s]" : "%s";
     char h[80];
@@ -290,6 +310,7 @@ int cli_serve(int argc, char **argv)
     uv_close((uv_handle_t *)&d.sigterm, NULL);
     uv_close((uv_handle_t *)&d.sigint, NULL);
     uv_close((uv_handle_t *)&d.tick, NULL);
+    uv_close((uv_handle_t *)&d.purge, NULL);
     uv_run(&d.loop, UV_RUN_DEFAULT);
     uv_loop_close(&d.loop);
     status = 0;

@@ -10,7 +10,8 @@
  * events.c (Server-Sent Events), checkpoints.c, models.c (promote, versions),
  * projection.c (PCA of a version's test-set embeddings), evaluations.c (what
  * evaluation jobs measured), encode.c (encode and neighbours: every input
- * format), tokens.c (tokens, whoami), web.c (the dashboard's files); common.c
+ * format), tokens.c (tokens, whoami), backup.c (a copy of the whole database),
+ * web.c (the dashboard's files); common.c
  * has the shared pieces (ids, query parameters, the job's JSON form,
  * conditional downloads with an ETag).
  */
@@ -99,6 +100,8 @@ void handle_evaluation_list(void *app, struct http_request *rq);
 void handle_evaluation_grid(void *app, struct http_request *rq);
 void handle_encode(void *app, struct http_request *rq);
 void handle_neighbors(void *app, struct http_request *rq);
+
+void handle_backup(void *app, struct http_request *rq);
 
 void handle_whoami(void *app, struct http_request *rq);
 void handle_token_list(void *app, struct http_request *rq);

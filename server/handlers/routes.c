@@ -43,6 +43,7 @@ const struct route handler_routes[] = {
      handle_evaluation_grid, false},
     {"POST", "/v1/models/{name}/encode", SCOPE_READ, handle_encode, true},
     {"POST", "/v1/models/{name}/neighbors", SCOPE_READ, handle_neighbors, true},
+    {"POST", "/v1/backup", SCOPE_WRITE, handle_backup, false},
     {"GET", "/v1/whoami", SCOPE_READ, handle_whoami, false},
     {"GET", "/v1/tokens", SCOPE_WRITE, handle_token_list, false},
     {"POST", "/v1/tokens", SCOPE_WRITE, handle_token_create, false},

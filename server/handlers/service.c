@@ -61,6 +61,11 @@ void handle_prometheus(void *app, struct http_request *rq)
         handler_internal(rq, "counting jobs", &err);
         return;
     }
+    int64_t idem_keys = 0;
+    if (store_idempotency_count(a->store, &idem_keys, &err) != STORE_OK) {
+        handler_internal(rq, "counting idempotency keys", &err);
+        return;
+    }
     struct runner_stats rs = {0};
     if (a->runner)
         runner_get_stats(a->runner, &rs);
@@ -69,6 +74,10 @@ void handle_prometheus(void *app, struct http_request *rq)
     for (int s = 0; s < JOB_N_STATES; s++)
         strbuf_printf(&b, "dimd_jobs{state=\"%s\"} %lld\n", job_state_name((enum job_state)s),
                   (long long)counts[s]);
+    strbuf_printf(&b,
+                  "# HELP dimd_idempotency_keys Idempotency keys stored (expired ones go within "
+                  "a minute).\n# TYPE dimd_idempotency_keys gauge\ndimd_idempotency_keys %lld\n",
+                  (long long)idem_keys);
     strbuf_printf(&b,
               "# HELP dimd_queue_depth Jobs waiting for a worker.\n# TYPE dimd_queue_depth gauge\n"
               "dimd_queue_depth %lld\n"

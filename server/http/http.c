@@ -362,6 +362,19 @@ void http_reply_stream(struct http_request *rq, const char *content_type,
     queue(rq, 200, r, content_type);
 }
 
+void http_reply_fd(struct http_request *rq, int status, const char *content_type, int fd,
+                   uint64_t size)
+{
+    /* libmicrohttpd sends it with sendfile where it can, and closes fd */
+    struct MHD_Response *r = MHD_create_response_from_fd64(size, fd);
+    if (!r) {
+        close(fd);
+        http_reply_problem(rq, PROBLEM_INTERNAL, "cannot create a file response");
+        return;
+    }
+    queue(rq, status, r, content_type);
+}
+
 /* ---- routing ---- */
 
 /* Matches path against pattern, capturing {names}; returns whether it matched. */

@@ -121,6 +121,11 @@ void http_reply_stream(struct http_request *rq, const char *content_type,
                        long (*read)(void *ctx, char *buf, size_t max), void (*done)(void *ctx),
                        void *ctx);
 
+/* Replies with the size bytes of the open file fd from offset 0 (Content-Length
+ * set), taking fd: it is closed once sent, or at once on failure. */
+void http_reply_fd(struct http_request *rq, int status, const char *content_type, int fd,
+                   uint64_t size);
+
 /* Prometheus text of the HTTP statistics (requests by route, method and status;
  * latency histogram by route) appended to a growing buffer. */
 void http_write_stats(struct http_server *s, struct strbuf *out);

@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/backup.h"
 #include "util/assets.h"
 #include "util/clock.h"
 
@@ -454,6 +455,10 @@ static int open_impl(struct dimd_store **out, const char *path, int target, stru
     pthread_cond_init(&s->freed, NULL);
     s->ev_seq = 1;
     atomic_init(&s->models_gen, 1);
+    atomic_init(&s->backup_running, false);
+    atomic_init(&s->idem_ttl_ms, STORE_IDEMPOTENCY_TTL_MS);
+    /* copies a backup was making when its process died (store/backup.h) */
+    store_backup_sweep(path);
 
     sqlite3 *db;
     if (conn_open(path, &db, err) != STORE_OK) {

@@ -48,6 +48,8 @@ struct dimd_store {
      * directory), so a counter bumped after the commits that change model
      * versions tells readers when what they hold is stale. */
     atomic_uint_fast64_t models_gen; /* starts at 1 */
+    atomic_bool backup_running;      /* store_backup_temp: one at a time */
+    atomic_int_fast64_t idem_ttl_ms; /* how long an idempotency key holds (store/jobs.h) */
 };
 
 /* ---- errors and small checks (db.c) ---- */

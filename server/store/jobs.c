@@ -10,6 +10,10 @@
  *   inside the transaction, error code and message), so the store builds no
  *   JSON and the event cannot disagree with the row.
  * - After a commit that wrote events, events_bump wakes the event streams.
+ * - Idempotency keys expire idem_ttl_ms after the insert that stored them. The
+ *   lookup ignores expired rows, so expiry does not wait for the purge, and the
+ *   insert overwrites an expired row of the same key (upsert); the purge only
+ *   keeps the table small.
  * Depends on sqlite3, store/db.h, api/event_json.h, api/job_state.h, util/clock.h.
  */
 #include "store/jobs.h"
@@ -189,9 +193,11 @@ int store_job_insert(struct dimd_store *s, const char *spec_json, const char *na
         goto out;
     if (idem_key) {
         sqlite3_stmt *st;
+        /* an expired key is as good as absent (the purge may not have run yet) */
         rc = db_stmt_open(db, &st, err, "read idempotency key",
-                          "SELECT body_sha256, job_id FROM idempotency WHERE key = ?", "t",
-                          idem_key);
+                          "SELECT body_sha256, job_id FROM idempotency WHERE key = ? AND "
+                          "created_ms > ?",
+                          "ti", idem_key, now - atomic_load(&s->idem_ttl_ms));
         if (rc != STORE_OK)
             goto end;
         int r = sqlite3_step(st);
@@ -239,7 +245,9 @@ int store_job_insert(struct dimd_store *s, const char *spec_json, const char *na
     if (idem_key) {
         rc = db_run(db, err, "insert idempotency key", NULL,
                     "INSERT INTO idempotency (key, body_sha256, job_id, created_ms) "
-                    "VALUES (?, ?, ?, ?)",
+                    "VALUES (?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
+                    "body_sha256 = excluded.body_sha256, job_id = excluded.job_id, "
+                    "created_ms = excluded.created_ms",
                     "ttii", idem_key, body_sha256, id, now);
         if (rc != STORE_OK)
             goto end;
@@ -252,6 +260,37 @@ end:
     if (rc == STORE_OK)
         events_bump(s);
 out:
+    db_pool_put(s, db);
+    return rc;
+}
+
+void store_idempotency_ttl_set(struct dimd_store *s, int64_t ttl_ms)
+{
+    atomic_store(&s->idem_ttl_ms, ttl_ms >= 1 ? ttl_ms : 1);
+}
+
+int store_idempotency_purge(struct dimd_store *s, int64_t *removed, struct dim_err *err)
+{
+    sqlite3 *db = db_pool_get(s, err);
+    if (!db)
+        return STORE_ERROR;
+    int changes = 0;
+    int rc = db_run(db, err, "purge expired idempotency keys", &changes,
+                    "DELETE FROM idempotency WHERE created_ms <= ?", "i",
+                    clock_wall_ms() - atomic_load(&s->idem_ttl_ms));
+    if (removed)
+        *removed = rc == STORE_OK ? changes : 0;
+    db_pool_put(s, db);
+    return rc;
+}
+
+int store_idempotency_count(struct dimd_store *s, int64_t *n, struct dim_err *err)
+{
+    sqlite3 *db = db_pool_get(s, err);
+    if (!db)
+        return STORE_ERROR;
+    int rc = db_query_int(db, err, "count idempotency keys", n, 0,
+                          "SELECT COUNT(*) FROM idempotency", "");
     db_pool_put(s, db);
     return rc;
 }

@@ -44,13 +44,30 @@ struct store_job {
 };
 void store_job_clear(struct store_job *j);
 
-/* Inserts a QUEUED job. With idem_key (may be NULL): an existing key with the
- * same body_sha256 gives STORE_REPLAY and the original job in *out; with another
- * body, STORE_CONFLICT. STORE_QUEUE_FULL when queue_max jobs are QUEUED. */
+/* How long an idempotency key holds by default: 24 hours. */
+#define STORE_IDEMPOTENCY_TTL_MS (24 * 3600 * 1000LL)
+
+/* Inserts a QUEUED job. With idem_key (may be NULL): a key stored less than
+ * the idempotency TTL ago (store_idempotency_ttl_set) with the same
+ * body_sha256 gives STORE_REPLAY and the original job in *out; with another
+ * body, STORE_CONFLICT. A key that old or older has expired, whether or not
+ * store_idempotency_purge has removed it yet: the insert makes a new job and
+ * the key now names it, for another TTL. STORE_QUEUE_FULL when queue_max jobs
+ * are QUEUED. */
 int store_job_insert(struct dimd_store *s, const char *spec_json, const char *name,
                      const char *idem_key, const char *body_sha256, int64_t queue_max,
                      struct store_job *out, struct dim_err *err);
 int store_job_get(struct dimd_store *s, int64_t id, struct store_job *out, struct dim_err *err);
+
+/* Sets how long an idempotency key holds after the request that stored it
+ * (ttl_ms >= 1; STORE_IDEMPOTENCY_TTL_MS until set). Thread-safe. */
+void store_idempotency_ttl_set(struct dimd_store *s, int64_t ttl_ms);
+/* Deletes the expired idempotency keys (stored a TTL or more ago); *removed
+ * (may be NULL) = how many. The daemon calls it on a timer, so the table holds
+ * the keys of one TTL's submissions at most. */
+int store_idempotency_purge(struct dimd_store *s, int64_t *removed, struct dim_err *err);
+/* The number of idempotency keys stored, expired ones not yet purged included. */
+int store_idempotency_count(struct dimd_store *s, int64_t *n, struct dim_err *err);
 
 /* Which jobs a list returns; a zero field matches every job. */
 struct store_job_filter {

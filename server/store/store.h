@@ -2,7 +2,9 @@
  * it, its schema version, and the return codes every store function shares.
  * The tables have one header each, by concern: store/jobs.h (jobs, attempts,
  * idempotency keys), store/metrics.h, store/checkpoints.h, store/events.h,
- * store/tokens.h, store/models.h, store/projections.h, store/evaluations.h.
+ * store/tokens.h, store/models.h, store/projections.h, store/evaluations.h;
+ * and two on the whole file: store/backup.h (the online copy) and
+ * store/check.h (the integrity check).
  *
  * DESIGN
  * - WAL mode, foreign keys on, busy_timeout, incremental auto-vacuum. The schema

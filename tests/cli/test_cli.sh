@@ -508,6 +508,29 @@ expect_usage "serve: a data root that does not exist" "$T/no-root" "$DIMD" serve
     --data_roots "$T/no-root" --state_dir "$T/state"
 expect_usage "serve: a listen address that is not one" "listen&localhost:80" "$DIMD" serve \
     --listen localhost:80 --state_dir "$T/state2" --port 0
+help_lists backup state_dir out pages_per_step json
+help_lists check state_dir json
+expect_usage "backup without --state_dir" "--state_dir" "$DIMD" backup --out "$T/b.db"
+expect_usage "backup: a state_dir that is not one" "$T/nodir&not a directory" "$DIMD" backup \
+    --state_dir "$T/nodir" --out "$T/b.db"
+mkdir -p "$T/emptystate"
+expect_usage "backup: a state_dir without dimd.db" "$T/emptystate/dimd.db&no database" "$DIMD" \
+    backup --state_dir "$T/emptystate" --out "$T/b.db"
+expect_usage "check: a state_dir without dimd.db" "$T/emptystate/dimd.db&no database" "$DIMD" \
+    check --state_dir "$T/emptystate"
+expect_usage "backup --pages_per_step 0" "pages_per_step&0" "$DIMD" backup --state_dir \
+    "$T/emptystate" --out "$T/b.db" --pages_per_step 0
+expect_usage "check: unknown flag" "unknown flag --frob" "$DIMD" check --frob
+head -c 8192 /dev/zero | tr '\0' 'x' >"$T/emptystate/dimd.db"
+expect_usage "backup without --out" "--out" "$DIMD" backup --state_dir "$T/emptystate"
+run "$DIMD" check --state_dir "$T/emptystate"
+check "check: a dimd.db that is not a database fails (status 1) naming it" \
+    "status $rc; stderr: $(show_err)" \
+    '[ "$rc" -eq 1 ] && [ "$(nlines "$T/err")" -eq 1 ] && grep -qF "$T/emptystate/dimd.db" "$T/err" && grep -q "not a database" "$T/err"'
+run "$DIMD" backup --state_dir "$T/emptystate" --out "$T/b.db"
+check "backup: a dimd.db that is not a database fails (status 1), nothing written" \
+    "status $rc; stderr: $(show_err)" \
+    '[ "$rc" -eq 1 ] && grep -q "not a database" "$T/err" && [ ! -e "$T/b.db" ] && [ ! -e "$T/b.db.tmp" ]'
 run "$DIMD" routes
 check "routes: one METHOD PATH SCOPE line per route" "got $(head -n 2 "$T/out" | tr '\n' ' ')" \
     '[ "$rc" -eq 0 ] && [ "$(nlines "$T/out")" -ge 20 ] && ! grep -vqE "^(GET|POST|DELETE) /[^ ]* (none|read|write)$" "$T/out"'

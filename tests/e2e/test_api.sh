@@ -9,7 +9,7 @@
 # env:   DIMD_TEST_TIMEOUT_SCALE  multiplies every deadline (default 1; 3 for a
 #                                 binary under a directory named *san*)
 #        DIMD_API_TESTS_EXCLUDE   comma-separated modules not to run here
-#                                 (make test-san: test_faults,test_jobs,test_events,
+#                                 (make test-san: test_faults,test_jobs,test_events,test_backup,
 #                                 which make test-unit runs)
 # Needs /usr/bin/python3 with python3-yaml (Debian packages).
 set -u

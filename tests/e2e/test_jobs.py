@@ -1,7 +1,8 @@
 """Jobs: a few hundred Fashion-MNIST steps to SUCCEEDED with metrics and
 checkpoints (downloaded, verified, loaded by `dimd encode`), metric history
 paging, downsampling and CSV, a probing job, cancel, pause/resume, delete,
-terminal states, listing with filters and cursors, idempotency, a full queue."""
+terminal states, listing with filters and cursors, idempotency (replay, reuse,
+expiry after idempotency_ttl_s and the purge), a full queue."""
 
 import json
 import math
@@ -529,6 +530,43 @@ def test_idempotency_key_replay_and_reuse():
     eq(r5.json["id"], r1.json["id"], "replay after the job finished")
     check(r5.json["state"] != "QUEUED", "replay shows the job's current state")
     W.wait_state(r4.json["id"], ("SUCCEEDED", "FAILED", "CANCELLED"), timeout=120)
+
+
+def idempotency_keys(c):
+    text = expect(c.get("/metrics"), 200).body.decode()
+    vals = [l.split()[1] for l in text.splitlines() if l.startswith("dimd_idempotency_keys ")]
+    eq(len(vals), 1, "dimd_idempotency_keys samples")
+    return int(float(vals[0]))
+
+
+def test_idempotency_key_expires_after_idempotency_ttl_s():
+    ttl = 4
+    q = H.Daemon(["--idempotency_ttl_s", str(ttl), "--workers", "1"]).start()
+    c = q.client()
+    body = dict(H.SMALL, name="ttl", steps=2)
+    key = {"Idempotency-Key": "ttl-key"}
+    t0 = time.time()
+    r1 = expect(c.post("/v1/jobs", body, headers=key), 201)
+    # within the window: the original job, and 409 for another body
+    r2 = expect(c.post("/v1/jobs", body, headers=key), 200)
+    eq(r2.header("Idempotent-Replayed"), "true", "Idempotent-Replayed within the window")
+    eq(r2.json["id"], r1.json["id"], "job replayed within the window")
+    expect(c.post("/v1/jobs", dict(body, steps=3), headers=key), 409, "idempotency_key_reused")
+    check(time.time() - t0 < ttl, "the requests within the window took %.1f s" % (time.time() - t0))
+    eq(idempotency_keys(c), 1, "dimd_idempotency_keys")
+    # after it: a new job, which the key now names
+    time.sleep(max(0.0, t0 + ttl + 0.5 - time.time()))
+    r3 = expect(c.post("/v1/jobs", body, headers=key), 201)
+    check(r3.json["id"] > r1.json["id"], "the key after expiry made no new job")
+    r4 = expect(c.post("/v1/jobs", body, headers=key), 200)
+    eq(r4.json["id"], r3.json["id"], "the key now names the new job")
+    # unused, the key is purged (the timer runs every idempotency_ttl_s below a minute)
+    deadline = time.time() + (3 * ttl + 10) * H.SCALE
+    while idempotency_keys(c) != 0 and time.time() < deadline:
+        time.sleep(0.5)
+    eq(idempotency_keys(c), 0, "dimd_idempotency_keys after the purge")
+    eq(c.job(r1.json["id"])["id"], r1.json["id"], "the purge leaves the jobs")
+    q.kill()
 
 
 def test_queue_full_is_429_with_retry_after():

@@ -1,7 +1,8 @@
 /* test_jobs.c - job rows (store/jobs.h): insert, get and list with filters and cursors,
  * transitions and their "state" events, the claim order, recovery after a
- * crash, idempotency keys, the queue limit, stale workers' writes, and
- * delete with its cascades.
+ * crash, idempotency keys (a replay within the TTL, a new job after it, and
+ * the purge that keeps the table to one TTL's keys), the queue limit, stale
+ * workers' writes, and delete with its cascades.
  *
  * Every test runs against a real database file in its own mkdtemp directory
  * under /tmp, removed afterwards (tests/support/storefix.h).
@@ -432,6 +433,99 @@ static void test_idempotency(void **state)
     assert_int_equal(storefix_raw_int(f->path, "SELECT COUNT(*) FROM idempotency"), 2);
 }
 
+/* Ages every idempotency key matching `like` by ms milliseconds. */
+static void age_keys(const char *path, const char *like, int64_t ms)
+{
+    char sql[160];
+    snprintf(sql, sizeof sql, "UPDATE idempotency SET created_ms = created_ms - %lld WHERE key LIKE '%s'",
+             (long long)ms, like);
+    storefix_raw_exec(path, sql);
+}
+
+static void test_idempotency_expiry(void **state)
+{
+    struct storefix *f = *state;
+    struct dim_err err = {0};
+    struct store_job j = {0};
+    char ha[65], hb[65];
+    sha256_hex("a", 1, ha);
+    sha256_hex("b", 1, hb);
+    assert_int_equal(store_job_insert(f->s, "{}", NULL, "k", ha, 0, &j, &err), STORE_OK);
+    int64_t first = j.id;
+    store_job_clear(&j);
+    /* within the default 24 h: 23 h 59 min later the key still replays the
+     * original job, and refuses another body */
+    age_keys(f->path, "k", STORE_IDEMPOTENCY_TTL_MS - 60000);
+    assert_int_equal(store_job_insert(f->s, "{}", NULL, "k", ha, 0, &j, &err), STORE_REPLAY);
+    assert_int_equal(j.id, first);
+    store_job_clear(&j);
+    assert_int_equal(store_job_insert(f->s, "{}", NULL, "k", hb, 0, &j, &err), STORE_CONFLICT);
+    /* a minute later it is 24 h old: expired, even before any purge. The same
+     * request makes a new job, and the key now names that one */
+    age_keys(f->path, "k", 60000);
+    assert_int_equal(store_job_insert(f->s, "{}", NULL, "k", ha, 0, &j, &err), STORE_OK);
+    int64_t second = j.id;
+    assert_true(second > first);
+    store_job_clear(&j);
+    assert_int_equal(store_job_insert(f->s, "{}", NULL, "k", ha, 0, &j, &err), STORE_REPLAY);
+    assert_int_equal(j.id, second);
+    store_job_clear(&j);
+    assert_int_equal(storefix_raw_int(f->path, "SELECT COUNT(*) FROM idempotency"), 1);
+    /* after expiry another body is no conflict either */
+    age_keys(f->path, "k", STORE_IDEMPOTENCY_TTL_MS);
+    assert_int_equal(store_job_insert(f->s, "{}", NULL, "k", hb, 0, &j, &err), STORE_OK);
+    assert_true(j.id > second);
+    store_job_clear(&j);
+    /* a shorter TTL applies to the keys already stored */
+    store_idempotency_ttl_set(f->s, 5000);
+    age_keys(f->path, "k", 4000);
+    assert_int_equal(store_job_insert(f->s, "{}", NULL, "k", hb, 0, &j, &err), STORE_REPLAY);
+    store_job_clear(&j);
+    age_keys(f->path, "k", 1000);
+    assert_int_equal(store_job_insert(f->s, "{}", NULL, "k", hb, 0, &j, &err), STORE_OK);
+    store_job_clear(&j);
+}
+
+static void test_idempotency_purge_bounds_the_table(void **state)
+{
+    struct storefix *f = *state;
+    struct dim_err err = {0};
+    struct store_job j = {0};
+    char h[65];
+    sha256_hex("x", 1, h);
+    int64_t n = -1, removed = -1;
+    assert_int_equal(store_idempotency_purge(f->s, &removed, &err), STORE_OK);
+    assert_int_equal(removed, 0);
+    /* ten rounds of 30 keyed submissions, each round a day after the one
+     * before: the purge keeps the last round's keys only, where without it the
+     * table would hold all 300 */
+    for (int round = 0; round < 10; round++) {
+        for (int i = 0; i < 30; i++) {
+            char key[32];
+            snprintf(key, sizeof key, "r%d-%d", round, i);
+            assert_int_equal(store_job_insert(f->s, "{}", NULL, key, h, 0, &j, &err), STORE_OK);
+            store_job_clear(&j);
+        }
+        assert_int_equal(store_idempotency_count(f->s, &n, &err), STORE_OK);
+        assert_int_equal(n, round == 0 ? 30 : 60);
+        assert_int_equal(store_idempotency_purge(f->s, &removed, &err), STORE_OK);
+        assert_int_equal(removed, round == 0 ? 0 : 30);
+        assert_int_equal(store_idempotency_count(f->s, &n, &err), STORE_OK);
+        assert_int_equal(n, 30);
+        age_keys(f->path, "%", STORE_IDEMPOTENCY_TTL_MS);
+    }
+    assert_int_equal(storefix_raw_int(f->path, "SELECT COUNT(*) FROM jobs"), 300);
+    /* the purge deletes the keys only, never their jobs; a purged key makes a new job */
+    assert_int_equal(store_idempotency_purge(f->s, &removed, &err), STORE_OK);
+    assert_int_equal(removed, 30);
+    assert_int_equal(store_idempotency_count(f->s, &n, &err), STORE_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(storefix_raw_int(f->path, "SELECT COUNT(*) FROM jobs"), 300);
+    assert_int_equal(store_job_insert(f->s, "{}", NULL, "r9-0", h, 0, &j, &err), STORE_OK);
+    assert_int_equal(j.id, 301);
+    store_job_clear(&j);
+}
+
 static void test_queue_full(void **state)
 {
     struct storefix *f = *state;
@@ -574,6 +668,10 @@ int main(void)
                                         storefix_teardown),
         cmocka_unit_test_setup_teardown(test_recover, storefix_setup_open, storefix_teardown),
         cmocka_unit_test_setup_teardown(test_idempotency, storefix_setup_open, storefix_teardown),
+        cmocka_unit_test_setup_teardown(test_idempotency_expiry, storefix_setup_open,
+                                        storefix_teardown),
+        cmocka_unit_test_setup_teardown(test_idempotency_purge_bounds_the_table,
+                                        storefix_setup_open, storefix_teardown),
         cmocka_unit_test_setup_teardown(test_queue_full, storefix_setup_open, storefix_teardown),
         cmocka_unit_test_setup_teardown(test_stale_writes, storefix_setup_open, storefix_teardown),
         cmocka_unit_test_setup_teardown(test_delete_cascades_and_vacuums, storefix_setup_open,
