@@ -226,6 +226,12 @@ bench: deps
 	$(BUILD)/bench/bench_encode $(DIMD) --clients 64 --rounds 5 --json build/bench-encode.json
 	$(BUILD)/bench/bench_encode $(DIMD) --clients 64 --rounds 5 --threads 2 --compute_threads 1 \
 	    --json build/bench-encode-2x1.json
+	$(BUILD)/bench/bench_encode $(DIMD) --clients 64 --rounds 3 --streams 0 \
+	    --json build/bench-watch-0.json
+	$(BUILD)/bench/bench_encode $(DIMD) --clients 64 --rounds 3 --streams 1000 \
+	    --json build/bench-watch-1000.json
+	$(BUILD)/bench/bench_encode $(DIMD) --clients 64 --rounds 3 --streams 4000 \
+	    --json build/bench-watch-4000.json
 
 # docs/results.md: DIM(L) JSD/NCE/DV and DIM(G) trained and measured alike (about an hour).
 results: deps

@@ -45,7 +45,8 @@
     X(QUEUE_FULL, 429, "queue_full") \
     X(INTERNAL, 500, "internal") \
     X(NOT_READY, 503, "not_ready") \
-    X(SHUTTING_DOWN, 503, "shutting_down")
+    X(SHUTTING_DOWN, 503, "shutting_down") \
+    X(TOO_MANY_STREAMS, 503, "too_many_streams")
 
 enum problem {
 #define PROBLEM_ENUM(name, status, code) PROBLEM_##name,

@@ -31,11 +31,16 @@ static const struct cfg_key keys[] = {
     LONG(threads_per_worker, 0, 256, "0", "compute threads per worker (0: cores / workers)"),
     LONG(queue_max, 1, 1000000, "100", "QUEUED jobs accepted before submits get 429"),
     LONG(max_body_bytes, 1024, 1L << 30, "1048576", "largest request body (413 above)"),
-    LONG(max_connections, 4, 100000, "64", "concurrent HTTP connections"),
+    LONG(max_connections, 4, 100000, "64",
+         "concurrent HTTP connections besides event streams; also the most handlers running at "
+         "once, a thread each, for encode and neighbors requests and for the other routes"),
     LONG(connection_timeout_s, 1, 86400, "60", "idle HTTP connections close after this"),
+    LONG(connection_memory_bytes, 8192, 1L << 20, "32768",
+         "memory of each HTTP connection (event streams included) for its request headers and "
+         "reply buffers; headers over about half of it get 431"),
     LONG(http_thread_nice, 0, 19, "5",
-         "nice value of the threads answering HTTP connections: above 0, forward passes and "
-         "training run first and requests fill the CPU they leave (0: equal)"),
+         "nice value of the threads serving HTTP (polling, handlers, streams): above 0, forward "
+         "passes and training run first and requests fill the CPU they leave (0: equal)"),
     STR(allowed_hosts, "127.0.0.1,localhost,[::1]",
         "comma-separated Host header names accepted (any port); others get 403"),
     STR(data_roots, "", "colon-separated directories whose subfolders jobs may train on"),
@@ -46,6 +51,9 @@ static const struct cfg_key keys[] = {
          "is returned; after it, the key is forgotten and a new job is made"),
     LONG(metrics_flush_ms, 10, 3600000, "1000", "how often a running job writes its metrics"),
     LONG(sse_heartbeat_s, 1, 3600, "15", "seconds between heartbeats on idle event streams"),
+    LONG(sse_max_streams, 1, 1000000, "1024",
+         "open event streams (GET /v1/jobs/{id}/events; no thread each); one more gets 503 "
+         "too_many_streams"),
     LONG(history_limit_max, 10, 10000000, "100000", "most points one metrics history page holds"),
     LONG(encode_threads, 1, 64, "1", "threads answering encode requests (each runs whole batches)"),
     LONG(encode_compute_threads, 0, 256, "0", "compute threads of each encode thread (0: cores)"),

@@ -20,6 +20,7 @@ struct serve_config {
     long max_body_bytes;
     long max_connections;
     long connection_timeout_s;
+    long connection_memory_bytes;
     long http_thread_nice;
     char allowed_hosts[1024];
     char data_roots[4096];
@@ -27,6 +28,7 @@ struct serve_config {
     long idempotency_ttl_s;
     long metrics_flush_ms;
     long sse_heartbeat_s;
+    long sse_max_streams;
     long history_limit_max;
     long encode_threads, encode_compute_threads;
     long encode_batch_max, encode_batch_wait_ms, encode_queue_max;

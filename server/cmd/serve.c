@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
@@ -111,6 +112,30 @@ static void on_purge(uv_timer_t *t)
     struct dim_err err;
     if (store_idempotency_purge(d->api.store, &removed, &err) != STORE_OK)
         fprintf(stderr, "dimd: purging expired idempotency keys: %s\n", err.msg);
+}
+
+/* Each connection is a file descriptor: raises the soft RLIMIT_NOFILE (often
+ * 1024) to what max_connections + sse_max_streams need, plus FD_RESERVE for the
+ * database, datasets and logs, within the hard limit; warns when the hard
+ * limit is lower (connections beyond it are refused by the kernel). */
+#define FD_RESERVE 256
+static void raise_fd_limit(const struct serve_config *c)
+{
+    rlim_t need = (rlim_t)c->max_connections + (rlim_t)c->sse_max_streams + FD_RESERVE;
+    struct rlimit r;
+    if (getrlimit(RLIMIT_NOFILE, &r) != 0 || r.rlim_cur >= need)
+        return;
+    rlim_t want = r.rlim_max == RLIM_INFINITY || r.rlim_max >= need ? need : r.rlim_max;
+    if (want > r.rlim_cur) {
+        r.rlim_cur = want;
+        if (setrlimit(RLIMIT_NOFILE, &r) != 0)
+            getrlimit(RLIMIT_NOFILE, &r);
+    }
+    if (r.rlim_cur < need)
+        fprintf(stderr,
+                "dimd serve: warning: open files are limited to %llu, and max_connections + "
+                "sse_max_streams + %d need %llu (raise `ulimit -Hn` or LimitNOFILE)\n",
+                (unsigned long long)r.rlim_cur, FD_RESERVE, (unsigned long long)need);
 }
 
 static int parse_serve(int argc, char **argv, struct serve_config *cfg, bool *print)
@@ -269,15 +294,19 @@ int cli_serve(int argc, char **argv)
         fprintf(stderr, "dimd serve: encoder: %s\n", err.msg);
         goto out;
     }
-    struct http_options ho = {d.cfg.listen,
-                              (int)d.cfg.port,
-                              (size_t)d.cfg.max_body_bytes,
-                              (size_t)d.cfg.encode_max_body_bytes,
-                              (unsigned)d.cfg.max_connections,
-                              (unsigned)d.cfg.connection_timeout_s,
-                              d.cfg.allowed_hosts,
-                              (int)d.cfg.http_thread_nice,
-                              handler_authenticate};
+    raise_fd_limit(&d.cfg);
+    struct http_options ho = {.listen = d.cfg.listen,
+                              .port = (int)d.cfg.port,
+                              .max_body_bytes = (size_t)d.cfg.max_body_bytes,
+                              .max_large_body_bytes = (size_t)d.cfg.encode_max_body_bytes,
+                              .max_connections = (unsigned)d.cfg.max_connections,
+                              .max_streams = (unsigned)d.cfg.sse_max_streams,
+                              .connection_timeout_s = (unsigned)d.cfg.connection_timeout_s,
+                              .connection_memory = (size_t)d.cfg.connection_memory_bytes,
+                              .allowed_hosts = d.cfg.allowed_hosts,
+                              .thread_nice = (int)d.cfg.http_thread_nice,
+                              .authenticate = handler_authenticate,
+                              .wait_change = handler_wait_events};
     if (http_start(&d.api.http, &ho, handler_routes, handler_n_routes, &d.api, &err) != 0) {
         fprintf(stderr, "dimd serve: %s\n", err.msg);
         goto out;

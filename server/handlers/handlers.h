@@ -48,6 +48,17 @@ struct handler_settings {
     long projection_max_images; /* test images of a version's projection */
 };
 
+/* What the HTTP stream thread last read of a job at one event sequence
+ * (events.c): the streams of one job woken by the same commit, and heartbeats
+ * with no commit since, share it instead of each reading the database. */
+#define SSE_MEMO_SLOTS 64
+struct sse_memo {
+    int64_t job_id; /* 0: empty */
+    uint64_t seq;   /* store_event_seq when it was read */
+    int64_t last_event_id;
+    bool terminal;
+};
+
 struct handler_ctx {
     struct dimd_store *store;
     struct auth *auth; /* tokens: checks and changes (service/auth.h) */
@@ -57,6 +68,7 @@ struct handler_ctx {
     const struct handler_settings *cfg;
     struct http_server *http;
     atomic_int phase;
+    struct sse_memo sse_memo[SSE_MEMO_SLOTS]; /* the HTTP stream thread's only (events.c) */
 };
 
 extern const struct route handler_routes[];
@@ -112,6 +124,11 @@ void handle_token_delete(void *app, struct http_request *rq);
  * knows (tokens.c, service/auth.h). */
 int handler_authenticate(void *app, const char *token, struct http_principal *out,
                          struct dim_err *err);
+
+/* The http_options.wait_change of the daemon (events.c): blocks until a commit
+ * wrote events after sequence seen (store_event_wait), so event streams are
+ * filled again. */
+uint64_t handler_wait_events(void *app, uint64_t seen, int timeout_ms);
 
 /* ---- shared pieces (common.c) ---- */
 

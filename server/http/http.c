@@ -35,8 +35,27 @@ struct route_latency {
     uint64_t count;
 };
 
+struct http_stream;
+struct request_state;
+struct http_server;
+
+/* Handler threads of one kind: routes with large bodies (encode, neighbours:
+ * image decoding and forward passes) have theirs, every other route shares
+ * the other lane, so a cheap request never waits behind encode requests. */
+enum { LANE_API, LANE_LARGE, N_LANES };
+struct lane {
+    struct http_server *srv;
+    pthread_cond_t cv;                   /* a request was queued (or quit) */
+    struct request_state *head, *tail;   /* queued requests */
+    unsigned n_work;                     /* queued, not yet taken */
+    pthread_t *threads;
+    unsigned n_threads, max_threads, n_idle;
+};
+
 struct http_server {
     struct MHD_Daemon *mhd;
+    uint64_t (*wait_change)(void *app, uint64_t seen, int timeout_ms);
+    unsigned max_streams;
     const struct route *routes;
     size_t n_routes;
     http_auth_fn authenticate;
@@ -50,6 +69,20 @@ struct http_server {
     struct status_count *counts;
     size_t n_counts, cap_counts;
     struct route_latency *latency; /* n_routes + 1 */
+
+    /* Threads and suspended connections, all under mu. */
+    pthread_mutex_t mu;
+    pthread_cond_t pump_cv;   /* a stream was queued for the stream thread (or quit) */
+    pthread_cond_t idle_cv;   /* n_suspended reached 0 */
+    bool quit;                /* the threads end (http_stop, after every connection resumed) */
+    unsigned n_suspended;     /* connections suspended and not yet resumed */
+    struct lane lanes[N_LANES];
+    struct http_stream *fill_head, *fill_tail; /* streams for the stream thread */
+    struct http_stream *parked;                /* streams waiting (doubly linked) */
+    unsigned n_streams, n_parked;
+    uint64_t wake_gen; /* bumped by each change the relay reports */
+    pthread_t pump, relay;
+    bool pump_started, relay_started;
 };
 
 /* Per-request state behind MHD's con_cls. */
@@ -57,10 +90,16 @@ struct request_state {
     struct http_request rq;
     struct http_server *srv;
     bool too_large, handled;
+    bool deferred;                 /* the handler runs on a handler thread: queue() keeps the reply */
+    struct MHD_Response *resp;     /* kept reply, queued when the connection is resumed */
+    int resp_status;
+    struct request_state *next;    /* in the handler threads' queue */
     size_t cap;
     char *extra[MAX_EXTRA_HEADERS][2];
     int n_extra;
 };
+
+static void server_free(struct http_server *s);
 
 json_t *http_time_json(int64_t ms)
 {
@@ -128,6 +167,24 @@ static void route_label(const struct http_server *s, int route, const char **met
 
 void http_write_stats(struct http_server *s, struct strbuf *out)
 {
+    pthread_mutex_lock(&s->mu);
+    unsigned streams = s->n_streams, parked = s->n_parked, workers = 0, busy = 0, queued = 0;
+    for (int l = 0; l < N_LANES; l++) {
+        workers += s->lanes[l].n_threads;
+        busy += s->lanes[l].n_threads - s->lanes[l].n_idle;
+        queued += s->lanes[l].n_work;
+    }
+    pthread_mutex_unlock(&s->mu);
+    strbuf_printf(out,
+                  "# HELP dimd_http_streams Open event streams (parked: waiting for an event or a "
+                  "heartbeat, with no thread).\n# TYPE dimd_http_streams gauge\n"
+                  "dimd_http_streams %u\ndimd_http_streams_parked %u\n"
+                  "# HELP dimd_http_handler_threads Threads running request handlers (busy: in a "
+                  "handler), and requests waiting for one.\n"
+                  "# TYPE dimd_http_handler_threads gauge\n"
+                  "dimd_http_handler_threads %u\ndimd_http_handler_threads_busy %u\n"
+                  "dimd_http_requests_waiting %u\n",
+                  streams, parked, workers, busy, queued);
     pthread_mutex_lock(&s->stats_lock);
     strbuf_printf(out, "# HELP dimd_http_requests_total HTTP requests answered, by route, method "
                    "and status.\n# TYPE dimd_http_requests_total counter\n");
@@ -222,8 +279,13 @@ static void queue(struct http_request *rq, int status, struct MHD_Response *resp
     for (int i = 0; i < st->n_extra; i++)
         if (st->extra[i][0] && st->extra[i][1])
             MHD_add_response_header(resp, st->extra[i][0], st->extra[i][1]);
-    MHD_queue_response(rq->conn, (unsigned)status, resp);
-    MHD_destroy_response(resp);
+    if (st->deferred) { /* on a handler thread: the polling thread queues it */
+        st->resp = resp;
+        st->resp_status = status;
+    } else {
+        MHD_queue_response(rq->conn, (unsigned)status, resp);
+        MHD_destroy_response(resp);
+    }
     rq->replied = true;
     rq->status = status;
     record_status(st->srv, rq->route_index, status);
@@ -315,46 +377,256 @@ void http_reply_invalid(struct http_request *rq, json_t *errors, const char *fmt
     va_end(ap);
 }
 
-struct stream {
-    long (*read)(void *ctx, char *buf, size_t max);
+/* ---- streams ----
+ *
+ * A stream is ACTIVE while the polling thread sends its bytes (buf from off);
+ * once they are sent and the stream has not ended, the content reader suspends
+ * the connection and hands the stream to the stream thread (FILLING), which
+ * calls fill: bytes -> ACTIVE again (connection resumed), WAIT -> PARKED until
+ * the next change or its deadline, then FILLING again. Only the thread that
+ * owns the state touches buf: the polling thread while ACTIVE, the stream
+ * thread while FILLING. The connection cannot close while suspended, so the
+ * stream outlives every list it is in. */
+enum stream_state { STREAM_ACTIVE, STREAM_FILLING, STREAM_PARKED };
+
+struct http_stream {
+    struct http_server *srv;
+    struct MHD_Connection *conn;
+    http_fill_fn fill;
     void (*done)(void *ctx);
     void *ctx;
+    struct strbuf buf;
+    size_t off;
+    int end; /* 0: open; 1: ended; -1: failed */
+    enum stream_state state;
+    double due; /* PARKED: fill again at this time (clock_mono_s) */
+    struct http_stream *prev, *next;
 };
 
+/* Under mu. */
+static void fill_push(struct http_server *s, struct http_stream *t)
+{
+    t->state = STREAM_FILLING;
+    t->next = NULL;
+    t->prev = NULL;
+    if (s->fill_tail)
+        s->fill_tail->next = t;
+    else
+        s->fill_head = t;
+    s->fill_tail = t;
+    pthread_cond_signal(&s->pump_cv);
+}
+
+/* Under mu: every parked stream (or only the due ones) back to the fill queue. */
+static void unpark(struct http_server *s, bool all, double now, double *next_due)
+{
+    struct http_stream *t = s->parked;
+    while (t) {
+        struct http_stream *nx = t->next;
+        if (all || t->due <= now) {
+            if (t->prev)
+                t->prev->next = t->next;
+            else
+                s->parked = t->next;
+            if (t->next)
+                t->next->prev = t->prev;
+            s->n_parked--;
+            fill_push(s, t);
+        } else if (next_due && t->due < *next_due) {
+            *next_due = t->due;
+        }
+        t = nx;
+    }
+}
+
+/* Under mu: a connection was resumed. */
+static void resumed(struct http_server *s)
+{
+    if (--s->n_suspended == 0)
+        pthread_cond_broadcast(&s->idle_cv);
+}
+
+/* The content reader, on the polling thread. */
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     (void)pos;
-    struct stream *s = cls;
-    long n = s->read(s->ctx, buf, max);
-    if (n > 0)
+    struct http_stream *t = cls;
+    if (t->off < t->buf.len) {
+        size_t n = t->buf.len - t->off;
+        if (n > max)
+            n = max;
+        memcpy(buf, t->buf.data + t->off, n);
+        t->off += n;
+        if (t->off == t->buf.len) { /* idle streams keep no buffer */
+            strbuf_free(&t->buf);
+            t->off = 0;
+        }
         return (ssize_t)n;
-    return n == 0 ? MHD_CONTENT_READER_END_OF_STREAM : MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+    if (t->end)
+        return t->end > 0 ? MHD_CONTENT_READER_END_OF_STREAM : MHD_CONTENT_READER_END_WITH_ERROR;
+    struct http_server *s = t->srv;
+    pthread_mutex_lock(&s->mu);
+    if (atomic_load(&s->stopping)) {
+        pthread_mutex_unlock(&s->mu);
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    }
+    MHD_suspend_connection(t->conn); /* before the stream thread can see it (and resume it) */
+    s->n_suspended++;
+    fill_push(s, t);
+    pthread_mutex_unlock(&s->mu);
+    return 0;
 }
 
 static void stream_free(void *cls)
 {
-    struct stream *s = cls;
-    if (s->done)
-        s->done(s->ctx);
-    free(s);
+    struct http_stream *t = cls;
+    struct http_server *s = t->srv;
+    if (t->done)
+        t->done(t->ctx);
+    strbuf_free(&t->buf);
+    pthread_mutex_lock(&s->mu);
+    s->n_streams--;
+    pthread_mutex_unlock(&s->mu);
+    free(t);
 }
 
-void http_reply_stream(struct http_request *rq, const char *content_type,
-                       long (*read)(void *ctx, char *buf, size_t max), void (*done)(void *ctx),
-                       void *ctx)
+static void lower_thread_priority(int nice);
+
+/* The stream thread: fills streams from the fill queue, parks the waiting ones
+ * and takes parked ones back when their deadline passes. */
+static void *pump_main(void *arg)
 {
-    struct stream *s = malloc(sizeof *s);
-    if (!s) {
+    struct http_server *s = arg;
+    if (s->thread_nice > 0)
+        lower_thread_priority(s->thread_nice);
+    pthread_mutex_lock(&s->mu);
+    while (!s->quit) {
+        if (!s->fill_head) {
+            double now = clock_mono_s(), next = now + 1.0;
+            unpark(s, false, now, &next);
+            if (!s->fill_head) {
+                struct timespec until = clock_mono_ts(next);
+                pthread_cond_timedwait(&s->pump_cv, &s->mu, &until);
+            }
+            continue;
+        }
+        struct http_stream *t = s->fill_head;
+        s->fill_head = t->next;
+        if (!s->fill_head)
+            s->fill_tail = NULL;
+        uint64_t gen = s->wake_gen;
+        bool stop = atomic_load(&s->stopping);
+        pthread_mutex_unlock(&s->mu);
+        /* FILLING: this thread owns the stream; the connection is suspended */
+        strbuf_free(&t->buf);
+        t->off = 0;
+        double wait_s = 1.0;
+        int rc = stop ? HTTP_STREAM_END : t->fill(t->ctx, &t->buf, &wait_s);
+        if (rc == HTTP_STREAM_WAIT && t->buf.len > 0)
+            rc = HTTP_STREAM_MORE;
+        pthread_mutex_lock(&s->mu);
+        if (rc == HTTP_STREAM_WAIT) {
+            if (s->wake_gen != gen || atomic_load(&s->stopping)) {
+                fill_push(s, t); /* a change came during the fill: look again */
+            } else {
+                if (!(wait_s > 0.001))
+                    wait_s = 0.001;
+                t->state = STREAM_PARKED;
+                t->due = clock_mono_s() + wait_s;
+                t->prev = NULL;
+                t->next = s->parked;
+                if (s->parked)
+                    s->parked->prev = t;
+                s->parked = t;
+                s->n_parked++;
+            }
+            continue;
+        }
+        t->end = rc == HTTP_STREAM_MORE ? 0 : rc == HTTP_STREAM_END ? 1 : -1;
+        t->state = STREAM_ACTIVE;
+        pthread_mutex_unlock(&s->mu);
+        MHD_resume_connection(t->conn); /* t may be freed from here on */
+        pthread_mutex_lock(&s->mu);
+        resumed(s);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+/* Every parked stream is filled again (a change was reported). */
+static void wake_streams(struct http_server *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->wake_gen++;
+    unpark(s, true, 0, NULL);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* The relay thread: waits for the application's changes and wakes the streams. */
+static void *relay_main(void *arg)
+{
+    struct http_server *s = arg;
+    uint64_t seen = 0;
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        bool quit = s->quit;
+        pthread_mutex_unlock(&s->mu);
+        if (quit)
+            break;
+        uint64_t v = s->wait_change(s->app, seen, 250);
+        if (v != seen) {
+            seen = v;
+            wake_streams(s);
+        }
+    }
+    return NULL;
+}
+
+void http_stream_counts(struct http_server *s, unsigned *open, unsigned *parked)
+{
+    pthread_mutex_lock(&s->mu);
+    *open = s->n_streams;
+    *parked = s->n_parked;
+    pthread_mutex_unlock(&s->mu);
+}
+
+void http_reply_stream(struct http_request *rq, const char *content_type, http_fill_fn fill,
+                       void (*done)(void *ctx), void *ctx)
+{
+    struct request_state *st = (struct request_state *)rq;
+    struct http_server *s = st->srv;
+    pthread_mutex_lock(&s->mu);
+    unsigned open = s->n_streams;
+    bool full = open >= s->max_streams;
+    if (!full)
+        s->n_streams++;
+    pthread_mutex_unlock(&s->mu);
+    if (full) {
+        if (done)
+            done(ctx);
+        http_add_header(rq, "Retry-After", "10");
+        http_reply_problem(rq, PROBLEM_TOO_MANY_STREAMS,
+                           "%u event streams are open; sse_max_streams is %u (close one, or "
+                           "raise the setting)",
+                           open, s->max_streams);
+        return;
+    }
+    struct http_stream *t = calloc(1, sizeof *t);
+    if (!t) {
+        pthread_mutex_lock(&s->mu);
+        s->n_streams--;
+        pthread_mutex_unlock(&s->mu);
         if (done)
             done(ctx);
         http_reply_problem(rq, PROBLEM_INTERNAL, "out of memory");
         return;
     }
-    *s = (struct stream){read, done, ctx};
+    *t = (struct http_stream){.srv = s, .conn = rq->conn, .fill = fill, .done = done, .ctx = ctx};
     struct MHD_Response *r =
-        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_read, s, stream_free);
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, t, stream_free);
     if (!r) {
-        stream_free(s);
+        stream_free(t);
         http_reply_problem(rq, PROBLEM_INTERNAL, "cannot create a streamed response");
         return;
     }
@@ -540,13 +812,13 @@ static const char *body_limit_name(const struct http_request *rq)
     return rq->route && rq->route->large_body ? "encode_max_body_bytes" : "max_body_bytes";
 }
 
-/* Gives the calling connection thread nice value `nice` once in its life (each
- * connection has its own thread, which serves only it). The forward passes of
- * encode requests leave short idle gaps between their parallel loops; at the
- * same priority the connection threads take cores from them mid-pass, at a
- * lower one the scheduler runs them in those gaps instead (bench_encode
- * measures the effect: the README gives the figures). Raising one's own nice
- * needs no privilege; a failure only leaves the thread as it was. */
+/* Gives the calling thread nice value `nice` once in its life (the polling,
+ * handler and stream threads serve HTTP only). The forward passes of encode
+ * requests leave short idle gaps between their parallel loops; at the same
+ * priority the HTTP threads take cores from them mid-pass, at a lower one the
+ * scheduler runs them in those gaps instead (bench_encode measures the effect:
+ * the README gives the figures). Raising one's own nice needs no privilege; a
+ * failure only leaves the thread as it was. */
 static void lower_thread_priority(int nice)
 {
     static _Thread_local bool done;
@@ -556,6 +828,73 @@ static void lower_thread_priority(int nice)
     if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), nice) != 0)
         fprintf(stderr, "dimd: cannot set an HTTP thread's nice to %d: %s\n", nice,
                 strerror(errno));
+}
+
+/* ---- handler threads ---- */
+
+/* A handler thread: runs queued requests' handlers; each reply is queued by the
+ * polling thread when the connection is resumed (on_request). */
+static void *worker_main(void *arg)
+{
+    struct lane *q = arg;
+    struct http_server *s = q->srv;
+    if (s->thread_nice > 0)
+        lower_thread_priority(s->thread_nice);
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (!q->head && !s->quit) {
+            q->n_idle++;
+            pthread_cond_wait(&q->cv, &s->mu);
+            q->n_idle--;
+        }
+        if (!q->head)
+            break;
+        struct request_state *st = q->head;
+        q->head = st->next;
+        if (!q->head)
+            q->tail = NULL;
+        q->n_work--;
+        pthread_mutex_unlock(&s->mu);
+        struct http_request *rq = &st->rq;
+        struct MHD_Connection *conn = rq->conn;
+        rq->route->fn(s->app, rq);
+        if (!rq->replied)
+            http_reply_problem(rq, PROBLEM_INTERNAL, "the handler of %s %s gave no reply",
+                               rq->method, rq->route->pattern);
+        MHD_resume_connection(conn); /* st may be freed from here on */
+        pthread_mutex_lock(&s->mu);
+        resumed(s);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+/* Suspends the request's connection and queues its handler in its lane; false
+ * when the server is stopping (nothing done). On the polling thread. */
+static bool dispatch(struct http_server *s, struct request_state *st)
+{
+    struct lane *q = &s->lanes[st->rq.route->large_body ? LANE_LARGE : LANE_API];
+    pthread_mutex_lock(&s->mu);
+    if (atomic_load(&s->stopping)) {
+        pthread_mutex_unlock(&s->mu);
+        return false;
+    }
+    st->deferred = true;
+    MHD_suspend_connection(st->rq.conn);
+    s->n_suspended++;
+    st->next = NULL;
+    if (q->tail)
+        q->tail->next = st;
+    else
+        q->head = st;
+    q->tail = st;
+    q->n_work++;
+    if (q->n_idle < q->n_work && q->n_threads < q->max_threads &&
+        pthread_create(&q->threads[q->n_threads], NULL, worker_main, q) == 0)
+        q->n_threads++;
+    pthread_cond_signal(&q->cv);
+    pthread_mutex_unlock(&s->mu);
+    return true;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -603,6 +942,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     struct http_request *rq = &st->rq;
+    if (st->handled) { /* called again once the handler thread resumed the connection */
+        if (!st->resp)
+            return MHD_NO;
+        MHD_queue_response(conn, (unsigned)st->resp_status, st->resp);
+        MHD_destroy_response(st->resp);
+        st->resp = NULL;
+        return MHD_YES;
+    }
     if (rq->replied) { /* answered early: discard any body */
         *upload_data_size = 0;
         return MHD_YES;
@@ -635,10 +982,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     st->handled = true;
-    rq->route->fn(s->app, rq);
-    if (!rq->replied)
-        http_reply_problem(rq, PROBLEM_INTERNAL, "the handler of %s %s gave no reply", rq->method,
-                           rq->route->pattern);
+    if (!dispatch(s, st))
+        http_reply_problem(rq, PROBLEM_SHUTTING_DOWN, "dimd is shutting down");
     return MHD_YES;
 }
 
@@ -654,6 +999,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     struct http_request *rq = &st->rq;
     if (rq->replied)
         record_latency(s, rq->route_index, clock_mono_s() - rq->t0);
+    if (st->resp) /* resumed, then closed before the reply was queued */
+        MHD_destroy_response(st->resp);
     for (int i = 0; i < rq->n_params; i++)
         free(rq->param_values[i]);
     for (int i = 0; i < st->n_extra; i++) {
@@ -671,7 +1018,8 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     char msg[512];
     vsnprintf(msg, sizeof msg, fmt, ap);
     /* a client closing an event stream is how streams end: not worth a line */
-    if (strstr(msg, "no longer available for sending"))
+    if (strstr(msg, "no longer available for sending") ||
+        strstr(msg, "Failed to send the footers"))
         return;
     fprintf(stderr, "dimd: http: %s%s", msg, strchr(msg, '\n') ? "" : "\n");
 }
@@ -697,7 +1045,33 @@ int http_start(struct http_server **out, const struct http_options *opt,
     s->thread_nice = opt->thread_nice;
     s->max_large_body = opt->max_large_body_bytes ? opt->max_large_body_bytes : opt->max_body_bytes;
     s->latency = calloc(n_routes + 1, sizeof *s->latency);
+    bool ok = s->latency != NULL;
+    for (int l = 0; l < N_LANES; l++) {
+        struct lane *q = &s->lanes[l];
+        q->srv = s;
+        q->max_threads = opt->max_connections ? opt->max_connections : 1;
+        q->threads = calloc(q->max_threads, sizeof *q->threads);
+        ok = ok && q->threads;
+    }
+    s->max_streams = opt->max_streams;
+    s->wait_change = opt->wait_change;
+    if (!ok) {
+        free(s->latency);
+        for (int l = 0; l < N_LANES; l++)
+            free(s->lanes[l].threads);
+        free(s);
+        return dim_fail(err, DIM_ENOMEM, "out of memory");
+    }
     pthread_mutex_init(&s->stats_lock, NULL);
+    pthread_mutex_init(&s->mu, NULL);
+    for (int l = 0; l < N_LANES; l++)
+        pthread_cond_init(&s->lanes[l].cv, NULL);
+    pthread_cond_init(&s->idle_cv, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* clock_mono_ts deadlines */
+    pthread_cond_init(&s->pump_cv, &ca);
+    pthread_condattr_destroy(&ca);
     const char *h = opt->allowed_hosts;
     while (h && *h && s->n_hosts < 32) {
         const char *end = strchr(h, ',');
@@ -718,8 +1092,7 @@ int http_start(struct http_server **out, const struct http_options *opt,
     }
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-                     MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
     struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
     if (inet_pton(AF_INET, opt->listen, &v4->sin_addr) == 1) {
@@ -730,20 +1103,30 @@ int http_start(struct http_server **out, const struct http_options *opt,
         v6->sin6_port = htons((uint16_t)opt->port);
         flags |= MHD_USE_IPv6;
     } else {
-        free(s->latency);
-        free(s);
+        server_free(s);
         return dim_fail(err, DIM_EINVAL, "listen '%s' is not an IPv4 or IPv6 address",
                         opt->listen);
+    }
+    if (pthread_create(&s->pump, NULL, pump_main, s) != 0) {
+        server_free(s);
+        return dim_fail(err, DIM_EIO, "cannot start the HTTP stream thread");
+    }
+    s->pump_started = true;
+    if (s->wait_change) {
+        if (pthread_create(&s->relay, NULL, relay_main, s) != 0) {
+            server_free(s);
+            return dim_fail(err, DIM_EIO, "cannot start the HTTP relay thread");
+        }
+        s->relay_started = true;
     }
     s->mhd = MHD_start_daemon(
         flags, (uint16_t)opt->port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
         on_mhd_log, NULL, MHD_OPTION_SOCK_ADDR, &ss,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_LIMIT,
-        opt->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, opt->connection_timeout_s,
-        MHD_OPTION_END);
+        opt->max_connections + opt->max_streams, MHD_OPTION_CONNECTION_TIMEOUT,
+        opt->connection_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, opt->connection_memory, MHD_OPTION_END);
     if (!s->mhd) {
-        free(s->latency);
-        free(s);
+        server_free(s);
         return dim_fail(err, DIM_EIO, "cannot listen on %s port %d (in use, or not permitted)",
                         opt->listen, opt->port);
     }
@@ -759,7 +1142,10 @@ int http_port(const struct http_server *s)
 
 void http_quiesce(struct http_server *s)
 {
+    pthread_mutex_lock(&s->mu);
     atomic_store(&s->stopping, true);
+    unpark(s, true, 0, NULL); /* parked streams end */
+    pthread_mutex_unlock(&s->mu);
 }
 
 bool http_stopping(const struct http_server *s)
@@ -767,14 +1153,45 @@ bool http_stopping(const struct http_server *s)
     return atomic_load(&((struct http_server *)s)->stopping);
 }
 
-void http_stop(struct http_server *s)
+/* Stops the threads (quit, join) and frees s; MHD is stopped already. */
+static void server_free(struct http_server *s)
 {
-    if (!s)
-        return;
-    atomic_store(&s->stopping, true);
-    MHD_stop_daemon(s->mhd);
+    pthread_mutex_lock(&s->mu);
+    s->quit = true;
+    for (int l = 0; l < N_LANES; l++)
+        pthread_cond_broadcast(&s->lanes[l].cv);
+    pthread_cond_broadcast(&s->pump_cv);
+    pthread_mutex_unlock(&s->mu);
+    if (s->pump_started)
+        pthread_join(s->pump, NULL);
+    if (s->relay_started)
+        pthread_join(s->relay, NULL);
+    for (int l = 0; l < N_LANES; l++) {
+        for (unsigned i = 0; i < s->lanes[l].n_threads; i++)
+            pthread_join(s->lanes[l].threads[i], NULL);
+        pthread_cond_destroy(&s->lanes[l].cv);
+        free(s->lanes[l].threads);
+    }
+    pthread_cond_destroy(&s->pump_cv);
+    pthread_cond_destroy(&s->idle_cv);
+    pthread_mutex_destroy(&s->mu);
     pthread_mutex_destroy(&s->stats_lock);
     free(s->counts);
     free(s->latency);
     free(s);
+}
+
+void http_stop(struct http_server *s)
+{
+    if (!s)
+        return;
+    http_quiesce(s);
+    /* libmicrohttpd must not stop with a suspended connection: in-flight
+     * handlers finish and streams end first (no new suspension once stopping) */
+    pthread_mutex_lock(&s->mu);
+    while (s->n_suspended > 0)
+        pthread_cond_wait(&s->idle_cv, &s->mu);
+    pthread_mutex_unlock(&s->mu);
+    MHD_stop_daemon(s->mhd);
+    server_free(s);
 }

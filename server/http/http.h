@@ -1,13 +1,31 @@
-/* http.h - the HTTP front: libmicrohttpd (a thread per connection, bounded by
- * max_connections), routing from a route table, the Host allow-list, bearer
- * token auth, bounded request bodies, problem+json errors, request statistics.
+/* http.h - the HTTP front: libmicrohttpd, routing from a route table, the Host
+ * allow-list, bearer token auth, bounded request bodies, problem+json errors,
+ * event streams without a thread each, request statistics.
  *
  * A request goes: Host check (403 host_not_allowed) -> route match (404, 405
  * with Allow) -> auth (401 / 403 insufficient_scope) -> Content-Length against
  * max_body_bytes (413, before any byte of the body is read) -> body collected
  * (413 when a chunked body grows past the limit) -> the route's handler, which
- * answers with exactly one http_reply_* call. All of it runs on the
- * connection's thread; handlers may block (event streams do).
+ * answers with exactly one http_reply_* call.
+ *
+ * DESIGN
+ * - One polling thread (libmicrohttpd's epoll loop) reads and writes every
+ *   socket: headers, bodies and replies of slow clients cost no thread. It
+ *   does the checks above itself (they are in memory; auth reads the token
+ *   table only after a change), never a handler.
+ * - Handlers run on handler threads, created on demand in two lanes of at
+ *   most max_connections each: routes with large bodies (encode, neighbours)
+ *   and all the others, so cheap requests never wait behind encodes. The
+ *   polling thread suspends the connection once the body is in and queues the
+ *   request; a handler thread runs the handler, which may block (database,
+ *   encode batches); its reply is queued when the connection is resumed.
+ * - Streams (http_reply_stream) hold no thread either: while a stream has
+ *   nothing to send its connection is suspended ("parked"). One stream thread
+ *   calls each stream's fill function, off the polling thread: when the
+ *   stream's bytes have been sent, when the application reports a change
+ *   (http_options.wait_change, watched by a relay thread), or when the
+ *   stream's own deadline passes (heartbeats). At most max_streams are open;
+ *   one more gets 503 too_many_streams.
  * Tokens are checked by the application through http_options.authenticate; the
  * transport knows nothing of where they are kept.
  * Depends on libmicrohttpd, jansson, util (strbuf, clock), api (scope).
@@ -78,10 +96,17 @@ struct http_options {
     int port; /* 0: any free port */
     size_t max_body_bytes;
     size_t max_large_body_bytes; /* for routes with large_body */
-    unsigned max_connections, connection_timeout_s;
+    unsigned max_connections;  /* open connections besides streams; also the handler threads */
+    unsigned max_streams;      /* open streams (http_reply_stream); 503 too_many_streams above */
+    unsigned connection_timeout_s;
+    size_t connection_memory;  /* per connection: request headers and reply buffers */
     const char *allowed_hosts; /* comma-separated */
-    int thread_nice;           /* nice of each connection's thread (0: left as it is) */
+    int thread_nice;           /* nice of the server's threads (0: left as they are) */
     http_auth_fn authenticate; /* for routes with a scope; called with the app pointer */
+    /* Blocks until the application's data changed after sequence `seen` or
+     * timeout_ms passed; returns the current sequence. Streams are filled again
+     * after each change. NULL: streams are filled again at their deadlines only. */
+    uint64_t (*wait_change)(void *app, uint64_t seen, int timeout_ms);
 };
 
 /* Starts serving routes[0..n_routes) with app passed to every handler. */
@@ -89,9 +114,9 @@ int http_start(struct http_server **out, const struct http_options *opt,
                const struct route *routes, size_t n_routes, void *app,
                struct dim_err *err);
 int http_port(const struct http_server *s);
-/* Stops accepting new connections (in-flight requests finish). */
+/* New requests get 503 shutting_down (in-flight requests finish); streams end. */
 void http_quiesce(struct http_server *s);
-/* Waits for the connection threads and frees s. */
+/* Quiesces, waits for in-flight handlers, stops every thread and frees s. */
 void http_stop(struct http_server *s);
 /* Whether http_quiesce was called (long-running handlers end early). */
 bool http_stopping(const struct http_server *s);
@@ -115,11 +140,25 @@ void http_reply_bytes(struct http_request *rq, int status, const char *content_t
 void http_reply_empty(struct http_request *rq, int status);
 /* Extra headers for the next reply on rq (Location, ETag, Retry-After, ...), at most 6. */
 void http_add_header(struct http_request *rq, const char *name, const char *value);
-/* A streamed reply: read(ctx, buf, max) returns bytes written (> 0), 0 at the
- * end of the stream, or -1 on error; it may block. done(ctx) frees ctx. */
-void http_reply_stream(struct http_request *rq, const char *content_type,
-                       long (*read)(void *ctx, char *buf, size_t max), void (*done)(void *ctx),
-                       void *ctx);
+/* What a stream's fill function returns. */
+enum http_stream_rc {
+    HTTP_STREAM_ERROR = -1, /* close the connection */
+    HTTP_STREAM_END = 0,    /* the stream is complete (bytes appended before it are sent) */
+    HTTP_STREAM_MORE = 1,   /* bytes were appended to out: send them, then call again */
+    HTTP_STREAM_WAIT = 2    /* nothing to send now: call again after the next change, or
+                             * after *wait_s seconds at the latest */
+};
+typedef int (*http_fill_fn)(void *ctx, struct strbuf *out, double *wait_s);
+/* A streamed reply (chunked) of content_type. fill(ctx, out, &wait_s) is called
+ * on the stream thread, one stream at a time, never concurrently for one
+ * stream: it may read the database but must not wait (return HTTP_STREAM_WAIT
+ * instead). After http_quiesce fill is no longer called and the stream ends.
+ * done(ctx) frees ctx once the reply is over (also when this call fails).
+ * More than max_streams open: 503 too_many_streams, Retry-After. */
+void http_reply_stream(struct http_request *rq, const char *content_type, http_fill_fn fill,
+                       void (*done)(void *ctx), void *ctx);
+/* Open streams and the ones parked (waiting for a change or a deadline). */
+void http_stream_counts(struct http_server *s, unsigned *open, unsigned *parked);
 
 /* Replies with the size bytes of the open file fd from offset 0 (Content-Length
  * set), taking fd: it is closed once sent, or at once on failure. */

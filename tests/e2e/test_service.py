@@ -214,7 +214,7 @@ def thread_nices(pid):
 
 
 def test_connection_threads_run_at_http_thread_nice():
-    # a keep-alive connection keeps its thread while we look
+    # the polling and handler threads stay after the request (they serve every connection)
     conn = http.client.HTTPConnection("127.0.0.1", D.port, timeout=30)
     try:
         conn.request("GET", "/healthz")
