@@ -29,6 +29,11 @@ void handle_backup(void *app, struct http_request *rq)
                            "another backup is being taken; retry when it is done");
         return;
     }
+    if (rc != STORE_OK && err.code == DIM_ECANCELLED) {
+        http_reply_problem(rq, PROBLEM_SHUTTING_DOWN,
+                           "the daemon is stopping; the backup was abandoned (%s)", err.msg);
+        return;
+    }
     if (rc != STORE_OK) {
         handler_internal(rq, "taking the backup", &err);
         return;

@@ -20,6 +20,8 @@
 #include "util/clock.h"
 
 #define TEMP_TAG ".backup-"
+/* A durable copy is fsynced each time this much more of it is written. */
+#define SYNC_BYTES (32 << 20)
 
 /* Records DIM_EIO with a printf-style message; returns STORE_ERROR. */
 __attribute__((format(printf, 2, 3))) static int io_fail(struct dim_err *err, const char *fmt, ...)
@@ -80,8 +82,11 @@ static int sync_path(const char *path, bool dir)
 
 /* Copies src (read-only, not in a transaction) into the file dst_path (empty
  * or missing): the whole copy under one read snapshot, then journal_mode
- * DELETE and the file fsynced. */
-static int copy_db(sqlite3 *src, const char *dst_path, int pages_per_step,
+ * DELETE. durable: the copy is fsynced as it grows, every SYNC_BYTES, and at
+ * the end, so its writeback never piles up into one burst that the daemon's
+ * own fsyncs (each commit's) would queue behind; a transient copy (the
+ * daemon's, deleted once sent) is not synced at all. */
+static int copy_db(sqlite3 *src, const char *dst_path, int pages_per_step, bool durable,
                    store_backup_cancel_fn cancel, void *ctx, struct store_backup_info *info,
                    struct dim_err *err)
 {
@@ -89,6 +94,8 @@ static int copy_db(sqlite3 *src, const char *dst_path, int pages_per_step,
     double t0 = clock_mono_s();
     sqlite3 *dst = NULL;
     sqlite3_backup *b = NULL;
+    int sfd = -1; /* dst_path, for the fsyncs along the way */
+    int64_t synced = 0;
     char op[1100];
     snprintf(op, sizeof op, "backup to %s", dst_path);
     if (pages_per_step <= 0)
@@ -116,6 +123,10 @@ static int copy_db(sqlite3 *src, const char *dst_path, int pages_per_step,
     if ((rc = db_exec(dst, err, op, "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF")) !=
         STORE_OK)
         goto out;
+    if (durable && (sfd = open(dst_path, O_RDONLY | O_CLOEXEC)) < 0) {
+        rc = io_fail(err, "%s: %s", op, strerror(errno));
+        goto out;
+    }
     b = sqlite3_backup_init(dst, "main", src, "main");
     if (!b) {
         rc = db_fail(err, dst, op);
@@ -138,6 +149,15 @@ static int copy_db(sqlite3 *src, const char *dst_path, int pages_per_step,
                      sqlite3_backup_pagecount(b));
             rc = STORE_ERROR;
             goto out;
+        }
+        int64_t copied =
+            (int64_t)(sqlite3_backup_pagecount(b) - sqlite3_backup_remaining(b)) * inf.page_size;
+        if (sfd >= 0 && copied - synced >= SYNC_BYTES) {
+            if (fdatasync(sfd) != 0) {
+                rc = io_fail(err, "%s: fsync: %s", op, strerror(errno));
+                goto out;
+            }
+            synced = copied;
         }
         if (cancel && cancel(ctx)) {
             dim_fail(err, DIM_ECANCELLED, "%s: cancelled after %d of %d pages", op,
@@ -163,7 +183,7 @@ static int copy_db(sqlite3 *src, const char *dst_path, int pages_per_step,
         goto out;
     }
     dst = NULL;
-    if (sync_path(dst_path, false) != 0) {
+    if (durable && sync_path(dst_path, false) != 0) {
         rc = io_fail(err, "%s: fsync: %s", op, strerror(errno));
         goto out;
     }
@@ -174,6 +194,8 @@ static int copy_db(sqlite3 *src, const char *dst_path, int pages_per_step,
     if (info)
         *info = inf;
 out:
+    if (sfd >= 0)
+        close(sfd);
     if (b)
         sqlite3_backup_finish(b);
     if (dst)
@@ -202,7 +224,7 @@ int store_backup_file(const char *db_path, const char *out_path, int pages_per_s
         return io_fail(err, "backup: cannot create %s: %s", tmp, strerror(errno));
     }
     close(fd);
-    int rc = copy_db(src, tmp, pages_per_step, cancel, ctx, info, err);
+    int rc = copy_db(src, tmp, pages_per_step, true, cancel, ctx, info, err);
     sqlite3_close(src);
     if (rc == STORE_OK && rename(tmp, out_path) != 0)
         rc = io_fail(err, "backup: rename %s to %s: %s", tmp, out_path, strerror(errno));
@@ -242,7 +264,7 @@ int store_backup_temp(struct dimd_store *s, int pages_per_step, store_backup_can
     sqlite3 *src;
     rc = open_source(s->path, &src, err);
     if (rc == STORE_OK) {
-        rc = copy_db(src, tmp, pages_per_step, cancel, ctx, info, err);
+        rc = copy_db(src, tmp, pages_per_step, false, cancel, ctx, info, err);
         sqlite3_close(src);
     }
     if (rc == STORE_OK) {

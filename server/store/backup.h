@@ -15,6 +15,10 @@
  *   event, token and model version, nothing half-written.
  * - The pages are copied pages_per_step at a time; between steps the
  *   cancel callback may stop the copy (the daemon's shutdown).
+ * - A backup file (store_backup_file) is fsynced every 32 MiB as it grows and
+ *   at the end, so the copy's writeback never piles up into one burst for the
+ *   daemon's commit fsyncs to queue behind; the daemon's transient copy
+ *   (store_backup_temp, deleted once sent) is never synced.
  * - The copy is then switched to the rollback journal (journal_mode DELETE),
  *   so it is one self-contained file with no -wal beside it; a daemon started
  *   on it switches it back to WAL. Checkpoints are rows of this database
