@@ -46,7 +46,8 @@
     X(INTERNAL, 500, "internal") \
     X(NOT_READY, 503, "not_ready") \
     X(SHUTTING_DOWN, 503, "shutting_down") \
-    X(TOO_MANY_STREAMS, 503, "too_many_streams")
+    X(TOO_MANY_STREAMS, 503, "too_many_streams") \
+    X(INSUFFICIENT_STORAGE, 507, "insufficient_storage")
 
 enum problem {
 #define PROBLEM_ENUM(name, status, code) PROBLEM_##name,

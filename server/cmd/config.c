@@ -71,6 +71,14 @@ static const struct cfg_key keys[] = {
          "promoting encodes them)"),
     LONG(projection_max_images, 2, 100000, "2000",
          "test images in a model version's 2-D projection (evenly spaced; made on first request)"),
+    LONG(min_free_bytes, 0, 1L << 50, "0",
+         "free bytes the state directory's file system keeps: below them dimd is read-mostly "
+         "(submits and other writes get 507), and a checkpoint that would leave fewer (it needs "
+         "up to twice its size) pauses its job with storage_full (below 4 MiB: the 4 MiB "
+         "floor)"),
+    LONG(reserve_bytes, 0, 1L << 40, "16777216",
+         "size of STATE_DIR/reserve, a file given back half at a time when the disk fills, so "
+         "dimd can still record paused jobs, start, and delete (0: none)"),
 };
 #define N_KEYS (sizeof keys / sizeof keys[0])
 

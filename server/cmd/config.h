@@ -36,6 +36,7 @@ struct serve_config {
     long encode_max_body_bytes, encode_max_pixels, encode_max_images;
     long index_max_images;
     long projection_max_images;
+    long min_free_bytes, reserve_bytes;
 };
 
 void config_default(struct serve_config *c);

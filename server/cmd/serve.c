@@ -5,9 +5,12 @@
  * running go back to the queue), the workers, then HTTP. The main thread then
  * runs a libuv loop: SIGTERM/SIGINT stop the daemon cleanly (intake stops,
  * running jobs checkpoint and return to the queue, exit 0); a timer nudges the
- * workers every second so no queued job waits on a lost wake-up; another
- * purges the expired idempotency keys (at start, then every minute, or every
- * idempotency_ttl_s when that is shorter).
+ * workers every second so no queued job waits on a lost wake-up, and polls the
+ * storage guard (service/storage.h: statvfs of the state directory, degraded
+ * mode in and out); another purges the expired idempotency keys (at start,
+ * then every minute, or every idempotency_ttl_s when that is shorter). On a
+ * full disk the daemon still starts: the reserve file gives SQLite room to
+ * open, and recovery waits for space.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -37,6 +40,7 @@ struct daemon {
     uv_timer_t tick;
     uv_timer_t purge; /* expired idempotency keys */
     int exit_status;
+    bool recover_pending; /* start-up recovery failed on a full disk: retried by the tick */
 };
 
 static void serve_usage(FILE *f)
@@ -97,9 +101,41 @@ static void on_stop_signal(uv_signal_t *h, int signum)
     uv_stop(&d->loop);
 }
 
+/* Start-up recovery (jobs a dead daemon ran go back to the queue). On a full
+ * disk it is postponed (recover_pending) until the storage guard has room. */
+static int recover(struct daemon *d)
+{
+    int requeued = 0, failed = 0;
+    struct dim_err err;
+    int rc = store_recover(d->api.store, (int)d->cfg.max_restarts, &requeued, &failed, &err);
+    if (rc == STORE_FULL) {
+        fprintf(stderr, "dimd: recovery postponed until there is space: %s\n", err.msg);
+        storage_report(d->api.storage, err.msg);
+        d->recover_pending = true;
+        return 0;
+    }
+    if (rc != STORE_OK) {
+        fprintf(stderr, "dimd serve: recovery: %s\n", err.msg);
+        return -1;
+    }
+    d->recover_pending = false;
+    if (requeued || failed)
+        printf("dimd: recovered after an unclean stop: %d job(s) back in the queue, %d failed "
+               "(restart limit %ld)\n",
+               requeued, failed, d->cfg.max_restarts);
+    fflush(stdout);
+    return 0;
+}
+
+/* Every second: the free space (degraded mode in and out), a postponed
+ * recovery, and a nudge to the workers so no queued job waits on a lost
+ * wake-up. */
 static void on_tick(uv_timer_t *t)
 {
     struct daemon *d = t->data;
+    bool degraded = storage_poll(d->api.storage);
+    if (d->recover_pending && !degraded)
+        recover(d);
     if (d->api.runner)
         runner_wake(d->api.runner);
 }
@@ -260,12 +296,27 @@ int cli_serve(int argc, char **argv)
     d.api.cfg = &d.settings;
     d.api.datasets = &d.datasets;
     atomic_store(&d.api.phase, HANDLER_STARTING);
-    if (store_open(&d.api.store, db, &err) != 0) {
-        fprintf(stderr, "dimd serve: %s: %s\n", db, err.msg);
+    const struct storage_config sc = {d.cfg.state_dir, d.cfg.min_free_bytes, d.cfg.reserve_bytes};
+    if (storage_create(&d.api.storage, &sc, &err) != 0) {
+        fprintf(stderr, "dimd serve: %s\n", err.msg);
+        return CLI_EXIT_FAIL;
+    }
+    struct storage_status ss;
+    storage_get(d.api.storage, &ss);
+    /* a full disk: SQLite needs a little room to open (the -shm file) and to
+     * record anything; the reserve gives it, half at a time */
+    if (ss.free_bytes < STORAGE_FLOOR_BYTES)
+        storage_release(d.api.storage);
+    while (store_open(&d.api.store, db, &err) != 0) {
+        storage_get(d.api.storage, &ss);
+        if (ss.reserve_held > 0 && storage_release(d.api.storage) > 0)
+            continue;
+        fprintf(stderr, "dimd serve: %s: %s (the state directory has %lld bytes free)\n", db,
+                err.msg, (long long)ss.free_bytes);
+        storage_free(d.api.storage);
         return CLI_EXIT_FAIL;
     }
     int status = CLI_EXIT_FAIL;
-    int requeued = 0, failed = 0;
     if (auth_create(&d.api.auth, d.api.store, &err) != STORE_OK) {
         fprintf(stderr, "dimd serve: %s\n", err.msg);
         goto out;
@@ -273,16 +324,10 @@ int cli_serve(int argc, char **argv)
     if (first_token(&d, token_path, sizeof token_path) != 0)
         goto out;
     store_idempotency_ttl_set(d.api.store, d.cfg.idempotency_ttl_s * 1000);
-    if (store_recover(d.api.store, (int)d.cfg.max_restarts, &requeued, &failed, &err) != 0) {
-        fprintf(stderr, "dimd serve: recovery: %s\n", err.msg);
+    if (recover(&d) != 0)
         goto out;
-    }
-    if (requeued || failed)
-        printf("dimd: recovered after an unclean stop: %d job(s) back in the queue, %d failed "
-               "(restart limit %ld)\n",
-               requeued, failed, d.cfg.max_restarts);
     struct runner_config rc_cfg = {(int)d.cfg.workers, (int)d.cfg.threads_per_worker,
-                                   (int)d.cfg.metrics_flush_ms};
+                                   (int)d.cfg.metrics_flush_ms, d.api.storage};
     if (runner_start(&d.api.runner, d.api.store, &d.datasets, &rc_cfg, &err) != 0) {
         fprintf(stderr, "dimd serve: workers: %s\n", err.msg);
         goto out;
@@ -334,6 +379,10 @@ int cli_serve(int argc, char **argv)
     printf("dimd: token file %s\n", token_path);
     printf("dimd: %ld worker(s) x %ld thread(s), state %s\n", d.cfg.workers,
            d.cfg.threads_per_worker, db);
+    storage_get(d.api.storage, &ss);
+    printf("dimd: storage: %lld bytes free, min_free_bytes %lld, reserve %lld of %lld bytes%s\n",
+           (long long)ss.free_bytes, (long long)ss.min_free_bytes, (long long)ss.reserve_held,
+           (long long)ss.reserve_bytes, ss.degraded ? "; read-mostly (writes get 507)" : "");
     fflush(stdout);
     uv_run(&d.loop, UV_RUN_DEFAULT);
     uv_close((uv_handle_t *)&d.sigterm, NULL);
@@ -352,6 +401,7 @@ out:
         inference_stop(d.api.inference);
     auth_free(d.api.auth);
     store_close(d.api.store);
+    storage_free(d.api.storage);
     if (status == 0)
         printf("dimd: stopped\n");
     return status;

@@ -19,6 +19,9 @@ static bool backup_cancelled(void *ctx)
 void handle_backup(void *app, struct http_request *rq)
 {
     struct handler_ctx *a = app;
+    /* the copy is a file as large as the database beside it: not on a full disk */
+    if (!handler_writable(a, rq))
+        return;
     struct store_backup_info info;
     struct dim_err err;
     int fd = -1;
@@ -35,7 +38,7 @@ void handle_backup(void *app, struct http_request *rq)
         return;
     }
     if (rc != STORE_OK) {
-        handler_internal(rq, "taking the backup", &err);
+        handler_store_fail(a, rq, rc, "taking the backup", &err);
         return;
     }
     struct stat st;

@@ -39,6 +39,53 @@ void handler_internal(struct http_request *rq, const char *what, const struct di
     http_reply_problem(rq, PROBLEM_INTERNAL, "%s: %s", what, err ? err->msg : "failed");
 }
 
+/* 507 insufficient_storage from the guard's status st. */
+static void reply_storage(struct http_request *rq, const struct storage_status *st,
+                          const char *what)
+{
+    http_add_header(rq, "Retry-After", "60");
+    http_reply_problem(rq, PROBLEM_INSUFFICIENT_STORAGE,
+                       "%s: %s; the state directory has %lld bytes free and dimd accepts writes "
+                       "again at %lld (delete jobs or model versions, or free space on its file "
+                       "system)",
+                       what, st->reason, (long long)st->free_bytes, (long long)st->leave_bytes);
+}
+
+bool handler_writable(struct handler_ctx *a, struct http_request *rq)
+{
+    struct storage_status st;
+    if (!a->storage || storage_admit(a->storage, 0, &st))
+        return true;
+    reply_storage(rq, &st, "dimd is in read-mostly mode");
+    return false;
+}
+
+void handler_store_fail(struct handler_ctx *a, struct http_request *rq, int rc, const char *what,
+                        const struct dim_err *err)
+{
+    if (rc != STORE_FULL || !a->storage) {
+        handler_internal(rq, what, err);
+        return;
+    }
+    fprintf(stderr, "dimd: %s: %s\n", what, err ? err->msg : "no space");
+    storage_report(a->storage, err ? err->msg : "no space");
+    struct storage_status st;
+    storage_get(a->storage, &st);
+    char w[160];
+    snprintf(w, sizeof w, "%s failed for lack of space", what);
+    reply_storage(rq, &st, w);
+}
+
+void handler_deleted(struct handler_ctx *a)
+{
+    struct dim_err err;
+    int64_t freed = 0;
+    if (store_reclaim(a->store, &freed, &err) != STORE_OK)
+        fprintf(stderr, "dimd: reclaiming free pages: %s\n", err.msg);
+    if (a->storage)
+        storage_poll(a->storage);
+}
+
 bool handler_load_job(struct handler_ctx *a, struct http_request *rq, struct store_job *job)
 {
     int64_t id;

@@ -31,6 +31,7 @@
 #include "service/inference.h"
 #include "http/http.h"
 #include "service/runner.h"
+#include "service/storage.h"
 #include "store/jobs.h"
 #include "store/models.h"
 
@@ -61,6 +62,7 @@ struct sse_memo {
 
 struct handler_ctx {
     struct dimd_store *store;
+    struct storage *storage; /* free space and degraded mode (service/storage.h); NULL: none */
     struct auth *auth; /* tokens: checks and changes (service/auth.h) */
     struct runner *runner;
     struct inference *inference;
@@ -162,5 +164,19 @@ bool handler_not_modified(struct http_request *rq, const char *etag);
 void handler_reply_download(struct http_request *rq, const char *filename, void *data, size_t n);
 /* Replies 500 internal naming what failed. */
 void handler_internal(struct http_request *rq, const char *what, const struct dim_err *err);
+/* Before a write that adds data (submit, resume, promote, pin, a token): true
+ * when the storage guard admits it; otherwise replies 507
+ * insufficient_storage naming the free bytes, the bytes writes need and why,
+ * and returns false. Deletions, cancel and pause do not ask: they must work on
+ * a full disk. */
+bool handler_writable(struct handler_ctx *a, struct http_request *rq);
+/* A store call about `what` failed with rc: STORE_FULL is reported to the
+ * storage guard and replies 507 insufficient_storage; anything else 500. */
+void handler_store_fail(struct handler_ctx *a, struct http_request *rq, int rc, const char *what,
+                        const struct dim_err *err);
+/* After a deletion: gives the freed pages back to the file system
+ * (store_reclaim) and lets the storage guard measure again, so degraded mode
+ * ends as soon as the space is there. */
+void handler_deleted(struct handler_ctx *a);
 
 #endif

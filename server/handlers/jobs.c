@@ -99,6 +99,10 @@ void handle_job_submit(void *app, struct http_request *rq)
     char digest[65];
     sha256_hex(canon, strlen(canon), digest);
     free(canon);
+    if (!handler_writable(a, rq)) {
+        free(spec_text);
+        return;
+    }
     struct store_job job;
     struct dim_err err;
     int rc = store_job_insert(a->store, spec_text, name[0] ? name : NULL, key, digest,
@@ -129,7 +133,7 @@ void handle_job_submit(void *app, struct http_request *rq)
                            a->cfg->queue_max);
         return;
     default:
-        handler_internal(rq, "storing the job", &err);
+        handler_store_fail(a, rq, rc, "storing the job", &err);
     }
 }
 
@@ -229,9 +233,10 @@ void handle_job_delete(void *app, struct http_request *rq)
         return;
     struct dim_err err;
     int rc = store_job_delete(a->store, id, &err);
-    if (rc == STORE_OK)
+    if (rc == STORE_OK) {
+        handler_deleted(a);
         http_reply_empty(rq, 204);
-    else if (rc == STORE_NOT_FOUND)
+    } else if (rc == STORE_NOT_FOUND)
         http_reply_problem(rq, PROBLEM_JOB_NOT_FOUND, "no job %lld", (long long)id);
     else if (rc == STORE_CONFLICT)
         http_reply_problem(rq, PROBLEM_JOB_NOT_TERMINAL,
@@ -239,7 +244,7 @@ void handle_job_delete(void *app, struct http_request *rq)
                            "and CANCELLED jobs can be deleted)",
                            (long long)id);
     else
-        handler_internal(rq, "deleting the job", &err);
+        handler_store_fail(a, rq, rc, "deleting the job", &err);
 }
 
 static void transition(struct handler_ctx *a, struct http_request *rq, unsigned from, enum job_state to,
@@ -263,7 +268,7 @@ static void transition(struct handler_ctx *a, struct http_request *rq, unsigned 
         return;
     }
     if (rc != STORE_OK) {
-        handler_internal(rq, "changing the job's state", &err);
+        handler_store_fail(a, rq, rc, "changing the job's state", &err);
         return;
     }
     if (a->runner) {
@@ -288,5 +293,8 @@ void handle_job_pause(void *app, struct http_request *rq)
 
 void handle_job_resume(void *app, struct http_request *rq)
 {
+    /* a resumed job writes metrics and checkpoints: not on a full disk */
+    if (!handler_writable(app, rq))
+        return;
     transition(app, rq, JOB_MASK(JOB_PAUSED), JOB_QUEUED, "resumed");
 }

@@ -175,6 +175,8 @@ void handle_model_version_checkpoint(void *app, struct http_request *rq)
 
 static void set_pin(struct handler_ctx *a, struct http_request *rq, bool pinned)
 {
+    if (!handler_writable(a, rq))
+        return;
     struct store_model_version v;
     if (!handler_load_version(a, rq, &v, NULL))
         return;
@@ -183,7 +185,7 @@ static void set_pin(struct handler_ctx *a, struct http_request *rq, bool pinned)
     int rc = store_model_pin(a->store, v.name, v.version, pinned, &out, &err);
     store_model_version_clear(&v);
     if (rc != STORE_OK) {
-        handler_internal(rq, "pinning the version", &err);
+        handler_store_fail(a, rq, rc, "pinning the version", &err);
         return;
     }
     http_reply_json(rq, 200, handler_model_version_json(&out));
@@ -208,8 +210,10 @@ void handle_model_version_delete(void *app, struct http_request *rq)
         return;
     struct dim_err err;
     int rc = store_model_delete(a->store, v.name, v.version, &err);
-    if (rc == STORE_OK)
+    if (rc == STORE_OK) {
+        handler_deleted(a);
         http_reply_empty(rq, 204);
+    }
     else if (rc == STORE_CONFLICT)
         http_reply_problem(rq, PROBLEM_VERSION_PINNED,
                            "model %s v%d is pinned; unpin it before deleting it", v.name,
@@ -218,7 +222,7 @@ void handle_model_version_delete(void *app, struct http_request *rq)
         http_reply_problem(rq, PROBLEM_VERSION_NOT_FOUND, "model %s has no version v%d", v.name,
                            v.version);
     else
-        handler_internal(rq, "deleting the version", &err);
+        handler_store_fail(a, rq, rc, "deleting the version", &err);
     store_model_version_clear(&v);
 }
 
@@ -285,6 +289,11 @@ void handle_model_promote(void *app, struct http_request *rq)
         json_decref(body);
         return;
     }
+    if (!handler_writable(a, rq)) {
+        json_decref(errors);
+        json_decref(body);
+        return;
+    }
     struct store_model_version v;
     struct dim_err err = {0};
     int rc = promote_checkpoint(a->store, a->datasets, &p, (size_t)a->cfg->index_max_images, &v,
@@ -299,6 +308,8 @@ void handle_model_promote(void *app, struct http_request *rq)
         http_reply_problem(rq, PROBLEM_DATASET_UNAVAILABLE,
                            "the neighbours index needs job %lld's dataset: %s",
                            (long long)p.job_id, err.msg);
+    } else if (rc == PROMOTE_FULL) {
+        handler_store_fail(a, rq, STORE_FULL, "promoting the checkpoint", &err);
     } else if (rc == PROMOTE_ERROR) {
         handler_internal(rq, "promoting the checkpoint", &err);
     } else {

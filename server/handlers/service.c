@@ -6,6 +6,7 @@
 #include "handlers/handlers.h"
 #include "api/evalspec.h"
 #include "util/assets.h"
+#include "util/clock.h"
 #include "api/jobspec.h"
 
 void handle_healthz(void *app, struct http_request *rq)
@@ -27,6 +28,15 @@ void handle_readyz(void *app, struct http_request *rq)
     struct dim_err err;
     if (store_job_counts(a->store, counts, &err) != 0) {
         http_reply_problem(rq, PROBLEM_NOT_READY, "the database does not answer: %s", err.msg);
+        return;
+    }
+    struct storage_status st;
+    if (a->storage && !storage_admit(a->storage, 0, &st)) {
+        http_reply_problem(rq, PROBLEM_INSUFFICIENT_STORAGE,
+                           "read-mostly mode since %.1f s: %s; the state directory has %lld bytes "
+                           "free and dimd accepts writes again at %lld",
+                           (double)(clock_wall_ms() - st.since_ms) / 1000.0, st.reason,
+                           (long long)st.free_bytes, (long long)st.leave_bytes);
         return;
     }
     http_reply_json(rq, 200, json_pack("{s:s, s:I, s:I}", "status", "ready", "workers",
@@ -114,6 +124,29 @@ void handle_prometheus(void *app, struct http_request *rq)
               (unsigned long long)es.requests, (unsigned long long)es.images,
               (unsigned long long)es.batches, es.forward_seconds, es.queued_images,
               es.cached_models);
+    if (a->storage) {
+        struct storage_status st;
+        storage_get(a->storage, &st);
+        strbuf_printf(&b,
+                      "# HELP dimd_storage_free_bytes Free bytes of the state directory's file "
+                      "system (statvfs f_bavail), at the last check (every second).\n"
+                      "# TYPE dimd_storage_free_bytes gauge\ndimd_storage_free_bytes %lld\n"
+                      "# HELP dimd_storage_min_free_bytes The min_free_bytes setting.\n"
+                      "# TYPE dimd_storage_min_free_bytes gauge\n"
+                      "dimd_storage_min_free_bytes %lld\n"
+                      "# HELP dimd_storage_reserve_bytes Bytes the reserve file holds now.\n"
+                      "# TYPE dimd_storage_reserve_bytes gauge\ndimd_storage_reserve_bytes %lld\n"
+                      "# HELP dimd_storage_degraded 1 while dimd is read-mostly for lack of "
+                      "space (writes get 507).\n"
+                      "# TYPE dimd_storage_degraded gauge\ndimd_storage_degraded %d\n"
+                      "# HELP dimd_storage_faults_total Writes that failed for lack of space "
+                      "or an I/O error.\n"
+                      "# TYPE dimd_storage_faults_total counter\n"
+                      "dimd_storage_faults_total %llu\n",
+                      (long long)st.free_bytes, (long long)st.min_free_bytes,
+                      (long long)st.reserve_held, st.degraded ? 1 : 0,
+                      (unsigned long long)st.faults);
+    }
     http_write_stats(a->http, &b);
     http_reply_bytes(rq, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len, true);
 }

@@ -97,13 +97,17 @@ void handle_token_create(void *app, struct http_request *rq)
         return;
     }
     json_decref(errors);
+    if (!handler_writable(a, rq)) {
+        json_decref(body);
+        return;
+    }
     char text[TOKEN_TEXT_MAX];
     struct store_token t;
     struct dim_err err;
     int rc = auth_token_create(a->auth, name, scope, text, &t, &err);
     json_decref(body);
     if (rc != STORE_OK) {
-        handler_internal(rq, "creating the token", &err);
+        handler_store_fail(a, rq, rc, "creating the token", &err);
         return;
     }
     json_t *o = token_json(t.id, t.name, t.scope, t.created_ms);
@@ -125,5 +129,5 @@ void handle_token_delete(void *app, struct http_request *rq)
     else if (rc == STORE_NOT_FOUND)
         http_reply_problem(rq, PROBLEM_TOKEN_NOT_FOUND, "no token %lld", (long long)id);
     else
-        handler_internal(rq, "deleting the token", &err);
+        handler_store_fail(a, rq, rc, "deleting the token", &err);
 }

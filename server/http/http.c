@@ -342,6 +342,7 @@ static const char *status_title(int status)
     case 422: return "Unprocessable content";
     case 429: return "Too many requests";
     case 503: return "Service unavailable";
+    case 507: return "Insufficient storage";
     default: return status >= 500 ? "Internal server error" : "Error";
     }
 }

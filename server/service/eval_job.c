@@ -160,7 +160,9 @@ void eval_job_run(struct run *x, const json_t *body)
             job_run_store_fail(x, rc, "evaluation results", &err);
         } else if (job_run_flush(x) == RUN_OK) {
             rc = store_job_finish(r->store, x->id, x->attempt, JOB_SUCCEEDED, NULL, NULL, &err);
-            if (rc == STORE_ERROR)
+            if (rc == STORE_FULL)
+                job_run_store_fail(x, rc, "the end state", &err);
+            else if (rc == STORE_ERROR)
                 fprintf(stderr, "dimd: job %lld: recording success: %s\n", (long long)x->id,
                         err.msg);
         }

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "api/evalspec.h"
 #include "util/clock.h"
@@ -26,10 +27,40 @@ int job_run_fail(struct run *x, const char *code, const char *fmt, ...)
     va_end(ap);
     struct dim_err err;
     int rc = store_job_finish(x->r->store, x->id, x->attempt, JOB_FAILED, code, msg, &err);
-    if (rc == STORE_ERROR)
+    if (rc == STORE_ERROR || rc == STORE_FULL)
         fprintf(stderr, "dimd: job %lld: cannot record failure %s (%s): %s\n", (long long)x->id,
                 code, msg, err.msg);
     return RUN_END;
+}
+
+int job_run_pause_full(struct run *x, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    struct storage *sg = x->r->cfg.storage;
+    fprintf(stderr, "dimd: job %lld: pausing: %s\n", (long long)x->id, msg);
+    /* The pause is a small write; the reserve the guard gives back on each
+     * fault makes room for it. Until it lands the job would stay RUNNING with
+     * no worker, so it is retried (each failure a new fault) until it does, the
+     * job is taken over, or the daemon stops (start-up recovery requeues it). */
+    for (int tries = 1;; tries++) {
+        struct dim_err err;
+        int rc = store_job_finish(x->r->store, x->id, x->attempt, JOB_PAUSED, "storage_full", msg,
+                                  &err);
+        if (rc != STORE_FULL && rc != STORE_ERROR)
+            return RUN_END; /* paused, or stale: no longer this worker's */
+        fprintf(stderr, "dimd: job %lld: cannot record the pause (try %d): %s\n",
+                (long long)x->id, tries, err.msg);
+        if (rc == STORE_FULL && sg)
+            storage_report(sg, err.msg);
+        for (int i = 0; i < 10 && !atomic_load(&x->r->stop); i++)
+            nanosleep(&(struct timespec){0, 100 * 1000 * 1000}, NULL);
+        if (atomic_load(&x->r->stop))
+            return RUN_END;
+    }
 }
 
 int job_run_store_fail(struct run *x, int rc, const char *what, const struct dim_err *err)
@@ -37,6 +68,12 @@ int job_run_store_fail(struct run *x, int rc, const char *what, const struct dim
     if (rc == STORE_STALE)
         return RUN_END;
     fprintf(stderr, "dimd: job %lld: store %s: %s\n", (long long)x->id, what, err->msg);
+    if (rc == STORE_FULL) {
+        if (x->r->cfg.storage)
+            storage_report(x->r->cfg.storage, err->msg);
+        return job_run_pause_full(x, "storing %s at step %llu failed: %s", what,
+                                  (unsigned long long)x->step, err->msg);
+    }
     return job_run_fail(x, "store_error", "storing %s failed: %s", what, err->msg);
 }
 
@@ -85,7 +122,7 @@ int job_run_check_state(struct run *x)
     struct dim_err err;
     int rc = store_job_get(x->r->store, x->id, &j, &err);
     if (rc != STORE_OK) {
-        if (rc == STORE_ERROR) { /* transient: the next flush notices a real change */
+        if (rc == STORE_ERROR || rc == STORE_FULL) { /* transient: a flush notices a change */
             fprintf(stderr, "dimd: job %lld: re-reading state: %s\n", (long long)x->id, err.msg);
             return RUN_OK;
         }
@@ -121,7 +158,7 @@ int job_run_shutdown(struct run *x)
     }
     struct dim_err err;
     int rc = store_job_finish(x->r->store, x->id, x->attempt, JOB_QUEUED, NULL, NULL, &err);
-    if (rc == STORE_ERROR)
+    if (rc == STORE_ERROR || rc == STORE_FULL)
         fprintf(stderr, "dimd: job %lld: requeue at shutdown: %s\n", (long long)x->id, err.msg);
     return RUN_END;
 }

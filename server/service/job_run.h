@@ -30,6 +30,7 @@
 #include "dim/trainer.h"
 #include "service/datasets.h"
 #include "service/runner.h"
+#include "service/storage.h"
 #include "store/jobs.h"
 #include "store/metrics.h"
 #include "store/store.h"
@@ -95,9 +96,17 @@ void job_run(struct worker *w, const struct store_job *job);
 int job_run_fail(struct run *x, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* A store call about `what` returned rc (not STORE_OK), err its message: a
- * STORE_STALE job is over without a write; anything else fails the job as
- * "store_error". Returns RUN_END. */
+ * STORE_STALE job is over without a write; STORE_FULL (no space, an I/O
+ * error) is reported to the storage guard and pauses the job
+ * (job_run_pause_full); anything else fails the job as "store_error".
+ * Returns RUN_END. */
 int job_run_store_fail(struct run *x, int rc, const char *what, const struct dim_err *err);
+/* Ends the attempt as PAUSED with error code "storage_full" and the
+ * printf-style message (what could not be stored, the free bytes); resuming
+ * the job clears them. Retries the write while it fails for lack of space,
+ * until it lands, the job is no longer this worker's or the runner stops.
+ * Returns RUN_END. */
+int job_run_pause_full(struct run *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Buffers the metric point (key, x->step, v, ms: wall milliseconds); key must
  * outlive the next flush. Returns 0, or -1 out of memory (nothing written). */
 int job_run_push_point(struct run *x, const char *key, double v, int64_t ms);

@@ -117,7 +117,9 @@ int projection_get(struct dimd_store *store, const struct datasets *ds, const ch
         dim_fail(err, DIM_EINVAL, "model '%s' version %d was deleted", name, version);
         return PROJECTION_NOT_FOUND;
     }
-    if (rc != STORE_OK) {
+    if (rc == STORE_FULL) /* a full disk: the answer is right; it is stored next time */
+        fprintf(stderr, "dimd: projection of '%s' v%d not stored: %s\n", name, version, e.msg);
+    else if (rc != STORE_OK) {
         free(text);
         dim_fail(err, DIM_EIO, "storing the projection: %s", e.msg);
         return PROJECTION_ERROR;

@@ -6,7 +6,8 @@
  * DESIGN
  * - Made on the first call, on the calling thread (the test split is encoded
  *   once, then PCA), stored with the version (migrations/0004_projections.sql)
- *   and read from the store afterwards: versions never change. Two first calls
+ *   and read from the store afterwards: versions never change. On a full disk
+ *   (STORE_FULL) the projection is answered without being stored. Two first calls
  *   at once both compute (the same text); the first one stored stays.
  * - The answer is JSON text: {"model","version":"v1","number","dataset",
  *   "classes","split":"test","n","dataset_images","y_dim",

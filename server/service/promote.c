@@ -133,6 +133,8 @@ static int promote_store(struct dimd_store *store, const struct datasets *ds,
             rc = PROMOTE_JOB_DELETED;
             dim_fail(err, DIM_EINVAL, "the job was deleted while the version was being made");
         } else {
+            if (st == STORE_FULL)
+                rc = PROMOTE_FULL;
             dim_fail(err, e.code ? e.code : DIM_EIO, "storing the model version: %s", e.msg);
         }
     }

@@ -33,6 +33,7 @@ enum promote_rc {
     PROMOTE_NO_CHECKPOINT = 2, /* the job has no such checkpoint (err names job and step) */
     PROMOTE_JOB_DELETED = 3,   /* the job was deleted while the version was being made */
     PROMOTE_NO_DATASET = 4,    /* the index's dataset cannot be loaded (err: why) */
+    PROMOTE_FULL = 5,          /* storing the version failed for lack of space (STORE_FULL) */
     PROMOTE_ERROR = -1         /* store, checkpoint or memory failure (err: what failed) */
 };
 

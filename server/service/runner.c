@@ -51,8 +51,10 @@ static int worker_claim(struct worker *w, struct store_job *job)
         pthread_mutex_unlock(&r->mu);
         /* a cancel or pause may have landed between the claim and the line above */
         atomic_store(&w->changed, true);
-    } else if (rc == STORE_ERROR) {
+    } else if (rc == STORE_ERROR || rc == STORE_FULL) {
         fprintf(stderr, "dimd: worker %d: claiming a job: %s\n", w->index, err.msg);
+        if (rc == STORE_FULL && r->cfg.storage)
+            storage_report(r->cfg.storage, err.msg);
     }
     pthread_mutex_unlock(&r->claim_mu);
     return rc;
@@ -91,7 +93,9 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&r->mu);
         struct store_job job;
         memset(&job, 0, sizeof job);
-        if (worker_claim(w, &job) == STORE_OK) {
+        /* a full disk: no claims (a claim is a write, and the job could not store) */
+        bool full = r->cfg.storage && storage_degraded(r->cfg.storage);
+        if (!full && worker_claim(w, &job) == STORE_OK) {
             job_run(w, &job);
             store_job_clear(&job);
             worker_release(w);

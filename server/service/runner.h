@@ -9,6 +9,11 @@
  *   codes): service/train_job.c; an evaluation job: service/eval_job.c.
  * - Control: runner_job_changed tells the worker holding a job to re-read its
  *   state; CANCELLED stops it at once; PAUSED writes a checkpoint first.
+ * - A full disk (with cfg.storage): no worker claims a job while the daemon is
+ *   in degraded mode; a checkpoint the guard does not admit (min_free_bytes),
+ *   or a store write that fails with STORE_FULL, pauses the job with error
+ *   code "storage_full" (resume continues from its latest checkpoint, metric
+ *   points after it rewound).
  * - runner_stop (SIGTERM): every worker finishes its step, stores a checkpoint,
  *   returns its job to QUEUED (store_job_finish, restarts unchanged) and exits.
  * Depends on store (jobs, metrics, checkpoints, evaluations), api (jobspec,
@@ -22,12 +27,14 @@
 
 #include "base/error.h"
 #include "service/datasets.h"
+#include "service/storage.h"
 #include "store/store.h"
 
 struct runner_config {
     int workers;            /* >= 1 */
     int threads_per_worker; /* >= 1 */
     int metrics_flush_ms;   /* >= 10 */
+    struct storage *storage; /* the storage guard (service/storage.h), or NULL: no checks */
 };
 
 struct runner_stats {

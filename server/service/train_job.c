@@ -121,6 +121,22 @@ int train_job_checkpoint(struct run *x, bool probe)
     keep.keep_best = x->spec.keep_best > 1000000 ? 1000000 : (int)x->spec.keep_best;
     snprintf(keep.best_metric, sizeof keep.best_metric, "%s", x->spec.best_metric);
     keep.best_is_max = strncmp(keep.best_metric, "probe_", 6) == 0;
+    /* a checkpoint needs room in the WAL and then in the database file
+     * (store_checkpoint_need) and must leave the floor (min_free_bytes) free:
+     * asked before, not found out after (service/storage.h) */
+    struct storage_status ss;
+    int64_t need = 2 * (int64_t)x->ck.n;
+    if (x->r->cfg.storage &&
+        store_checkpoint_need(x->r->store, (int64_t)x->ck.n, &need, &err) != STORE_OK)
+        fprintf(stderr, "dimd: job %lld: %s (assuming %lld bytes)\n", (long long)x->id, err.msg,
+                (long long)need);
+    if (x->r->cfg.storage && !storage_admit(x->r->cfg.storage, need, &ss)) {
+        free(metrics);
+        return job_run_pause_full(x,
+                                  "the checkpoint at step %llu (%zu bytes) was not stored: %s; "
+                                  "free space, then resume the job",
+                                  (unsigned long long)x->step, x->ck.n, ss.reason);
+    }
     int rc = store_checkpoint_put(x->r->store, x->id, x->attempt, (int64_t)x->step, x->ck.p,
                                   x->ck.n, hex, metrics, &keep, &err);
     free(metrics);
@@ -381,6 +397,8 @@ void train_job_run(struct run *x, const struct store_job *job)
     if (x->step != x->last_ckpt && train_job_checkpoint(x, true) != RUN_OK)
         return;
     int rc = store_job_finish(r->store, x->id, x->attempt, JOB_SUCCEEDED, NULL, NULL, &err);
-    if (rc == STORE_ERROR)
+    if (rc == STORE_FULL)
+        job_run_store_fail(x, rc, "the end state", &err);
+    else if (rc == STORE_ERROR)
         fprintf(stderr, "dimd: job %lld: recording success: %s\n", (long long)x->id, err.msg);
 }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <jansson.h>
 
@@ -139,6 +140,31 @@ out:
     free(mtext);
     db_pool_put(s, db);
     return rc;
+}
+
+int store_checkpoint_need(struct dimd_store *s, int64_t n, int64_t *need, struct dim_err *err)
+{
+    const char *op = "estimate a checkpoint's space";
+    *need = 2 * n; /* when the database cannot tell: a copy in the WAL, one in the file */
+    sqlite3 *db = db_pool_get(s, err);
+    if (!db)
+        return STORE_ERROR;
+    int64_t page = 4096, free_pages = 0;
+    int rc = db_query_int(db, err, op, &page, 4096, "PRAGMA page_size", "");
+    if (rc == STORE_OK)
+        rc = db_query_int(db, err, op, &free_pages, 0, "PRAGMA freelist_count", "");
+    db_pool_put(s, db);
+    if (rc != STORE_OK)
+        return rc;
+    char wal[1100];
+    snprintf(wal, sizeof wal, "%s-wal", s->path);
+    struct stat st;
+    int64_t wal_bytes = stat(wal, &st) == 0 ? (int64_t)st.st_size : 0;
+    int64_t pages = (n + page - 1) / page + 4; /* the row, its index entry, the event */
+    int64_t db_grow = (pages - free_pages) * page;
+    int64_t wal_grow = pages * (page + 24) - wal_bytes;
+    *need = (db_grow > 0 ? db_grow : 0) + (wal_grow > 0 ? wal_grow : 0);
+    return STORE_OK;
 }
 
 /* Reads columns step, bytes, sha256, metrics, created_ms. */

@@ -33,6 +33,14 @@ int store_checkpoint_put(struct dimd_store *s, int64_t job_id, int attempt, int6
                          const char *metrics_json, const struct store_retention *keep,
                          struct dim_err *err);
 
+/* New disk space that storing a checkpoint of n bytes may take: the pages the
+ * database's free pages cannot hold (the database file grows by them when the
+ * WAL is copied back) plus the WAL frames (about n and a 24-byte header per
+ * page) beyond the WAL file's present size (SQLite reuses the file after a
+ * checkpoint). Read before store_checkpoint_put, so a checkpoint is refused
+ * before a full disk half-stores it (service/storage.h). */
+int store_checkpoint_need(struct dimd_store *s, int64_t n, int64_t *need, struct dim_err *err);
+
 struct store_checkpoint {
     int64_t step, bytes, created_ms;
     char sha256[65];

@@ -7,7 +7,14 @@
  *   newer than this binary, sets auto_vacuum = INCREMENTAL (which only takes on
  *   an empty database, so before any table exists), switches to WAL and applies
  *   the embedded migrations/NNNN_*.sql files, each in its own BEGIN IMMEDIATE
- *   transaction that also sets PRAGMA user_version = NNNN.
+ *   transaction that also sets PRAGMA user_version = NNNN. A database that is
+ *   up to date gets no write at open.
+ * - A full disk: db_fail returns STORE_FULL for SQLITE_FULL and SQLITE_IOERR_*.
+ *   A commit is never reported failed because the automatic checkpoint after
+ *   it failed (wal_hook). Connections keep the -wal and -shm files
+ *   (SQLITE_FCNTL_PERSIST_WAL), and
+ *   reclaims vacuum in small steps with a checkpoint after each (reclaim_steps)
+ *   so freeing space needs little of it.
  * - A pool of at most DB_POOL_MAX connections, opened lazily; a function takes
  *   one for its whole duration (mutex + condition variable when all are busy),
  *   so a connection is only ever used by one thread at a time
@@ -70,7 +77,9 @@ int db_fail(struct dim_err *err, sqlite3 *db, const char *op)
                  op, sqlite3_errmsg(db), DB_BUSY_TIMEOUT_MS);
     else
         dim_fail(err, DIM_EIO, "%s: %s", op, sqlite3_errmsg(db));
-    return STORE_ERROR;
+    /* no space, or the file system failed a read or write: the caller's layer
+     * above decides what a full disk means (a paused job, a 507) */
+    return code == SQLITE_FULL || code == SQLITE_IOERR ? STORE_FULL : STORE_ERROR;
 }
 
 /* Grows *p (elements of size elem, capacity *cap) to hold at least need. */
@@ -270,7 +279,7 @@ int db_tx_read(sqlite3 *db, struct dim_err *err, const char *op)
 }
 
 /* Ends the open transaction: commits when rc is STORE_OK, else rolls back.
- * Returns rc, or STORE_ERROR when the commit failed. */
+ * Returns rc, or db_fail's code when the commit failed. */
 int db_tx_end(sqlite3 *db, int rc, struct dim_err *err, const char *op)
 {
     if (rc == STORE_OK && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
@@ -280,17 +289,74 @@ int db_tx_end(sqlite3 *db, int rc, struct dim_err *err, const char *op)
     return rc;
 }
 
-/* Reclaims free pages (auto_vacuum = INCREMENTAL) after deletes. Runs outside
- * any transaction; a failure only postpones the reclaim, so it is not reported. */
+/* Pages one incremental_vacuum step frees: the step's moved pages go to the WAL
+ * before the checkpoint after it shrinks the database file, so this bounds the
+ * space a reclaim needs (4 MiB at the default 4096-byte page). */
+#define RECLAIM_STEP_PAGES 1024
+
+/* Incremental vacuum in steps of RECLAIM_STEP_PAGES, each committed and
+ * followed by a RESTART checkpoint: the checkpoint copies no page past the
+ * database's new end and truncates the file, so every step gives its pages back
+ * to the file system, and it waits (busy_timeout) for readers to leave the WAL
+ * so the next step writes the WAL from its start instead of growing it (with a
+ * passive checkpoint and a reader in the way, moving a 61 MB checkpoint grew
+ * the WAL by 61 MB). */
+static int reclaim_steps(sqlite3 *db, int64_t *freed, struct dim_err *err)
+{
+    const char *op = "reclaim free pages";
+    int64_t page = 4096, before = 0, after = 0, free_pages = 0;
+    int rc = db_query_int(db, err, op, &page, 4096, "PRAGMA page_size", "");
+    if (rc == STORE_OK)
+        rc = db_query_int(db, err, op, &before, 0, "PRAGMA page_count", "");
+    after = before;
+    for (int i = 0; rc == STORE_OK && i < 1000000; i++) {
+        rc = db_query_int(db, err, op, &free_pages, 0, "PRAGMA freelist_count", "");
+        if (rc != STORE_OK || free_pages == 0)
+            break;
+        char sql[64];
+        snprintf(sql, sizeof sql, "PRAGMA incremental_vacuum(%d)", RECLAIM_STEP_PAGES);
+        rc = db_exec(db, err, op, sql);
+        if (rc == STORE_OK) {
+            sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_RESTART, NULL, NULL);
+            rc = db_query_int(db, err, op, &after, 0, "PRAGMA page_count", "");
+        }
+    }
+    if (freed)
+        *freed = (before - after) * page;
+    return rc;
+}
+
+/* Reclaims free pages after deletes; a failure only postpones the reclaim. */
 void db_reclaim(sqlite3 *db)
 {
-    int64_t free_pages = 0;
-    if (db_query_int(db, NULL, "freelist_count", &free_pages, 0, "PRAGMA freelist_count", "") ==
-            STORE_OK &&
-        free_pages > 0)
-        sqlite3_exec(db, "PRAGMA incremental_vacuum", NULL, NULL, NULL);
+    reclaim_steps(db, NULL, NULL);
+}
+
+int store_reclaim(struct dimd_store *s, int64_t *freed, struct dim_err *err)
+{
+    if (freed)
+        *freed = 0;
+    sqlite3 *db = db_pool_get(s, err);
+    if (!db)
+        return STORE_ERROR;
+    int rc = reclaim_steps(db, freed, err);
+    db_pool_put(s, db);
+    return rc;
 }
 /* ---- connections ---- */
+
+/* SQLite's automatic checkpoint, but without its failure: the default hook
+ * hands the checkpoint's error back as the COMMIT's, so on a disk too full for
+ * the checkpoint to grow the database file a transaction that is committed (in
+ * the WAL) would be reported as failed. A failed checkpoint is retried at the
+ * next commit. */
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+    (void)arg;
+    if (pages >= DB_WAL_CHECKPOINT_PAGES)
+        sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    return SQLITE_OK;
+}
 
 static int conn_open(const char *path, sqlite3 **out, struct dim_err *err)
 {
@@ -306,8 +372,19 @@ static int conn_open(const char *path, sqlite3 **out, struct dim_err *err)
     }
     sqlite3_extended_result_codes(db, 1);
     sqlite3_busy_timeout(db, DB_BUSY_TIMEOUT_MS);
+    /* keep -wal and -shm when the last connection closes: a restart on a full
+     * disk then finds them allocated instead of creating them */
+    int persist = 1;
+    sqlite3_file_control(db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
+    sqlite3_wal_hook(db, wal_hook, NULL);
+    /* secure_delete FAST, not Debian's default ON: ON writes every freed page
+     * as zeros, so deleting a job rewrote all its checkpoint bytes into the WAL
+     * (a 61 MB checkpoint: 61 MB of zeros), which a full disk cannot hold.
+     * FAST still clears b-tree pages; freed overflow pages are truncated away
+     * by the reclaim that follows every delete. */
     if (db_exec(db, err, "configure connection",
-                "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL") != STORE_OK) {
+                "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; "
+                "PRAGMA secure_delete = FAST") != STORE_OK) {
         sqlite3_close(db);
         return STORE_ERROR;
     }
@@ -410,6 +487,11 @@ static int migrate(sqlite3 *db, int target, struct dim_err *err)
         expect++;
         if (v > target)
             break;
+        int have = 0;
+        if (user_version(db, &have, err) != STORE_OK)
+            return STORE_ERROR;
+        if (have >= v) /* applied: no write transaction (a full disk opens too) */
+            continue;
         if (db_tx_begin(db, err, "begin migration") != STORE_OK)
             return STORE_ERROR;
         int cur = 0, rc = user_version(db, &cur, err);
@@ -477,8 +559,14 @@ static int open_impl(struct dimd_store **out, const char *path, int target, stru
                  path, v, latest);
         goto fail;
     }
-    /* auto_vacuum only takes on an empty database: before WAL and any table. */
-    if (db_exec(db, err, "set auto_vacuum", "PRAGMA auto_vacuum = INCREMENTAL") != STORE_OK)
+    /* auto_vacuum only takes on an empty database: before WAL and any table.
+     * Setting it writes page 1, so it is left alone once it is set (a full disk
+     * must not stop the daemon from opening its database). */
+    int64_t av = 0;
+    if (db_query_int(db, err, "read auto_vacuum", &av, 0, "PRAGMA auto_vacuum", "") != STORE_OK)
+        goto fail;
+    if (av != 2 &&
+        db_exec(db, err, "set auto_vacuum", "PRAGMA auto_vacuum = INCREMENTAL") != STORE_OK)
         goto fail;
     sqlite3_stmt *st;
     if (db_stmt_open(db, &st, err, "set journal_mode", "PRAGMA journal_mode = WAL", "") != STORE_OK)

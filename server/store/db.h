@@ -28,6 +28,7 @@
 
 #define DB_POOL_MAX 8
 #define DB_BUSY_TIMEOUT_MS 5000
+#define DB_WAL_CHECKPOINT_PAGES 1000 /* WAL pages before a commit checkpoints (SQLite's default) */
 
 struct db_conn {
     sqlite3 *db;
@@ -59,7 +60,9 @@ int db_nomem(struct dim_err *err, const char *op);
 /* Records DIM_EINVAL with a printf-style message; returns STORE_ERROR. */
 __attribute__((format(printf, 2, 3))) int db_inval(struct dim_err *err, const char *fmt, ...);
 /* Records SQLite's message for the last failure on db, naming the operation
- * (and the busy_timeout when the database stayed locked); returns STORE_ERROR. */
+ * (and the busy_timeout when the database stayed locked); returns STORE_FULL
+ * for SQLITE_FULL and SQLITE_IOERR_* (no space, a failed read or write), else
+ * STORE_ERROR. */
 int db_fail(struct dim_err *err, sqlite3 *db, const char *op);
 /* Grows *p (elements of size elem, capacity *cap) to hold at least need. False
  * when out of memory (*p and *cap unchanged). */
@@ -108,10 +111,11 @@ int db_tx_begin(sqlite3 *db, struct dim_err *err, const char *op);
 /* BEGIN: a read transaction (one snapshot for several statements). */
 int db_tx_read(sqlite3 *db, struct dim_err *err, const char *op);
 /* Ends the open transaction: commits when rc is STORE_OK, else rolls back.
- * Returns rc, or STORE_ERROR when the commit failed. err may be NULL. */
+ * Returns rc, or db_fail's code when the commit failed. err may be NULL. */
 int db_tx_end(sqlite3 *db, int rc, struct dim_err *err, const char *op);
-/* Reclaims free pages (auto_vacuum = INCREMENTAL) after deletes. Runs outside
- * any transaction; a failure only postpones the reclaim, so it is not reported. */
+/* Reclaims free pages (auto_vacuum = INCREMENTAL) after deletes, in steps
+ * (store_reclaim). Runs outside any transaction; a failure only postpones the
+ * reclaim, so it is not reported. */
 void db_reclaim(sqlite3 *db);
 
 /* ---- connections (db.c) ---- */

@@ -510,7 +510,7 @@ int store_job_finish(struct dimd_store *s, int64_t id, int attempt, enum job_sta
                      const char *error_code, const char *error_message, struct dim_err *err)
 {
     const char *op = "finish job";
-    if (to != JOB_SUCCEEDED && to != JOB_FAILED && to != JOB_QUEUED) {
+    if (to != JOB_SUCCEEDED && to != JOB_FAILED && to != JOB_QUEUED && to != JOB_PAUSED) {
         dim_fail(err, DIM_EINVAL, "%s: a worker cannot move a job to %s", op, job_state_name(to));
         return STORE_ERROR;
     }

@@ -103,8 +103,9 @@ int store_job_set_total(struct dimd_store *s, int64_t id, int attempt, int64_t t
                         struct dim_err *err);
 
 /* Worker-side end of an attempt, guarded by (attempt, RUNNING): to SUCCEEDED or
- * FAILED (with code and message), or back to QUEUED after a clean shutdown
- * checkpoint (restarts unchanged). Writes a "state" event. */
+ * FAILED (with code and message), back to QUEUED after a clean shutdown
+ * checkpoint (restarts unchanged), or to PAUSED with a code and message (the
+ * disk is full: resuming clears them). Writes a "state" event. */
 int store_job_finish(struct dimd_store *s, int64_t id, int attempt, enum job_state to,
                      const char *error_code, const char *error_message, struct dim_err *err);
 

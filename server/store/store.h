@@ -17,11 +17,18 @@
  *   transaction (store/events.h), so the event log and the tables never
  *   disagree. The store only stores the event's text; api/event_json.h formats it.
  * - Times are milliseconds since the Unix epoch (0 = not set).
+ * - A full disk: every function returns STORE_FULL when SQLite reports
+ *   SQLITE_FULL or an I/O error, with the transaction rolled back. The -wal and
+ *   -shm files are kept when the last connection closes (persistent WAL), so
+ *   the store opens, reads and makes small writes again on a disk with no free
+ *   byte; opening writes nothing to a database that is up to date.
  * Depends on sqlite3, util/ (assets, clock, sha256), api/ (job states, scopes,
  * model names, event JSON).
  */
 #ifndef DIMD_STORE_STORE_H
 #define DIMD_STORE_STORE_H
+
+#include <stdint.h>
 
 #include "base/error.h"
 
@@ -33,7 +40,9 @@ enum store_rc {
     STORE_QUEUE_FULL = 3, /* queue_max QUEUED jobs already */
     STORE_REPLAY = 4,     /* idempotency key with the same body: *out is the original job */
     STORE_STALE = 5,      /* a worker's write for an attempt that is no longer current */
-    STORE_ERROR = -1      /* SQLite or I/O failure; err says what */
+    STORE_ERROR = -1,     /* SQLite failure; err says what */
+    STORE_FULL = -2       /* a write failed for lack of space or an I/O error (SQLITE_FULL,
+                             SQLITE_IOERR_*: ENOSPC, EIO); nothing of the call was committed */
 };
 
 struct dimd_store;
@@ -47,5 +56,11 @@ int store_schema_latest(void);
 /* Opens path and applies migrations up to `version` only (tests build old databases). */
 int store_open_at_version(struct dimd_store **out, const char *path, int version,
                           struct dim_err *err);
+/* Gives the pages that deletes freed back to the file system: incremental
+ * vacuum in steps of a few MiB, each followed by a WAL checkpoint that truncates
+ * the database file, so it needs little space itself (a full disk). Stops at
+ * the first failure (STORE_FULL / STORE_ERROR with err). *freed (may be NULL):
+ * bytes the database file shrank by. */
+int store_reclaim(struct dimd_store *s, int64_t *freed, struct dim_err *err);
 
 #endif

@@ -54,6 +54,11 @@ class Failure(AssertionError):
     pass
 
 
+class Skip(Exception):
+    """Raised by a test that cannot run on this machine (e.g. it cannot mount a
+    file system); the runner prints "skip NAME: reason" and counts it apart."""
+
+
 def check(cond, msg):
     if not cond:
         raise Failure(msg)

@@ -2,7 +2,8 @@
 setup_module(), then every test_* function in definition order, then
 teardown_module(); prints "ok NAME" or "FAIL NAME: reason" per test and ends
 with "N passed, M failed". A module whose setup fails fails every one of its
-tests (nothing is skipped).
+tests. A test that cannot run on this machine raises dimd_harness.Skip: it
+prints "skip NAME: reason" and counts as neither (test_storage without mount).
 
 usage: run_tests.py PATH/TO/dimd [MODULE|MODULE.TEST ...]
 """
@@ -21,8 +22,8 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import dimd_harness as H  # noqa: E402
 
 MODULES = ["test_openapi", "test_service", "test_validation", "test_auth", "test_jobs",
-           "test_events", "test_datasets", "test_faults", "test_models", "test_encode",
-           "test_dashboard", "test_evaluations", "test_backup",
+           "test_events", "test_datasets", "test_faults", "test_storage", "test_models",
+           "test_encode", "test_dashboard", "test_evaluations", "test_backup",
            "test_watchers"]
 TEST_BUDGET_S = 300  # per test, times the scale
 
@@ -68,7 +69,7 @@ def main():
     if unlisted:  # a module nobody runs would pass silently
         print("run_tests.py: modules missing from MODULES: %s" % ", ".join(unlisted), file=sys.stderr)
         return 2
-    passed = failed = 0
+    passed = failed = skipped = 0
     signal.signal(signal.SIGALRM, _alarm)
     for name in MODULES:
         if wanted and not any(w == name or w.startswith(name + ".") for w in wanted):
@@ -113,6 +114,10 @@ def main():
                 signal.alarm(0)
                 passed += 1
                 print("ok %s (%.1fs)" % (full, time.time() - t0), flush=True)
+            except H.Skip as e:
+                signal.alarm(0)
+                skipped += 1
+                print("skip %s: %s" % (full, e), flush=True)
             except BaseException as e:
                 signal.alarm(0)
                 if isinstance(e, KeyboardInterrupt):
@@ -130,6 +135,8 @@ def main():
                 print("#   " + line, flush=True)
         H.cleanup_all()
         print("# %s: %.1fs" % (name, time.time() - t_mod), flush=True)
+    if skipped:
+        print("# %d skipped (each says why above)" % skipped, flush=True)
     print("%d passed, %d failed" % (passed, failed), flush=True)
     return 0 if failed == 0 and passed > 0 else 1
 

@@ -116,7 +116,7 @@ static struct dimd_store *open_store(void)
 
 static struct runner *start(struct dimd_store *s, int workers, int threads, int flush_ms)
 {
-    struct runner_config cfg = {workers, threads, flush_ms};
+    struct runner_config cfg = {workers, threads, flush_ms, NULL};
     struct runner *r = NULL;
     struct dim_err err;
     if (runner_start(&r, s, &g_ds, &cfg, &err) != 0)
@@ -727,7 +727,7 @@ static void test_config_refused(void **state)
     struct dimd_store *s = open_store();
     struct runner *r = NULL;
     struct dim_err err;
-    struct runner_config bad[] = {{0, 1, 100}, {1, 0, 100}, {1, 1, 5}};
+    struct runner_config bad[] = {{0, 1, 100, NULL}, {1, 0, 100, NULL}, {1, 1, 5, NULL}};
     for (size_t i = 0; i < 3; i++) {
         assert_int_equal(runner_start(&r, s, &g_ds, &bad[i], &err), DIM_EINVAL);
         assert_null(r);

@@ -1,5 +1,8 @@
 /* test_checkpoints.c - checkpoints (store/checkpoints.h): put, list and get with their "checkpoint"
- * events, and retention (newest N plus best M by a metric).
+ * events, and retention (newest N plus best M by a metric); a put that fails
+ * for lack of space (the file size limit, RLIMIT_FSIZE: SQLite gets EFBIG as
+ * it would ENOSPC) returns STORE_FULL and leaves what was committed, and the
+ * worker's pause with storage_full; store_checkpoint_need.
  *
  * Every test runs against a real database file in its own mkdtemp directory
  * under /tmp, removed afterwards (tests/support/storefix.h).
@@ -12,7 +15,10 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -175,10 +181,87 @@ static void test_checkpoint_retention(void **state)
     assert_steps(f->s, id, w4, 3);
 }
 
+static int64_t file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (int64_t)st.st_size : 0;
+}
+
+static void test_checkpoint_put_on_a_full_disk(void **state)
+{
+    struct storefix *f = *state;
+    struct dim_err err = {0};
+    int64_t id = storefix_running_job(f->s);
+    struct store_retention keep = {1, 0, "", false};
+    storefix_put_ckpt(f->s, id, 10, 5000, "{}", &keep);
+    /* an 8 MB checkpoint where no file may grow past its present size */
+    const size_t n = 8u << 20;
+    unsigned char *big = malloc(n);
+    assert_non_null(big);
+    for (size_t i = 0; i < n; i++)
+        big[i] = (unsigned char)(i * 131u);
+    char hex[65];
+    sha256_hex(big, n, hex);
+    int64_t need = 0;
+    assert_int_equal(store_checkpoint_need(f->s, (int64_t)n, &need, &err), STORE_OK);
+    assert_true(need >= (int64_t)n);     /* the database file must grow by it at least */
+    assert_true(need <= 2 * (int64_t)n + (1 << 20));
+    char wal[160];
+    snprintf(wal, sizeof wal, "%s-wal", f->path);
+    int64_t cap = file_size(f->path) > file_size(wal) ? file_size(f->path) : file_size(wal);
+    struct rlimit old, lim;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
+    lim = old;
+    lim.rlim_cur = (rlim_t)cap + 65536;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    int rc = store_checkpoint_put(f->s, id, 1, 20, big, n, hex, "{}", &keep, &err);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, prev);
+    assert_int_equal(rc, STORE_FULL);
+    assert_non_null(strstr(err.msg, "store checkpoint"));
+    /* nothing of it was stored, the committed checkpoint is whole */
+    const int64_t only10[] = {10};
+    assert_steps(f->s, id, only10, 1);
+    struct store_checkpoint meta = {0};
+    void *data = NULL;
+    assert_int_equal(store_checkpoint_get(f->s, id, -1, &meta, &data, &err), STORE_OK);
+    assert_int_equal(meta.step, 10);
+    assert_int_equal(meta.bytes, 5000);
+    sha256_hex(data, 5000, hex);
+    assert_string_equal(hex, meta.sha256);
+    free(data);
+    store_checkpoint_clear(&meta);
+    /* the worker pauses the job with storage_full; resuming clears it */
+    assert_int_equal(store_job_finish(f->s, id, 1, JOB_PAUSED, "storage_full", "no space", &err),
+                     STORE_OK);
+    struct store_job j = {0};
+    assert_int_equal(store_job_get(f->s, id, &j, &err), STORE_OK);
+    assert_int_equal(j.state, JOB_PAUSED);
+    assert_string_equal(j.error_code, "storage_full");
+    store_job_clear(&j);
+    assert_int_equal(store_job_transition(f->s, id, JOB_MASK(JOB_PAUSED), JOB_QUEUED, NULL, NULL,
+                                          &j, &err),
+                     STORE_OK);
+    assert_null(j.error_code);
+    store_job_clear(&j);
+    /* with the limit gone the same put succeeds */
+    sha256_hex(big, n, hex);
+    assert_int_equal(store_job_claim(f->s, NULL, 0, &j, &err), STORE_OK);
+    assert_int_equal(store_checkpoint_put(f->s, id, j.attempts, 20, big, n, hex, "{}", &keep, &err),
+                     STORE_OK);
+    store_job_clear(&j);
+    const int64_t only20[] = {20};
+    assert_steps(f->s, id, only20, 1);
+    free(big);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_checkpoints, storefix_setup_open, storefix_teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_put_on_a_full_disk, storefix_setup_open,
+                                        storefix_teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_retention, storefix_setup_open,
                                         storefix_teardown),
     };
