@@ -11,10 +11,12 @@
  *   up to date gets no write at open.
  * - A full disk: db_fail returns STORE_FULL for SQLITE_FULL and SQLITE_IOERR_*.
  *   A commit is never reported failed because the automatic checkpoint after
- *   it failed (wal_hook). Connections keep the -wal and -shm files
- *   (SQLITE_FCNTL_PERSIST_WAL), and
- *   reclaims vacuum in small steps with a checkpoint after each (reclaim_steps)
- *   so freeing space needs little of it.
+ *   it failed (wal_hook). Reclaims vacuum in small steps with a checkpoint
+ *   after each (reclaim_steps), so freeing space needs little of it. (The -wal
+ *   and -shm files are not kept at close: the first opener re-creates the -shm
+ *   anyway, and a WAL left behind would be read again at the next open, hiding
+ *   the database file from `dimd check`. Room to open on a full disk comes
+ *   from the daemon's reserve file, service/storage.h.)
  * - A pool of at most DB_POOL_MAX connections, opened lazily; a function takes
  *   one for its whole duration (mutex + condition variable when all are busy),
  *   so a connection is only ever used by one thread at a time
@@ -372,10 +374,6 @@ static int conn_open(const char *path, sqlite3 **out, struct dim_err *err)
     }
     sqlite3_extended_result_codes(db, 1);
     sqlite3_busy_timeout(db, DB_BUSY_TIMEOUT_MS);
-    /* keep -wal and -shm when the last connection closes: a restart on a full
-     * disk then finds them allocated instead of creating them */
-    int persist = 1;
-    sqlite3_file_control(db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
     sqlite3_wal_hook(db, wal_hook, NULL);
     /* secure_delete FAST, not Debian's default ON: ON writes every freed page
      * as zeros, so deleting a job rewrote all its checkpoint bytes into the WAL

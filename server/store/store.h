@@ -18,10 +18,9 @@
  *   disagree. The store only stores the event's text; api/event_json.h formats it.
  * - Times are milliseconds since the Unix epoch (0 = not set).
  * - A full disk: every function returns STORE_FULL when SQLite reports
- *   SQLITE_FULL or an I/O error, with the transaction rolled back. The -wal and
- *   -shm files are kept when the last connection closes (persistent WAL), so
- *   the store opens, reads and makes small writes again on a disk with no free
- *   byte; opening writes nothing to a database that is up to date.
+ *   SQLITE_FULL or an I/O error, with the transaction rolled back. Opening
+ *   writes nothing to a database that is up to date (it needs room only for
+ *   the -wal and -shm files), and freeing pages needs little room.
  * Depends on sqlite3, util/ (assets, clock, sha256), api/ (job states, scopes,
  * model names, event JSON).
  */
