@@ -284,6 +284,7 @@ void handle_model_promote(void *app, struct http_request *rq)
     json_t *errors = json_array();
     struct promote_request p;
     parse_promote(body, &p, errors);
+    p.storage = a->storage;
     if (json_array_size(errors) > 0) {
         http_reply_invalid(rq, errors, "the promotion request is invalid");
         json_decref(body);
@@ -308,6 +309,9 @@ void handle_model_promote(void *app, struct http_request *rq)
         http_reply_problem(rq, PROBLEM_DATASET_UNAVAILABLE,
                            "the neighbours index needs job %lld's dataset: %s",
                            (long long)p.job_id, err.msg);
+    } else if (rc == PROMOTE_NO_ROOM) {
+        http_add_header(rq, "Retry-After", "60");
+        http_reply_problem(rq, PROBLEM_INSUFFICIENT_STORAGE, "%s", err.msg);
     } else if (rc == PROMOTE_FULL) {
         handler_store_fail(a, rq, STORE_FULL, "promoting the checkpoint", &err);
     } else if (rc == PROMOTE_ERROR) {

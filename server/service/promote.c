@@ -117,6 +117,19 @@ static int promote_store(struct dimd_store *store, const struct datasets *ds,
                                 true, &idx, err) != 0) {
         rc = PROMOTE_NO_DATASET;
     } else {
+        /* the version's bytes must fit with the floor left free (service/storage.h) */
+        int64_t bytes = (int64_t)ck.n + (int64_t)idx.n * ((int64_t)idx.dim * 4 + 2), need = 2 * bytes;
+        struct storage_status ss;
+        if (rq->storage && store_checkpoint_need(store, bytes, &need, &e) == STORE_OK &&
+            !storage_admit(rq->storage, need, &ss)) {
+            dim_fail(err, DIM_ELIMIT, "the version (%lld bytes) was not stored: %s",
+                     (long long)bytes, ss.reason);
+            json_decref(spec);
+            embeddings_clear(&idx);
+            free(ck.p);
+            dim_model_free(m);
+            return PROMOTE_NO_ROOM;
+        }
         char digest[65];
         sha256_hex(ck.p, ck.n, digest);
         char *info = promote_info(m, dataset ? dataset : "", &idx);

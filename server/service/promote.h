@@ -13,6 +13,9 @@
  *   (service/embeddings.h); index_max_images 0 makes a version without one.
  * - The work runs on the calling thread (a compute pool of the machine's other
  *   cores while it embeds), then one store transaction (store_model_create).
+ *   Before it, the storage guard must admit the version's bytes (its
+ *   checkpoint and index, as store_checkpoint_need counts a blob), so a
+ *   promotion never fills the disk: PROMOTE_NO_ROOM.
  * Depends on store, service/datasets, service/embeddings, api (jobspec, real), core.
  */
 #ifndef DIMD_SERVICE_PROMOTE_H
@@ -24,6 +27,7 @@
 
 #include "base/error.h"
 #include "service/datasets.h"
+#include "service/storage.h"
 #include "store/jobs.h"
 #include "store/models.h"
 
@@ -34,6 +38,7 @@ enum promote_rc {
     PROMOTE_JOB_DELETED = 3,   /* the job was deleted while the version was being made */
     PROMOTE_NO_DATASET = 4,    /* the index's dataset cannot be loaded (err: why) */
     PROMOTE_FULL = 5,          /* storing the version failed for lack of space (STORE_FULL) */
+    PROMOTE_NO_ROOM = 6,       /* the storage guard refused the version's bytes (err: why) */
     PROMOTE_ERROR = -1         /* store, checkpoint or memory failure (err: what failed) */
 };
 
@@ -45,6 +50,7 @@ struct promote_request {
     int64_t job_id;
     int64_t step;     /* a step >= 0, PROMOTE_LATEST or PROMOTE_BEST */
     bool pinned;
+    struct storage *storage; /* asked before the version is stored (service/storage.h); NULL: not */
 };
 
 /* Promotes the checkpoint rq names to the next version of model rq->name,

@@ -5,7 +5,7 @@ says why, /metrics has the free bytes; a restart on the full disk starts
 read-mostly (reads, downloads and encodes work), deleting a job frees the
 space and ends that mode, and the resumed job finishes with every step stored
 once. min_free_bytes refuses a checkpoint (and then writes) before the disk is
-full. Every state the disk-full run goes through is printed with its time
+full, and a promotion that would cross it. Every state the disk-full run goes through is printed with its time
 ("# t=...") for the record. Without root or mount(8) the tests are skipped
 with the reason."""
 
@@ -244,6 +244,14 @@ def test_min_free_bytes_pauses_before_the_disk_is_full():
     eq(j["checkpoint_step"], 20, "the checkpoint that fitted")
     check(free_bytes() >= min_free, "free %d fell below min_free_bytes %d" % (free_bytes(), min_free))
     expect(c.get("/readyz", token=None), 200)  # above min_free_bytes: small writes go on
+    # a promotion whose version (~20 MB) would cross min_free_bytes is refused, and is no fault
+    filler = fill(min_free + (10 << 20))
+    r = expect(c.post("/v1/models", {"name": "m", "job_id": j["id"]}), 507, "insufficient_storage")
+    check("was not stored" in r.json["detail"] and "min_free_bytes" in r.json["detail"],
+          "promote's 507 detail: %r" % r.json["detail"])
+    expect(c.get("/readyz", token=None), 200)
+    expect(c.get("/v1/models/m"), 404, "model_not_found")
+    os.unlink(filler)
     # below min_free_bytes (but far from full): writes get 507, then come back
     filler = fill(min_free - (20 << 20))
     check(free_bytes() > 100 << 20, "the disk is not nearly full: %d free" % free_bytes())

@@ -119,7 +119,7 @@ static int group_teardown(void **state)
 static int promote(int64_t job, int64_t step, size_t index_max, struct store_model_version *v,
                    struct dim_err *err)
 {
-    const struct promote_request rq = {"shoes", job, step, false};
+    const struct promote_request rq = {"shoes", job, step, false, NULL};
     return promote_checkpoint(g_store, &g_ds, &rq, index_max, v, err);
 }
 
@@ -234,7 +234,7 @@ static void test_best_and_a_step(void **state)
     assert_int_equal(promote(g_trained, PROMOTE_BEST, 0, &v1, &err), PROMOTE_OK);
     assert_int_equal(v1.step, 1);
     assert_int_equal(v1.index_images, 0);
-    const struct promote_request rq = {"shoes", g_trained, 2, true};
+    const struct promote_request rq = {"shoes", g_trained, 2, true, NULL};
     assert_int_equal(promote_checkpoint(g_store, &g_ds, &rq, 4, &v2, &err), PROMOTE_OK);
     assert_int_equal(v2.step, 2);
     assert_true(v2.pinned);
