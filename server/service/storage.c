@@ -223,8 +223,10 @@ void storage_report(struct storage *s, const char *what)
 {
     pthread_mutex_lock(&s->mu);
     s->faults++;
+    /* the reserve first, so the log line below has the free bytes after it */
+    int64_t given = reserve_halve(s);
     int64_t f = measure(s);
-    s->free_now = f < 0 ? 0 : f;
+    s->fault_free = s->free_now = f < 0 ? 0 : f;
     bool was = s->degraded;
     int64_t since = s->since_ms;
     s->fault = true;
@@ -232,9 +234,6 @@ void storage_report(struct storage *s, const char *what)
     enter(s, "a write failed: %s", what ? what : "no space");
     if (was)
         s->since_ms = since;
-    int64_t given = reserve_halve(s);
-    f = measure(s);
-    s->fault_free = s->free_now = f < 0 ? 0 : f;
     if (given > 0)
         fprintf(stderr, "dimd: storage: gave back %lld bytes of the reserve (%lld left)\n",
                 (long long)given, (long long)s->held);
