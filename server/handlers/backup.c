@@ -19,11 +19,17 @@ static bool backup_cancelled(void *ctx)
 void handle_backup(void *app, struct http_request *rq)
 {
     struct handler_ctx *a = app;
-    /* the copy is a file as large as the database beside it: not on a full disk */
-    if (!handler_writable(a, rq))
+    /* the copy is a file as large as the database beside it: it must fit above
+     * the storage floor, or it would take the room the running jobs write in */
+    struct dim_err err;
+    int64_t need = 0;
+    if (store_backup_size(a->store, &need, &err) != STORE_OK) {
+        handler_internal(rq, "measuring the database", &err);
+        return;
+    }
+    if (!handler_admit(a, rq, need, "the backup's copy of the database does not fit"))
         return;
     struct store_backup_info info;
-    struct dim_err err;
     int fd = -1;
     int rc = store_backup_temp(a->store, 0, backup_cancelled, a->http, &fd, &info, &err);
     if (rc == STORE_CONFLICT) {

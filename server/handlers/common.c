@@ -51,6 +51,16 @@ static void reply_storage(struct http_request *rq, const struct storage_status *
                        what, st->reason, (long long)st->free_bytes, (long long)st->leave_bytes);
 }
 
+bool handler_admit(struct handler_ctx *a, struct http_request *rq, int64_t bytes,
+                   const char *what)
+{
+    struct storage_status st;
+    if (!a->storage || storage_admit(a->storage, bytes, &st))
+        return true;
+    reply_storage(rq, &st, what);
+    return false;
+}
+
 bool handler_writable(struct handler_ctx *a, struct http_request *rq)
 {
     struct storage_status st;

@@ -170,6 +170,10 @@ void handler_internal(struct http_request *rq, const char *what, const struct di
  * and returns false. Deletions, cancel and pause do not ask: they must work on
  * a full disk. */
 bool handler_writable(struct handler_ctx *a, struct http_request *rq);
+/* The same for a write of `bytes` more (a backup's copy): 507 prefixed with
+ * `what` unless they leave the file system above the storage floor. */
+bool handler_admit(struct handler_ctx *a, struct http_request *rq, int64_t bytes,
+                   const char *what);
 /* A store call about `what` failed with rc: STORE_FULL is reported to the
  * storage guard and replies 507 insufficient_storage; anything else 500. */
 void handler_store_fail(struct handler_ctx *a, struct http_request *rq, int rc, const char *what,

@@ -147,7 +147,7 @@ static int copy_db(sqlite3 *src, const char *dst_path, int pages_per_step, bool 
             dim_fail(err, DIM_EIO, "%s: %s (page %d of %d)", op, sqlite3_errstr(s),
                      sqlite3_backup_pagecount(b) - sqlite3_backup_remaining(b),
                      sqlite3_backup_pagecount(b));
-            rc = STORE_ERROR;
+            rc = (s & 0xff) == SQLITE_FULL || (s & 0xff) == SQLITE_IOERR ? STORE_FULL : STORE_ERROR;
             goto out;
         }
         int64_t copied =
@@ -275,6 +275,20 @@ int store_backup_temp(struct dimd_store *s, int pages_per_step, store_backup_can
     unlink(tmp); /* the open descriptor keeps the copy until the caller closes it */
 out:
     atomic_store(&s->backup_running, false);
+    return rc;
+}
+
+int store_backup_size(struct dimd_store *s, int64_t *bytes, struct dim_err *err)
+{
+    sqlite3 *db = db_pool_get(s, err);
+    if (!db)
+        return STORE_ERROR;
+    int64_t pages = 0, size = 0;
+    int rc = db_query_int(db, err, "read the page count", &pages, 0, "PRAGMA page_count", "");
+    if (rc == STORE_OK)
+        rc = db_query_int(db, err, "read the page size", &size, 0, "PRAGMA page_size", "");
+    db_pool_put(s, db);
+    *bytes = pages * size;
     return rc;
 }
 

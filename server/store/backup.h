@@ -55,7 +55,8 @@ typedef bool (*store_backup_cancel_fn)(void *ctx);
  * backup or untouched. pages_per_step 0 means STORE_BACKUP_PAGES_PER_STEP;
  * cancel (may be NULL) is asked between steps. *info (may be NULL) gets the
  * figures. STORE_ERROR naming the file and the cause (not a dimd database, I/O,
- * no space, cancelled); nothing is left at out_path or OUT_PATH.tmp then. */
+ * cancelled), or STORE_FULL when the copy ran out of space (or met an I/O
+ * error); nothing is left at out_path or OUT_PATH.tmp then. */
 int store_backup_file(const char *db_path, const char *out_path, int pages_per_step,
                       store_backup_cancel_fn cancel, void *ctx, struct store_backup_info *info,
                       struct dim_err *err);
@@ -68,6 +69,10 @@ int store_backup_file(const char *db_path, const char *out_path, int pages_per_s
  * while another runs. Other errors as store_backup_file. */
 int store_backup_temp(struct dimd_store *s, int pages_per_step, store_backup_cancel_fn cancel,
                       void *ctx, int *fd, struct store_backup_info *info, struct dim_err *err);
+
+/* The size in bytes of a copy of s's database now (its pages): what a backup
+ * needs free, on the file system of its output. */
+int store_backup_size(struct dimd_store *s, int64_t *bytes, struct dim_err *err);
 
 /* Removes the temporary files store_backup_temp left beside db_path when its
  * process died during a backup. Returns the number removed. */

@@ -5,7 +5,8 @@ says why, /metrics has the free bytes; a restart on the full disk starts
 read-mostly (reads, downloads and encodes work), deleting a job frees the
 space and ends that mode, and the resumed job finishes with every step stored
 once. min_free_bytes refuses a checkpoint (and then writes) before the disk is
-full, and a promotion that would cross it. Every state the disk-full run goes through is printed with its time
+full, and a promotion that would cross it; a backup whose copy would not fit
+is refused before it writes. Every state the disk-full run goes through is printed with its time
 ("# t=...") for the record. Without root or mount(8) the tests are skipped
 with the reason."""
 
@@ -260,4 +261,30 @@ def test_min_free_bytes_pauses_before_the_disk_is_full():
     os.unlink(filler)
     H.wait_until(lambda: c.get("/readyz", token=None).status == 200, 5, "/readyz 200 again")
     c.submit(dict(H.SMALL, steps=1, checkpoint_every=1))
+    d.stop()
+
+
+def test_a_backup_that_would_not_fit_is_refused_before_it_writes():
+    d = H.Daemon(ARGS + ["--min_free_bytes", "0"], state_dir=fresh("backup")).start()
+    c = d.client()
+    j = c.submit(dict(H.SMALL, steps=20, checkpoint_every=20))
+    eq(c.wait_state(j["id"], ("SUCCEEDED", "FAILED"), 180)["state"], "SUCCEEDED", "the job")
+    settle()
+    size = os.path.getsize(os.path.join(d.state_dir, "dimd.db"))
+    check(size > 50 << 20, "database of %d bytes (a checkpoint in it)" % size)
+    # the copy needs the database's size above the 4 MiB floor: half of it is free
+    filler = fill(size // 2)
+    r = c.request("POST", "/v1/backup")
+    problem_507(r, "backup")
+    m = re.search(r"^the backup's copy of the database does not fit: .*needs about ([0-9]+) bytes",
+                  r.json["detail"])
+    check(m and int(m.group(1)) >= size, "507 detail %r" % r.json["detail"])
+    note("POST /v1/backup refused: %s" % r.json["detail"])
+    # refused before writing: no copy left beside the database, no fault, writes go on
+    eq([f for f in os.listdir(d.state_dir) if ".backup-" in f], [], "temporary copies")
+    expect(c.get("/readyz", token=None), 200)
+    c.submit(dict(H.SMALL, steps=1, checkpoint_every=1000))
+    os.unlink(filler)
+    r = expect(c.request("POST", "/v1/backup"), 200)
+    check(len(r.body) >= size, "backup of %d bytes for a %d-byte database" % (len(r.body), size))
     d.stop()
