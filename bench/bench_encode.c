@@ -308,9 +308,18 @@ static void start_daemon(struct daemon *d, const char *dimd, const char *dir, in
         dup2(fds[1], 1);
         close(fds[0]);
         close(fds[1]);
-        execl(dimd, dimd, "serve", "--state_dir", dir, "--port", "0", "--encode_batch_max", b,
-              "--encode_threads", et, "--encode_compute_threads", ct, "--sse_max_streams", ms,
-              "--max_connections", mc, (char *)NULL);
+        /* without --streams, the flags of daemons that predate them */
+        if (streams > 0)
+            execl(dimd, dimd, "serve", "--state_dir", dir, "--port", "0", "--encode_batch_max",
+                  b, "--encode_threads", et, "--encode_compute_threads", ct, "--sse_max_streams",
+                  ms, "--max_connections", mc, (char *)NULL);
+        else if (streams == 0)
+            execl(dimd, dimd, "serve", "--state_dir", dir, "--port", "0", "--encode_batch_max",
+                  b, "--encode_threads", et, "--encode_compute_threads", ct, "--max_connections",
+                  mc, (char *)NULL);
+        else
+            execl(dimd, dimd, "serve", "--state_dir", dir, "--port", "0", "--encode_batch_max",
+                  b, "--encode_threads", et, "--encode_compute_threads", ct, (char *)NULL);
         fprintf(stderr, "bench_encode: cannot run %s: %s\n", dimd, strerror(errno));
         _exit(127);
     }
