@@ -1093,7 +1093,12 @@ int http_start(struct http_server **out, const struct http_options *opt,
     }
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    /* epoll where libmicrohttpd has it (Linux builds do), poll() otherwise: neither
+     * is bounded by FD_SETSIZE as select() is */
+    unsigned flags = (MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES
+                          ? MHD_USE_EPOLL_INTERNAL_THREAD
+                          : MHD_USE_POLL_INTERNAL_THREAD) |
+                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
     struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
     if (inet_pton(AF_INET, opt->listen, &v4->sin_addr) == 1) {
