@@ -1,10 +1,13 @@
 # dimd - Deep InfoMax training service.
 #
 #   make run     install missing Debian packages, build, start dimd on the default job
-#   make test    install missing packages, build, run every test suite (plain, then ASan+UBSan)
+#   make test    install missing packages, build, run every test suite (plain, then ASan+UBSan,
+#                then a bounded libFuzzer run and the ThreadSanitizer suites)
+#   make fuzz    the libFuzzer targets of tests/fuzz/ (FUZZ_RUNS=N runs longer)
 #   make bench   performance benchmarks (figures in build/bench.json)
 #
-# Other targets: all, check-core, check-deps, print-layers, test-unit, test-san, format, clean.
+# Other targets: all, check-core, check-deps, print-layers, test-unit, test-san, test-fuzz,
+# fuzz-replay, test-tsan, format, clean.
 # SAN=1 builds into build-san/ with AddressSanitizer + UndefinedBehaviorSanitizer.
 
 CC      ?= cc
@@ -31,6 +34,21 @@ CFLAGS  += -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omi
 LDFLAGS += -fsanitize=address,undefined
 else
 BUILD   ?= build
+endif
+
+# FUZZ=1 (build-fuzz/, clang, libFuzzer) and TSAN=1 (build-tsan/): the fuzzing
+# and ThreadSanitizer blocks at the end of this file.
+ifeq ($(FUZZ),1)
+BUILD   := build-fuzz
+CC      := clang-14
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+CFLAGS  += -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link $(FUZZ_SAN)
+LDFLAGS += $(FUZZ_SAN)
+endif
+ifeq ($(TSAN),1)
+BUILD   := build-tsan
+CFLAGS  += -O2 -fsanitize=thread -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=thread
 endif
 
 CORE_SRC := $(sort $(wildcard core/*/*.c))
@@ -195,6 +213,8 @@ test: deps
 	$(MAKE) test-unit
 	$(MAKE) test-browser
 	$(MAKE) test-san
+	$(MAKE) test-fuzz
+	$(MAKE) test-tsan
 
 # The dashboard in Debian's headless Chromium, driven by playwright-core, against
 # the real daemon; screenshots and page weight go to build/browser/.
@@ -243,6 +263,72 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz build-tsan
+
+# ---- fuzzing (tests/fuzz/) ---------------------------------------------------------
+# libFuzzer targets, one per parser of untrusted bytes, built by clang-14 with ASan
+# and UBSan into build-fuzz/fuzz/ (objects: FUZZ=1). `make fuzz` replays the
+# committed corpus (tests/fuzz/corpus/TARGET/) and then fuzzes each target for a
+# fixed number of executions (FUZZ_RUNS=N for every target; default: each
+# target's own count in tests/fuzz/run.sh, about 3 minutes in all), printing
+# executions, exec/s, coverage and corpus size per target. New inputs go to
+# build-fuzz/corpus/, crashes to build-fuzz/crashes/. FUZZ_TARGETS="a b" picks targets.
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/fuzz/%)
+FUZZ_RUNS ?=
+FUZZ_TARGETS ?=
+.PHONY: fuzz fuzz-build fuzz-replay test-fuzz
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(TEST_SUPPORT_OBJ) $(SERVER_LIB_OBJ) $(CORE_LIB) | $(INC_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer $(TOP_INC) -Itests/support $(PKG_CFLAGS) $(SRV_CFLAGS) \
+	    -MMD -MP -o $@ $< $(TEST_SUPPORT_OBJ) $(SERVER_LIB_OBJ) $(CORE_LIB) $(LDFLAGS) \
+	    -fsanitize=fuzzer $(SRV_LIBS) $(PKG_LIBS) $(LDLIBS)
+# make_corpus writes the binary seeds (tests/fuzz/make_corpus.c says how to run it).
+$(BUILD)/fuzz/make_corpus: tests/fuzz/make_corpus.c $(TEST_SUPPORT_OBJ) $(CORE_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Icore -Itests/support $(PKG_CFLAGS) -MMD -MP -o $@ $< $(TEST_SUPPORT_OBJ) \
+	    $(CORE_LIB) $(LDFLAGS) $(PKG_LIBS) $(LDLIBS)
+fuzz-build: deps
+	$(MAKE) FUZZ=1 $(FUZZ_BIN) build-fuzz/fuzz/make_corpus
+# Every committed corpus input once (regression inputs: each crash found stays here).
+fuzz-replay: fuzz-build
+	@tests/fuzz/run.sh --replay build-fuzz $(FUZZ_TARGETS)
+fuzz: fuzz-replay
+	@FUZZ_RUNS=$(FUZZ_RUNS) tests/fuzz/run.sh build-fuzz $(FUZZ_TARGETS)
+test-fuzz: fuzz
+-include $(FUZZ_BIN:=.d)
+
+# ---- ThreadSanitizer -----------------------------------------------------------------
+# TSAN=1 builds into build-tsan/ with gcc's -fsanitize=thread. test-tsan runs the
+# unit tests of the threaded server parts (the store, the runner, the encoder,
+# the thread pool) and the e2e module test_encode (concurrent encode clients
+# while a job trains) against build-tsan/dimd. Reports go to files
+# (build-tsan/tsan-logs/, which the daemon's children inherit through
+# TSAN_OPTIONS); any report fails the step. Deadlines of test_runner and the
+# e2e tests are 5 times longer (DIMD_TEST_TIMEOUT_SCALE): TSan slows training
+# about 15-fold. tests/tsan.supp holds the
+# suppressions, third-party code only, each explained. OpenBLAS runs on the
+# calling thread (OPENBLAS_NUM_THREADS=1): its own threads synchronise with spin
+# loops TSan cannot see (tests/tsan.supp says more).
+TSAN_TEST_SRC := $(sort $(wildcard tests/server/store/test_*.c tests/server/service/test_runner*.c \
+                   tests/server/service/test_inference*.c tests/server/util/test_threadpool*.c))
+TSAN_BIN      := $(TSAN_TEST_SRC:tests/%.c=build-tsan/tests/%)
+TSAN_E2E      := test_encode
+TSAN_ENV       = OPENBLAS_NUM_THREADS=1 DIMD_TEST_TIMEOUT_SCALE=5 \
+    TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp log_path=$(CURDIR)/build-tsan/tsan-logs/tsan \
+    halt_on_error=0 second_deadlock_stack=1 history_size=4"
+.PHONY: test-tsan
+test-tsan: deps
+	$(MAKE) TSAN=1 $(TSAN_BIN) build-tsan/dimd
+	@rm -rf build-tsan/tsan-logs && mkdir -p build-tsan/tsan-logs
+	@t0=$$(date +%s); rc=0; \
+	$(TSAN_ENV) tests/run.sh build-tsan $(TSAN_BIN) || rc=1; \
+	$(TSAN_ENV) sh tests/e2e/test_api.sh build-tsan/dimd $(TSAN_E2E) || rc=1; \
+	if ls build-tsan/tsan-logs/tsan.* >/dev/null 2>&1; then \
+	    echo "!! ThreadSanitizer reports (build-tsan/tsan-logs/):"; \
+	    cat build-tsan/tsan-logs/tsan.*; rc=1; \
+	fi; \
+	echo "test-tsan: $$([ $$rc -eq 0 ] && echo clean || echo FAILED) in $$(($$(date +%s) - t0)) s"; \
+	exit $$rc
 
 -include $(CORE_OBJ:.o=.d) $(APP_OBJ:.o=.d) $(TEST_BIN:=.d) $(BENCH_BIN:=.d) $(TEST_SUPPORT_OBJ:.o=.d)

@@ -8,6 +8,8 @@
 #ifndef DIMD_API_PROBLEM_H
 #define DIMD_API_PROBLEM_H
 
+#include <stddef.h>
+
 /* X(NAME, status, "code"), by status then code. */
 #define PROBLEM_LIST(X) \
     X(INVALID_PARAMETER, 400, "invalid_parameter") \
@@ -60,5 +62,13 @@ enum problem {
 const char *problem_code(enum problem p);
 /* Its HTTP status (404); 500 out of range. */
 int problem_status(enum problem p);
+
+/* Makes the NUL-terminated s valid UTF-8 in place, so that it can go into a
+ * JSON string (jansson refuses anything else): each byte that does not belong
+ * to a well-formed sequence (RFC 3629: no overlong forms, surrogates or values
+ * above U+10FFFF; a sequence cut short by the end counts as malformed) becomes
+ * '?'. Valid text is left as it is. Returns the number of bytes replaced.
+ * Details quote request paths and values, which may hold any byte. */
+size_t problem_utf8_fix(char *s);
 
 #endif

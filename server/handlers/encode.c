@@ -172,7 +172,7 @@ static const json_t *json_list(const json_t *body, json_t *errors, bool *tensors
         if (imgs && !json_is_string(x))
             jobspec_error(errors, key, "must be a base64 string");
         if (tens && tensor_json_parse(x, &c, &h, &w, &data, &err) != 0)
-            jobspec_error(errors, key, err.msg);
+            jobspec_error(errors, key, "%s", err.msg);
     }
     *tensors = tens != NULL;
     return json_array_size(errors) ? NULL : list;

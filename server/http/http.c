@@ -354,6 +354,7 @@ static void reply_problem_v(struct http_request *rq, enum problem problem, json_
     const char *code = problem_code(problem);
     char detail[512], type[96];
     vsnprintf(detail, sizeof detail, fmt, ap);
+    problem_utf8_fix(detail); /* paths and values quoted in it may hold any byte */
     snprintf(type, sizeof type, "urn:dimd:problem:%s", code);
     json_t *p = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", type, "title",
                           status_title(status), "status", status, "detail", detail, "code", code);

@@ -164,9 +164,20 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* DIMD_TEST_TIMEOUT_SCALE (default 1) multiplies every deadline below, as it
+ * does the end-to-end tests': make test-tsan sets it (training runs ~15 times
+ * slower under ThreadSanitizer). */
+static double timeout_scale(void)
+{
+    const char *v = getenv("DIMD_TEST_TIMEOUT_SCALE");
+    double k = v ? strtod(v, NULL) : 1.0;
+    return k >= 1.0 ? k : 1.0;
+}
+
 /* Waits until the job is in a state of mask; returns the state. */
 static enum job_state wait_state(struct dimd_store *s, int64_t id, unsigned mask, double timeout)
 {
+    timeout *= timeout_scale();
     double t0 = now_s();
     for (;;) {
         struct store_job j;
@@ -183,6 +194,7 @@ static enum job_state wait_state(struct dimd_store *s, int64_t id, unsigned mask
 
 static int64_t wait_step(struct dimd_store *s, int64_t id, int64_t min_step, double timeout)
 {
+    timeout *= timeout_scale();
     double t0 = now_s();
     for (;;) {
         struct store_job j;
@@ -203,6 +215,7 @@ static int64_t wait_step(struct dimd_store *s, int64_t id, int64_t min_step, dou
 
 static void wait_idle(struct runner *r, double timeout)
 {
+    timeout *= timeout_scale();
     double t0 = now_s();
     for (;;) {
         struct runner_stats st;
