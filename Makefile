@@ -307,9 +307,9 @@ test-fuzz: fuzz
 # TSAN_OPTIONS); any report fails the step. Deadlines of test_runner and the
 # e2e tests are 5 times longer (DIMD_TEST_TIMEOUT_SCALE): TSan slows training
 # about 15-fold. tests/tsan.supp holds the
-# suppressions, third-party code only, each explained. OpenBLAS runs on the
-# calling thread (OPENBLAS_NUM_THREADS=1): its own threads synchronise with spin
-# loops TSan cannot see (tests/tsan.supp says more).
+# suppressions, third-party code only, each explained (none is needed today).
+# OPENBLAS_NUM_THREADS=1: OpenBLAS's own threads, which dimd does not use,
+# synchronise with spin loops TSan cannot see (tests/tsan.supp says more).
 TSAN_TEST_SRC := $(sort $(wildcard tests/server/store/test_*.c tests/server/service/test_runner*.c \
                    tests/server/service/test_inference*.c tests/server/util/test_threadpool*.c))
 TSAN_BIN      := $(TSAN_TEST_SRC:tests/%.c=build-tsan/tests/%)
