@@ -272,10 +272,12 @@ clean:
 # fixed number of executions (FUZZ_RUNS=N for every target; default: each
 # target's own count in tests/fuzz/run.sh, about 3 minutes in all), printing
 # executions, exec/s, coverage and corpus size per target. New inputs go to
-# build-fuzz/corpus/, crashes to build-fuzz/crashes/. FUZZ_TARGETS="a b" picks targets.
+# build-fuzz/corpus/, crashes to build-fuzz/crashes/. FUZZ_TARGETS="a b" picks targets;
+# FUZZ_SEED=N is libFuzzer's -seed (default 1; 0: a random one).
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/fuzz/%)
 FUZZ_RUNS ?=
+FUZZ_SEED ?= 1
 FUZZ_TARGETS ?=
 .PHONY: fuzz fuzz-build fuzz-replay test-fuzz
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(TEST_SUPPORT_OBJ) $(SERVER_LIB_OBJ) $(CORE_LIB) | $(INC_STAMP)
@@ -294,7 +296,7 @@ fuzz-build: deps
 fuzz-replay: fuzz-build
 	@tests/fuzz/run.sh --replay build-fuzz $(FUZZ_TARGETS)
 fuzz: fuzz-replay
-	@FUZZ_RUNS=$(FUZZ_RUNS) tests/fuzz/run.sh build-fuzz $(FUZZ_TARGETS)
+	@FUZZ_RUNS=$(FUZZ_RUNS) FUZZ_SEED=$(FUZZ_SEED) tests/fuzz/run.sh build-fuzz $(FUZZ_TARGETS)
 test-fuzz: fuzz
 -include $(FUZZ_BIN:=.d)
 

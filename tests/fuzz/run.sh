@@ -35,11 +35,10 @@ runs_of() {
     fuzz_cifar) echo 3000 ;;
     fuzz_idx) echo 6000 ;;
     fuzz_http) echo 5000 ;;
-    fuzz_image) echo 50000 ;;
-    fuzz_jobspec) echo 100000 ;;
-    fuzz_tensor) echo 150000 ;;
-    fuzz_evalspec) echo 200000 ;;
-    *) echo 300000 ;;
+    fuzz_image) echo 150000 ;;
+    fuzz_jobspec | fuzz_evalspec) echo 300000 ;;
+    fuzz_multipart | fuzz_tensor) echo 400000 ;;
+    *) echo 600000 ;;
     esac
 }
 dict_of() {

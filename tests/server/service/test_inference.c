@@ -692,7 +692,11 @@ static void wait_queued(struct inference *e, int q)
     fail_msg("queued_images never reached %d", q);
 }
 
-#define LONG_N 400 /* one image per pass: busy for a good while */
+/* One image per pass: busy for a good while, longer than loading a model on
+ * another thread. 400, times DIMD_TEST_TIMEOUT_SCALE (make test-tsan: under
+ * ThreadSanitizer on a loaded machine the relative speeds of the two vary). */
+static size_t long_n = 400;
+#define LONG_N long_n
 
 static void test_queue_full(void **state)
 {
@@ -867,6 +871,9 @@ static void test_neighbors(void **state)
 
 int main(void)
 {
+    const char *scale = getenv("DIMD_TEST_TIMEOUT_SCALE");
+    if (scale && atoi(scale) > 1)
+        long_n *= (size_t)atoi(scale);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_encode_matches_direct),
         cmocka_unit_test(test_local_is_mean_of_map),
