@@ -122,14 +122,23 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         fatal("token", &err);
     app.cfg = &settings;
     app.datasets = &datasets;
-    const struct runner_config rc = {1, 1, 100};
+    const struct runner_config rc = {1, 1, 100, NULL};
     if (runner_start(&app.runner, app.store, &datasets, &rc, &err) != 0)
         fatal("runner", &err);
     const struct inference_config ic = {1, 1, 8, 0, 64, 2};
     if (inference_start(&app.inference, app.store, &ic, &err) != 0)
         fatal("inference", &err);
-    const struct http_options ho = {"127.0.0.1", 0,     1 << 20,   16 << 20, 64, 10,
-                                    "localhost,127.0.0.1", 0, handler_authenticate};
+    const struct http_options ho = {.listen = "127.0.0.1",
+                                    .port = 0,
+                                    .max_body_bytes = 1 << 20,
+                                    .max_large_body_bytes = 16 << 20,
+                                    .max_connections = 64,
+                                    .max_streams = 64,
+                                    .connection_timeout_s = 10,
+                                    .connection_memory = 32768,
+                                    .allowed_hosts = "localhost,127.0.0.1",
+                                    .authenticate = handler_authenticate,
+                                    .wait_change = handler_wait_events};
     if (http_start(&app.http, &ho, handler_routes, handler_n_routes, &app, &err) != 0)
         fatal("http", &err);
     port = http_port(app.http);

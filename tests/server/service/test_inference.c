@@ -762,10 +762,12 @@ static void test_in_use_not_evicted(void **state)
     rows_close(got, want, 16);
     struct inference_stats st;
     inference_get_stats(e, &st);
-    assert_true(st.images < 1 + LONG_N); /* v1's request still runs */
+    /* joined before any assertion: a failed one must not leave the thread
+     * running on this stack frame (TSan saw the next test's frame raced) */
+    pthread_join(tb, NULL);
+    assert_true(st.images < 1 + LONG_N); /* v1's request still ran */
     /* v2 was over the limit while v1 was in use: it went as soon as it was released */
     assert_int_equal(st.cached_models, 1);
-    pthread_join(tb, NULL);
     assert_int_equal(busy.rc, INFERENCE_OK);
     assert_int_equal(busy.mismatches, 0);
     inference_get_stats(e, &st);
