@@ -25,9 +25,8 @@ static const struct num_key num_keys[] = {
     {"max_train", NUM_SIZE, OPT(max_train), 0, 1e9,
      "training images used, evenly spaced (0: all)"},
     {"max_test", NUM_SIZE, OPT(max_test), 0, 1e9, "test images used, evenly spaced (0: all)"},
-    {"probe_epochs", NUM_INT, OPT(probe_epochs), 1, 1000, "epochs of the linear and MLP probes"},
-    {"svm_epochs", NUM_INT, OPT(svm_epochs), 1, 1000, "epochs of each SVM run"},
-    {"svm_seeds", NUM_INT, OPT(svm_seeds), 1, 100, "SVM runs per tap (mean and spread)"},
+    {"probe_epochs", NUM_INT, OPT(probe_epochs), 1, 1000,
+     "epochs of the MLP probe (the linear probe and the SVM are solved to convergence)"},
     {"ndm_steps", NUM_INT, OPT(ndm_steps), 1, 1000000, "NDM discriminator updates"},
     {"mine_steps", NUM_INT, OPT(mine_steps), 1, 1000000, "MINE critic updates"},
     {"recon_epochs", NUM_INT, OPT(recon_epochs), 1, 1000, "decoder epochs"},
@@ -243,9 +242,36 @@ static json_t *num(double v)
     return isfinite(v) ? json_real(v) : json_null();
 }
 
-static json_t *taps_json(const double v[DIM_N_PROBE_TAPS])
+/* {"conv": a, "fc": a, "y": a, "pixels": a}: test accuracies by row. */
+static json_t *rows_json(const double v[DIM_PROBE_ROWS])
 {
-    return json_pack("{s:o, s:o, s:o}", "conv", num(v[0]), "fc", num(v[1]), "y", num(v[2]));
+    json_t *o = json_object();
+    for (int t = 0; t < DIM_PROBE_ROWS; t++)
+        json_object_set_new(o, dim_probe_row_name(t), num(v[t]));
+    return o;
+}
+
+/* A converged classifier's rows: accuracies, and under "fit" each solve's
+ * chosen lambda, validation accuracy, iterations, gradient norm and stop. */
+static json_t *linclass_json(const struct dim_linclass_result r[DIM_PROBE_ROWS])
+{
+    double acc[DIM_PROBE_ROWS];
+    json_t *fit = json_object();
+    for (int t = 0; t < DIM_PROBE_ROWS; t++) {
+        acc[t] = r[t].accuracy;
+        json_object_set_new(
+            fit, dim_probe_row_name(t),
+            isfinite(r[t].accuracy)
+                ? json_pack("{s:o, s:o, s:i, s:i, s:o, s:s, s:o}", "lambda", num(r[t].lambda),
+                            "val_accuracy", num(r[t].val_accuracy), "iterations",
+                            r[t].iterations, "path_iterations", r[t].path_iterations, "gnorm",
+                            num(r[t].gnorm), "stop", nn_lbfgs_stop_name(r[t].stop), "seconds",
+                            num(r[t].seconds))
+                : json_null());
+    }
+    json_t *o = rows_json(acc);
+    json_object_set_new(o, "fit", fit);
+    return o;
 }
 
 json_t *evalspec_result_json(const struct dim_eval_result *r)
@@ -263,12 +289,11 @@ json_t *evalspec_result_json(const struct dim_eval_result *r)
     json_object_set_new(o, "n_train", json_integer((json_int_t)r->n_train));
     json_object_set_new(o, "n_test", json_integer((json_int_t)r->n_test));
     if (r->measures & DIM_MEASURE_LINEAR)
-        json_object_set_new(o, "linear", taps_json(r->linear));
+        json_object_set_new(o, "linear", linclass_json(r->linear));
     if (r->measures & DIM_MEASURE_MLP)
-        json_object_set_new(o, "mlp", taps_json(r->mlp));
+        json_object_set_new(o, "mlp", rows_json(r->mlp));
     if (r->measures & DIM_MEASURE_SVM)
-        json_object_set_new(o, "svm", json_pack("{s:o, s:o}", "mean", taps_json(r->svm_mean),
-                                                "std", taps_json(r->svm_std)));
+        json_object_set_new(o, "svm", linclass_json(r->svm));
     if (r->measures & DIM_MEASURE_NDM) {
         json_object_set_new(o, "ndm", num(r->ndm));
         json_object_set_new(o, "ndm_sigmoid", num(r->ndm_sigmoid));
@@ -291,21 +316,48 @@ json_t *evalspec_result_json(const struct dim_eval_result *r)
     return o;
 }
 
+void evalspec_result_upgrade(json_t *results)
+{
+    static const char *const classifiers[3] = {"linear", "mlp", "svm"};
+    if (!json_is_object(results))
+        return;
+    for (int c = 0; c < 3; c++) {
+        json_t *o = json_object_get(results, classifiers[c]);
+        if (!json_is_object(o))
+            continue;
+        json_t *mean = json_object_get(o, "mean");
+        if (c == 2 && json_is_object(mean)) { /* the old SVM: mean and std over seeds */
+            json_t *rows = json_deep_copy(mean);
+            json_object_set_new(results, classifiers[c], rows);
+            o = rows;
+        }
+        for (int t = 0; t < DIM_PROBE_ROWS; t++)
+            if (!json_object_get(o, dim_probe_row_name(t)))
+                json_object_set_new(o, dim_probe_row_name(t), json_null());
+        if (c != 1 && !json_object_get(o, "fit")) {
+            json_t *fit = json_object();
+            for (int t = 0; t < DIM_PROBE_ROWS; t++)
+                json_object_set_new(fit, dim_probe_row_name(t), json_null());
+            json_object_set_new(o, "fit", fit);
+        }
+    }
+}
+
 size_t evalspec_result_points(const struct dim_eval_result *r, const char *keys[EVAL_MAX_KEYS],
                               double values[EVAL_MAX_KEYS])
 {
-    static const char *const taps[3][3] = {
-        {"eval_linear_conv", "eval_linear_fc", "eval_linear_y"},
-        {"eval_mlp_conv", "eval_mlp_fc", "eval_mlp_y"},
-        {"eval_svm_conv", "eval_svm_fc", "eval_svm_y"},
+    static const char *const rows[3][DIM_PROBE_ROWS] = {
+        {"eval_linear_conv", "eval_linear_fc", "eval_linear_y", "eval_linear_pixels"},
+        {"eval_mlp_conv", "eval_mlp_fc", "eval_mlp_y", "eval_mlp_pixels"},
+        {"eval_svm_conv", "eval_svm_fc", "eval_svm_y", "eval_svm_pixels"},
     };
-    const double *tap_values[3] = {r->linear, r->mlp, r->svm_mean};
     size_t n = 0;
 #define PUT(k, v) (keys[n] = (k), values[n] = (v), n++)
     for (int m = 0; m < 3; m++) /* linear, mlp, svm: the first three measure bits */
         if (r->measures & (1u << m))
-            for (int t = 0; t < 3; t++)
-                PUT(taps[m][t], tap_values[m][t]);
+            for (int t = 0; t < DIM_PROBE_ROWS; t++)
+                PUT(rows[m][t], m == 1 ? r->mlp[t] : m == 0 ? r->linear[t].accuracy
+                                                            : r->svm[t].accuracy);
     if (r->measures & DIM_MEASURE_NDM) {
         PUT("eval_ndm", r->ndm);
         PUT("eval_ndm_sigmoid", r->ndm_sigmoid);

@@ -55,6 +55,12 @@ size_t evalspec_metric_keys(unsigned measures, const char *keys[EVAL_MAX_KEYS]);
  * the measures that ran (null: failed), failed, failure, seconds. */
 json_t *evalspec_result_json(const struct dim_eval_result *r);
 
+/* Brings results stored before the converged classifiers (svm {"mean", "std"},
+ * rows without "pixels" or "fit") to the current shape in place: the SVM's means
+ * become its rows, a missing pixel row is null, a missing fit is null per row.
+ * Current results are left as they are. */
+void evalspec_result_upgrade(json_t *results);
+
 /* The results as metric points: keys (those of evalspec_metric_keys but
  * eval_progress) and values (NaN: failed), in the same order. */
 size_t evalspec_result_points(const struct dim_eval_result *r, const char *keys[EVAL_MAX_KEYS],

@@ -18,7 +18,7 @@
 #include <stdint.h>
 
 #include "dim/model.h"
-#include "dim/probe.h"
+#include "eval/probe.h"
 #include "base/error.h"
 
 #define JOBSPEC_NAME_MAX 128

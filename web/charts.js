@@ -125,13 +125,16 @@ export function thin(xs, ys, target) {
 }
 
 // One metric key of one job: the base points (downsampled history plus live
-// points) and, when zoomed, the zoomed range at full resolution.
+// points) and, when zoomed, the zoomed range at full resolution. A baseline
+// series (opts.baseline: probe_pixels beside a probe curve) is drawn dashed
+// and never smoothed.
 export class Series {
-  constructor(jobId, key, label, colour) {
+  constructor(jobId, key, label, colour, opts = {}) {
     this.jobId = jobId;
     this.key = key;
     this.label = label;
     this.color = colour;
+    this.baseline = !!opts.baseline;
     this.xs = [];
     this.ys = [];
     this.detail = null; // {lo, hi, xs, ys}
@@ -263,7 +266,7 @@ export class MetricChart {
       const {xs, ys} = s.view();
       const shown = ys.map((v) => (v == null || !Number.isFinite(v) || (this.log && v <= 0) ? null : v));
       const cols = [xs, shown];
-      if (this.smoothing > 0) cols.push(ema(ys, this.smoothing).map((v, i) => (shown[i] == null ? null : v)));
+      if (this.smoothing > 0 && !s.baseline) cols.push(ema(ys, this.smoothing).map((v, i) => (shown[i] == null ? null : v)));
       return cols;
     });
     if (tables.length === 1) return tables[0];
@@ -273,11 +276,13 @@ export class MetricChart {
   build() {
     const U = window.uPlot;
     if (this.u) this.u.destroy();
-    const multi = this.series.length > 1;
+    const multi = this.series.filter((s) => !s.baseline).length > 1;
     const series = [{label: 'step'}];
     for (const s of this.series) {
       const base = s.color;
-      if (this.smoothing > 0) {
+      if (s.baseline) {
+        series.push({label: s.label, stroke: base, width: 1.25, dash: [6, 4], spanGaps: true});
+      } else if (this.smoothing > 0) {
         series.push({label: multi ? `${s.label} (raw)` : 'raw', stroke: alpha(base, 0.3), width: 1, spanGaps: true});
         series.push({label: multi ? s.label : 'smoothed', stroke: base, width: 1.5, spanGaps: true});
       } else {

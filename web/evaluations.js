@@ -1,6 +1,9 @@
 // Evaluations of model versions (loaded by the model page and by an
 // evaluation job's page, not before):
-//   evaluationCard(e)       one evaluation's figures as two compact tables,
+//   evaluationCard(e)       one evaluation's figures as two compact tables
+//                           (classifiers on conv, fc, Y and the raw pixels,
+//                           the converged solves' lambda and iterations in
+//                           each cell's tooltip and one line under the table),
 //                           its timings, failures and grid image;
 //   evaluationsSection(...) the model page's "Evaluations": each version's
 //                           evaluations, newest first, the "Evaluate" form
@@ -14,35 +17,66 @@ import {add, h, clear, fmt, fmtPercent, age, ageTitle, stateBadge, progress, not
   from './util.js';
 
 const NA = 'n/a';
-const TAPS = [['conv', 'conv'], ['fc', 'fc'], ['y', 'Y']];
+// The rows of a classifier comparison: the taps, then the same classifier on
+// the raw input pixels (the baseline).
+const TAPS = [['conv', 'conv'], ['fc', 'fc'], ['y', 'Y'], ['pixels', 'pixels']];
 const POLL_MS = 2500; // GET /v1/jobs/ID of each running evaluation (x4 while the tab is hidden)
 const SHOWN = 3;      // evaluations per version before "Show N older"
 
 const pct = (v) => (v == null ? NA : fmtPercent(v));
-const pm = (m, s) => (m == null ? NA : `${(m * 100).toFixed(1)} ± ${s == null ? '?' : (s * 100).toFixed(1)}%`);
+const lam = (v) => (v == null ? '?' : v === 0 ? '0' : v.toExponential(0).replace('e-', 'e−'));
 const secs = (v) => (v == null ? NA : `${v < 10 ? v.toFixed(2) : v.toFixed(1)} s`);
 const base = (model, version) => `/v1/models/${model}/versions/${version}/evaluations`;
 
+// A converged solve (results.linear.fit.conv, ...) as a tooltip: "λ 1e−3
+// (validation 85.1%), 41 iterations (160 on the λ path), ‖grad‖ 8.7e-5,
+// converged, 2.4 s".
+function fitTitle(f) {
+  if (!f) return null;
+  return `λ ${lam(f.lambda)}${f.val_accuracy != null ? ` (validation ${fmtPercent(f.val_accuracy)})` : ''}, ` +
+    `${f.iterations} iterations (${f.path_iterations} on the λ path), ‖grad‖ ${fmt(f.gnorm, 2)}, ${f.stop}` +
+    `${f.seconds != null ? `, ${secs(f.seconds)}` : ''}`;
+}
+
+// One line per converged classifier: "linear λ 1e−3 · 1e−3 · 1e−4 · 1e−2,
+// iterations 41 · 37 · 25 · 52" (conv, fc, Y, pixels), and the stop of any
+// solve that did not converge.
+function fitLine(m, label, fit) {
+  const fs = TAPS.map(([t]) => fit[t]);
+  if (fs.every((f) => !f)) return null;
+  const odd = TAPS.filter(([t]) => fit[t] && fit[t].stop !== 'converged').map(([t, l]) => `${l}: ${fit[t].stop}`);
+  return h('li', {dataset: {fit: m}}, `${label} λ `, fs.map((f) => (f ? lam(f.lambda) : NA)).join(' · '),
+    ', iterations ', fs.map((f) => (f ? String(f.iterations) : NA)).join(' · '),
+    odd.length ? h('span.eval-unconverged', ` (${odd.join(', ')})`) : null);
+}
+
 // One evaluation (an Evaluation of the API). Every figure's cell carries
-// data-fig (linear.y, svm.conv, ndm, ms_ssim, ...); n/a is a figure that is
-// null (its measure failed, or MS-SSIM on an image too small for 2 scales).
+// data-fig (linear.y, svm.conv, mlp.pixels, ndm, ms_ssim, ...); n/a is a
+// figure that is null (its measure failed, or MS-SSIM on an image too small
+// for 2 scales).
 export function evaluationCard(e) {
   const r = e.results || {};
   const ran = new Set(r.measures || []);
   const failed = new Set(r.failed || []);
   const fig = (name, text, title) => h('td.num', {dataset: {fig: name}, title: title || null}, text);
 
-  const acc = [['linear', 'linear'], ['mlp', 'MLP'], ['svm', 'SVM (mean ± std)']].filter(([m]) => ran.has(m));
-  const accTable = acc.length ? h('table.eval-acc', {},
-    h('caption', 'Test accuracy of classifiers on each tap'),
-    h('thead', {}, h('tr', {}, h('th', {scope: 'col'}, 'classifier'), TAPS.map(([, l]) => h('th.num', {scope: 'col'}, l)))),
+  const acc = [['linear', 'linear'], ['mlp', 'MLP'], ['svm', 'SVM']].filter(([m]) => ran.has(m));
+  const fits = acc.filter(([m]) => r[m] && r[m].fit).map(([m, label]) => fitLine(m, label, r[m].fit)).filter(Boolean);
+  const accTable = acc.length ? h('div.eval-acc-wrap', {}, h('table.eval-acc', {},
+    h('caption', 'Test accuracy of classifiers on each tap and on the raw pixels (the baseline)'),
+    h('thead', {}, h('tr', {}, h('th', {scope: 'col'}, 'classifier'), TAPS.map(([t, l]) => h('th.num', {
+      scope: 'col', title: t === 'pixels' ? 'the same classifier on the input images: what the encoder adds is the difference' : null,
+    }, l)))),
     h('tbody', {}, acc.map(([m, label]) => {
-      const f = r[m] || {};
+      // An evaluation stored before the SVM was solved to convergence has
+      // svm {mean, std} and no pixel row: its mean is shown, pixels n/a.
+      const f = (r[m] && r[m].mean) || r[m] || {};
+      const fit = (r[m] && r[m].fit) || {};
       return h('tr', {dataset: {measure: m}, class: failed.has(m) ? 'failed' : null}, h('th', {scope: 'row'}, label),
-        TAPS.map(([t]) => (m === 'svm'
-          ? fig(`svm.${t}`, pm(f.mean && f.mean[t], f.std && f.std[t]))
-          : fig(`${m}.${t}`, pct(f[t])))));
-    }))) : null;
+        TAPS.map(([t]) => fig(`${m}.${t}`, pct(f[t]), fitTitle(fit[t]))));
+    }))),
+    fits.length ? h('ul.eval-fit.muted', {title: 'solved to convergence (L-BFGS to ‖grad‖ ≤ 1e-4), λ: the L2 weight chosen on a validation split; conv · fc · Y · pixels'},
+      fits) : null) : null;
 
   const rows = [];
   if (ran.has('ndm')) {
@@ -122,7 +156,7 @@ export function evaluationsSection(parent, {model, versions, selected}) {
     blocks.set(v.version, b);
   }
   add(parent, h('h2#evals-h', 'Evaluations'),
-    h('p.muted', 'Classifiers on the conv, fc and Y taps, NDM, MINE and reconstruction, measured by evaluation jobs on the version\'s dataset.'),
+    h('p.muted', 'Classifiers on the conv, fc and Y taps and on the raw pixels, NDM, MINE and reconstruction, measured by evaluation jobs on the version\'s dataset.'),
     slot, [...blocks.values()].map((b) => b.el));
 
   function draw(version, highlight) {

@@ -8,6 +8,10 @@
 // history downsampled, then follow the events stream from N on, appending
 // each metrics event's points (steps at or below a series' last one are
 // dropped as duplicates), cutting on rewind.
+//
+// probe_pixels (the probe on the raw pixels, the same at every probed
+// checkpoint) has no chart of its own: it is the dashed "pixels (baseline)"
+// line of every probe chart (probe_conv, probe_fc, probe_y).
 
 import {get, authUrl, canWrite} from './api.js';
 import {add, h, clear, fmt, fmtPercent, fmtBytes, age, ageTitle, stateBadge, progress, notify, errorText,
@@ -17,6 +21,9 @@ import {JobStream} from './live.js';
 import {jobActions, promoteForm} from './actions.js';
 
 const prefs = {smoothing: 0.6, log: false}; // kept across job pages of this tab
+const PIXELS = 'probe_pixels';
+const BASELINE_LABEL = 'pixels (baseline)';
+const isProbeCurve = (key) => key.startsWith('probe_') && key !== PIXELS;
 
 // The title, state, error and control buttons of a job page; the returned
 // function redraws them (buttons only when the state changed) after
@@ -143,6 +150,7 @@ export async function render(root, {id}) {
   let stream = null;
   let refetching = false;
   const charts = new Map(); // key -> MetricChart
+  let pixelCount = 0;       // probe_pixels points in the history (the baselines' paging)
 
   const head = h('div.job-head');
   const actions = h('div.actions');
@@ -165,7 +173,9 @@ export async function render(root, {id}) {
       h('dt', 'Estimator'), h('dd', spec.estimator || '–'),
       h('dt', 'Images/s'), h('dd', fmt(l.images_per_second ?? job.images_per_second, 3)),
       h('dt', 'Loss'), h('dd', fmt(l.loss_total)),
-      h('dt', 'Probe (y)'), h('dd', l.probe_y != null ? fmtPercent(l.probe_y) : '–'),
+      h('dt', 'Probe (y)'), h('dd#probe-y', {title: l.probe_pixels != null ? 'the same probe on the raw pixels: the baseline' : null},
+        l.probe_y != null ? fmtPercent(l.probe_y) : '–',
+        l.probe_pixels != null ? h('span.muted', ` (pixels ${fmtPercent(l.probe_pixels)})`) : null),
       h('dt', 'Created'), h('dd', {title: ageTitle(job.created_at)}, `${age(job.created_at)} ago`),
       h('dt', 'Checkpoint'), h('dd', job.checkpoint_step != null ? `step ${job.checkpoint_step}` : '–'),
       job.restarts ? [h('dt', 'Restarts'), h('dd', String(job.restarts))] : null);
@@ -202,6 +212,10 @@ export async function render(root, {id}) {
     if (c) return c;
     const series = new Series(job.id, key, key, keyColor(key));
     series.count = count;
+    // A probe curve has the pixel probe beside it, a flat dashed line.
+    const baseline = isProbeCurve(key)
+      ? new Series(job.id, PIXELS, BASELINE_LABEL, keyColor(PIXELS), {baseline: true}) : null;
+    if (baseline) baseline.count = pixelCount;
     const header = h('header', {},
       h('h3', key),
       h('a.csv', {href: csvUrl(job.id, key), download: `job-${job.id}-${key}.csv`, title: `${key} as CSV`}, 'CSV'));
@@ -209,7 +223,7 @@ export async function render(root, {id}) {
     const holder = h('div.chart-slot', {dataset: {key}});
     const after = [...chartsEl.children].find((el) => metricOrder(el.dataset.key, key) > 0);
     chartsEl.insertBefore(holder, after || null);
-    c = new MetricChart(holder, {title: `${key} by step`, key, series: [series], header, ...prefs});
+    c = new MetricChart(holder, {title: `${key} by step`, key, series: baseline ? [series, baseline] : [series], header, ...prefs});
     charts.set(key, c);
     return c;
   }
@@ -239,7 +253,9 @@ export async function render(root, {id}) {
   // had before them: points both in a history and in an event are deduped.
   const lastEventId = job.last_event_id ?? 0;
   const summary = await get(`/v1/jobs/${id}/metrics`);
-  const keys = summary.metrics.map((m) => m.key).sort(metricOrder);
+  const keys = summary.metrics.map((m) => m.key).filter((k) => k !== PIXELS).sort(metricOrder);
+  const px = summary.metrics.find((m) => m.key === PIXELS);
+  pixelCount = px ? px.count : 0;
   for (const k of keys) chartFor(k, summary.metrics.find((m) => m.key === k).count);
   await Promise.all([...charts.values()].map((c) => c.load().catch((e) => {
     c.status.textContent = `cannot load: ${errorText(e)}`;
@@ -261,6 +277,12 @@ export async function render(root, {id}) {
           job.latest = {...(job.latest || {}), [p.key]: p.value};
         }
         for (const [key, pts] of byKey) {
+          if (key === PIXELS) { // every probe chart's baseline
+            for (const c of charts.values()) {
+              if (c.series[1] && c.series[1].append(pts) && c.u) c.scheduleRedraw();
+            }
+            continue;
+          }
           const c = chartFor(key);
           if (!c.u && !c.loading) {
             c.loading = c.load().catch((e) => notify(e)); // a key new since the summary
@@ -277,7 +299,7 @@ export async function render(root, {id}) {
       },
       rewind(step) {
         for (const c of charts.values()) {
-          c.series[0].rewind(step);
+          for (const s of c.series) s.rewind(step);
           c.scheduleRedraw();
         }
         job.step = Math.min(job.step, step);

@@ -61,6 +61,39 @@ void nn_sgemm(bool trans_a, bool trans_b, size_t M, size_t N, size_t K, float al
         dim_parallel_for(edge, SPLIT_MIN_EDGE, gemm_block, &j);
 }
 
+void nn_dgemm(bool trans_a, bool trans_b, size_t M, size_t N, size_t K, double alpha,
+              const double *A, size_t lda, const double *B, size_t ldb, double beta, double *C,
+              size_t ldc)
+{
+    if (M == 0 || N == 0)
+        return;
+    cblas_dgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                trans_b ? CblasTrans : CblasNoTrans, (blasint)M, (blasint)N, (blasint)K, alpha, A,
+                (blasint)lda, B, (blasint)ldb, beta, C, (blasint)ldc);
+}
+
+/* LAPACK's Fortran interface (OpenBLAS exports it); the trailing length is the
+ * hidden argument Fortran compilers give character arguments. */
+void dpotrf_(const char *uplo, const blasint *n, double *a, const blasint *lda, blasint *info,
+             size_t uplo_len);
+void dpotrs_(const char *uplo, const blasint *n, const blasint *nrhs, const double *a,
+             const blasint *lda, double *b, const blasint *ldb, blasint *info, size_t uplo_len);
+
+/* Row-major A is column-major A' = A: "U" in Fortran is the lower triangle here. */
+int nn_cholesky(double *A, size_t n)
+{
+    blasint N = (blasint)n, info = 0;
+    dpotrf_("U", &N, A, &N, &info, 1);
+    return (int)info;
+}
+
+void nn_cholesky_solve(const double *A, size_t n, double *B, size_t nrhs)
+{
+    /* row-major B (nrhs, n) is column-major (n, nrhs): one right-hand side a column */
+    blasint N = (blasint)n, R = (blasint)nrhs, info = 0;
+    dpotrs_("U", &N, &R, A, &N, B, &N, &info, 1);
+}
+
 void nn_blas_set_threads(int n)
 {
     openblas_set_num_threads(n < 1 ? 1 : n);

@@ -8,13 +8,12 @@
 #include <string.h>
 #include <time.h>
 
-#include "dim/probe.h"
+#include "eval/probe.h"
 #include "eval/mine.h"
 #include "eval/ndm.h"
 #include "eval/recon.h"
 #include "eval/ssim.h"
 #include "eval/stats.h"
-#include "eval/svm.h"
 
 static const char *const measure_names[DIM_N_MEASURES] = {"linear", "mlp",  "svm",
                                                           "ndm",    "mine", "recon"};
@@ -96,11 +95,9 @@ void dim_eval_opts_default(struct dim_eval_opts *o)
     memset(o, 0, sizeof *o);
     o->measures = DIM_MEASURE_ALL;
     o->seed = 1;
-    o->max_train = 10000;
+    o->max_train = 0;
     o->max_test = 0;
     o->probe_epochs = 10;
-    o->svm_epochs = 5;
-    o->svm_seeds = 3;
     o->ndm_steps = 600;
     o->mine_steps = 800;
     o->recon_epochs = 15;
@@ -110,8 +107,11 @@ void dim_eval_opts_default(struct dim_eval_opts *o)
 static void result_init(struct dim_eval_result *r)
 {
     memset(r, 0, sizeof *r);
-    for (int t = 0; t < DIM_N_PROBE_TAPS; t++)
-        r->linear[t] = r->mlp[t] = r->svm_mean[t] = r->svm_std[t] = NAN;
+    for (int t = 0; t < DIM_PROBE_ROWS; t++) {
+        r->linear[t].accuracy = r->linear[t].lambda = r->linear[t].val_accuracy = NAN;
+        r->linear[t].gnorm = r->mlp[t] = NAN;
+        r->svm[t] = r->linear[t];
+    }
     r->ndm = r->ndm_sigmoid = r->mine = r->ssim = r->ms_ssim = r->recon_mse = NAN;
     for (int i = 0; i < DIM_N_MEASURES; i++)
         r->seconds[i] = NAN;
@@ -226,8 +226,7 @@ static int check_opts(const struct dim_eval_opts *o, struct dim_err *err)
         const char *name;
         int v, lo, hi;
     } b[] = {
-        {"probe_epochs", o->probe_epochs, 1, 10000}, {"svm_epochs", o->svm_epochs, 1, 10000},
-        {"svm_seeds", o->svm_seeds, 1, 100},         {"ndm_steps", o->ndm_steps, 1, 10000000},
+        {"probe_epochs", o->probe_epochs, 1, 10000}, {"ndm_steps", o->ndm_steps, 1, 10000000},
         {"mine_steps", o->mine_steps, 1, 10000000},  {"recon_epochs", o->recon_epochs, 1, 10000},
         {"grid_pairs", o->grid_pairs, 0, 1000}};
     for (size_t i = 0; i < sizeof b / sizeof b[0]; i++)
@@ -276,11 +275,12 @@ int dim_evaluate(const struct dim_model *m, const struct dim_dataset *train,
                         n_classes);
 
     bool taps[DIM_N_PROBE_TAPS] = {(M & cls) != 0, (M & cls) != 0, true};
-    const bool need_img = (M & (DIM_MEASURE_MINE | DIM_MEASURE_RECON)) != 0;
+    /* the images: MINE's inputs, the decoder's targets, the classifiers' pixel row */
+    const bool need_img = (M & (DIM_MEASURE_MINE | DIM_MEASURE_RECON | cls)) != 0;
     const int C = pp->c, H = pp->h, W = pp->w;
     const size_t P = (size_t)C * H * W, D = dim_model_tap_size(m, DIM_TAP_Y);
     struct split tr = {0}, te = {0};
-    float *ytr = NULL, *yte = NULL, *R = NULL, *grid = NULL;
+    float *ytr = NULL, *yte = NULL, *R = NULL, *grid = NULL, *ptr = NULL, *pte = NULL;
     struct dim_err e2;
     struct dim_err *e = err ? err : &e2;
 
@@ -305,6 +305,17 @@ int dim_evaluate(const struct dim_model *m, const struct dim_dataset *train,
     }
     memcpy(ytr, tr.X[DIM_TAP_Y], sizeof(float) * tr.n * D);
     memcpy(yte, te.X[DIM_TAP_Y], sizeof(float) * te.n * D);
+    if (M & cls) { /* the pixel row, standardised in place like the taps: a copy */
+        ptr = malloc(sizeof(float) * tr.n * P);
+        pte = malloc(sizeof(float) * te.n * P);
+        if (!ptr || !pte) {
+            rc = dim_fail(e, DIM_ENOMEM, "out of memory for the pixels of %zu images",
+                          tr.n + te.n);
+            goto out;
+        }
+        memcpy(ptr, tr.img, sizeof(float) * tr.n * P);
+        memcpy(pte, te.img, sizeof(float) * te.n * P);
+    }
 
     for (int i = 0; i < DIM_N_MEASURES; i++) {
         const unsigned bit = 1u << i;
@@ -317,33 +328,36 @@ int dim_evaluate(const struct dim_model *m, const struct dim_dataset *train,
         struct dim_hooks h = stage_hooks(o, 1 + i, measure_names[i]);
         dim_hooks_report(&h, 0.0);
         t0 = now();
-        if (bit == DIM_MEASURE_LINEAR || bit == DIM_MEASURE_MLP) {
+        if (bit & cls) {
             struct dim_probe_opts po;
             dim_probe_opts_default(&po);
             po.kind = bit == DIM_MEASURE_MLP ? DIM_PROBE_MLP : DIM_PROBE_LINEAR;
+            po.linear.loss = bit == DIM_MEASURE_SVM ? DIM_LINCLASS_SVM : DIM_LINCLASS_SOFTMAX;
+            po.linear.seed = o->seed;
             po.epochs = o->probe_epochs;
             po.seed = o->seed + 101 * (uint64_t)(1 + i);
             po.cancel = o->cancel;
-            double *acc = bit == DIM_MEASURE_MLP ? r->mlp : r->linear;
-            for (int t = 0; t < DIM_N_PROBE_TAPS && rc == 0; t++) {
-                rc = dim_probe_run(tr.X[t], tr.labels, tr.n, te.X[t], te.labels, te.n,
-                                   dim_model_tap_size(m, (enum dim_tap)t), n_classes, &po, &acc[t],
-                                   e);
-                dim_hooks_report(&h, (t + 1.0) / DIM_N_PROBE_TAPS);
-            }
-        } else if (bit == DIM_MEASURE_SVM) {
-            struct dim_svm_opts so;
-            dim_svm_opts_default(&so);
-            so.epochs = o->svm_epochs;
-            so.seeds = o->svm_seeds;
-            so.seed = o->seed + 303;
-            for (int t = 0; t < DIM_N_PROBE_TAPS && rc == 0; t++) {
+            for (int t = 0; t < DIM_PROBE_ROWS && rc == 0; t++) {
+                const bool px = t == DIM_PROBE_PIXELS;
+                struct dim_linclass_result lr;
                 struct dim_hooks ht = h;
-                ht.lo = h.lo + (h.hi - h.lo) * t / DIM_N_PROBE_TAPS;
-                ht.hi = h.lo + (h.hi - h.lo) * (t + 1) / DIM_N_PROBE_TAPS;
-                rc = dim_svm_run(tr.X[t], tr.labels, tr.n, te.X[t], te.labels, te.n,
-                                 dim_model_tap_size(m, (enum dim_tap)t), n_classes, &so, &ht,
-                                 &r->svm_mean[t], &r->svm_std[t], e);
+                ht.lo = h.lo + (h.hi - h.lo) * t / DIM_PROBE_ROWS;
+                ht.hi = h.lo + (h.hi - h.lo) * (t + 1) / DIM_PROBE_ROWS;
+                float *Xtr = px ? ptr : tr.X[t], *Xte = px ? pte : te.X[t];
+                size_t d = px ? P : dim_model_tap_size(m, (enum dim_tap)t);
+                if (po.kind == DIM_PROBE_LINEAR)
+                    rc = dim_linclass_run(Xtr, tr.labels, tr.n, Xte, te.labels, te.n, d,
+                                          n_classes, &po.linear, &ht, &lr, e);
+                else
+                    rc = dim_probe_run(Xtr, tr.labels, tr.n, Xte, te.labels, te.n, d, n_classes,
+                                       &po, &lr, e);
+                if (rc == 0 && bit == DIM_MEASURE_LINEAR)
+                    r->linear[t] = lr;
+                else if (rc == 0 && bit == DIM_MEASURE_SVM)
+                    r->svm[t] = lr;
+                else if (rc == 0)
+                    r->mlp[t] = lr.accuracy;
+                dim_hooks_report(&ht, 1.0);
             }
         } else if (bit == DIM_MEASURE_NDM) {
             struct dim_ndm_opts no;
@@ -419,6 +433,8 @@ out:
     free(yte);
     free(R);
     free(grid);
+    free(ptr);
+    free(pte);
     r->seconds_total = now() - t_start;
     return rc;
 }

@@ -3,18 +3,21 @@
  * evaluation jobs and `dimd measure` both call dim_evaluate.
  *
  * Measures (any subset, as a bit mask):
- *   linear  softmax linear probe on the conv, fc and Y taps   (dim/probe.h)
- *   mlp     the paper's MLP probe on the same taps             (dim/probe.h)
- *   svm     linear Crammer-Singer SVM on the same taps, mean and sample std
- *           over several seeds                                 (eval/svm.h)
+ *   linear  linear probe (softmax regression solved to convergence, L2 weight
+ *           chosen on a validation split) on the conv, fc and Y taps and on
+ *           the pixels                                         (eval/probe.h, eval/linclass.h)
+ *   mlp     the paper's MLP probe on the same rows             (eval/probe.h)
+ *   svm     linear SVM (squared hinge, one-vs-rest, solved like the linear
+ *           probe) on the same rows                            (eval/linclass.h)
  *   ndm     neural dependency measure of Y, and of sigmoid(Y)  (eval/ndm.h)
  *   mine    MINE estimate of I(X; Y) in nats                   (eval/mine.h)
  *   recon   MLP decoder on frozen Y: test MSE, SSIM, MS-SSIM and a PNG grid of
  *           originals over reconstructions                     (eval/recon.h, eval/ssim.h)
- * Protocol: an evenly spaced subset of at most max_train training images (and
- * of max_test test images) is encoded once (inference mode, no augmentation,
+ * Protocol: the training and test images (or evenly spaced subsets of at most
+ * max_train and max_test of them) are encoded once (inference mode, no augmentation,
  * converted by pp); classifiers train on the training features and report test
- * accuracy; NDM, MINE and the decoder train on the training subset and report
+ * accuracy, with the same classifier on the model's input pixels as a
+ * baseline row; NDM, MINE and the decoder train on the training subset and report
  * on the test subset. Images enter MINE as model inputs ([-1, 1]); the decoder's
  * targets and the SSIM inputs are the same images mapped to [0, 1].
  * Every measure has its own seed derived from opts.seed, so a run is
@@ -36,6 +39,8 @@
 #include "data/dataset.h"
 #include "dim/model.h"
 #include "eval/hooks.h"
+#include "eval/linclass.h"
+#include "eval/probe.h"
 
 enum dim_measure {
     DIM_MEASURE_LINEAR = 1u << 0,
@@ -83,11 +88,11 @@ struct dim_eval_result {
     unsigned failed;        /* measures that diverged (non-finite): their values are NaN */
     char failure[256];      /* the first such failure's message, "" when none */
     size_t n_train, n_test; /* images used */
-    /* Every figure below is NaN when its measure did not run (or failed). */
-    double linear[DIM_N_PROBE_TAPS]; /* test accuracy in [0, 1]: conv, fc, y */
-    double mlp[DIM_N_PROBE_TAPS];
-    double svm_mean[DIM_N_PROBE_TAPS]; /* mean over svm_seeds runs */
-    double svm_std[DIM_N_PROBE_TAPS];  /* sample standard deviation (0 for one run) */
+    /* Every figure below is NaN when its measure did not run (or failed).
+     * Classifier rows: conv, fc, y, then pixels (DIM_PROBE_PIXELS). */
+    struct dim_linclass_result linear[DIM_PROBE_ROWS]; /* .accuracy: test, in [0, 1] */
+    double mlp[DIM_PROBE_ROWS];                        /* test accuracy */
+    struct dim_linclass_result svm[DIM_PROBE_ROWS];
     double ndm, ndm_sigmoid;           /* DV estimate of KL(joint || product of marginals), nats */
     double mine;                       /* DV estimate of I(X; Y), nats */
     double ssim, ms_ssim;              /* test reconstructions vs originals; ms_ssim NaN when

@@ -4,7 +4,31 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "dim/probe.h"
+/* acc: 2 * dim doubles (means, then inverse standard deviations). */
+static void standardise(float *Xtr, size_t ntr, float *Xte, size_t nte, size_t dim, double *acc)
+{
+    double *mu = acc, *sd = acc + dim;
+    for (size_t i = 0; i < ntr; i++)
+        for (size_t d = 0; d < dim; d++)
+            mu[d] += Xtr[i * dim + d];
+    for (size_t d = 0; d < dim; d++)
+        mu[d] /= (double)ntr;
+    for (size_t i = 0; i < ntr; i++)
+        for (size_t d = 0; d < dim; d++) {
+            double t = Xtr[i * dim + d] - mu[d];
+            sd[d] += t * t;
+        }
+    for (size_t d = 0; d < dim; d++) {
+        double s = sqrt(sd[d] / (double)ntr);
+        sd[d] = s > 1e-6 ? 1.0 / s : 0.0;
+    }
+    for (size_t i = 0; i < ntr; i++)
+        for (size_t d = 0; d < dim; d++)
+            Xtr[i * dim + d] = (float)((Xtr[i * dim + d] - mu[d]) * sd[d]);
+    for (size_t i = 0; i < nte; i++)
+        for (size_t d = 0; d < dim; d++)
+            Xte[i * dim + d] = (float)((Xte[i * dim + d] - mu[d]) * sd[d]);
+}
 
 int dim_stats_standardise(float *Xtr, size_t ntr, float *Xte, size_t nte, size_t dim,
                           struct dim_err *err)
@@ -14,7 +38,7 @@ int dim_stats_standardise(float *Xtr, size_t ntr, float *Xte, size_t nte, size_t
     double *mu = calloc(2 * (dim ? dim : 1), sizeof(double));
     if (!mu)
         return dim_fail(err, DIM_ENOMEM, "out of memory for statistics of %zu features", dim);
-    dim_probe_standardise(Xtr, ntr, Xte, Xte ? nte : 0, dim, mu);
+    standardise(Xtr, ntr, Xte, Xte ? nte : 0, dim, mu);
     free(mu);
     return 0;
 }

@@ -16,7 +16,7 @@
 
 #include "data/dataset.h"
 #include "dim/model.h"
-#include "dim/probe.h"
+#include "eval/probe.h"
 
 #define CLI_EXIT_USAGE 2
 #define CLI_EXIT_FAIL 1
@@ -48,11 +48,27 @@ int cli_parse_double(const char *cmd, const char *name, const char *v, double lo
 int cli_load_dataset(const char *cmd, const char *spec, struct dim_dataset *train,
                      struct dim_dataset *test);
 
-/* Probe accuracy for each tap (conv, fc, y) of model m (dim_probe_model);
- * prints the error and returns non-zero on failure. */
-int cli_probe_model(const struct dim_model *m, const struct dim_dataset *train,
-                    const struct dim_dataset *test, const struct dim_probe_opts *po,
-                    double acc[DIM_N_PROBE_TAPS]);
+/* The comparison `dimd train` and `dimd eval` print: a probe on each tap of the
+ * trained encoder, of a freshly initialised one of the same architecture (when
+ * asked) and on the raw pixels, under one protocol. */
+struct cli_probe_table {
+    struct dim_linclass_result trained[DIM_N_PROBE_TAPS];
+    struct dim_linclass_result fresh[DIM_N_PROBE_TAPS];
+    struct dim_linclass_result pixels;
+    bool has_fresh;
+    double seconds;
+};
+
+/* Fills t (dim_probe_model on m and the fresh encoder, dim_probe_pixels); prints
+ * the error and returns non-zero on failure. */
+int cli_probe_compare(const struct dim_model *m, bool fresh, const struct dim_dataset *train,
+                      const struct dim_dataset *test, const struct dim_probe_opts *po,
+                      struct cli_probe_table *t);
+/* Prints t as a table, one row per encoder and one for the pixels. */
+void cli_probe_print(const struct cli_probe_table *t, const struct dim_probe_opts *po);
+/* {"kind", "epochs" (mlp), "seconds", "trained": {conv, fc, y}, "fresh": {...},
+ * "pixels": a, "fit": {...}} (the linear probe's solves under "fit"). */
+json_t *cli_probe_json(const struct cli_probe_table *t, const struct dim_probe_opts *po);
 
 
 struct threadpool;

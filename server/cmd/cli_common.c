@@ -4,6 +4,7 @@
 #include "base/blas.h"
 #include "base/parallel.h"
 #include "dim/hparams.h"
+#include "util/clock.h"
 #include "util/threadpool.h"
 
 #include <errno.h>
@@ -95,16 +96,79 @@ int cli_load_dataset(const char *cmd, const char *spec, struct dim_dataset *trai
     return 0;
 }
 
-int cli_probe_model(const struct dim_model *m, const struct dim_dataset *train,
-                    const struct dim_dataset *test, const struct dim_probe_opts *po,
-                    double acc[DIM_N_PROBE_TAPS])
+int cli_probe_compare(const struct dim_model *m, bool fresh, const struct dim_dataset *train,
+                      const struct dim_dataset *test, const struct dim_probe_opts *po,
+                      struct cli_probe_table *t)
 {
     struct dim_err err;
-    if (dim_probe_model(m, train, test, po, acc, &err) != 0) {
+    struct dim_model *f = NULL;
+    double t0 = clock_mono_s();
+    memset(t, 0, sizeof *t);
+    t->has_fresh = fresh;
+    const struct dim_preprocess pp = dim_model_preprocess(m);
+    int rc = dim_probe_model(m, train, test, po, t->trained, &err);
+    if (rc == 0 && fresh && (rc = dim_model_create(&f, &m->cfg, false, &err)) == 0)
+        rc = dim_probe_model(f, train, test, po, t->fresh, &err);
+    if (rc == 0)
+        rc = dim_probe_pixels(train, test, &pp, po, &t->pixels, &err);
+    dim_model_free(f);
+    t->seconds = clock_mono_s() - t0;
+    if (rc != 0) {
         fprintf(stderr, "dimd: probe: %s\n", err.msg);
         return -1;
     }
     return 0;
+}
+
+void cli_probe_print(const struct cli_probe_table *t, const struct dim_probe_opts *po)
+{
+    printf("%s probe%s, test accuracy      conv     fc       y\n", dim_probe_kind_name(po->kind),
+           po->kind == DIM_PROBE_LINEAR ? " (converged)" : "");
+    const struct dim_linclass_result *rows[2] = {t->trained, t->fresh};
+    const char *who[2] = {"trained encoder", "fresh encoder  "};
+    for (int k = 0; k < 1 + t->has_fresh; k++)
+        printf("  %s                %.4f   %.4f   %.4f\n", who[k], rows[k][0].accuracy,
+               rows[k][1].accuracy, rows[k][2].accuracy);
+    printf("  raw pixels, same probe         %.4f\n", t->pixels.accuracy);
+    if (po->kind == DIM_PROBE_LINEAR)
+        printf("  (L2 weight chosen on a %.0f %% validation split; trained y: lambda %g, %d "
+               "iterations, |grad| %.1e, %s)\n",
+               100 * po->linear.val_fraction, t->trained[2].lambda, t->trained[2].iterations,
+               t->trained[2].gnorm, nn_lbfgs_stop_name(t->trained[2].stop));
+}
+
+static json_t *fit_json(const struct dim_linclass_result *r)
+{
+    return json_pack("{s:f, s:f, s:i, s:f, s:s}", "lambda", r->lambda, "val_accuracy",
+                     r->val_accuracy, "iterations", r->iterations, "gnorm", r->gnorm, "stop",
+                     nn_lbfgs_stop_name(r->stop));
+}
+
+json_t *cli_probe_json(const struct cli_probe_table *t, const struct dim_probe_opts *po)
+{
+    json_t *o = json_object(), *fit = json_object();
+    json_object_set_new(o, "kind", json_string(dim_probe_kind_name(po->kind)));
+    if (po->kind == DIM_PROBE_MLP)
+        json_object_set_new(o, "epochs", json_integer(po->epochs));
+    json_object_set_new(o, "seconds", json_real(t->seconds));
+    const struct dim_linclass_result *rows[2] = {t->trained, t->fresh};
+    const char *who[2] = {"trained", "fresh"};
+    for (int k = 0; k < 1 + t->has_fresh; k++) {
+        json_t *acc = json_object(), *f = json_object();
+        for (int tap = 0; tap < DIM_N_PROBE_TAPS; tap++) {
+            json_object_set_new(acc, dim_probe_row_name(tap), json_real(rows[k][tap].accuracy));
+            json_object_set_new(f, dim_probe_row_name(tap), fit_json(&rows[k][tap]));
+        }
+        json_object_set_new(o, who[k], acc);
+        json_object_set_new(fit, who[k], f);
+    }
+    json_object_set_new(o, "pixels", json_real(t->pixels.accuracy));
+    json_object_set_new(fit, "pixels", fit_json(&t->pixels));
+    if (po->kind == DIM_PROBE_LINEAR)
+        json_object_set_new(o, "fit", fit);
+    else
+        json_decref(fit);
+    return o;
 }
 
 struct threadpool *cli_threads_use(int threads)

@@ -1,6 +1,6 @@
-/* cli_eval.c - `dimd eval`: probe accuracies of a saved encoder on a dataset and,
- * with --fresh, of a freshly initialised encoder of the same architecture under
- * the same protocol (what `dimd train` reports at its end). */
+/* cli_eval.c - `dimd eval`: probe accuracies of a saved encoder on a dataset, of
+ * the raw pixels and, with --fresh, of a freshly initialised encoder of the same
+ * architecture under the same protocol (what `dimd train` reports at its end). */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,11 +12,6 @@
 
 static const char *const eval_with_value[] = {"checkpoint", "dataset",      "probe",
                                               "threads",    "probe_epochs", NULL};
-
-static json_t *taps_json(const double acc[DIM_N_PROBE_TAPS])
-{
-    return json_pack("{s:f, s:f, s:f}", "conv", acc[0], "fc", acc[1], "y", acc[2]);
-}
 
 int cli_eval(int argc, char **argv)
 {
@@ -38,8 +33,13 @@ int cli_eval(int argc, char **argv)
         if (strcmp(name, "help") == 0) {
             printf("usage: dimd eval --checkpoint PATH [--dataset NAME|DIR] [--probe linear|mlp] "
                    "[--probe_epochs N] [--fresh] [--threads N] [--json]\n"
-                   "  --fresh   also probe a freshly initialised encoder of the same "
-                   "architecture\n");
+                   "  --probe linear   logistic regression solved to convergence, L2 weight "
+                   "chosen on a validation split (default)\n"
+                   "  --probe mlp      the paper's MLP probe, trained for --probe_epochs "
+                   "epochs (default %d)\n"
+                   "  --fresh          also probe a freshly initialised encoder of the same "
+                   "architecture\n",
+                   po.epochs);
             return 0;
         } else if (strcmp(name, "checkpoint") == 0) {
             ckpt = val;
@@ -77,7 +77,7 @@ int cli_eval(int argc, char **argv)
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int nthreads = threads ? (int)threads : (cores > 0 ? (int)cores : 1);
     struct dim_err err;
-    struct dim_model *m = NULL, *f = NULL;
+    struct dim_model *m = NULL;
     if (dim_checkpoint_load(ckpt, &m, NULL, false, &err) != 0) {
         fprintf(stderr, "dimd eval: %s\n", err.msg);
         return CLI_EXIT_USAGE;
@@ -89,30 +89,16 @@ int cli_eval(int argc, char **argv)
     }
     int status = CLI_EXIT_FAIL;
     struct threadpool *pool = cli_threads_use(nthreads);
-    double acc[2][DIM_N_PROBE_TAPS];
-    if (cli_probe_model(m, &train, &test, &po, acc[0]) != 0)
+    struct cli_probe_table t;
+    if (cli_probe_compare(m, fresh, &train, &test, &po, &t) != 0)
         goto out;
-    if (fresh) {
-        if (dim_model_create(&f, &m->cfg, false, &err) != 0) {
-            fprintf(stderr, "dimd eval: %s\n", err.msg);
-            goto out;
-        }
-        if (cli_probe_model(f, &train, &test, &po, acc[1]) != 0)
-            goto out;
-    }
     if (json) {
-        json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:o}", "command", "eval", "dataset", dataset,
-                              "probe", dim_probe_kind_name(po.kind), "probe_epochs", po.epochs,
-                              "accuracy", taps_json(acc[0]));
-        if (fresh)
-            json_object_set_new(o, "fresh", taps_json(acc[1]));
+        json_t *o = json_pack("{s:s, s:s, s:o}", "command", "eval", "dataset", dataset, "probe",
+                              cli_probe_json(&t, &po));
         cli_print_json(o, 6);
     } else {
-        printf("%s probe on %s, test accuracy: conv %.4f  fc %.4f  y %.4f\n",
-               dim_probe_kind_name(po.kind), dataset, acc[0][0], acc[0][1], acc[0][2]);
-        if (fresh)
-            printf("fresh encoder, same protocol:       conv %.4f  fc %.4f  y %.4f\n", acc[1][0],
-                   acc[1][1], acc[1][2]);
+        printf("dataset %s\n", dataset);
+        cli_probe_print(&t, &po);
     }
     status = 0;
 out:
@@ -120,6 +106,5 @@ out:
     dim_dataset_free(&train);
     dim_dataset_free(&test);
     dim_model_free(m);
-    dim_model_free(f);
     return status;
 }

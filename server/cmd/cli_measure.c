@@ -18,8 +18,8 @@
 
 static const char *const measure_with_value[] = {
     "checkpoint", "dataset",      "measures",     "seed",       "threads",   "grid",
-    "max_train",  "max_test",     "probe_epochs", "svm_epochs", "svm_seeds", "ndm_steps",
-    "mine_steps", "recon_epochs", "grid_pairs",   NULL};
+    "max_train",  "max_test",     "probe_epochs", "ndm_steps", "mine_steps", "recon_epochs",
+    "grid_pairs", NULL};
 
 static atomic_bool measure_cancel;
 
@@ -51,15 +51,14 @@ static void measure_usage(void)
         "Budgets:\n"
         "  --max_train N      training images used, evenly spaced, 0 = all (default %zu)\n"
         "  --max_test N       test images used, evenly spaced, 0 = all (default %zu)\n"
-        "  --probe_epochs N   linear and MLP probe epochs (default %d)\n"
-        "  --svm_epochs N     epochs per SVM run (default %d)\n"
-        "  --svm_seeds N      SVM runs per tap (default %d)\n"
+        "  --probe_epochs N   MLP probe epochs (default %d; the linear probe and the SVM\n"
+        "                     are solved to convergence, their L2 weight chosen on a\n"
+        "                     validation split of the training images)\n"
         "  --ndm_steps N      NDM discriminator steps, per variant (default %d)\n"
         "  --mine_steps N     MINE critic steps (default %d)\n"
         "  --recon_epochs N   decoder epochs (default %d)\n"
         "  --grid_pairs N     pairs in the grid image (default %d)\n",
-        (unsigned long long)d.seed, d.max_train, d.max_test, d.probe_epochs, d.svm_epochs,
-        d.svm_seeds, d.ndm_steps, d.mine_steps, d.recon_epochs, d.grid_pairs);
+        (unsigned long long)d.seed, d.max_train, d.max_test, d.probe_epochs, d.ndm_steps, d.mine_steps, d.recon_epochs, d.grid_pairs);
 }
 
 /* One table row: a label and the trained (and fresh) value. */
@@ -78,25 +77,23 @@ static void row(const char *label, double a, const double *b, int prec)
 
 static void print_table(const struct dim_eval_result *r, const struct dim_eval_result *f)
 {
-    static const char *tap[DIM_N_PROBE_TAPS] = {"conv", "fc", "y"};
     char label[64];
     if (f)
         printf("  %-26s %10s %10s\n", "measure", "trained", "fresh");
     else
         printf("  %-26s %10s\n", "measure", "trained");
-    for (int t = 0; t < DIM_N_PROBE_TAPS && (r->measures & DIM_MEASURE_LINEAR); t++) {
-        snprintf(label, sizeof label, "linear probe acc, %s", tap[t]);
-        row(label, r->linear[t], f ? &f->linear[t] : NULL, 4);
+    /* rows conv, fc, y, then pixels (the same for both encoders) */
+    for (int t = 0; t < DIM_PROBE_ROWS && (r->measures & DIM_MEASURE_LINEAR); t++) {
+        snprintf(label, sizeof label, "linear probe acc, %s", dim_probe_row_name(t));
+        row(label, r->linear[t].accuracy, f ? &f->linear[t].accuracy : NULL, 4);
     }
-    for (int t = 0; t < DIM_N_PROBE_TAPS && (r->measures & DIM_MEASURE_MLP); t++) {
-        snprintf(label, sizeof label, "MLP probe acc, %s", tap[t]);
+    for (int t = 0; t < DIM_PROBE_ROWS && (r->measures & DIM_MEASURE_MLP); t++) {
+        snprintf(label, sizeof label, "MLP probe acc, %s", dim_probe_row_name(t));
         row(label, r->mlp[t], f ? &f->mlp[t] : NULL, 4);
     }
-    for (int t = 0; t < DIM_N_PROBE_TAPS && (r->measures & DIM_MEASURE_SVM); t++) {
-        snprintf(label, sizeof label, "SVM acc, %s (mean)", tap[t]);
-        row(label, r->svm_mean[t], f ? &f->svm_mean[t] : NULL, 4);
-        snprintf(label, sizeof label, "SVM acc, %s (std)", tap[t]);
-        row(label, r->svm_std[t], f ? &f->svm_std[t] : NULL, 4);
+    for (int t = 0; t < DIM_PROBE_ROWS && (r->measures & DIM_MEASURE_SVM); t++) {
+        snprintf(label, sizeof label, "SVM acc, %s", dim_probe_row_name(t));
+        row(label, r->svm[t].accuracy, f ? &f->svm[t].accuracy : NULL, 4);
     }
     if (r->measures & DIM_MEASURE_NDM) {
         row("NDM (nats)", r->ndm, f ? &f->ndm : NULL, 4);
@@ -163,8 +160,7 @@ int cli_measure(int argc, char **argv)
         int *v;
         uint64_t lo, hi;
     } ints[] = {
-        {"probe_epochs", &eo.probe_epochs, 1, 10000}, {"svm_epochs", &eo.svm_epochs, 1, 10000},
-        {"svm_seeds", &eo.svm_seeds, 1, 100},         {"ndm_steps", &eo.ndm_steps, 1, 1000000},
+        {"probe_epochs", &eo.probe_epochs, 1, 10000}, {"ndm_steps", &eo.ndm_steps, 1, 1000000},
         {"mine_steps", &eo.mine_steps, 1, 1000000},   {"recon_epochs", &eo.recon_epochs, 1, 10000},
         {"grid_pairs", &eo.grid_pairs, 1, 1000}};
     int i = 2;

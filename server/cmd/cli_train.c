@@ -56,7 +56,8 @@ static void train_usage(FILE *f)
             "  --random_crop N      augmentation: pad N pixels and crop back at random\n"
             "  --random_flip        augmentation: random horizontal flips\n"
             "  --probe linear|mlp|none  probe after training (default linear)\n"
-            "  --probe_epochs N     probe training epochs (default 20)\n"
+            "  --probe_epochs N     MLP probe training epochs (default 20; the linear probe\n"
+            "                       is solved to convergence)\n"
             "  --json               end with one JSON object holding every final figure\n"
             "\nHyperparameters (same names as the service's job JSON):\n");
     for (size_t i = 0; i < dim_n_hparams; i++) {
@@ -227,14 +228,6 @@ static json_t *losses_json(const struct dim_model *m, const struct dim_losses *l
     return o;
 }
 
-static json_t *taps_json(const double acc[DIM_N_PROBE_TAPS])
-{
-    json_t *o = json_object();
-    for (int t = 0; t < DIM_N_PROBE_TAPS; t++)
-        json_object_set_new(o, dim_tap_name((enum dim_tap)t), json_real(acc[t]));
-    return o;
-}
-
 int cli_train(int argc, char **argv)
 {
     struct train_opts o;
@@ -262,7 +255,7 @@ int cli_train(int argc, char **argv)
     if (cli_load_dataset("train", o.dataset, &train, &test) != 0)
         return CLI_EXIT_USAGE;
     struct threadpool *pool = cli_threads_use((int)o.threads);
-    struct dim_model *m = NULL, *fresh = NULL;
+    struct dim_model *m = NULL;
     struct dim_trainer *tr = NULL;
     struct dim_train_progress prog;
     int status = CLI_EXIT_FAIL;
@@ -352,27 +345,15 @@ int cli_train(int argc, char **argv)
         status = 130;
         goto out;
     }
-    double acc[2][DIM_N_PROBE_TAPS] = {{0}};
-    double probe_seconds = 0;
     struct dim_probe_opts po;
     dim_probe_opts_default(&po);
     po.kind = o.probe_kind;
     po.epochs = (int)o.probe_epochs;
+    struct cli_probe_table pt;
     if (o.probe) {
-        double p0 = clock_mono_s();
-        if (cli_probe_model(m, &train, &test, &po, acc[0]) != 0)
+        if (cli_probe_compare(m, true, &train, &test, &po, &pt) != 0)
             goto out;
-        if (dim_model_create(&fresh, &m->cfg, false, &err) != 0) {
-            fprintf(stderr, "dimd train: %s\n", err.msg);
-            goto out;
-        }
-        if (cli_probe_model(fresh, &train, &test, &po, acc[1]) != 0)
-            goto out;
-        probe_seconds = clock_mono_s() - p0;
-        printf("%s probe, test accuracy     conv     fc       y\n", dim_probe_kind_name(po.kind));
-        const char *who[2] = {"trained encoder", "fresh encoder  "};
-        for (int k = 0; k < 2; k++)
-            printf("  %s            %.4f   %.4f   %.4f\n", who[k], acc[k][0], acc[k][1], acc[k][2]);
+        cli_probe_print(&pt, &po);
     }
     if (o.json) {
         json_t *j = json_object();
@@ -388,22 +369,14 @@ int cli_train(int argc, char **argv)
         json_object_set_new(j, "final_losses_window", json_integer((json_int_t)last.n));
         if (o.out)
             json_object_set_new(j, "checkpoint", json_string(o.out));
-        if (o.probe) {
-            json_t *p = json_object();
-            json_object_set_new(p, "kind", json_string(dim_probe_kind_name(po.kind)));
-            json_object_set_new(p, "epochs", json_integer(po.epochs));
-            json_object_set_new(p, "seconds", json_real(probe_seconds));
-            json_object_set_new(p, "trained", taps_json(acc[0]));
-            json_object_set_new(p, "fresh", taps_json(acc[1]));
-            json_object_set_new(j, "probe", p);
-        }
+        if (o.probe)
+            json_object_set_new(j, "probe", cli_probe_json(&pt, &po));
         cli_print_json(j, 6);
     }
     status = 0;
 out:
     dim_trainer_free(tr);
     dim_model_free(m);
-    dim_model_free(fresh);
     dim_dataset_free(&train);
     dim_dataset_free(&test);
     cli_threads_release(pool);

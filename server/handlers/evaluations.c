@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "api/evalspec.h"
 #include "handlers/handlers.h"
 #include "store/evaluations.h"
 
@@ -11,6 +12,7 @@ static json_t *evaluation_json(const struct store_model_version *v,
                                const struct store_evaluation *e)
 {
     json_t *results = json_loads(e->results_json ? e->results_json : "{}", 0, NULL);
+    evalspec_result_upgrade(results); /* stored by an older dimd */
     char grid[192];
     snprintf(grid, sizeof grid, "/v1/models/%s/versions/v%d/evaluations/%lld/grid", v->name,
              v->version, (long long)e->id);

@@ -70,7 +70,7 @@ static bool job_writes(const struct store_job *job, const char *k)
     else if (strcmp(k, "loss_prior_enc") == 0 || strcmp(k, "loss_prior_disc") == 0)
         yes = spec_number(spec, "gamma") > 0;
     else if (strcmp(k, "probe_conv") == 0 || strcmp(k, "probe_fc") == 0 ||
-             strcmp(k, "probe_y") == 0)
+             strcmp(k, "probe_y") == 0 || strcmp(k, "probe_pixels") == 0)
         yes = probing;
     json_decref(spec);
     return yes;

@@ -9,6 +9,7 @@
 #include "service/job_run.h"
 
 #include <stdarg.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -183,6 +184,7 @@ void job_run(struct worker *w, const struct store_job *job)
     x.w = w;
     x.id = job->id;
     x.attempt = job->attempts;
+    x.probe_pixels = NAN;
     json_t *body = json_loads(job->spec_json ? job->spec_json : "", 0, NULL);
     bool evaluation = evalspec_is_evaluation(body);
     if (evaluation)

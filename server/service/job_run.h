@@ -71,6 +71,7 @@ struct run {
     struct job_spec spec;
     struct dim_dataset train, test;
     struct dim_dataset probe_train; /* a strided subset of train, owned (px NULL: use train) */
+    double probe_pixels;            /* the probe's accuracy on the pixels, NaN until measured */
     struct dim_model *m;
     struct dim_trainer *tr;
     bool loss_on[N_LOSS_KEYS];

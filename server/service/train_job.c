@@ -32,7 +32,7 @@
 #include <string.h>
 
 #include "api/real.h"
-#include "dim/probe.h"
+#include "eval/probe.h"
 #include "store/checkpoints.h"
 #include "util/clock.h"
 #include "util/sha256.h"
@@ -51,6 +51,8 @@ static int push_losses(struct run *x, const struct dim_losses *l)
     return 0;
 }
 
+/* The probe on every tap, and once per run on the pixels (the same at every
+ * checkpoint: the baseline the dashboard draws as a flat line). */
 static int run_probe(struct run *x, double acc[DIM_N_PROBE_TAPS])
 {
     const struct dim_dataset *tr = x->probe_train.px ? &x->probe_train : &x->train;
@@ -58,11 +60,22 @@ static int run_probe(struct run *x, double acc[DIM_N_PROBE_TAPS])
     dim_probe_opts_default(&po);
     po.kind = x->spec.probe == JOB_PROBE_MLP ? DIM_PROBE_MLP : DIM_PROBE_LINEAR;
     po.epochs = (int)x->spec.probe_epochs;
+    po.cancel = &x->r->stop;
     struct dim_err err;
-    int rc = dim_probe_model(x->m, tr, &x->test, &po, acc, &err);
+    struct dim_linclass_result res[DIM_N_PROBE_TAPS], px;
+    int rc = dim_probe_model(x->m, tr, &x->test, &po, res, &err);
+    if (rc == 0 && !isfinite(x->probe_pixels)) {
+        const struct dim_preprocess pp = dim_model_preprocess(x->m);
+        if ((rc = dim_probe_pixels(tr, &x->test, &pp, &po, &px, &err)) == 0)
+            x->probe_pixels = px.accuracy;
+    }
+    if (rc == DIM_ECANCELLED)
+        return job_run_shutdown(x);
     if (rc)
         return job_run_fail(x, rc == DIM_ENOMEM ? "out_of_memory" : "probe_failed",
                             "probe at step %llu: %s", (unsigned long long)x->step, err.msg);
+    for (int t = 0; t < DIM_N_PROBE_TAPS; t++)
+        acc[t] = res[t].accuracy;
     return RUN_OK;
 }
 
@@ -79,6 +92,8 @@ static json_t *checkpoint_metrics(const struct run *x, const double *acc)
     for (int t = 0; acc && t < DIM_N_PROBE_TAPS; t++)
         if (isfinite(acc[t]))
             json_object_set_new(o, probe_keys[t], json_real(acc[t]));
+    if (acc && isfinite(x->probe_pixels))
+        json_object_set_new(o, "probe_pixels", json_real(x->probe_pixels));
     return o;
 }
 
@@ -94,6 +109,8 @@ int train_job_checkpoint(struct run *x, bool probe)
         for (int t = 0; t < DIM_N_PROBE_TAPS; t++)
             if (job_run_push_point(x, probe_keys[t], acc[t], ms) != 0)
                 return job_run_fail(x, "out_of_memory", "out of memory for metric points");
+        if (job_run_push_point(x, "probe_pixels", x->probe_pixels, ms) != 0)
+            return job_run_fail(x, "out_of_memory", "out of memory for metric points");
     }
     if (job_run_flush(x) != RUN_OK)
         return RUN_END;

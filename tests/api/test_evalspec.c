@@ -133,8 +133,8 @@ static void test_defaults(void **state)
     const char *order[] = {"linear", "mlp", "svm", "ndm", "mine", "recon"};
     for (int i = 0; i < DIM_N_MEASURES; i++)
         assert_string_equal(json_string_value(json_array_get(m, (size_t)i)), order[i]);
-    assert_int_equal(json_integer_value(json_object_get(j, "max_train")), 10000);
-    assert_int_equal(json_integer_value(json_object_get(j, "svm_seeds")), 3);
+    assert_int_equal(json_integer_value(json_object_get(j, "max_train")), 0); /* all */
+    assert_null(json_object_get(j, "svm_seeds")); /* the SVM is solved, not trained */
     json_decref(j);
 
     /* null is the default; kind may be left out of the body given to the parser */
@@ -248,8 +248,8 @@ static void test_budgets(void **state)
         json_int_t lo, hi;
     } keys[] = {
         {"seed", 0, 9007199254740991LL}, {"max_train", 0, 1000000000}, {"max_test", 0, 1000000000},
-        {"probe_epochs", 1, 1000},        {"svm_epochs", 1, 1000},      {"svm_seeds", 1, 100},
-        {"ndm_steps", 1, 1000000},        {"mine_steps", 1, 1000000},   {"recon_epochs", 1, 1000},
+        {"probe_epochs", 1, 1000},        {"ndm_steps", 1, 1000000},    {"mine_steps", 1, 1000000},
+        {"recon_epochs", 1, 1000},
         {"grid_pairs", 0, 64},
     };
     struct eval_spec s;
@@ -287,8 +287,11 @@ static void test_budgets(void **state)
 static void test_all_errors_at_once(void **state)
 {
     (void)state;
-    expect_paths("{\"kind\": \"evaluate\", \"version\": \"x\", \"svm_seeds\": 0, \"bogus\": 1}", 4,
-                 "$.version", "$.svm_seeds", "$.bogus", "$.model");
+    expect_paths("{\"kind\": \"evaluate\", \"version\": \"x\", \"probe_epochs\": 0, \"bogus\": 1}",
+                 4, "$.version", "$.probe_epochs", "$.bogus", "$.model");
+    /* the old SVM budgets are gone: named as unknown fields */
+    expect_paths("{\"kind\": \"evaluate\", \"model\": \"fm\", \"svm_seeds\": 3, \"svm_epochs\": 5}",
+                 2, "$.svm_seeds", "$.svm_epochs");
     struct eval_spec s;
     json_t *errors = json_pack("[{s:s, s:s}]", "path", "$", "message", "earlier");
     json_t *body = specfix_load("{\"kind\": \"evaluate\", \"model\": \"fm\", \"grid_pairs\": 65, "
@@ -305,7 +308,7 @@ static void test_round_trip(void **state)
     const char *text =
         "{\"kind\": \"evaluate\", \"name\": \"eval-1\", \"model\": \"fm_b\", \"version\": \"v12\", "
         "\"measures\": [\"mlp\", \"ndm\", \"recon\"], \"seed\": 42, \"max_train\": 5000, "
-        "\"max_test\": 700, \"probe_epochs\": 2, \"svm_epochs\": 3, \"svm_seeds\": 4, "
+        "\"max_test\": 700, \"probe_epochs\": 2, "
         "\"ndm_steps\": 50, \"mine_steps\": 60, \"recon_epochs\": 7, \"grid_pairs\": 0}";
     struct eval_spec s1, s2, d;
     parse_ok(text, &s1);
@@ -377,20 +380,22 @@ static void test_metric_keys(void **state)
 {
     (void)state;
     check_keys(0, 0, NULL);
-    const char *lin[] = {"eval_linear_conv", "eval_linear_fc", "eval_linear_y"};
-    check_keys(DIM_MEASURE_LINEAR, 3, lin);
-    const char *svm_mine[] = {"eval_svm_conv", "eval_svm_fc", "eval_svm_y", "eval_mine"};
-    check_keys(DIM_MEASURE_SVM | DIM_MEASURE_MINE, 4, svm_mine);
+    const char *lin[] = {"eval_linear_conv", "eval_linear_fc", "eval_linear_y",
+                         "eval_linear_pixels"};
+    check_keys(DIM_MEASURE_LINEAR, 4, lin);
+    const char *svm_mine[] = {"eval_svm_conv", "eval_svm_fc", "eval_svm_y", "eval_svm_pixels",
+                              "eval_mine"};
+    check_keys(DIM_MEASURE_SVM | DIM_MEASURE_MINE, 5, svm_mine);
     const char *ndm_recon[] = {"eval_ndm", "eval_ndm_sigmoid", "eval_ssim", "eval_ms_ssim",
                                "eval_recon_mse"};
     check_keys(DIM_MEASURE_NDM | DIM_MEASURE_RECON, 5, ndm_recon);
-    const char *mlp[] = {"eval_mlp_conv", "eval_mlp_fc", "eval_mlp_y"};
-    check_keys(DIM_MEASURE_MLP, 3, mlp);
+    const char *mlp[] = {"eval_mlp_conv", "eval_mlp_fc", "eval_mlp_y", "eval_mlp_pixels"};
+    check_keys(DIM_MEASURE_MLP, 4, mlp);
 
     /* all: the singles' keys concatenated in measure order, all distinct, and it fits */
     const char *all[EVAL_MAX_KEYS];
     size_t n_all = evalspec_metric_keys(DIM_MEASURE_ALL, all);
-    assert_int_equal(n_all, 16);
+    assert_int_equal(n_all, 19); /* progress, 4 + 4 + 4 classifier rows, 2 NDM, MINE, 3 recon */
     size_t at = 1;
     for (int m = 0; m < DIM_N_MEASURES; m++) {
         const char *one[EVAL_MAX_KEYS];
@@ -411,11 +416,15 @@ static void full_result(struct dim_eval_result *r)
 {
     memset(r, 0, sizeof *r);
     r->measures = DIM_MEASURE_ALL;
-    for (int t = 0; t < DIM_N_PROBE_TAPS; t++) {
-        r->linear[t] = 0.1 + t;
+    for (int t = 0; t < DIM_PROBE_ROWS; t++) {
+        r->linear[t].accuracy = 0.1 + t;
+        r->linear[t].lambda = 1e-3;
+        r->linear[t].val_accuracy = 0.05 + t;
+        r->linear[t].iterations = 40 + t;
+        r->linear[t].gnorm = 5e-5;
         r->mlp[t] = 0.2 + t;
-        r->svm_mean[t] = 0.3 + t;
-        r->svm_std[t] = 0.4 + t;
+        r->svm[t] = r->linear[t];
+        r->svm[t].accuracy = 0.3 + t;
     }
     r->ndm = 5.5;
     r->ndm_sigmoid = 6.5;
@@ -456,7 +465,8 @@ static void test_result_points(void **state)
     assert_true(point(keys, values, n, "eval_linear_conv") == 0.1);
     assert_true(point(keys, values, n, "eval_linear_y") == 2.1);
     assert_true(point(keys, values, n, "eval_mlp_fc") == 1.2);
-    assert_true(point(keys, values, n, "eval_svm_y") == 2.3); /* the mean, not the spread */
+    assert_true(point(keys, values, n, "eval_svm_y") == 2.3);
+    assert_true(point(keys, values, n, "eval_linear_pixels") == 3.1);
     assert_true(point(keys, values, n, "eval_ndm") == 5.5);
     assert_true(point(keys, values, n, "eval_ndm_sigmoid") == 6.5);
     assert_true(point(keys, values, n, "eval_mine") == 7.5);
@@ -483,8 +493,13 @@ static void test_result_json(void **state)
     assert_int_equal(json_integer_value(json_object_get(j, "n_test")), 200);
     assert_true(json_real_value(json_object_get(json_object_get(j, "linear"), "fc")) == 1.1);
     json_t *svm = json_object_get(j, "svm");
-    assert_true(json_real_value(json_object_get(json_object_get(svm, "mean"), "y")) == 2.3);
-    assert_true(json_real_value(json_object_get(json_object_get(svm, "std"), "conv")) == 0.4);
+    assert_true(json_real_value(json_object_get(svm, "y")) == 2.3);
+    assert_true(json_real_value(json_object_get(svm, "pixels")) == 3.3);
+    json_t *fit = json_object_get(json_object_get(svm, "fit"), "fc");
+    assert_int_equal(json_integer_value(json_object_get(fit, "iterations")), 41);
+    assert_true(json_real_value(json_object_get(fit, "lambda")) == 1e-3);
+    assert_string_equal(json_string_value(json_object_get(fit, "stop")), "converged");
+    assert_true(json_real_value(json_object_get(json_object_get(j, "mlp"), "pixels")) == 3.2);
     assert_true(json_real_value(json_object_get(j, "ms_ssim")) == 9.5);
     assert_int_equal(json_integer_value(json_object_get(j, "ms_ssim_scales")), 3);
     assert_int_equal(json_array_size(json_object_get(j, "failed")), 0);
@@ -499,9 +514,10 @@ static void test_result_json(void **state)
     r.measures = DIM_MEASURE_LINEAR | DIM_MEASURE_NDM;
     r.failed = DIM_MEASURE_NDM;
     snprintf(r.failure, sizeof r.failure, "ndm: non-finite");
-    r.linear[0] = 0.5;
-    r.linear[1] = 0.6;
-    r.linear[2] = NAN;
+    for (int t = 0; t < DIM_PROBE_ROWS; t++)
+        r.linear[t].accuracy = NAN;
+    r.linear[0].accuracy = 0.5;
+    r.linear[1].accuracy = 0.6;
     r.ndm = NAN;
     r.ndm_sigmoid = INFINITY;
     r.seconds[0] = 1;
@@ -533,6 +549,41 @@ static void test_result_json(void **state)
     json_decref(j);
 }
 
+/* Results an older dimd stored (Adam SVM with mean and std, rows without
+ * pixels or fit) come out in the current shape; current results are unchanged. */
+static void test_result_upgrade(void **state)
+{
+    (void)state;
+    json_t *old = specfix_load(
+        "{\"linear\": {\"conv\": 0.8, \"fc\": 0.81, \"y\": 0.7}, \"mlp\": {\"conv\": 0.85, "
+        "\"fc\": 0.84, \"y\": 0.75}, \"svm\": {\"mean\": {\"conv\": 0.79, \"fc\": 0.8, \"y\": "
+        "0.69}, \"std\": {\"conv\": 0.01, \"fc\": 0.0, \"y\": 0.02}}, \"ndm\": 0.3}");
+    evalspec_result_upgrade(old);
+    json_t *svm = json_object_get(old, "svm");
+    assert_true(json_real_value(json_object_get(svm, "fc")) == 0.8);
+    assert_null(json_object_get(svm, "mean"));
+    assert_null(json_object_get(svm, "std"));
+    assert_true(json_is_null(json_object_get(svm, "pixels")));
+    assert_true(json_is_null(json_object_get(json_object_get(svm, "fit"), "y")));
+    json_t *lin = json_object_get(old, "linear");
+    assert_true(json_real_value(json_object_get(lin, "y")) == 0.7);
+    assert_true(json_is_null(json_object_get(lin, "pixels")));
+    assert_true(json_is_object(json_object_get(lin, "fit")));
+    json_t *mlp = json_object_get(old, "mlp");
+    assert_true(json_is_null(json_object_get(mlp, "pixels")));
+    assert_null(json_object_get(mlp, "fit")); /* the MLP has no solves */
+    assert_true(json_real_value(json_object_get(old, "ndm")) == 0.3);
+    json_decref(old);
+
+    struct dim_eval_result r;
+    full_result(&r);
+    json_t *cur = evalspec_result_json(&r), *copy = json_deep_copy(cur);
+    evalspec_result_upgrade(copy);
+    assert_true(json_equal(cur, copy));
+    json_decref(cur);
+    json_decref(copy);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -549,6 +600,7 @@ int main(void)
         cmocka_unit_test(test_metric_keys),
         cmocka_unit_test(test_result_points),
         cmocka_unit_test(test_result_json),
+        cmocka_unit_test(test_result_upgrade),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

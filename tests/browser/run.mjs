@@ -495,11 +495,14 @@ async function main() {
     await page.screenshot({path: path.join(OUT, 'model.png'), fullPage: true});
   }, 120000);
 
-  // The tiny budget of the evaluation tests: a few seconds on two cores.
-  const TINY = {max_train: 400, max_test: 200, probe_epochs: 2, svm_epochs: 2, svm_seeds: 2, ndm_steps: 40,
+  // The tiny budget of the evaluation tests: the linear probe and the SVM are
+  // solved to convergence on four rows each (conv, fc, Y, pixels), which takes
+  // tens of seconds on two busy cores even with few images.
+  const TINY = {max_train: 200, max_test: 100, probe_epochs: 2, ndm_steps: 40,
     mine_steps: 40, recon_epochs: 2, grid_pairs: 4};
   const MEASURES = ['linear', 'svm', 'ndm', 'mine', 'recon']; // all but mlp: the form sends a list
-  const FIGURES = ['linear.conv', 'linear.fc', 'linear.y', 'svm.conv', 'svm.fc', 'svm.y', 'ndm', 'ndm_sigmoid',
+  const ROWS = ['conv', 'fc', 'y', 'pixels']; // the taps, then the raw pixels (the baseline)
+  const FIGURES = [...['linear', 'svm'].flatMap((m) => ROWS.map((t) => `${m}.${t}`)), 'ndm', 'ndm_sigmoid',
     'mine', 'ssim', 'ms_ssim', 'recon_mse'];
   const figures = (card) => card.locator('[data-fig]').evaluateAll((els) =>
     Object.fromEntries(els.map((el) => [el.dataset.fig, el.textContent.trim()])));
@@ -518,20 +521,22 @@ async function main() {
     const boxes = form.locator('.field[data-field="measures"] input[type=checkbox]');
     check(await boxes.count() === mField.enum.length, `${await boxes.count()} measure checkboxes for ${mField.enum.length} measures`);
     check((await boxes.evaluateAll((b) => b.filter((x) => x.checked).length)) === mField.default.length, 'the default measures are not all ticked');
-    const seeds = shown.find((f) => f.name === 'svm_seeds');
-    const si = page.locator('#ev-svm_seeds');
-    check(await si.inputValue() === String(seeds.default) && await si.getAttribute('min') === String(seeds.minimum) &&
-      await si.getAttribute('max') === String(seeds.maximum), 'svm_seeds has not the schema\'s default and bounds');
-    // The server's 422: next to svm_seeds and measures, nothing made.
+    check(!fields.includes('svm_seeds') && !fields.includes('svm_epochs'), 'the form still has SVM seeds or epochs');
+    const epochs = shown.find((f) => f.name === 'probe_epochs');
+    const pe = page.locator('#ev-probe_epochs');
+    check(await pe.inputValue() === String(epochs.default) && await pe.getAttribute('min') === String(epochs.minimum) &&
+      await pe.getAttribute('max') === String(epochs.maximum), 'probe_epochs has not the schema\'s default and bounds');
+    check(await page.locator('#ev-max_train').inputValue() === '0', 'max_train is not 0 (all training images) by default');
+    // The server's 422: next to probe_epochs and measures, nothing made.
     const jobsBefore = (await api('GET', '/v1/jobs')).jobs.length;
-    await si.fill('0');
+    await pe.fill('0');
     for (const b of await boxes.all()) await b.uncheck();
     await form.locator('button[type=submit]').click();
-    const seedsErr = form.locator('.field[data-field="svm_seeds"] .field-error');
-    await until('an error by the svm_seeds field', async () => (await seedsErr.textContent()).length > 0, 10000);
-    const seedsText = await seedsErr.textContent();
-    check(/range/.test(seedsText) && await seedsErr.isVisible(), `the svm_seeds error says "${seedsText}"`);
-    check(await si.getAttribute('aria-invalid') === 'true', 'svm_seeds is not marked invalid');
+    const epochsErr = form.locator('.field[data-field="probe_epochs"] .field-error');
+    await until('an error by the probe_epochs field', async () => (await epochsErr.textContent()).length > 0, 10000);
+    const epochsText = await epochsErr.textContent();
+    check(/range/.test(epochsText) && await epochsErr.isVisible(), `the probe_epochs error says "${epochsText}"`);
+    check(await pe.getAttribute('aria-invalid') === 'true', 'probe_epochs is not marked invalid');
     const mText = await form.locator('.field[data-field="measures"] .field-error').textContent();
     check(/non-empty|measure/.test(mText), `the measures error says "${mText}"`);
     check(await form.locator('.field[data-field="ndm_steps"] .field-error').textContent() === '', 'a valid field has an error');
@@ -566,7 +571,7 @@ async function main() {
       // The version's block lists it as running, then shows its evaluation.
       const block = page.locator('details.eval-version[data-version="v1"]');
       const card = block.locator(`article.evaluation[data-job="${id}"]`);
-      await card.waitFor({timeout: 60000 * SCALE});
+      await card.waitFor({timeout: 240000 * SCALE});
       const took = Date.now() - t0;
       page.off('request', onRequest);
       check(await block.locator(`li[data-eval-job="${id}"]`).count() === 0, 'the finished job is still listed as running');
@@ -580,7 +585,25 @@ async function main() {
       check(!Object.keys(figs).some((k) => k.startsWith('mlp.')), 'MLP figures for a measure not selected');
       check(Math.abs(parseFloat(figs['linear.y']) - ev.results.linear.y * 100) < 0.051, `linear Y ${figs['linear.y']}, the API ${ev.results.linear.y}`);
       check(Math.abs(parseFloat(figs.mine) - ev.results.mine) < 1e-3 * Math.max(1, Math.abs(ev.results.mine)), `MINE ${figs.mine}, the API ${ev.results.mine}`);
-      check(/± \d/.test(figs['svm.y']), `the SVM figure has no spread: ${figs['svm.y']}`);
+      for (const m of ['linear', 'svm']) {
+        for (const t of ROWS) {
+          const shownPct = parseFloat(figs[`${m}.${t}`]);
+          check(Math.abs(shownPct - ev.results[m][t] * 100) < 0.051 && shownPct >= 0 && shownPct <= 100,
+            `${m} ${t} ${figs[`${m}.${t}`]}, the API ${ev.results[m][t]}`);
+        }
+      }
+      check(!/±/.test(figs['svm.y']), `the SVM figure has a spread: ${figs['svm.y']}`);
+      // The converged solves: lambda and iterations in each cell's tooltip and one line per classifier.
+      const tip = await card.locator('[data-fig="linear.pixels"]').getAttribute('title');
+      const fp = ev.results.linear.fit.pixels;
+      check(tip && tip.includes(`${fp.iterations} iterations`) && tip.includes(fp.stop) && /λ \d/.test(tip),
+        `the linear pixels tooltip says "${tip}" for ${JSON.stringify(fp)}`);
+      const fitLine = (await card.locator('.eval-fit li[data-fit="linear"]').textContent()).trim();
+      const its = ROWS.map((t) => ev.results.linear.fit[t].iterations).join(' · ');
+      check(fitLine.startsWith('linear λ ') && fitLine.includes(`iterations ${its}`), `the linear fit line says "${fitLine}", iterations ${its}`);
+      check(await card.locator('.eval-fit li[data-fit="svm"]').count() === 1, 'no fit line for the SVM');
+      check(await card.locator('table.eval-acc thead th').evaluateAll((ths) => ths.map((t) => t.textContent).join(',')) ===
+        'classifier,conv,fc,Y,pixels', 'the classifier table\'s columns are not conv, fc, Y, pixels');
       const head = await card.locator('header').textContent();
       check(head.includes(`${ev.results.n_train} train / ${ev.results.n_test} test`) && head.includes(MEASURES.join(', ')),
         `the evaluation's header is "${head}"`);
@@ -599,7 +622,7 @@ async function main() {
     } finally {
       await jp.close();
     }
-  }, 120000);
+  }, 300000);
 
   await test('an evaluation job in the jobs table and on its page', async () => {
     check(evalJob, 'no evaluation job');
@@ -618,7 +641,8 @@ async function main() {
     await page.locator(`#eval-results article.evaluation[data-job="${id}"]`).waitFor({timeout: 10000 * SCALE});
     check(await page.locator('figure.chart-card, #charts').count() === 0, 'the page has charts');
     const spec = await page.locator('#spec').textContent();
-    check(/kind\s*"evaluate"/.test(spec) && /svm_seeds\s*2/.test(spec), `the spec shown is "${spec.slice(0, 200)}"`);
+    check(/kind\s*"evaluate"/.test(spec) && /probe_epochs\s*2/.test(spec) && /max_train\s*200/.test(spec) && !/svm_seeds/.test(spec),
+      `the spec shown is "${spec.slice(0, 200)}"`);
     await page.locator('#eval-version').click();
     await until('the version\'s model page', () => new URL(page.url()).hash === '#/models/browser-fm?version=v1', 5000);
     await page.locator(`details.eval-version[data-version="v1"][open] article.evaluation[data-job="${id}"]`).waitFor({timeout: 10000 * SCALE});
@@ -630,19 +654,57 @@ async function main() {
     const out = await page.evaluate(async () => {
       const {evaluationCard} = await import('/ui/evaluations.js');
       const card = evaluationCard({id: 9, job_id: null, created_at: new Date().toISOString(), links: {grid: null},
-        results: {measures: ['linear', 'mine', 'recon'], n_train: 10, n_test: 5, linear: {conv: 0.5, fc: null, y: 0.25},
+        results: {measures: ['linear', 'mine', 'recon'], n_train: 10, n_test: 5,
+          linear: {conv: 0.5, fc: null, y: 0.25, pixels: 0.4, fit: {conv: null, fc: null, y: null,
+            pixels: {lambda: 0.01, val_accuracy: 0.5, iterations: 7, path_iterations: 30, gnorm: 0.002, stop: 'iteration cap', seconds: 0.1}}},
           mine: null, ssim: 0.5, ms_ssim: null, ms_ssim_scales: 1, recon_mse: 0.01, failed: ['mine'],
           failure: 'mine: the DV estimate is not finite at step 7', seconds: {features: 1, linear: 0.5, mine: null, recon: 2}}});
       const fig = (k) => (card.querySelector(`[data-fig="${k}"]`) || {}).textContent;
-      return {mine: fig('mine'), fc: fig('linear.fc'), y: fig('linear.y'), msssim: fig('ms_ssim'), ndm: fig('ndm'),
+      return {mine: fig('mine'), fc: fig('linear.fc'), y: fig('linear.y'), px: fig('linear.pixels'), msssim: fig('ms_ssim'), ndm: fig('ndm'),
+        fit: (card.querySelector('.eval-fit') || {}).textContent,
         failed: (card.querySelector('.eval-failed') || {}).textContent, grid: !!card.querySelector('img'),
         head: card.querySelector('header').textContent, seconds: card.querySelector('.eval-seconds').textContent};
     });
     check(out.mine === 'n/a' && out.fc === 'n/a' && out.msssim === 'n/a', `null figures are not n/a: ${JSON.stringify(out)}`);
-    check(out.y === '25.0%' && out.ndm === undefined && !out.grid, `figures: ${JSON.stringify(out)}`);
+    check(out.y === '25.0%' && out.px === '40.0%' && out.ndm === undefined && !out.grid, `figures: ${JSON.stringify(out)}`);
+    // a solve that hit its cap is named; rows without a fit are n/a
+    check(/linear λ n\/a · n\/a · n\/a · 1e−2, iterations n\/a · n\/a · n\/a · 7 \(pixels: iteration cap\)/.test(out.fit),
+      `the fit line says "${out.fit}"`);
+    // An evaluation stored before the converged SVM: svm {mean, std}, no pixel row.
+    const old = await page.evaluate(async () => {
+      const {evaluationCard} = await import('/ui/evaluations.js');
+      const card = evaluationCard({id: 3, job_id: 2, created_at: new Date().toISOString(), links: {grid: null},
+        results: {measures: ['svm'], n_train: 10, n_test: 5, failed: [], failure: null, seconds: {svm: 1},
+          svm: {mean: {conv: 0.5, fc: 0.25, y: 0.125}, std: {conv: 0.01, fc: 0.02, y: 0.03}}}});
+      const fig = (k) => (card.querySelector(`[data-fig="${k}"]`) || {}).textContent;
+      return {conv: fig('svm.conv'), y: fig('svm.y'), px: fig('svm.pixels'), fit: !!card.querySelector('.eval-fit')};
+    });
+    check(old.conv === '50.0%' && old.y === '12.5%' && old.px === 'n/a' && !old.fit, `an old SVM result shows ${JSON.stringify(old)}`);
     check(/failed: mine/.test(out.failed) && /not finite at step 7/.test(out.failed), `the failure says "${out.failed}"`);
     check(/deleted job/.test(out.head) && /mine n\/a/.test(out.seconds), `header "${out.head}", seconds "${out.seconds}"`);
   });
+
+  await test('a probing job\'s probe charts have the pixel probe as a dashed baseline', async () => {
+    // Submitted now: the worker is free. 10 steps, probed at its one checkpoint.
+    const job = await api('POST', '/v1/jobs', {name: 'browser-probe', steps: 10, batch: 8, mi_dim: 16, y_dim: 16,
+      probe: 'linear', probe_images: 100, checkpoint_every: 10});
+    await until('the probing job to finish', async () => (await api('GET', `/v1/jobs/${job.id}`)).state === 'SUCCEEDED', 180000, 1000);
+    const done = await api('GET', `/v1/jobs/${job.id}`);
+    const px = done.latest.probe_pixels;
+    check(px >= 0 && px <= 1, `probe_pixels ${px}`);
+    await page.evaluate((id) => { location.hash = `#/jobs/${id}`; }, job.id);
+    const fig = page.locator('#charts figure[data-key="probe_y"]');
+    await fig.waitFor({timeout: 15000 * SCALE});
+    await until('the probe_y chart with its baseline', async () => (await fig.getAttribute('data-series')) === '1,1', 15000);
+    for (const k of ['probe_conv', 'probe_fc']) {
+      check(await page.locator(`#charts figure[data-key="${k}"]`).getAttribute('data-series') === '1,1', `${k} has no baseline`);
+    }
+    check(await page.locator('#charts figure[data-key="probe_pixels"]').count() === 0, 'probe_pixels has a chart of its own');
+    const legend = await fig.locator('.u-legend').textContent();
+    check(legend.includes('pixels (baseline)'), `the probe_y legend is "${legend}"`);
+    const stat = await page.locator('#probe-y').textContent();
+    check(stat.includes(`(pixels ${(px * 100).toFixed(1)}%)`), `the stats say "${stat}" for probe_pixels ${px}`);
+  }, 240000);
 
   await test('a read-only token sees no write buttons', async () => {
     const rctx = await browser.newContext({viewport: {width: 1280, height: 900}});

@@ -9,7 +9,8 @@
 #                  (default: DIR_OF_DIMD/tests/cli/make_png)
 #        DIMD_FASHION_MNIST  where the Fashion-MNIST IDX files are
 #                  (default /usr/share/datasets/fashion-mnist)
-#        CLI_TIMEOUT  seconds before one dimd run counts as hung (default 300)
+#        CLI_TIMEOUT  seconds before one dimd run counts as hung (default 300; 900
+#                  for a binary in a directory named *san*, as tests/e2e scales it)
 # Needs only sh, coreutils, grep, sed, awk, gzip. Every run of dimd that must
 # fail has to exit with status 2 and print exactly one line on stderr naming
 # the problem; any status >= 128 (a signal, i.e. a crash) fails its check.
@@ -42,9 +43,14 @@ fail() {
 }
 
 # run CMD...: runs it with stdout in $T/out, stderr in $T/err, status in $rc;
-# killed after CLI_TIMEOUT seconds (default 300; status 124 then) when timeout exists.
+# killed after CLI_TIMEOUT seconds (default 300, 900 under a sanitizer; status
+# 124 then) when timeout exists.
+case $(dirname "$DIMD") in
+*san*) DEFAULT_TIMEOUT=900 ;;
+*) DEFAULT_TIMEOUT=300 ;;
+esac
 if command -v timeout >/dev/null 2>&1; then
-    LIMIT="timeout ${CLI_TIMEOUT:-300}"
+    LIMIT="timeout ${CLI_TIMEOUT:-$DEFAULT_TIMEOUT}"
 else
     LIMIT=""
 fi
@@ -132,13 +138,37 @@ json_obj() { tail -n 1 "$2" | grep -oE "\"$1\":\{[^{}]*\}"; }
 # json_num KEY TEXT: the number after "KEY": in TEXT (first match).
 json_num() { printf '%s\n' "$2" | grep -oE "\"$1\":$NUM" | head -n 1 | sed 's/^[^:]*://'; }
 
-# has_accuracies TEXT: TEXT is {"conv":a,"fc":b,"y":c} with each in [0, 1].
+# has_accuracies TEXT [KEYS]: TEXT holds "KEY":a for each of KEYS (default
+# conv fc y) with each a in [0, 1].
 has_accuracies() {
-    for k in conv fc y; do
+    for k in ${2:-conv fc y}; do
         v=$(json_num "$k" "$1")
         [ -n "$v" ] || return 1
         awk -v v="$v" 'BEGIN { exit !(v >= 0 && v <= 1) }' || return 1
     done
+}
+
+# json_rows KEY FILE: a classifier's rows {"KEY":{"conv":a,"fc":b,"y":c,"pixels":d
+# (the accuracies before its "fit") on FILE's last line.
+json_rows() { tail -n 1 "$2" | grep -oE "\"$1\":\{\"conv\":$NUM,\"fc\":$NUM,\"y\":$NUM,\"pixels\":$NUM" | head -n 1; }
+
+# segments TEXT A B: each piece of TEXT from a fixed string A to the next B, one a line.
+segments() {
+    printf '%s\n' "$1" | awk -v a="$2" -v b="$3" '{
+        while ((i = index($0, a)) > 0) {
+            $0 = substr($0, i); j = index($0, b); if (!j) exit
+            print substr($0, 1, j - 1); $0 = substr($0, j)
+        } }'
+}
+
+# converged_fits TEXT N: TEXT holds exactly N converged solves: N "stop":"converged",
+# no other stop, and N gradient norms, each <= 1e-4 (the linear probe's tolerance).
+converged_fits() {
+    [ "$(printf '%s\n' "$1" | grep -oE '"stop":"[a-z ]*"' | grep -c '"stop":"converged"')" = "$2" ] &&
+        [ "$(printf '%s\n' "$1" | grep -oE '"stop":"[a-z ]*"' | wc -l | tr -d ' ')" = "$2" ] &&
+        [ "$(printf '%s\n' "$1" | grep -oE "\"gnorm\":$NUM" | wc -l | tr -d ' ')" = "$2" ] &&
+        printf '%s\n' "$1" | grep -oE "\"gnorm\":$NUM" | sed 's/^[^:]*://' |
+        awk '{ if (!($1 >= 0 && $1 <= 1e-4)) bad = 1 } END { exit bad }'
 }
 
 # embedding_len LINE: how many numbers the line's "embedding" array holds (all finite).
@@ -295,8 +325,11 @@ if command -v script >/dev/null 2>&1; then
         'grep -q "\[###############\.*\] 2/4" "$T/tty.out" && grep -q "\] 4/4" "$T/tty.out" &&
          ! grep -q "^step " "$T/tty.out"'
 fi
-check "train: probe table for trained and fresh encoder" "missing" \
-    'grep -q "^  trained encoder" "$T/train.out" && grep -q "^  fresh encoder" "$T/train.out"'
+check "train: probe table for trained and fresh encoder and raw pixels" "missing" \
+    'grep -qE "^  trained encoder +$NUM +$NUM +$NUM\$" "$T/train.out" &&
+     grep -qE "^  fresh encoder +$NUM +$NUM +$NUM\$" "$T/train.out" &&
+     grep -qE "^  raw pixels, same probe +$NUM\$" "$T/train.out" &&
+     grep -q "^linear probe (converged), test accuracy" "$T/train.out"'
 J=$(last_line)
 check "train --json: last line is one JSON object" "last line: $(printf '%s' "$J" | head -c 200)" \
     'printf "%s\n" "$J" | grep -qE "^\{\"command\":\"train\",.*\}\$"'
@@ -318,6 +351,13 @@ PT=$(json_obj trained "$T/train.out")
 PF=$(json_obj fresh "$T/train.out")
 check "train --json: probe.trained conv/fc/y in [0,1]" "got '$PT'" 'has_accuracies "$PT"'
 check "train --json: probe.fresh conv/fc/y in [0,1]" "got '$PF'" 'has_accuracies "$PF"'
+PPX=$(json_num pixels "$(printf '%s' "$J" | grep -oE '"probe":.*')")
+check "train --json: probe.kind linear, probe.pixels in [0,1]" "$(printf '%s' "$J" | grep -oE '"probe":.*' | head -c 300)" \
+    'printf "%s\n" "$J" | grep -qF "\"probe\":{\"kind\":\"linear\"," &&
+     has_accuracies "\"pixels\":$PPX" pixels'
+check "train --json: 7 linear fits (trained, fresh, pixels) converged, gnorm <= 1e-4" \
+    "$(printf '%s' "$J" | grep -oE '"fit":.*' | head -c 400)" \
+    'converged_fits "$(printf "%s" "$J" | grep -oE "\"fit\":.*")" 7'
 check "train: checkpoint written (DIMDCKPT magic)" "$T/run.ckpt" \
     '[ "$(head -c 8 "$T/run.ckpt" 2>/dev/null)" = DIMDCKPT ]'
 
@@ -329,7 +369,7 @@ expect_usage "train --resume with nothing left to run" "step 20&nothing" \
     "$DIMD" train $RUNOPTS --resume "$T/run.ckpt" --steps 20
 # shellcheck disable=SC2086
 expect_ok "train --resume from step 20 to 30" \
-    "$DIMD" train $RUNOPTS --resume "$T/run.ckpt" --steps 30 --probe_epochs 2 \
+    "$DIMD" train $RUNOPTS --resume "$T/run.ckpt" --steps 30 --probe none \
     --out "$T/run30.ckpt" --json
 J=$(last_line)
 check "resume --json: steps 30, steps_this_run 10" "$(printf '%s' "$J" | head -c 400)" \
@@ -408,18 +448,34 @@ expect_usage "train --resume of a truncated checkpoint" "$T/half.ckpt" "$DIMD" t
 
 expect_ok "eval --json on the tiny dataset" \
     "$DIMD" eval --checkpoint "$T/run.ckpt" --dataset "$DS" --probe_epochs 2 --threads 1 --json
-ACC=$(json_obj accuracy "$T/out")
-check "eval --json: accuracy conv/fc/y in [0,1]" "got '$(last_line)'" 'has_accuracies "$ACC"'
+J=$(last_line)
+ACC=$(json_obj trained "$T/out")
+check "eval --json: {command eval, dataset, probe {kind linear, seconds, trained, pixels, fit}}" \
+    "got '$(printf '%s' "$J" | head -c 300)'" \
+    'printf "%s\n" "$J" | grep -qE "^\{\"command\":\"eval\",\"dataset\":\"[^\"]+\",\"probe\":\{\"kind\":\"linear\",\"seconds\":$NUM,\"trained\":\{" &&
+     ! printf "%s\n" "$J" | grep -qE "\"(accuracy|fresh|epochs)\":"'
+check "eval --json: probe.trained conv/fc/y in [0,1]" "got '$J'" 'has_accuracies "$ACC"'
+EPX=$(json_num pixels "$J")
+check "eval --json: probe.pixels in [0,1], train's value" "eval $EPX, train $PPX" \
+    'has_accuracies "\"pixels\":$EPX" pixels && [ "$EPX" = "$PPX" ]'
+check "eval --json: 4 linear fits (trained conv/fc/y, pixels) converged, gnorm <= 1e-4" \
+    "$(printf '%s' "$J" | grep -oE '"fit":.*' | head -c 400)" \
+    'converged_fits "$(printf "%s" "$J" | grep -oE "\"fit\":.*")" 4 &&
+     printf "%s\n" "$J" | grep -qE "\"fit\":\{\"trained\":\{\"conv\":\{\"lambda\":$NUM,\"val_accuracy\":$NUM,\"iterations\":[0-9]+,"'
 check "eval reproduces train's probe.trained accuracies" "eval '$ACC' vs train '$PT'" \
     '[ -n "$PT" ] && [ "${ACC#*:}" = "${PT#*:}" ]'
 expect_ok "eval --fresh --json on the tiny dataset" \
     "$DIMD" eval --checkpoint "$T/run.ckpt" --dataset "$DS" --probe_epochs 2 --threads 1 \
     --fresh --json
 FR=$(json_obj fresh "$T/out")
-ACC2=$(json_obj accuracy "$T/out")
+ACC2=$(json_obj trained "$T/out")
 check "eval --fresh: the same trained accuracies and train's probe.fresh ones" \
     "eval '$ACC2' '$FR' vs train '$PT' '$PF'" \
     '[ "${ACC2#*:}" = "${PT#*:}" ] && [ -n "$PF" ] && [ "${FR#*:}" = "${PF#*:}" ]'
+J=$(last_line)
+check "eval --fresh --json: the pixel row once, 7 converged fits" "$(printf '%s' "$J" | head -c 400)" \
+    '[ "$(json_num pixels "$J")" = "$PPX" ] &&
+     converged_fits "$(printf "%s" "$J" | grep -oE "\"fit\":.*")" 7'
 expect_usage "eval: truncated checkpoint" "$T/half.ckpt" "$DIMD" eval --checkpoint \
     "$T/half.ckpt" --dataset "$DS"
 expect_usage "eval: missing dataset directory" "$T/nope" "$DIMD" eval --checkpoint "$T/run.ckpt" \
@@ -428,7 +484,11 @@ expect_usage "eval: missing dataset directory" "$T/nope" "$DIMD" eval --checkpoi
 # ---------------------------------------------------------------- measure
 
 help_lists measure checkpoint dataset measures fresh seed threads grid json max_train max_test \
-    probe_epochs svm_epochs svm_seeds ndm_steps mine_steps recon_epochs grid_pairs
+    probe_epochs ndm_steps mine_steps recon_epochs grid_pairs
+run "$DIMD" measure --help
+check "measure --help: no SVM epochs or seeds (the SVM is solved to convergence)" \
+    "$(grep -E "svm_(epochs|seeds)" "$T/out" | head -n 2 | tr '\n' '|')" \
+    '[ "$rc" -eq 0 ] && ! grep -qE "svm_(epochs|seeds)" "$T/out"'
 run "$DIMD" --help
 check "dimd --help lists measure" "missing" 'grep -q "^  measure " "$T/out"'
 expect_usage "measure: unknown flag" "unknown flag --frobnicate" "$DIMD" measure --frobnicate
@@ -439,8 +499,10 @@ expect_usage "measure --measures with an empty entry" "measures&empty" "$DIMD" m
     --checkpoint "$T/run.ckpt" --measures ndm,
 expect_usage "measure --mine_steps 0" "mine_steps&0" "$DIMD" measure --checkpoint "$T/run.ckpt" \
     --mine_steps 0
-expect_usage "measure --svm_seeds abc" "svm_seeds&abc" "$DIMD" measure --checkpoint "$T/run.ckpt" \
-    --svm_seeds abc
+expect_usage "measure --svm_seeds 2 (gone)" "unknown flag --svm_seeds" "$DIMD" measure \
+    --checkpoint "$T/run.ckpt" --svm_seeds 2
+expect_usage "measure --svm_epochs 2 (gone)" "unknown flag --svm_epochs" "$DIMD" measure \
+    --checkpoint "$T/run.ckpt" --svm_epochs 2
 expect_usage "measure --grid without recon" "grid&recon" "$DIMD" measure --checkpoint \
     "$T/run.ckpt" --measures ndm --grid "$T/g.png"
 expect_usage "measure: --seed without its value" "--seed&needs a value" "$DIMD" measure \
@@ -449,8 +511,8 @@ expect_usage "measure: truncated checkpoint" "$T/half.ckpt" "$DIMD" measure --ch
     "$T/half.ckpt" --dataset "$DS"
 expect_usage "measure: missing dataset directory" "$T/nope" "$DIMD" measure --checkpoint \
     "$T/run.ckpt" --dataset "$T/nope"
-MBUDGET="--max_train 200 --max_test 100 --probe_epochs 1 --svm_epochs 1 --svm_seeds 2 --ndm_steps 20
-         --mine_steps 20 --recon_epochs 2 --grid_pairs 4"
+MBUDGET="--max_train 120 --max_test 60 --probe_epochs 1 --ndm_steps 20 --mine_steps 20
+         --recon_epochs 2 --grid_pairs 4"
 # shellcheck disable=SC2086 # MBUDGET is split on purpose
 expect_ok "measure --fresh --json, every measure, tiny budgets" \
     "$DIMD" measure --checkpoint "$T/run.ckpt" --dataset "$DS" $MBUDGET --threads 1 --fresh \
@@ -459,18 +521,28 @@ J=$(last_line)
 check "measure --json: last line is one JSON object with both encoders" \
     "last line: $(printf '%s' "$J" | head -c 300)" \
     'printf "%s\n" "$J" | grep -qE "^\{\"command\":\"measure\",.*\"trained\":\{.*\"fresh\":\{.*\}\$"'
-check "measure --json: subset sizes 200 and 100" "$(printf '%s' "$J" | head -c 300)" \
-    '[ "$(json_num n_train "$J")" = 200 ] && [ "$(json_num n_test "$J")" = 100 ]'
-check "measure --json: linear, mlp, svm accuracies in [0,1]" "$(printf '%s' "$J" | head -c 400)" \
-    'has_accuracies "$(json_obj linear "$T/out")" && has_accuracies "$(json_obj mlp "$T/out")" &&
-     has_accuracies "$(json_obj mean "$T/out")"'
+check "measure --json: subset sizes 120 and 60" "$(printf '%s' "$J" | head -c 300)" \
+    '[ "$(json_num n_train "$J")" = 120 ] && [ "$(json_num n_test "$J")" = 60 ]'
+check "measure --json: linear, mlp, svm accuracies on conv, fc, y, pixels in [0,1]" \
+    "$(printf '%s' "$J" | head -c 400)" \
+    '(for m in linear mlp svm; do
+          has_accuracies "$(json_rows $m "$T/out")" "conv fc y pixels" || exit 1; done) &&
+     ! printf "%s\n" "$J" | grep -qE "\"(mean|std)\":"'
+check "measure --json: linear fits converged (4 rows x 2 encoders), svm fits present" \
+    "$(printf '%s' "$J" | grep -oE '"linear":.*' | head -c 400)" \
+    'segments "$J" "\"linear\":{" "\"mlp\":" >"$T/lin" && [ "$(nlines "$T/lin")" = 2 ] &&
+     (while read -r L; do converged_fits "$L" 4 || exit 1; done <"$T/lin") &&
+     [ "$(printf "%s\n" "$J" | grep -oE "\"path_iterations\":[0-9]+" | wc -l | tr -d " ")" = 16 ]'
 check "measure --json: ndm, ndm_sigmoid, mine, recon_mse, ssim, ms_ssim are numbers" \
     "$(printf '%s' "$J" | tail -c 600)" \
     '(for k in ndm ndm_sigmoid mine recon_mse ssim ms_ssim; do
           [ -n "$(json_num "$k" "$J")" ] || exit 1; done) &&
      [ "$(json_num ms_ssim_scales "$J")" = 2 ]'
 check "measure: the table names every figure for both encoders" "$(head -c 300 "$T/out")" \
-    'grep -qE "^  MINE I\(X;Y\) \(nats\) +$NUM +$NUM\$" "$T/out" &&
+    'grep -qE "^  linear probe acc, pixels +$NUM +$NUM\$" "$T/out" &&
+     grep -qE "^  MLP probe acc, pixels +$NUM +$NUM\$" "$T/out" &&
+     grep -qE "^  SVM acc, conv +$NUM +$NUM\$" "$T/out" && ! grep -qE "(mean|std)\)" "$T/out" &&
+     grep -qE "^  MINE I\(X;Y\) \(nats\) +$NUM +$NUM\$" "$T/out" &&
      grep -qE "^  SSIM +$NUM +$NUM\$" "$T/out" && grep -qE "^  NDM \(nats\) +$NUM +$NUM\$" "$T/out"'
 check "measure --grid: PNGs for the trained and the fresh encoder" "missing or not PNG" \
     '[ "$(head -c 4 "$T/grid.png" 2>/dev/null | od -An -c | tr -d " ")" = "211PNG" ] &&

@@ -51,8 +51,6 @@ static void tiny_opts(struct dim_eval_opts *o)
 {
     dim_eval_opts_default(o);
     o->probe_epochs = 1;
-    o->svm_epochs = 1;
-    o->svm_seeds = 2;
     o->ndm_steps = 4;
     o->mine_steps = 4;
     o->recon_epochs = 1;
@@ -107,11 +105,13 @@ static void test_all_measures_finite(void **state)
     assert_int_equal(r.failed, 0);
     assert_int_equal(r.n_train, 64);
     assert_int_equal(r.n_test, 40);
-    for (int t = 0; t < DIM_N_PROBE_TAPS; t++) {
-        assert_true(r.linear[t] >= 0.0 && r.linear[t] <= 1.0);
+    for (int t = 0; t < DIM_PROBE_ROWS; t++) { /* the taps and the pixels */
+        assert_true(r.linear[t].accuracy >= 0.0 && r.linear[t].accuracy <= 1.0);
         assert_true(r.mlp[t] >= 0.0 && r.mlp[t] <= 1.0);
-        assert_true(r.svm_mean[t] >= 0.0 && r.svm_mean[t] <= 1.0);
-        assert_true(r.svm_std[t] >= 0.0 && isfinite(r.svm_std[t]));
+        assert_true(r.svm[t].accuracy >= 0.0 && r.svm[t].accuracy <= 1.0);
+        assert_true(r.linear[t].iterations > 0 && r.svm[t].iterations > 0);
+        assert_true(r.linear[t].gnorm <= 1e-4 && r.svm[t].gnorm <= 1e-4);
+        assert_true(r.linear[t].lambda > 0.0 && r.svm[t].lambda > 0.0);
     }
     assert_true(isfinite(r.ndm) && isfinite(r.ndm_sigmoid) && isfinite(r.mine));
     assert_true(r.recon_mse >= 0.0 && r.recon_mse <= 1.0);
@@ -142,9 +142,8 @@ static void test_unselected_measures_are_nan(void **state)
     assert_int_equal(r.measures, DIM_MEASURE_NDM | DIM_MEASURE_RECON);
     assert_int_equal(r.n_train, 30);
     assert_int_equal(r.n_test, 20);
-    for (int t = 0; t < DIM_N_PROBE_TAPS; t++)
-        assert_true(isnan(r.linear[t]) && isnan(r.mlp[t]) && isnan(r.svm_mean[t]) &&
-                    isnan(r.svm_std[t]));
+    for (int t = 0; t < DIM_PROBE_ROWS; t++)
+        assert_true(isnan(r.linear[t].accuracy) && isnan(r.mlp[t]) && isnan(r.svm[t].accuracy));
     assert_true(isnan(r.mine));
     assert_true(isfinite(r.ndm) && isfinite(r.ndm_sigmoid) && isfinite(r.ssim));
     assert_null(r.grid_png);
@@ -163,8 +162,12 @@ static void test_reproducible(void **state)
     struct dim_eval_result a, b;
     assert_int_equal(dim_evaluate(f->m, &f->train, &f->test, &f->pp, &o, &a, NULL), 0);
     assert_int_equal(dim_evaluate(f->m, &f->train, &f->test, &f->pp, &o, &b, NULL), 0);
-    assert_memory_equal(a.linear, b.linear, sizeof a.linear);
-    assert_memory_equal(a.svm_mean, b.svm_mean, sizeof a.svm_mean);
+    for (int t = 0; t < DIM_PROBE_ROWS; t++) {
+        assert_true(a.linear[t].accuracy == b.linear[t].accuracy);
+        assert_true(a.linear[t].gnorm == b.linear[t].gnorm);
+        assert_true(a.svm[t].accuracy == b.svm[t].accuracy);
+        assert_int_equal(a.svm[t].iterations, b.svm[t].iterations);
+    }
     assert_true(a.mine == b.mine && a.recon_mse == b.recon_mse && a.ssim == b.ssim);
     assert_int_equal(a.grid_png_size, b.grid_png_size);
     assert_memory_equal(a.grid_png, b.grid_png, a.grid_png_size);
@@ -265,9 +268,9 @@ static void test_rejects_bad_arguments(void **state)
     o.measures = 0;
     assert_int_equal(dim_evaluate(f->m, &f->train, &f->test, &f->pp, &o, &r, &err), DIM_EINVAL);
     tiny_opts(&o);
-    o.svm_seeds = 0;
+    o.probe_epochs = 0;
     assert_int_equal(dim_evaluate(f->m, &f->train, &f->test, &f->pp, &o, &r, &err), DIM_EINVAL);
-    assert_non_null(strstr(err.msg, "svm_seeds"));
+    assert_non_null(strstr(err.msg, "probe_epochs"));
     tiny_opts(&o);
     o.max_test = 1;
     assert_int_equal(dim_evaluate(f->m, &f->train, &f->test, &f->pp, &o, &r, &err), DIM_EINVAL);

@@ -1,4 +1,5 @@
-/* test_probe.c - linear and MLP probes, and feature extraction from an encoder. */
+/* test_probe.c - linear and MLP probes, the pixel baseline, and feature extraction
+ * from an encoder. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "dim/probe.h"
+#include "eval/probe.h"
 #include "dimfix.h"
 
 /* n points in dim dimensions: class k centred at +3 on axis k (k < classes), noise 1. */
@@ -43,12 +44,17 @@ static double probe_accuracy(enum dim_probe_kind kind, bool shuffle_labels)
     o.kind = kind;
     o.epochs = 100;
     o.batch = 64;
-    double acc = -1;
+    struct dim_linclass_result r;
     struct dim_err err;
-    assert_int_equal(dim_probe_run(Xtr, ytr, ntr, Xte, yte, nte, dim, classes, &o, &acc, &err),
-                     0);
+    assert_int_equal(dim_probe_run(Xtr, ytr, ntr, Xte, yte, nte, dim, classes, &o, &r, &err), 0);
+    if (kind == DIM_PROBE_LINEAR) { /* the converged solve reports itself */
+        assert_int_equal(r.stop, NN_LBFGS_CONVERGED);
+        assert_true(r.gnorm <= o.linear.gtol && r.iterations > 0);
+    } else {
+        assert_true(isnan(r.lambda));
+    }
     free(Xtr), free(Xte), free(ytr), free(yte);
-    return acc;
+    return r.accuracy;
 }
 
 static void test_linear_probe_separates_blobs(void **state)
@@ -80,10 +86,11 @@ static void test_probe_rejects_bad_arguments(void **state)
     uint16_t y[4] = {0, 1, 0, 1};
     struct dim_probe_opts o;
     dim_probe_opts_default(&o);
-    double acc;
+    struct dim_linclass_result acc;
     struct dim_err err;
     assert_int_equal(dim_probe_run(X, y, 4, X, y, 4, 2, 1, &o, &acc, &err), DIM_EINVAL);
     assert_int_equal(dim_probe_run(X, y, 0, X, y, 4, 2, 2, &o, &acc, &err), DIM_EINVAL);
+    o.kind = DIM_PROBE_MLP;
     o.epochs = 0;
     assert_int_equal(dim_probe_run(X, y, 4, X, y, 4, 2, 2, &o, &acc, &err), DIM_EINVAL);
 }
@@ -145,20 +152,34 @@ static void test_probe_model_is_features_then_probes(void **state)
     dimfix_random_dataset(&te, 60, 3, 6);
     struct dim_probe_opts o;
     dim_probe_opts_default(&o);
-    o.epochs = 2;
-    double acc[DIM_N_PROBE_TAPS];
-    assert_int_equal(dim_probe_model(m, &tr, &te, &o, acc, &err), 0);
+    struct dim_linclass_result acc[DIM_N_PROBE_TAPS];
+    if (dim_probe_model(m, &tr, &te, &o, acc, &err) != 0)
+        fail_msg("dim_probe_model: %s", err.msg);
     struct dim_features ftr, fte;
     assert_int_equal(dim_features_extract(m, &tr, &pp, &ftr, &err), 0);
     assert_int_equal(dim_features_extract(m, &te, &pp, &fte, &err), 0);
     for (int t = 0; t < DIM_N_PROBE_TAPS; t++) {
-        double want;
+        struct dim_linclass_result want;
         assert_int_equal(dim_probe_run(ftr.X[t], ftr.labels, ftr.n, fte.X[t], fte.labels, fte.n,
                                        ftr.dim[t], tr.n_classes, &o, &want, &err),
                          0);
-        assert_true(acc[t] == want);
+        assert_true(acc[t].accuracy == want.accuracy);
+        assert_int_equal(acc[t].iterations, want.iterations);
     }
-    o.epochs = 0; /* refused by dim_probe_run: the message names the first tap */
+    /* the pixel row: the same probe on the images dim_model_preprocess makes */
+    struct dim_linclass_result px, want_px;
+    assert_int_equal(dim_probe_pixels(&tr, &te, &pp, &o, &px, &err), 0);
+    float *Xtr, *Xte;
+    uint16_t *ytr, *yte;
+    assert_int_equal(dim_pixels_extract(&tr, &pp, &Xtr, &ytr, &err), 0);
+    assert_int_equal(dim_pixels_extract(&te, &pp, &Xte, &yte, &err), 0);
+    assert_true(Xtr[0] >= -1.0f && Xtr[0] <= 1.0f && ytr[7] == tr.labels[7]);
+    assert_int_equal(dim_probe_run(Xtr, ytr, tr.n, Xte, yte, te.n, (size_t)pp.c * pp.h * pp.w,
+                                   tr.n_classes, &o, &want_px, &err),
+                     0);
+    assert_true(px.accuracy == want_px.accuracy);
+    free(Xtr), free(Xte), free(ytr), free(yte);
+    o.linear.gtol = 0; /* refused by dim_probe_run: the message names the first tap */
     assert_int_not_equal(dim_probe_model(m, &tr, &te, &o, acc, &err), 0);
     assert_non_null(strstr(err.msg, "tap conv: "));
     dim_features_free(&ftr);

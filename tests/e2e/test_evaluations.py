@@ -1,8 +1,10 @@
 """Evaluation jobs: POST /v1/jobs {"kind": "evaluate"} measures a model version
 on a worker (probes, SVM, NDM, MINE, reconstruction); progress as eval_progress,
 results as the job's last metric points and stored with the version (GET
-.../evaluations, the grid PNG); validation of the body with JSON paths;
-"latest" resolved at submission; cancel; the results outlive the job."""
+.../evaluations, the grid PNG); the linear probe and the SVM solved to
+convergence (their fits), every classifier also on the raw pixels; validation
+of the body with JSON paths (svm_epochs and svm_seeds are gone); "latest"
+resolved at submission; cancel; the results outlive the job."""
 
 import struct
 import zlib
@@ -13,10 +15,14 @@ from dimd_harness import check, eq, expect
 D = None
 W = None
 JOB = None
-# a budget that measures every figure in seconds on tiny data
-SMALL_EVAL = {"kind": "evaluate", "model": "ev", "max_train": 400, "max_test": 200,
-              "probe_epochs": 2, "svm_epochs": 2, "svm_seeds": 2, "ndm_steps": 40,
-              "mine_steps": 40, "recon_epochs": 2, "grid_pairs": 4}
+# a budget that measures every figure in seconds on tiny data (the converged
+# linear probe and SVM cost grows with the images and the tap's width: keep
+# max_train small)
+SMALL_EVAL = {"kind": "evaluate", "model": "ev", "max_train": 200, "max_test": 100,
+              "probe_epochs": 2, "ndm_steps": 40, "mine_steps": 40, "recon_epochs": 2,
+              "grid_pairs": 4}
+ROWS = ("conv", "fc", "y", "pixels")
+FIT_STOPS = ("converged", "iteration cap", "no progress")
 FIGURES = {"linear": ["linear"], "mlp": ["mlp"], "svm": ["svm"], "ndm": ["ndm", "ndm_sigmoid"],
            "mine": ["mine"], "recon": ["recon_mse", "ssim", "ms_ssim", "ms_ssim_scales"]}
 
@@ -36,6 +42,36 @@ def png_size(data):
     return w, h
 
 
+def check_rows(res, m):
+    """res[m] holds a test accuracy in [0, 1] for every tap and the pixels."""
+    eq(sorted(k for k in res[m] if k != "fit"), sorted(ROWS), "%s rows" % m)
+    for t in ROWS:
+        v = res[m][t]
+        check(isinstance(v, float) and 0.0 <= v <= 1.0, "%s.%s = %r" % (m, t, v))
+
+
+def check_fits(res, m, converged):
+    """res[m].fit: one solve per row; with converged, each stopped on the
+    gradient norm (||grad|| <= 1e-4), not on the iteration cap."""
+    fit = res[m]["fit"]
+    eq(sorted(fit), sorted(ROWS), "%s.fit rows" % m)
+    for t in ROWS:
+        f = fit[t]
+        check(isinstance(f, dict), "%s.fit.%s = %r" % (m, t, f))
+        eq(sorted(f), sorted(["lambda", "val_accuracy", "iterations", "path_iterations", "gnorm",
+                              "stop", "seconds"]), "%s.fit.%s members" % (m, t))
+        check(f["stop"] in FIT_STOPS, "%s.fit.%s.stop %r" % (m, t, f["stop"]))
+        check(f["lambda"] > 0 and 0.0 <= f["val_accuracy"] <= 1.0,
+              "%s.fit.%s lambda %r, val_accuracy %r" % (m, t, f["lambda"], f["val_accuracy"]))
+        check(1 <= f["iterations"] <= f["path_iterations"],
+              "%s.fit.%s iterations %r of %r on the path" % (m, t, f["iterations"],
+                                                             f["path_iterations"]))
+        check(f["gnorm"] >= 0 and f["seconds"] >= 0, "%s.fit.%s %r" % (m, t, f))
+        if converged:
+            eq(f["stop"], "converged", "%s.fit.%s.stop (gnorm %r)" % (m, t, f["gnorm"]))
+            check(f["gnorm"] <= 1e-4, "%s.fit.%s.gnorm %r > 1e-4" % (m, t, f["gnorm"]))
+
+
 def test_every_measure_end_to_end():
     j = W.submit(dict(SMALL_EVAL, measures="all", name="ev-all"))
     eq(j["spec"]["version"], "v1", "version resolved at submission")
@@ -44,8 +80,10 @@ def test_every_measure_end_to_end():
     eq((done["step"], done["total_steps"]), (1000, 1000), "progress steps")
     lt = done["latest"]
     eq(lt["eval_progress"], 1.0, "final progress")
-    for k in ("eval_linear_y", "eval_mlp_conv", "eval_svm_fc"):
-        check(0.0 <= lt[k] <= 1.0, "%s = %r" % (k, lt[k]))
+    for m in ("linear", "mlp", "svm"):
+        for t in ROWS:
+            k = "eval_%s_%s" % (m, t)
+            check(k in lt and 0.0 <= lt[k] <= 1.0, "%s = %r" % (k, lt.get(k)))
     for k in ("eval_ndm", "eval_mine", "eval_ssim", "eval_recon_mse"):
         check(isinstance(lt[k], float), "%s = %r" % (k, lt[k]))
     prog = W.full_history(j["id"], "eval_progress")
@@ -55,13 +93,19 @@ def test_every_measure_end_to_end():
     mine = [e for e in r["evaluations"] if e["job_id"] == j["id"]]
     eq(len(mine), 1, "evaluations stored by the job")
     res = mine[0]["results"]
-    eq((res["n_train"], res["n_test"]), (400, 200), "images used")
+    eq((res["n_train"], res["n_test"]), (SMALL_EVAL["max_train"], SMALL_EVAL["max_test"]), "images used")
     eq(res["failed"], [], "failed measures")
     for m, keys in FIGURES.items():
         for k in keys:
             check(k in res, "results lack %s" % k)
-    eq(res["linear"]["y"], lt["eval_linear_y"], "eval_linear_y metric and stored result")
-    eq(res["svm"]["mean"]["fc"], lt["eval_svm_fc"], "eval_svm_fc metric and stored result")
+    for m in ("linear", "mlp", "svm"):
+        check_rows(res, m)
+        for t in ROWS:
+            eq(res[m][t], lt["eval_%s_%s" % (m, t)], "eval_%s_%s metric and stored result" % (m, t))
+    check("fit" not in res["mlp"], "the MLP probe is trained, not solved: %r" % res["mlp"])
+    check("mean" not in res["svm"] and "std" not in res["svm"], "svm spread: %r" % res["svm"])
+    check_fits(res, "linear", converged=True)
+    check_fits(res, "svm", converged=False)
     eq(res["mine"], lt["eval_mine"], "eval_mine metric and stored result")
     check(-1.0 <= res["ssim"] <= 1.0, "ssim %r" % res["ssim"])
     check(all(res["seconds"][m] >= 0 for m in FIGURES), "seconds %r" % res["seconds"])
@@ -78,10 +122,23 @@ def test_subset_latest_and_no_grid():
     eq(j["spec"]["measures"], ["linear", "ndm"], "measures in their order")
     done = W.wait_state(j["id"], "SUCCEEDED", timeout=300)
     eq(sorted(done["latest"]), sorted(["eval_progress", "eval_linear_conv", "eval_linear_fc",
-                                       "eval_linear_y", "eval_ndm", "eval_ndm_sigmoid"]),
+                                       "eval_linear_y", "eval_linear_pixels", "eval_ndm",
+                                       "eval_ndm_sigmoid"]),
        "metric keys of a linear+ndm evaluation")
     ev = expect(W.get("/v1/models/ev/versions/v2/evaluations"), 200).json["evaluations"]
     eq(len(ev), 1, "v2's evaluations")
+    check_rows(ev[0]["results"], "linear")
+    check_fits(ev[0]["results"], "linear", converged=True)
+    check("mlp" not in ev[0]["results"] and "svm" not in ev[0]["results"],
+          "classifiers that did not run: %r" % ev[0]["results"])
+    # the pixel row does not depend on the encoder: v1's (the same images,
+    # seed and solver) is the same number
+    v1 = expect(W.get("/v1/models/ev/versions/v1/evaluations"), 200).json["evaluations"]
+    check(v1 and "linear" in v1[0]["results"], "no linear probe of v1 to compare with")
+    eq(ev[0]["results"]["linear"]["pixels"], v1[0]["results"]["linear"]["pixels"],
+       "linear probe on the pixels, v2 vs v1")
+    eq(ev[0]["results"]["linear"]["fit"]["pixels"]["lambda"],
+       v1[0]["results"]["linear"]["fit"]["pixels"]["lambda"], "pixel probe's lambda, v2 vs v1")
     eq(ev[0]["links"]["grid"], None, "no grid without recon")
     check("mine" not in ev[0]["results"] and "ssim" not in ev[0]["results"],
           "figures of measures that did not run: %r" % ev[0]["results"])
@@ -127,7 +184,12 @@ def test_bad_evaluation_bodies():
         ({"kind": "evaluate", "model": "ev", "measures": ["linear", "knn"]}, ["$.measures[1]"]),
         ({"kind": "evaluate", "model": "ev", "measures": []}, ["$.measures"]),
         ({"kind": "evaluate", "model": "ev", "measures": "svm,,ndm"}, ["$.measures"]),
-        ({"kind": "evaluate", "model": "ev", "lr": 0.1, "svm_seeds": 0}, ["$.lr", "$.svm_seeds"]),
+        ({"kind": "evaluate", "model": "ev", "lr": 0.1, "probe_epochs": 0},
+         ["$.lr", "$.probe_epochs"]),
+        # the SVM is solved to convergence: no epochs, no seeds to average over
+        ({"kind": "evaluate", "model": "ev", "svm_seeds": 2}, ["$.svm_seeds"]),
+        ({"kind": "evaluate", "model": "ev", "svm_epochs": 5, "svm_seeds": 3},
+         ["$.svm_epochs", "$.svm_seeds"]),
         ({"kind": "evaluate", "model": "Bad Name", "max_train": "10"}, ["$.model", "$.max_train"]),
         ({"kind": "evaluate", "model": "ev", "grid_pairs": 65}, ["$.grid_pairs"]),
         ({"kind": "serve"}, ["$.kind"]),
@@ -139,6 +201,8 @@ def test_bad_evaluation_bodies():
         eq(got, sorted(paths), "error paths for %r" % body)
         for e in r.json["errors"]:
             check(e["message"], "empty message for %r" % body)
+            if e["path"] in ("$.svm_seeds", "$.svm_epochs", "$.lr"):
+                check("unknown field" in e["message"], "%s: %r" % (e["path"], e["message"]))
     # a training body may say kind train
     j = W.submit(dict(H.SMALL, kind="train", steps=5, name="kind-train"))
     eq(j["spec"]["kind"], "train", "a training job's kind")
@@ -152,6 +216,11 @@ def test_job_schema_lists_evaluation_fields():
         check(k in names, "evaluate_fields lack %s" % k)
     for k in ("name", "version", "measures", "seed"):
         check(k in names, "evaluate_fields lack %s" % k)
+    for k in ("svm_epochs", "svm_seeds"):
+        check(k not in names, "evaluate_fields still list %s" % k)
+    f = {f["name"]: f for f in s["evaluate_fields"]}
+    eq(f["max_train"]["default"], 0, "max_train default (0: every training image)")
+    check("MLP" in f["probe_epochs"]["help"], "probe_epochs help: %r" % f["probe_epochs"]["help"])
     meas = [f for f in s["evaluate_fields"] if f["name"] == "measures"][0]
     eq(meas["enum"], ["linear", "mlp", "svm", "ndm", "mine", "recon"], "measures enum")
     # openapi.yaml's EvaluateSubmit documents the same keys, defaults and bounds

@@ -30,7 +30,7 @@ def setup_module():
     A = r.json
     A_LOCATION = r.header("Location")
     B = W.submit(dict(H.SMALL, name="probe", steps=20, checkpoint_every=20, probe="linear",
-                      probe_images=1000, probe_epochs=2))
+                      probe_images=200, probe_epochs=2))
 
 
 def loss_key_set():
@@ -329,7 +329,8 @@ def test_probe_job_records_probe_metrics_at_checkpoints():
     eq(j["state"], "SUCCEEDED", "probe job state (error %r)" % (j["error"],))
     eq(j["spec"]["best_metric"], "probe_y", "best_metric of a probing job")
     sm = summary(B["id"])
-    for k in ("probe_conv", "probe_fc", "probe_y"):
+    # probe_pixels: the same (converged) probe on the raw pixels, the baseline
+    for k in ("probe_conv", "probe_fc", "probe_y", "probe_pixels"):
         check(k in sm, "no %s metric; keys %s" % (k, sorted(sm)))
         m = sm[k]
         eq((m["count"], m["first_step"], m["last_step"]), (1, 20, 20), "%s count/first/last" % k)
@@ -338,6 +339,11 @@ def test_probe_job_records_probe_metrics_at_checkpoints():
     eq([c["step"] for c in cps], [20], "checkpoints of the probe job")
     check("probe_y" in cps[0]["metrics"], "checkpoint metrics lack probe_y: %s" % cps[0]["metrics"])
     eq(cps[0]["metrics"]["probe_y"], sm["probe_y"]["last"], "probe_y in the checkpoint vs the metric")
+    check("probe_pixels" in cps[0]["metrics"], "checkpoint metrics lack probe_pixels: %s" % cps[0]["metrics"])
+    eq(cps[0]["metrics"]["probe_pixels"], sm["probe_pixels"]["last"],
+       "probe_pixels in the checkpoint vs the metric")
+    # a job that does not probe has no pixel baseline either
+    expect(W.get("/v1/jobs/%d/metrics/probe_pixels" % A["id"]), 404, "metric_not_found")
 
 
 def test_epochs_give_total_steps():

@@ -72,6 +72,8 @@ BAD_BODIES = [
     ("random_crop_17", {"random_crop": 17}, 422, "validation_failed", ["$.random_crop"]),
     ("keep_last_0", {"keep_last": 0}, 422, "validation_failed", ["$.keep_last"]),
     ("best_metric_unknown", {"best_metric": "accuracy"}, 422, "validation_failed", ["$.best_metric"]),
+    ("best_metric_pixels", {"best_metric": "probe_pixels", "probe": "linear"}, 422,
+     "validation_failed", ["$.best_metric"]),
     ("best_metric_not_written", {"best_metric": "probe_y", "probe": "none"}, 422, "validation_failed",
      ["$.best_metric"]),
     ("name_too_long", {"name": "n" * 200}, 422, "validation_failed", ["$.name"]),

@@ -1,16 +1,18 @@
 /* probe.c - feature extraction and softmax probes. */
-#include "dim/probe.h"
+#include "eval/probe.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "eval/stats.h"
 #include "nn/adam.h"
 #include "nn/net.h"
 
 void dim_probe_opts_default(struct dim_probe_opts *o)
 {
     o->kind = DIM_PROBE_LINEAR;
+    dim_linclass_opts_default(&o->linear);
     o->epochs = 20;
     o->lr = 1e-2f;
     o->batch = 256;
@@ -21,6 +23,11 @@ void dim_probe_opts_default(struct dim_probe_opts *o)
 const char *dim_probe_kind_name(enum dim_probe_kind k)
 {
     return k == DIM_PROBE_MLP ? "mlp" : "linear";
+}
+
+const char *dim_probe_row_name(int row)
+{
+    return row == DIM_PROBE_PIXELS ? "pixels" : dim_tap_name((enum dim_tap)row);
 }
 
 void dim_features_free(struct dim_features *f)
@@ -78,33 +85,6 @@ int dim_features_extract(const struct dim_model *m, const struct dim_dataset *ds
     return 0;
 }
 
-void dim_probe_standardise(float *Xtr, size_t ntr, float *Xte, size_t nte, size_t dim,
-                           double *acc)
-{
-    double *mu = acc, *sd = acc + dim;
-    memset(acc, 0, sizeof(double) * 2 * dim);
-    for (size_t i = 0; i < ntr; i++)
-        for (size_t d = 0; d < dim; d++)
-            mu[d] += Xtr[i * dim + d];
-    for (size_t d = 0; d < dim; d++)
-        mu[d] /= (double)ntr;
-    for (size_t i = 0; i < ntr; i++)
-        for (size_t d = 0; d < dim; d++) {
-            double t = Xtr[i * dim + d] - mu[d];
-            sd[d] += t * t;
-        }
-    for (size_t d = 0; d < dim; d++) {
-        double s = sqrt(sd[d] / (double)ntr);
-        sd[d] = s > 1e-6 ? 1.0 / s : 0.0;
-    }
-    for (size_t i = 0; i < ntr; i++)
-        for (size_t d = 0; d < dim; d++)
-            Xtr[i * dim + d] = (float)((Xtr[i * dim + d] - mu[d]) * sd[d]);
-    for (size_t i = 0; i < nte; i++)
-        for (size_t d = 0; d < dim; d++)
-            Xte[i * dim + d] = (float)((Xte[i * dim + d] - mu[d]) * sd[d]);
-}
-
 /* Softmax cross-entropy over rows of logits (B, K): writes dlogits = (p - onehot) / B. */
 static void softmax_xent_grad(float *dlogits, const float *logits, const uint16_t *y, size_t B,
                               size_t K)
@@ -124,11 +104,11 @@ static void softmax_xent_grad(float *dlogits, const float *logits, const uint16_
     }
 }
 
-int dim_probe_run(float *Xtr, const uint16_t *ytr, size_t ntr, float *Xte, const uint16_t *yte,
-                  size_t nte, size_t dim, int n_classes, const struct dim_probe_opts *o,
-                  double *accuracy, struct dim_err *err)
+static int mlp_run(float *Xtr, const uint16_t *ytr, size_t ntr, float *Xte, const uint16_t *yte,
+                   size_t nte, size_t dim, int n_classes, const struct dim_probe_opts *o,
+                   double *accuracy, struct dim_err *err)
 {
-    *accuracy = 0.0;
+    *accuracy = NAN;
     if (ntr == 0 || nte == 0 || dim == 0 || n_classes < 2 || o->batch == 0 || o->epochs < 1)
         return dim_fail(err, DIM_EINVAL, "probe needs train and test images, >= 2 classes, "
                         "batch > 0 and epochs >= 1");
@@ -144,13 +124,11 @@ int dim_probe_run(float *Xtr, const uint16_t *ytr, size_t ntr, float *Xte, const
     const size_t B = o->batch, P = net.n_params, K = (size_t)n_classes;
     const size_t wsn = nn_net_ws_floats(&net, B, true);
     float *params = calloc(4 * P + net.n_state + wsn, sizeof(float));
-    double *stats = malloc(sizeof(double) * 2 * dim);
     uint16_t *yb = malloc(sizeof(uint16_t) * B);
     float *xb = malloc(sizeof(float) * B * dim);
     uint32_t *perm = malloc(sizeof(uint32_t) * ntr);
-    if (!params || !stats || !yb || !xb || !perm) {
+    if (!params || !yb || !xb || !perm) {
         free(params);
-        free(stats);
         free(yb);
         free(xb);
         free(perm);
@@ -164,7 +142,14 @@ int dim_probe_run(float *Xtr, const uint16_t *ytr, size_t ntr, float *Xte, const
     dim_rng_seed(&rng, o->seed, 0x9b0be);
     nn_net_init_params(&net, &rng);
     struct nn_adam adam = {o->lr, 0.9f, 0.999f, 1e-8f, 0};
-    dim_probe_standardise(Xtr, ntr, Xte, nte, dim, stats);
+    int rc = dim_stats_standardise(Xtr, ntr, Xte, nte, dim, err);
+    if (rc) {
+        free(params);
+        free(yb);
+        free(xb);
+        free(perm);
+        return rc;
+    }
     for (size_t i = 0; i < ntr; i++)
         perm[i] = (uint32_t)i;
     for (int ep = 0; ep < o->epochs; ep++) {
@@ -175,7 +160,6 @@ int dim_probe_run(float *Xtr, const uint16_t *ytr, size_t ntr, float *Xte, const
         for (size_t s = 0; s + 2 <= ntr; s += B) {
             if (o->cancel && atomic_load_explicit(o->cancel, memory_order_relaxed)) {
                 free(params);
-                free(stats);
                 free(yb);
                 free(xb);
                 free(perm);
@@ -209,16 +193,31 @@ int dim_probe_run(float *Xtr, const uint16_t *ytr, size_t ntr, float *Xte, const
     }
     *accuracy = (double)correct / (double)nte;
     free(params);
-    free(stats);
     free(yb);
     free(xb);
     free(perm);
     return 0;
 }
 
+int dim_probe_run(float *Xtr, const uint16_t *ytr, size_t ntr, float *Xte, const uint16_t *yte,
+                  size_t nte, size_t dim, int n_classes, const struct dim_probe_opts *o,
+                  struct dim_linclass_result *r, struct dim_err *err)
+{
+    if (o->kind == DIM_PROBE_LINEAR) {
+        struct dim_linclass_opts lo = o->linear;
+        lo.loss = DIM_LINCLASS_SOFTMAX;
+        struct dim_hooks h = {0};
+        h.cancel = o->cancel;
+        return dim_linclass_run(Xtr, ytr, ntr, Xte, yte, nte, dim, n_classes, &lo, &h, r, err);
+    }
+    memset(r, 0, sizeof *r);
+    r->lambda = r->val_accuracy = r->gnorm = NAN;
+    return mlp_run(Xtr, ytr, ntr, Xte, yte, nte, dim, n_classes, o, &r->accuracy, err);
+}
+
 int dim_probe_model(const struct dim_model *m, const struct dim_dataset *train,
                     const struct dim_dataset *test, const struct dim_probe_opts *o,
-                    double acc[DIM_N_PROBE_TAPS], struct dim_err *err)
+                    struct dim_linclass_result res[DIM_N_PROBE_TAPS], struct dim_err *err)
 {
     const struct dim_preprocess pp = dim_model_preprocess(m);
     struct dim_features ftr, fte;
@@ -229,7 +228,7 @@ int dim_probe_model(const struct dim_model *m, const struct dim_dataset *train,
         rc = dim_features_extract(m, test, &pp, &fte, err);
     for (int t = 0; t < DIM_N_PROBE_TAPS && rc == 0; t++) {
         rc = dim_probe_run(ftr.X[t], ftr.labels, ftr.n, fte.X[t], fte.labels, fte.n, ftr.dim[t],
-                           train->n_classes, o, &acc[t], err);
+                           train->n_classes, o, &res[t], err);
         if (rc) {
             struct dim_err inner = *err;
             dim_fail(err, rc, "tap %s: %s", dim_tap_name((enum dim_tap)t), inner.msg);
@@ -237,5 +236,52 @@ int dim_probe_model(const struct dim_model *m, const struct dim_dataset *train,
     }
     dim_features_free(&ftr);
     dim_features_free(&fte);
+    return rc;
+}
+
+int dim_pixels_extract(const struct dim_dataset *ds, const struct dim_preprocess *pp, float **X,
+                       uint16_t **y, struct dim_err *err)
+{
+    enum { CAP = 256 };
+    const size_t P = (size_t)pp->c * pp->h * pp->w, n = ds->n ? ds->n : 1;
+    uint32_t idx[CAP];
+    *X = malloc(sizeof(float) * n * P);
+    *y = malloc(sizeof(uint16_t) * n);
+    if (!*X || !*y) {
+        free(*X);
+        free(*y);
+        *X = NULL;
+        *y = NULL;
+        return dim_fail(err, DIM_ENOMEM, "out of memory for the pixels of %zu images", ds->n);
+    }
+    for (size_t s = 0; s < ds->n; s += CAP) {
+        size_t B = ds->n - s < CAP ? ds->n - s : CAP;
+        for (size_t i = 0; i < B; i++)
+            idx[i] = (uint32_t)(s + i);
+        dim_dataset_batch(ds, idx, B, pp, NULL, *X + s * P, *y + s);
+    }
+    return 0;
+}
+
+int dim_probe_pixels(const struct dim_dataset *train, const struct dim_dataset *test,
+                     const struct dim_preprocess *pp, const struct dim_probe_opts *o,
+                     struct dim_linclass_result *r, struct dim_err *err)
+{
+    float *Xtr = NULL, *Xte = NULL;
+    uint16_t *ytr = NULL, *yte = NULL;
+    int rc = dim_pixels_extract(train, pp, &Xtr, &ytr, err);
+    if (rc == 0)
+        rc = dim_pixels_extract(test, pp, &Xte, &yte, err);
+    if (rc == 0)
+        rc = dim_probe_run(Xtr, ytr, train->n, Xte, yte, test->n,
+                           (size_t)pp->c * pp->h * pp->w, train->n_classes, o, r, err);
+    if (rc) {
+        struct dim_err inner = *err;
+        dim_fail(err, rc, "pixels: %s", inner.msg);
+    }
+    free(Xtr);
+    free(Xte);
+    free(ytr);
+    free(yte);
     return rc;
 }
