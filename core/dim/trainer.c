@@ -7,6 +7,28 @@
  *   global: A (B, 512) = gc_conv(map), Bm (B, 512) = gc_y(Y),
  *           z[i*B + j] = A_j + Bm_i (B*B, 512) -> gc_head -> score (B*B)
  *   prior: s = sigmoid(Y) (B, Yd) -> D -> logit (B); D on [z ~ U; s] (2B) for its update
+ *
+ * Data parallel (base/dist.h), N ranks, rank r, local batch b = B/N, own images
+ * [r*b, (r+1)*b) of the global batch (every rank builds the whole batch, so the data
+ * and augmentation RNGs stay equal, and runs the nets on its slice):
+ *   per-image nets (encoder, MI nets, critic branches, D) run on the b own rows; their
+ *     batch norms use global statistics (nn/norm.c, through dim_dist_use);
+ *   local: l (b*Lc, D) and g (b, D) are gathered to (B*Lc, D) and (B, D); every rank
+ *     computes the whole u (B, B*Lc) and the whole loss and du, as one process does
+ *     (same values on every rank), then only its own rows of dg = du l and its own
+ *     columns of dl = du^T g: the exact gradients of the global loss w.r.t. its own
+ *     g and l, so nothing of the critic's backward is sent;
+ *   global: A and Bm (b, 512) are gathered to (B, 512); rank r runs the head on the
+ *     b*B pairs of its own anchors i, the b*B scores are gathered to the whole (B, B)
+ *     and every rank computes the whole loss and du and keeps its rows; dBm_i of its
+ *     anchors is local; dA_j (every j gets terms from every anchor) is summed over
+ *     ranks (B x 512 floats) and each keeps its own rows;
+ *   prior: per image; the loss sums and D's update use 1/B of the global batch; the
+ *     real samples z are drawn for all B (equal RNGs) and each rank takes its rows.
+ * Every rank's gradient slabs then hold its share of the one-process gradient; one
+ * sum over the main slab (and one over D's) gives the one-process gradient to all,
+ * and the same Adam update keeps the parameters equal. With N == 1 (or no dist) every
+ * loop and product is the one-process one: bit-identical.
  */
 #include "dim/trainer.h"
 
@@ -15,6 +37,7 @@
 #include <string.h>
 
 #include "base/blas.h"
+#include "base/dist.h"
 #include "base/parallel.h"
 #include "nn/activation.h"
 
@@ -23,6 +46,8 @@ struct dim_trainer {
     const struct dim_dataset *ds;
     struct dim_preprocess pp;
     size_t B, Lc;
+    size_t b, r, N; /* local batch, rank, ranks (1, 0, 1 in one process) */
+    const struct dim_dist *dist; /* NULL in one process */
     uint32_t *perm;
     struct dim_train_progress pr;
     struct dim_rng data_rng;
@@ -35,6 +60,8 @@ struct dim_trainer {
     float *z, *dz;
     struct nn_net_ws pw;
     float *sy, *dsy, *pin;
+    /* N > 1 only: gathered MI outputs, critic branches and scores; dA summed over ranks */
+    float *lall, *gall, *aall, *bmall, *dall, *sall, *dsall;
 };
 
 /* Carves n floats from *cur, or only counts them when *cur is NULL. */
@@ -51,45 +78,58 @@ static float *carve(float **cur, size_t *total, size_t n)
 static size_t plan(struct dim_trainer *t, float *base)
 {
     const struct dim_model *m = t->m;
-    const size_t B = t->B, Lc = t->Lc, Cl = (size_t)m->local_c, Yd = (size_t)m->cfg.y_dim;
+    const size_t B = t->B, b = t->b, Lc = t->Lc, Cl = (size_t)m->local_c,
+                 Yd = (size_t)m->cfg.y_dim, D = (size_t)m->cfg.mi_dim;
+    const bool many = t->N > 1;
     float *cur = base;
     size_t total = 0;
     t->x = carve(&cur, &total, B * nn_net_in_size(&m->enc));
-    float *p = carve(&cur, &total, nn_net_ws_floats(&m->enc, B, true));
+    float *p = carve(&cur, &total, nn_net_ws_floats(&m->enc, b, true));
     if (base)
-        nn_net_ws_carve(&m->enc, &t->enc, p, B, true);
+        nn_net_ws_carve(&m->enc, &t->enc, p, b, true);
     if (m->has_local) {
-        p = carve(&cur, &total, dim_minet_ws_floats(&m->lmi, B * Lc));
+        p = carve(&cur, &total, dim_minet_ws_floats(&m->lmi, b * Lc));
         if (base)
-            dim_minet_ws_carve(&m->lmi, &t->lws, p, B * Lc);
-        p = carve(&cur, &total, dim_minet_ws_floats(&m->gmi, B));
+            dim_minet_ws_carve(&m->lmi, &t->lws, p, b * Lc);
+        p = carve(&cur, &total, dim_minet_ws_floats(&m->gmi, b));
         if (base)
-            dim_minet_ws_carve(&m->gmi, &t->gws, p, B);
-        t->rows = carve(&cur, &total, B * Lc * Cl);
-        t->drows = carve(&cur, &total, B * Lc * Cl);
+            dim_minet_ws_carve(&m->gmi, &t->gws, p, b);
+        t->rows = carve(&cur, &total, b * Lc * Cl);
+        t->drows = carve(&cur, &total, b * Lc * Cl);
         t->u = carve(&cur, &total, B * B * Lc);
         t->du = carve(&cur, &total, B * B * Lc);
+        if (many) {
+            t->lall = carve(&cur, &total, B * Lc * D);
+            t->gall = carve(&cur, &total, B * D);
+        }
     }
     if (m->has_global) {
-        p = carve(&cur, &total, nn_net_ws_floats(&m->gc_conv, B, true));
+        p = carve(&cur, &total, nn_net_ws_floats(&m->gc_conv, b, true));
         if (base)
-            nn_net_ws_carve(&m->gc_conv, &t->gcc, p, B, true);
-        p = carve(&cur, &total, nn_net_ws_floats(&m->gc_y, B, true));
+            nn_net_ws_carve(&m->gc_conv, &t->gcc, p, b, true);
+        p = carve(&cur, &total, nn_net_ws_floats(&m->gc_y, b, true));
         if (base)
-            nn_net_ws_carve(&m->gc_y, &t->gcy, p, B, true);
-        p = carve(&cur, &total, nn_net_ws_floats(&m->gc_head, B * B, true));
+            nn_net_ws_carve(&m->gc_y, &t->gcy, p, b, true);
+        p = carve(&cur, &total, nn_net_ws_floats(&m->gc_head, b * B, true));
         if (base)
-            nn_net_ws_carve(&m->gc_head, &t->gch, p, B * B, true);
-        t->z = carve(&cur, &total, B * B * 512);
-        t->dz = carve(&cur, &total, B * B * 512);
+            nn_net_ws_carve(&m->gc_head, &t->gch, p, b * B, true);
+        t->z = carve(&cur, &total, b * B * 512);
+        t->dz = carve(&cur, &total, b * B * 512);
+        if (many) {
+            t->aall = carve(&cur, &total, B * 512);
+            t->bmall = carve(&cur, &total, B * 512);
+            t->dall = carve(&cur, &total, B * 512);
+            t->sall = carve(&cur, &total, B * B);
+            t->dsall = carve(&cur, &total, B * B);
+        }
     }
     if (m->has_prior) {
-        p = carve(&cur, &total, nn_net_ws_floats(&m->prior, 2 * B, true));
+        p = carve(&cur, &total, nn_net_ws_floats(&m->prior, 2 * b, true));
         if (base)
-            nn_net_ws_carve(&m->prior, &t->pw, p, 2 * B, true);
-        t->sy = carve(&cur, &total, B * Yd);
-        t->dsy = carve(&cur, &total, B * Yd);
-        t->pin = carve(&cur, &total, 2 * B * Yd);
+            nn_net_ws_carve(&m->prior, &t->pw, p, 2 * b, true);
+        t->sy = carve(&cur, &total, b * Yd);
+        t->dsy = carve(&cur, &total, b * Yd);
+        t->pin = carve(&cur, &total, 2 * b * Yd);
     }
     return total;
 }
@@ -107,7 +147,20 @@ int dim_trainer_create(struct dim_trainer **out, struct dim_model *m,
                        const struct dim_dataset *ds, const struct dim_preprocess *pp,
                        struct dim_err *err)
 {
+    return dim_trainer_create_dist(out, m, ds, pp, NULL, err);
+}
+
+int dim_trainer_create_dist(struct dim_trainer **out, struct dim_model *m,
+                            const struct dim_dataset *ds, const struct dim_preprocess *pp,
+                            const struct dim_dist *dist, struct dim_err *err)
+{
     *out = NULL;
+    if (dist && (dist->size < 1 || dist->rank < 0 || dist->rank >= dist->size))
+        return dim_fail(err, DIM_EINVAL, "rank %d of %d ranks is not a rank", dist->rank,
+                        dist->size);
+    if (dist && m->cfg.batch % (uint32_t)dist->size != 0)
+        return dim_fail(err, DIM_EINVAL, "batch %u does not split evenly over %d ranks",
+                        m->cfg.batch, dist->size);
     if (!m->training)
         return dim_fail(err, DIM_EINVAL, "the model was not created for training");
     if (pp->c != m->cfg.in_c || pp->h != m->in_h || pp->w != m->in_w)
@@ -123,6 +176,10 @@ int dim_trainer_create(struct dim_trainer **out, struct dim_model *m,
     t->ds = ds;
     t->pp = *pp;
     t->B = m->cfg.batch;
+    t->N = dist ? (size_t)dist->size : 1;
+    t->r = dist ? (size_t)dist->rank : 0;
+    t->b = t->B / t->N;
+    t->dist = t->N > 1 ? dist : NULL;
     t->Lc = (size_t)m->local_h * m->local_w;
     size_t n = plan(t, NULL);
     t->slab = malloc(sizeof(float) * n);
@@ -222,22 +279,32 @@ static double local_mi(struct dim_trainer *t, const float *map, float *dmap, con
                        float *dY, bool backward)
 {
     const struct dim_model *m = t->m;
-    const size_t B = t->B, Lc = t->Lc, Cl = (size_t)m->local_c, D = (size_t)m->cfg.mi_dim;
-    map_to_rows(t->rows, map, B, Cl, Lc);
-    dim_minet_forward(&m->lmi, &t->lws, t->rows, B * Lc);
-    dim_minet_forward(&m->gmi, &t->gws, Y, B);
+    const size_t B = t->B, b = t->b, r = t->r, Lc = t->Lc, Cl = (size_t)m->local_c,
+                 D = (size_t)m->cfg.mi_dim;
+    map_to_rows(t->rows, map, b, Cl, Lc);
+    dim_minet_forward(&m->lmi, &t->lws, t->rows, b * Lc);
+    dim_minet_forward(&m->gmi, &t->gws, Y, b);
     const float *l = t->lws.out, *g = t->gws.out;
+    if (t->dist) { /* every rank scores all B images against all B */
+        t->dist->gather_f32(t->dist->ctx, t->lall, l, b * Lc * D);
+        t->dist->gather_f32(t->dist->ctx, t->gall, g, b * D);
+        l = t->lall;
+        g = t->gall;
+    }
     nn_sgemm(false, true, B, B * Lc, D, 1.0f, g, D, l, D, 0.0f, t->u, B * Lc);
     double loss = dim_estimator_loss(m->cfg.estimator, t->du, t->u, B, Lc, m->cfg.beta);
     if (!backward)
         return loss;
-    /* u = g l^T: dg = du l, dl = du^T g */
-    nn_sgemm(false, false, B, D, B * Lc, 1.0f, t->du, B * Lc, l, D, 0.0f, t->gws.dout, D);
-    nn_sgemm(true, false, B * Lc, D, B, 1.0f, t->du, B * Lc, g, D, 0.0f, t->lws.dout, D);
-    memset(t->drows, 0, sizeof(float) * B * Lc * Cl);
-    dim_minet_backward(&m->lmi, &t->lws, t->rows, t->drows, B * Lc);
-    dim_minet_backward(&m->gmi, &t->gws, Y, dY, B);
-    rows_add_to_map(dmap, t->drows, B, Cl, Lc);
+    /* u = g l^T: dg = du l, dl = du^T g; this rank's rows of dg (its anchors) and
+     * columns of du (its images' locations) */
+    nn_sgemm(false, false, b, D, B * Lc, 1.0f, t->du + r * b * B * Lc, B * Lc, l, D, 0.0f,
+             t->gws.dout, D);
+    nn_sgemm(true, false, b * Lc, D, B, 1.0f, t->du + r * b * Lc, B * Lc, g, D, 0.0f,
+             t->lws.dout, D);
+    memset(t->drows, 0, sizeof(float) * b * Lc * Cl);
+    dim_minet_backward(&m->lmi, &t->lws, t->rows, t->drows, b * Lc);
+    dim_minet_backward(&m->gmi, &t->gws, Y, dY, b);
+    rows_add_to_map(dmap, t->drows, b, Cl, Lc);
     return loss;
 }
 
@@ -245,60 +312,85 @@ static double global_mi(struct dim_trainer *t, const float *map, float *dmap, co
                         float *dY, bool backward)
 {
     const struct dim_model *m = t->m;
-    const size_t B = t->B, H = 512;
-    nn_net_forward(&m->gc_conv, &t->gcc, map, B, NN_TRAIN, NULL);
-    nn_net_forward(&m->gc_y, &t->gcy, Y, B, NN_TRAIN, NULL);
+    const size_t B = t->B, b = t->b, r = t->r, H = 512;
+    nn_net_forward(&m->gc_conv, &t->gcc, map, b, NN_TRAIN, NULL);
+    nn_net_forward(&m->gc_y, &t->gcy, Y, b, NN_TRAIN, NULL);
     const float *A = nn_net_out(&m->gc_conv, &t->gcc), *Bm = nn_net_out(&m->gc_y, &t->gcy);
+    if (t->dist) {
+        t->dist->gather_f32(t->dist->ctx, t->aall, A, b * H);
+        t->dist->gather_f32(t->dist->ctx, t->bmall, Bm, b * H);
+        A = t->aall;
+        Bm = t->bmall;
+    }
+    /* this rank's anchors i = r*b + il against all B images j */
     float *z = t->z;
-    for (size_t i = 0; i < B; i++)
+    for (size_t il = 0; il < b; il++)
         for (size_t j = 0; j < B; j++)
             for (size_t h = 0; h < H; h++)
-                z[(i * B + j) * H + h] = A[j * H + h] + Bm[i * H + h];
-    nn_net_forward(&m->gc_head, &t->gch, z, B * B, NN_TRAIN, NULL);
-    nn_net_zero_dact(&m->gc_head, &t->gch, B * B);
-    double loss = dim_estimator_loss(m->cfg.estimator, nn_net_dout(&m->gc_head, &t->gch),
-                                     nn_net_out(&m->gc_head, &t->gch), B, 1, m->cfg.alpha);
+                z[(il * B + j) * H + h] = A[j * H + h] + Bm[(r * b + il) * H + h];
+    nn_net_forward(&m->gc_head, &t->gch, z, b * B, NN_TRAIN, NULL);
+    nn_net_zero_dact(&m->gc_head, &t->gch, b * B);
+    float *score = nn_net_out(&m->gc_head, &t->gch), *dscore = nn_net_dout(&m->gc_head, &t->gch);
+    if (t->dist) {
+        t->dist->gather_f32(t->dist->ctx, t->sall, score, b * B);
+        score = t->sall;
+        dscore = t->dsall;
+    }
+    double loss = dim_estimator_loss(m->cfg.estimator, dscore, score, B, 1, m->cfg.alpha);
     if (!backward)
         return loss;
-    memset(t->dz, 0, sizeof(float) * B * B * H);
-    nn_net_backward(&m->gc_head, &t->gch, z, t->dz, B * B);
+    if (t->dist)
+        memcpy(nn_net_dout(&m->gc_head, &t->gch), t->dsall + r * b * B, sizeof(float) * b * B);
+    memset(t->dz, 0, sizeof(float) * b * B * H);
+    nn_net_backward(&m->gc_head, &t->gch, z, t->dz, b * B);
     const float *dzr = t->dz;
-    /* z[i*B + j] = A_j + Bm_i: dA_j = sum_i dz[i*B + j], dBm_i = sum_j dz[i*B + j] */
-    nn_net_zero_dact(&m->gc_conv, &t->gcc, B);
-    nn_net_zero_dact(&m->gc_y, &t->gcy, B);
+    /* z[i*B + j] = A_j + Bm_i: dA_j = sum_i dz[i*B + j], dBm_i = sum_j dz[i*B + j];
+     * with ranks, dA_j sums over every rank's anchors */
+    nn_net_zero_dact(&m->gc_conv, &t->gcc, b);
+    nn_net_zero_dact(&m->gc_y, &t->gcy, b);
     float *dA = nn_net_dout(&m->gc_conv, &t->gcc), *dBm = nn_net_dout(&m->gc_y, &t->gcy);
-    for (size_t i = 0; i < B; i++)
+    if (t->dist) {
+        dA = t->dall;
+        memset(dA, 0, sizeof(float) * B * H);
+    }
+    for (size_t il = 0; il < b; il++)
         for (size_t j = 0; j < B; j++)
             for (size_t h = 0; h < H; h++) {
-                float d = dzr[(i * B + j) * H + h];
+                float d = dzr[(il * B + j) * H + h];
                 dA[j * H + h] += d;
-                dBm[i * H + h] += d;
+                dBm[il * H + h] += d;
             }
-    nn_net_backward(&m->gc_conv, &t->gcc, map, dmap, B);
-    nn_net_backward(&m->gc_y, &t->gcy, Y, dY, B);
+    if (t->dist) {
+        t->dist->sum_f32(t->dist->ctx, t->dall, B * H);
+        memcpy(nn_net_dout(&m->gc_conv, &t->gcc), t->dall + r * b * H, sizeof(float) * b * H);
+    }
+    nn_net_backward(&m->gc_conv, &t->gcc, map, dmap, b);
+    nn_net_backward(&m->gc_y, &t->gcy, Y, dY, b);
     return loss;
 }
 
 static double prior_enc(struct dim_trainer *t, const float *Y, float *dY, bool backward)
 {
     const struct dim_model *m = t->m;
-    const size_t B = t->B, n = B * (size_t)m->cfg.y_dim;
+    const size_t B = t->B, b = t->b, n = b * (size_t)m->cfg.y_dim;
     nn_sigmoid_forward(t->sy, Y, n);
-    nn_net_forward(&m->prior, &t->pw, t->sy, B, NN_TRAIN, NULL);
+    nn_net_forward(&m->prior, &t->pw, t->sy, b, NN_TRAIN, NULL);
     const float *d = nn_net_out(&m->prior, &t->pw);
     double loss = 0.0;
-    for (size_t i = 0; i < B; i++)
+    for (size_t i = 0; i < b; i++)
         loss += nn_softplus(-d[i]);
+    if (t->dist)
+        t->dist->sum_f64(t->dist->ctx, &loss, 1);
     loss /= (double)B;
     if (!backward)
         return loss;
-    /* loss = mean sp(-d): d loss/d d_i = -sigmoid(-d_i) / B */
-    nn_net_zero_dact(&m->prior, &t->pw, B);
+    /* loss = mean sp(-d) over the global batch: d loss/d d_i = -sigmoid(-d_i) / B */
+    nn_net_zero_dact(&m->prior, &t->pw, b);
     float *dd = nn_net_dout(&m->prior, &t->pw);
-    for (size_t i = 0; i < B; i++)
+    for (size_t i = 0; i < b; i++)
         dd[i] = (float)(-m->cfg.gamma * nn_sigmoid(-d[i]) / (double)B);
     memset(t->dsy, 0, sizeof(float) * n);
-    nn_net_backward(&m->prior, &t->pw, t->sy, t->dsy, B);
+    nn_net_backward(&m->prior, &t->pw, t->sy, t->dsy, b);
     nn_sigmoid_backward(dY, t->dsy, t->sy, n);
     return loss;
 }
@@ -308,11 +400,13 @@ void dim_trainer_eval_batch(struct dim_trainer *t, const float *x, bool backward
 {
     struct dim_model *m = t->m;
     memset(ls, 0, sizeof *ls);
+    const struct dim_dist *prev = dim_dist_use(t->dist);
+    x += t->r * t->b * nn_net_in_size(&m->enc); /* this rank's images */
     if (backward)
         dim_model_zero_grads(m);
-    nn_net_forward(&m->enc, &t->enc, x, t->B, NN_TRAIN, NULL);
+    nn_net_forward(&m->enc, &t->enc, x, t->b, NN_TRAIN, NULL);
     if (backward)
-        nn_net_zero_dact(&m->enc, &t->enc, t->B);
+        nn_net_zero_dact(&m->enc, &t->enc, t->b);
     const float *map = t->enc.act[m->tap_layer[DIM_TAP_LOCAL]];
     const float *Y = t->enc.act[m->tap_layer[DIM_TAP_Y]];
     float *dmap = backward ? t->enc.dact[m->tap_layer[DIM_TAP_LOCAL]] : NULL;
@@ -329,7 +423,8 @@ void dim_trainer_eval_batch(struct dim_trainer *t, const float *x, bool backward
     ls->total = m->cfg.beta * ls->local + m->cfg.alpha * ls->global +
                 m->cfg.gamma * ls->prior_enc;
     if (backward)
-        nn_net_backward(&m->enc, &t->enc, x, NULL, t->B);
+        nn_net_backward(&m->enc, &t->enc, x, NULL, t->b);
+    dim_dist_use(prev);
 }
 
 /* D's loss = mean_real sp(-D(z)) + mean_fake sp(D(s)), z ~ U[0,1], s = sigmoid(Y), and
@@ -337,22 +432,32 @@ void dim_trainer_eval_batch(struct dim_trainer *t, const float *x, bool backward
 static double prior_disc_grads(struct dim_trainer *t)
 {
     struct dim_model *m = t->m;
-    const size_t B = t->B, Yd = (size_t)m->cfg.y_dim;
-    for (size_t i = 0; i < B * Yd; i++)
-        t->pin[i] = dim_rng_uniform(&t->pr.rng);
-    memcpy(t->pin + B * Yd, t->sy, sizeof(float) * B * Yd);
-    nn_net_forward(&m->prior, &t->pw, t->pin, 2 * B, NN_TRAIN, NULL);
-    nn_net_zero_dact(&m->prior, &t->pw, 2 * B);
+    const size_t B = t->B, b = t->b, Yd = (size_t)m->cfg.y_dim;
+    /* the real samples of all B rows are drawn (every rank's RNG stays the same); this
+     * rank keeps rows [r*b, (r+1)*b) */
+    const size_t own0 = t->r * b * Yd, own1 = own0 + b * Yd;
+    for (size_t i = 0; i < B * Yd; i++) {
+        float v = dim_rng_uniform(&t->pr.rng);
+        if (i >= own0 && i < own1)
+            t->pin[i - own0] = v;
+    }
+    memcpy(t->pin + b * Yd, t->sy, sizeof(float) * b * Yd);
+    nn_net_forward(&m->prior, &t->pw, t->pin, 2 * b, NN_TRAIN, NULL);
+    nn_net_zero_dact(&m->prior, &t->pw, 2 * b);
     const float *d = nn_net_out(&m->prior, &t->pw);
     float *dd = nn_net_dout(&m->prior, &t->pw);
     double loss = 0.0;
-    for (size_t i = 0; i < B; i++) {
-        loss += nn_softplus(-d[i]) + nn_softplus(d[B + i]);
+    for (size_t i = 0; i < b; i++) {
+        loss += nn_softplus(-d[i]) + nn_softplus(d[b + i]);
         dd[i] = (float)(-nn_sigmoid(-d[i]) / (double)B);
-        dd[B + i] = (float)(nn_sigmoid(d[B + i]) / (double)B);
+        dd[b + i] = (float)(nn_sigmoid(d[b + i]) / (double)B);
     }
     memset(m->prior_grads, 0, sizeof(float) * m->n_prior);
-    nn_net_backward(&m->prior, &t->pw, t->pin, NULL, 2 * B);
+    nn_net_backward(&m->prior, &t->pw, t->pin, NULL, 2 * b);
+    if (t->dist) {
+        t->dist->sum_f64(t->dist->ctx, &loss, 1);
+        t->dist->sum_f32(t->dist->ctx, m->prior_grads, m->n_prior);
+    }
     return loss / (double)B;
 }
 
@@ -399,6 +504,8 @@ int dim_trainer_step(struct dim_trainer *t, struct dim_losses *ls, struct dim_er
     bool augment = t->pp.random_crop > 0 || t->pp.random_flip;
     dim_dataset_batch(t->ds, idx, t->B, &t->pp, augment ? &t->pr.rng : NULL, t->x, NULL);
     dim_trainer_eval_batch(t, t->x, true, ls);
+    if (t->dist) /* each rank's share of the one-process gradient -> the whole of it */
+        t->dist->sum_f32(t->dist->ctx, m->main_grads, m->n_main);
     const char *bad = !isfinite(ls->local)       ? "local MI loss"
                       : !isfinite(ls->global)    ? "global MI loss"
                       : !isfinite(ls->prior_enc) ? "prior matching loss"

@@ -11,7 +11,8 @@
  * Reproducibility: data order comes from data_rng (the state at the start of the
  * epoch is kept, so a resumed run regenerates the permutation); augmentation
  * and prior samples come from rng. Both are saved in checkpoints.
- * Not thread-safe; one trainer per thread. Depends on dim/model, data/dataset.
+ * Data parallel over ranks: dim_trainer_create_dist.
+ * Not thread-safe; one trainer per thread. Depends on dim/model, data/dataset, base/dist.
  */
 #ifndef DIM_DIM_TRAINER_H
 #define DIM_DIM_TRAINER_H
@@ -20,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/dist.h"
 #include "base/error.h"
 #include "base/rng.h"
 #include "data/dataset.h"
@@ -48,6 +50,17 @@ struct dim_trainer;
 int dim_trainer_create(struct dim_trainer **out, struct dim_model *m,
                        const struct dim_dataset *ds, const struct dim_preprocess *pp,
                        struct dim_err *err);
+/* The same, as rank dist->rank of dist->size ranks of one data-parallel run
+ * (base/dist.h): each rank is created with the same model, dataset and
+ * preprocessing, takes batch / size images of every global batch, and every
+ * step calls dist's collectives, so all ranks must step together. cfg.batch
+ * must be divisible by size (DIM_EINVAL otherwise). N ranks reproduce one
+ * process's steps up to the order of floating-point sums (the header of
+ * trainer.c says how the step splits). dist (NULL: one process) must outlive
+ * the trainer. */
+int dim_trainer_create_dist(struct dim_trainer **out, struct dim_model *m,
+                            const struct dim_dataset *ds, const struct dim_preprocess *pp,
+                            const struct dim_dist *dist, struct dim_err *err);
 void dim_trainer_free(struct dim_trainer *t);
 
 /* One training step. DIM_ENONFINITE (naming the term) when a loss is not

@@ -4,12 +4,16 @@
  * same bits as a serial run: batch norm over channels (blocks of BN_BLOCK
  * channels when the layout is row-major (B, C), i.e. HW == 1), layer norm over
  * rows. Batch-norm statistics of channel-major layouts accumulate in double.
+ * With collectives current (base/dist.h), training-mode batch norm takes its
+ * statistics over the global batch instead (bn_dist_*, below): the same two
+ * passes, each rank's double sums combined between them.
  */
 #include "nn/norm.h"
 
 #include <math.h>
 #include <string.h>
 
+#include "base/dist.h"
 #include "base/parallel.h"
 
 /* Channels per task in the row-major (HW == 1) layout: the block's accumulators
@@ -21,12 +25,13 @@ struct bn {
     float *mean, *invstd, *running_mean, *running_var;
     const float *in, *dout, *gamma, *beta, *cmean, *cinvstd;
     size_t B, C, HW;
+    int ranks; /* bn_dist_*: the batch is this many ranks' B each; 0 otherwise */
 };
 
 /* Batch statistics of channel c from its sum and sum of squared deviations. */
 static void bn_stats(const struct bn *p, size_t c, double mu, double ss)
 {
-    const double M = (double)(p->B * p->HW), var = ss / M;
+    const double M = (double)(p->B * p->HW) * (p->ranks ? p->ranks : 1), var = ss / M;
     p->mean[c] = (float)mu;
     p->invstd[c] = (float)(1.0 / sqrt(var + NN_NORM_EPS));
     if (p->running_mean) {
@@ -116,6 +121,166 @@ static void bn_chan_fwd(void *ctx, size_t c0, size_t c1)
     }
 }
 
+/* ---- batch norm over a global batch (base/dist.h) -------------------------------------
+ * Each rank holds B of the ranks * B samples. Forward: local double sums per channel,
+ * combined -> global mean; local sums of squared deviations from it, combined ->
+ * global variance (M = ranks * B * HW); then the usual affine map. Backward:
+ * dgamma and dbeta take this rank's sums (the trainer sums gradients across ranks
+ * afterwards); dx needs the global sums of dy and dy * xhat, combined first.
+ * Channels go in chunks of BN_DIST_CHUNK so the sums live on the stack; work
+ * splits over channels (HW > 1) or BN_BLOCK-channel blocks (HW == 1) as above. */
+#define BN_DIST_CHUNK 1024
+
+struct bnd {
+    const struct bn *p;
+    size_t c0, nc; /* the chunk's channels [c0, c0 + nc) */
+    int phase;     /* forward: 0 sums, 1 squared deviations, 2 normalise;
+                      backward: 0 sums of dy and dy * xhat, 1 dx */
+    double *s, *ss; /* (nc) */
+};
+
+/* Channels [lo, hi) of the chunk's work unit k. */
+static void bnd_unit(const struct bnd *j, size_t k, size_t *lo, size_t *hi)
+{
+    if (j->p->HW == 1) {
+        *lo = j->c0 + k * BN_BLOCK;
+        *hi = *lo + BN_BLOCK < j->c0 + j->nc ? *lo + BN_BLOCK : j->c0 + j->nc;
+    } else {
+        *lo = j->c0 + k;
+        *hi = *lo + 1;
+    }
+}
+
+static size_t bnd_units(const struct bnd *j)
+{
+    return j->p->HW == 1 ? (j->nc + BN_BLOCK - 1) / BN_BLOCK : j->nc;
+}
+
+/* Visits every sample of channels [lo, hi): row-major walks rows then channels,
+ * channel-major walks each channel's planes. */
+#define BND_FOR(p, lo, hi, c, off, ...)                                                    \
+    do {                                                                                    \
+        if ((p)->HW == 1) {                                                                 \
+            for (size_t b_ = 0; b_ < (p)->B; b_++)                                          \
+                for (size_t c = (lo); c < (hi); c++) {                                      \
+                    const size_t off = b_ * (p)->C + c;                                     \
+                    __VA_ARGS__;                                                            \
+                }                                                                           \
+        } else {                                                                            \
+            for (size_t c = (lo); c < (hi); c++)                                            \
+                for (size_t b_ = 0; b_ < (p)->B; b_++)                                      \
+                    for (size_t i_ = 0; i_ < (p)->HW; i_++) {                               \
+                        const size_t off = (b_ * (p)->C + c) * (p)->HW + i_;                \
+                        __VA_ARGS__;                                                        \
+                    }                                                                       \
+        }                                                                                   \
+    } while (0)
+
+static void bnd_fwd(void *ctx, size_t k0, size_t k1)
+{
+    const struct bnd *j = ctx;
+    const struct bn *p = j->p;
+    for (size_t k = k0; k < k1; k++) {
+        size_t lo, hi;
+        bnd_unit(j, k, &lo, &hi);
+        if (j->phase == 0) {
+            for (size_t c = lo; c < hi; c++)
+                j->s[c - j->c0] = 0.0;
+            BND_FOR(p, lo, hi, c, off, j->s[c - j->c0] += p->in[off]);
+        } else if (j->phase == 1) {
+            for (size_t c = lo; c < hi; c++)
+                j->ss[c - j->c0] = 0.0;
+            BND_FOR(p, lo, hi, c, off, {
+                double dv = p->in[off] - j->s[c - j->c0];
+                j->ss[c - j->c0] += dv * dv;
+            });
+        } else {
+            BND_FOR(p, lo, hi, c, off, {
+                float g = p->gamma[c] * p->invstd[c], sh = p->beta[c] - p->mean[c] * g;
+                float y = p->in[off] * g + sh;
+                p->out[off] = y;
+                if (p->relu)
+                    p->relu[off] = y > 0.0f ? y : 0.0f;
+            });
+        }
+    }
+}
+
+static void bn_dist_forward(struct bn *p, const struct dim_dist *d)
+{
+    double s[BN_DIST_CHUNK], ss[BN_DIST_CHUNK];
+    const double M = (double)(p->B * p->HW) * d->size;
+    p->ranks = d->size;
+    for (size_t c0 = 0; c0 < p->C; c0 += BN_DIST_CHUNK) {
+        struct bnd j = {.p = p, .c0 = c0, .nc = p->C - c0 < BN_DIST_CHUNK ? p->C - c0 : BN_DIST_CHUNK,
+                        .s = s, .ss = ss};
+        dim_parallel_for(bnd_units(&j), 1, bnd_fwd, &j);
+        d->sum_f64(d->ctx, s, j.nc);
+        for (size_t c = 0; c < j.nc; c++)
+            s[c] /= M;
+        j.phase = 1;
+        dim_parallel_for(bnd_units(&j), 1, bnd_fwd, &j);
+        d->sum_f64(d->ctx, ss, j.nc);
+        for (size_t c = 0; c < j.nc; c++)
+            bn_stats(p, c0 + c, s[c], ss[c]);
+        j.phase = 2;
+        dim_parallel_for(bnd_units(&j), 1, bnd_fwd, &j);
+    }
+}
+
+/* dy masked by the following ReLU, when there is one */
+static inline float bnd_dy(const struct bn *p, size_t off)
+{
+    return p->relu ? p->dout[off] * (float)(p->relu[off] > 0.0f) : p->dout[off];
+}
+
+static void bnd_bwd(void *ctx, size_t k0, size_t k1)
+{
+    const struct bnd *j = ctx;
+    const struct bn *p = j->p;
+    const double M = (double)(p->B * p->HW) * p->ranks;
+    for (size_t k = k0; k < k1; k++) {
+        size_t lo, hi;
+        bnd_unit(j, k, &lo, &hi);
+        if (j->phase == 0) {
+            for (size_t c = lo; c < hi; c++)
+                j->s[c - j->c0] = j->ss[c - j->c0] = 0.0;
+            BND_FOR(p, lo, hi, c, off, {
+                float dy = bnd_dy(p, off);
+                j->s[c - j->c0] += dy;
+                j->ss[c - j->c0] += (double)dy * (p->in[off] - p->cmean[c]) * p->cinvstd[c];
+            });
+        } else {
+            BND_FOR(p, lo, hi, c, off, {
+                const float k_ = p->gamma[c] * p->cinvstd[c];
+                const float a = (float)(j->s[c - j->c0] / M), bc = (float)(j->ss[c - j->c0] / M);
+                float xh = (p->in[off] - p->cmean[c]) * p->cinvstd[c];
+                p->din[off] += k_ * (bnd_dy(p, off) - a - xh * bc);
+            });
+        }
+    }
+}
+
+static void bn_dist_backward(struct bn *p, const struct dim_dist *d)
+{
+    double s[2 * BN_DIST_CHUNK];
+    p->ranks = d->size;
+    for (size_t c0 = 0; c0 < p->C; c0 += BN_DIST_CHUNK) {
+        const size_t nc = p->C - c0 < BN_DIST_CHUNK ? p->C - c0 : BN_DIST_CHUNK;
+        struct bnd j = {.p = p, .c0 = c0, .nc = nc, .s = s, .ss = s + nc};
+        dim_parallel_for(bnd_units(&j), 1, bnd_bwd, &j);
+        for (size_t c = 0; c < nc; c++) { /* this rank's share; gradients are summed later */
+            p->dbeta[c0 + c] += (float)s[c];
+            p->dgamma[c0 + c] += (float)s[nc + c];
+        }
+        if (!p->din)
+            continue;
+        d->sum_f64(d->ctx, s, 2 * nc);
+        j.phase = 1;
+        dim_parallel_for(bnd_units(&j), 1, bnd_bwd, &j);
+    }
+}
+
 void nn_batchnorm_forward_train(float *out, float *mean, float *invstd, const float *in,
                                 const float *gamma, const float *beta, float *running_mean,
                                 float *running_var, size_t B, size_t C, size_t HW)
@@ -132,7 +297,10 @@ void nn_batchnorm_relu_forward_train(float *out, float *relu, float *mean, float
     struct bn p = {.out = out, .relu = relu, .mean = mean, .invstd = invstd, .running_mean = running_mean,
                    .running_var = running_var, .in = in, .gamma = gamma, .beta = beta,
                    .B = B, .C = C, .HW = HW};
-    if (HW == 1)
+    const struct dim_dist *d = dim_dist_current();
+    if (d)
+        bn_dist_forward(&p, d);
+    else if (HW == 1)
         dim_parallel_for((C + BN_BLOCK - 1) / BN_BLOCK, 1, bn_rows_fwd, &p);
     else
         dim_parallel_for(C, 1, bn_chan_fwd, &p);
@@ -262,7 +430,10 @@ void nn_batchnorm_relu_backward(float *din, float *dgamma, float *dbeta, const f
 {
     struct bn p = {.din = din, .relu = (float *)relu, .dgamma = dgamma, .dbeta = dbeta, .in = in, .dout = dout,
                    .gamma = gamma, .cmean = mean, .cinvstd = invstd, .B = B, .C = C, .HW = HW};
-    if (HW == 1)
+    const struct dim_dist *d = dim_dist_current();
+    if (d)
+        bn_dist_backward(&p, d);
+    else if (HW == 1)
         dim_parallel_for((C + BN_BLOCK - 1) / BN_BLOCK, 1, bn_rows_bwd, &p);
     else
         dim_parallel_for(C, 1, bn_chan_bwd, &p);
