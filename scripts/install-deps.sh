@@ -4,7 +4,7 @@
 # fuzz targets of `make fuzz` / `make test` only; the daemon builds with gcc.
 # As root: runs apt-get. Otherwise: prints the exact apt-get line and fails.
 set -eu
-PKGS="build-essential pkg-config libopenblas-pthread-dev libmicrohttpd-dev libjansson-dev \
+PKGS="build-essential pkg-config libopenmpi-dev openmpi-bin libopenblas-pthread-dev libmicrohttpd-dev libjansson-dev \
 libsqlite3-dev libuv1-dev libcmocka-dev libpng-dev libjpeg62-turbo-dev zlib1g-dev \
 dataset-fashion-mnist curl python3 python3-yaml chromium clang-14 libclang-rt-14-dev"
 missing=""

@@ -1,17 +1,24 @@
 /* cli_train.c - `dimd train`: train DIM on a dataset, save a checkpoint, probe
- * the trained encoder against a freshly initialised one of the same architecture. */
+ * the trained encoder against a freshly initialised one of the same architecture.
+ * Under mpirun (more than one rank) the run is data parallel (dist/dist.h): every
+ * rank parses the same flags and loads the same dataset, rank 0 reads a --resume
+ * checkpoint and broadcasts it, each rank trains on its B/N images of each global
+ * batch, and rank 0 alone prints, writes --out and --losses, and probes (after MPI
+ * is finalised). Other ranks print nothing; a setup failure on any rank stops all. */
 #include <jansson.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "dim/checkpoint.h"
 #include "dim/hparams.h"
 #include "dim/trainer.h"
 #include "cmd/cli.h"
+#include "dist/dist.h"
 #include "util/clock.h"
 #include "api/jobspec.h"
 
@@ -19,10 +26,10 @@ struct train_opts {
     struct dim_config cfg;
     bool channels_set;
     const char *hparam_flag; /* the first hyperparameter flag given, if any */
-    const char *dataset, *out, *resume;
+    const char *dataset, *out, *resume, *losses;
     double epochs;
     uint64_t steps, log_every, threads, random_crop, probe_epochs;
-    bool random_flip, json, probe;
+    bool random_flip, json, probe, threads_set;
     enum dim_probe_kind probe_kind;
 };
 
@@ -37,7 +44,7 @@ static void on_sigint(int sig)
 /* Flags followed by a value; an unknown flag takes none, so it is reported as unknown. */
 static const char *const train_with_value[] = {
     "dataset", "out",         "resume",       "epochs", "steps", "log_every",
-    "threads", "random_crop", "probe_epochs", "probe",  NULL};
+    "threads", "random_crop", "probe_epochs", "probe",  "losses", NULL};
 
 static void train_usage(FILE *f)
 {
@@ -51,7 +58,9 @@ static void train_usage(FILE *f)
             "  --steps N            steps to run instead of --epochs\n"
             "  --out PATH           write the checkpoint here at the end\n"
             "  --resume PATH        continue from a checkpoint (its hyperparameters apply)\n"
-            "  --threads N          BLAS threads (default: online cores)\n"
+            "  --threads N          compute threads (default: online cores; under mpirun,\n"
+            "                       online cores / ranks on this machine)\n"
+            "  --losses PATH        write every step's losses to PATH (CSV, 17 digits)\n"
             "  --log_every N        steps between progress lines (default 50)\n"
             "  --random_crop N      augmentation: pad N pixels and crop back at random\n"
             "  --random_flip        augmentation: random horizontal flips\n"
@@ -120,6 +129,9 @@ static int parse_train(int argc, char **argv, struct train_opts *o)
             bad = cli_parse_u64("train", name, val, 1, UINT64_C(1) << 40, &o->log_every);
         } else if (strcmp(name, "threads") == 0) {
             bad = cli_parse_u64("train", name, val, 1, 256, &o->threads);
+            o->threads_set = true;
+        } else if (strcmp(name, "losses") == 0) {
+            o->losses = val;
         } else if (strcmp(name, "random_crop") == 0) {
             bad = cli_parse_u64("train", name, val, 0, 16, &o->random_crop);
         } else if (strcmp(name, "probe_epochs") == 0) {
@@ -228,92 +240,228 @@ static json_t *losses_json(const struct dim_model *m, const struct dim_losses *l
     return o;
 }
 
+/* Rank 0 reads the checkpoint at path and every rank gets a model from its bytes.
+ * Returns 0, or CLI_EXIT_USAGE with the message in err (on every rank). */
+static int resume_ranks(struct dist *dd, const char *path, struct dim_model **m,
+                        struct dim_train_progress *prog, struct dim_err *err)
+{
+    struct dim_membuf buf = {0};
+    uint64_t n = 0;
+    if (dist_rank(dd) == 0) {
+        FILE *f = fopen(path, "rb");
+        unsigned char chunk[65536];
+        size_t got;
+        while (f && (got = fread(chunk, 1, sizeof chunk, f)) > 0)
+            if (dim_membuf_write(&buf, chunk, got) != 0)
+                break;
+        if (!f || ferror(f) || !feof(f))
+            buf.n = 0;
+        n = buf.n;
+        if (f)
+            fclose(f);
+    }
+    dist_bcast(dd, &n, sizeof n);
+    if (n == 0) {
+        free(buf.p);
+        dim_fail(err, DIM_EIO, "cannot read %s on rank 0", path);
+        return CLI_EXIT_USAGE;
+    }
+    if (dist_rank(dd) != 0)
+        buf.p = malloc(n);
+    if (dist_any(dd, buf.p == NULL)) {
+        free(buf.p);
+        dim_fail(err, DIM_ENOMEM, "out of memory for a %llu-byte checkpoint on a rank",
+                 (unsigned long long)n);
+        return CLI_EXIT_FAIL;
+    }
+    dist_bcast(dd, buf.p, n);
+    struct dim_memsrc src = {buf.p, n, 0};
+    struct dim_reader rd = {dim_memsrc_read, &src};
+    int rc = dim_checkpoint_read(m, prog, true, &rd, err);
+    free(buf.p);
+    return rc ? CLI_EXIT_USAGE : 0;
+}
+
+/* Every step's losses, one CSV row each. */
+static void losses_row(FILE *f, uint64_t step, const struct dim_losses *l)
+{
+    fprintf(f, "%llu,%.17g,%.17g,%.17g,%.17g,%.17g\n", (unsigned long long)step, l->local,
+            l->global, l->prior_enc, l->prior_disc, l->total);
+}
+
+/* The communication of a data-parallel run: per kind, calls, payload bytes and seconds
+ * per step, and the total seconds per step. */
+static json_t *comm_json(const struct dist_stats *st, uint64_t steps)
+{
+    json_t *o = json_object();
+    double per = steps ? 1.0 / (double)steps : 0.0, secs = 0.0;
+    for (int k = 0; k < DIST_KINDS; k++) {
+        json_t *e = json_object();
+        json_object_set_new(e, "calls_per_step", json_real((double)st->calls[k] * per));
+        json_object_set_new(e, "bytes_per_step", json_real((double)st->bytes[k] * per));
+        json_object_set_new(e, "seconds_per_step", json_real(st->seconds[k] * per));
+        json_object_set_new(o, dist_kind_name((enum dist_kind)k), e);
+        secs += st->seconds[k];
+    }
+    json_object_set_new(o, "seconds_per_step", json_real(secs * per));
+    return o;
+}
+
 int cli_train(int argc, char **argv)
 {
+    /* under mpirun every rank runs this; rank 0 speaks for the run */
+    struct dist *dd = NULL;
+    const int launched = dist_launched_size();
+    if (launched > 1) {
+        char msg[200];
+        if (dist_start(&dd, msg, sizeof msg) != 0) {
+            fprintf(stderr, "dimd train: %s\n", msg);
+            return CLI_EXIT_FAIL;
+        }
+    }
+    const int ranks = dd ? dist_size(dd) : 1;
+    const bool lead = !dd || dist_rank(dd) == 0;
+    if (!lead && !freopen("/dev/null", "w", stdout))
+        return CLI_EXIT_FAIL;
+    int saved_err = -1;
+    if (!lead) { /* usage errors are every rank's: rank 0 tells them */
+        fflush(stderr);
+        saved_err = dup(STDERR_FILENO);
+        int nul = open("/dev/null", O_WRONLY);
+        if (nul >= 0) {
+            dup2(nul, STDERR_FILENO);
+            close(nul);
+        }
+    }
     struct train_opts o;
     int rc = parse_train(argc, argv, &o);
-    if (rc)
-        return rc == 1 ? 0 : rc;
     struct dim_err err;
-    if (o.resume && o.hparam_flag) {
+    if (rc == 0 && o.resume && o.hparam_flag) {
         fprintf(stderr,
                 "dimd train: --%s cannot be combined with --resume: a resumed run keeps "
                 "its checkpoint's hyperparameters\n",
                 o.hparam_flag);
-        return CLI_EXIT_USAGE;
+        rc = CLI_EXIT_USAGE;
     }
-    if (!o.resume) { /* refuse a bad configuration before spending time on the data */
+    if (rc == 0 && !o.resume) { /* refuse a bad configuration before spending time on the data */
         struct dim_config probe_cfg = o.cfg;
         if (!o.channels_set)
             probe_cfg.in_c = 1;
         if (dim_config_validate(&probe_cfg, &err) != 0) {
             fprintf(stderr, "dimd train: %s\n", err.msg);
-            return CLI_EXIT_USAGE;
+            rc = CLI_EXIT_USAGE;
+        } else if (probe_cfg.batch % (uint32_t)ranks != 0) {
+            fprintf(stderr, "dimd train: --batch %u does not split evenly over %d ranks\n",
+                    probe_cfg.batch, ranks);
+            rc = CLI_EXIT_USAGE;
         }
     }
+    if (saved_err >= 0) {
+        fflush(stderr);
+        dup2(saved_err, STDERR_FILENO);
+        close(saved_err);
+    }
+    if (rc) {
+        dist_finish(dd);
+        return rc == 1 ? 0 : rc;
+    }
+    if (dd && !o.threads_set) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        long per = cores / dist_launched_local_size();
+        o.threads = per > 1 ? (uint64_t)per : 1;
+    }
     struct dim_dataset train = {0}, test = {0};
-    if (cli_load_dataset("train", o.dataset, &train, &test) != 0)
-        return CLI_EXIT_USAGE;
-    struct threadpool *pool = cli_threads_use((int)o.threads);
+    struct threadpool *pool = NULL;
     struct dim_model *m = NULL;
     struct dim_trainer *tr = NULL;
     struct dim_train_progress prog;
+    FILE *lf = NULL;
     int status = CLI_EXIT_FAIL;
-    if (o.resume) {
-        if (dim_checkpoint_load(o.resume, &m, &prog, true, &err) != 0) {
+    /* setup: every rank's outcome is agreed on before the first step */
+    int setup = cli_load_dataset("train", o.dataset, &train, &test) != 0 ? CLI_EXIT_USAGE : 0;
+    if (setup == 0)
+        pool = cli_threads_use((int)o.threads);
+    if (setup == 0 && o.resume) {
+        if (dd)
+            setup = resume_ranks(dd, o.resume, &m, &prog, &err);
+        else if (dim_checkpoint_load(o.resume, &m, &prog, true, &err) != 0)
+            setup = CLI_EXIT_USAGE;
+        if (setup && lead)
             fprintf(stderr, "dimd train: --resume %s\n", err.msg);
-            status = CLI_EXIT_USAGE;
-            goto out;
-        }
-    } else {
+    } else if (setup == 0) {
         if (!o.channels_set)
             o.cfg.in_c = train.c;
         if (dim_model_create(&m, &o.cfg, true, &err) != 0) {
-            fprintf(stderr, "dimd train: %s\n", err.msg);
-            status = CLI_EXIT_USAGE;
-            goto out;
+            if (lead)
+                fprintf(stderr, "dimd train: %s\n", err.msg);
+            setup = CLI_EXIT_USAGE;
         }
     }
-    struct dim_preprocess pp = dim_model_preprocess(m);
-    pp.random_crop = (int)o.random_crop;
-    pp.random_flip = o.random_flip;
-    if (dim_trainer_create(&tr, m, &train, &pp, &err) != 0 ||
-        (o.resume && dim_trainer_restore(tr, &prog, &err) != 0)) {
-        fprintf(stderr, "dimd train: %s\n", err.msg);
-        status = CLI_EXIT_USAGE;
-        goto out;
+    struct dim_preprocess pp = {0};
+    if (setup == 0) {
+        pp = dim_model_preprocess(m);
+        pp.random_crop = (int)o.random_crop;
+        pp.random_flip = o.random_flip;
+        if (dim_trainer_create_dist(&tr, m, &train, &pp, dd ? dist_hooks(dd) : NULL, &err) != 0 ||
+            (o.resume && dim_trainer_restore(tr, &prog, &err) != 0)) {
+            if (lead)
+                fprintf(stderr, "dimd train: %s\n", err.msg);
+            setup = CLI_EXIT_USAGE;
+        }
     }
-    const uint64_t spe = dim_trainer_steps_per_epoch(tr);
-    const uint64_t total = o.steps ? o.steps : (uint64_t)ceil(o.epochs * (double)spe);
-    dim_trainer_progress(tr, &prog);
-    const uint64_t first = prog.step;
-    if (first >= total) {
-        fprintf(stderr,
-                "dimd train: the checkpoint is at step %llu; --steps/--epochs ask for %llu "
-                "steps in all, so nothing is left to run\n",
-                (unsigned long long)first, (unsigned long long)total);
-        status = CLI_EXIT_USAGE;
+    uint64_t spe = 0, total = 0, first = 0;
+    if (setup == 0) {
+        spe = dim_trainer_steps_per_epoch(tr);
+        total = o.steps ? o.steps : (uint64_t)ceil(o.epochs * (double)spe);
+        dim_trainer_progress(tr, &prog);
+        first = prog.step;
+        if (first >= total) {
+            if (lead)
+                fprintf(stderr,
+                        "dimd train: the checkpoint is at step %llu; --steps/--epochs ask for "
+                        "%llu steps in all, so nothing is left to run\n",
+                        (unsigned long long)first, (unsigned long long)total);
+            setup = CLI_EXIT_USAGE;
+        }
+    }
+    if (setup == 0 && lead && o.losses && !(lf = fopen(o.losses, "w"))) {
+        fprintf(stderr, "dimd train: --losses %s: cannot write it\n", o.losses);
+        setup = CLI_EXIT_USAGE;
+    }
+    if (dd && dist_any(dd, setup != 0) && setup == 0)
+        setup = CLI_EXIT_FAIL; /* another rank failed and said why */
+    if (setup) {
+        status = setup;
         goto out;
     }
     const bool tty = isatty(STDOUT_FILENO) && !o.json;
-    if (!o.json || !tty)
+    if (!o.json || !tty) {
         printf("dimd train: %s on %s (%zu images, %zux%dx%d -> %dx%dx%d), %s, alpha %g beta %g "
-               "gamma %g, batch %u, %llu steps (%llu per epoch)\n",
+               "gamma %g, batch %u, %llu steps (%llu per epoch)",
                dim_preset_name(m->cfg.preset), o.dataset, train.n, (size_t)train.c, train.h,
                train.w, pp.c, pp.h, pp.w, dim_estimator_name(m->cfg.estimator),
                (double)m->cfg.alpha, (double)m->cfg.beta, (double)m->cfg.gamma, m->cfg.batch,
                (unsigned long long)total, (unsigned long long)spe);
+        if (dd)
+            printf(", %d ranks x %u images x %llu threads", ranks, m->cfg.batch / (uint32_t)ranks,
+                   (unsigned long long)o.threads);
+        printf("\n");
+    }
     signal(SIGINT, on_sigint);
     struct window win = {0}, last = {0};
     struct dim_losses l, mean;
     double t0 = clock_mono_s();
     uint64_t done = 0;
-    for (uint64_t s = first; s < total && !interrupted; s++) {
-        if (dim_trainer_step(tr, &l, &err) != 0) {
-            fprintf(stderr, "%sdimd train: %s\n", tty ? "\n" : "", err.msg);
+    bool stop = false;
+    for (uint64_t s = first; s < total && !stop; s++) {
+        if (dim_trainer_step(tr, &l, &err) != 0) { /* the same on every rank */
+            if (lead)
+                fprintf(stderr, "%sdimd train: %s\n", tty ? "\n" : "", err.msg);
             goto out;
         }
         done++;
+        if (lf)
+            losses_row(lf, s + 1, &l);
         window_add(&win, &l);
         if ((s + 1) % o.log_every == 0 || s + 1 == total) {
             double dt = clock_mono_s() - t0, ips = (double)(done * m->cfg.batch) / dt;
@@ -324,15 +472,46 @@ int cli_train(int argc, char **argv)
             last = win;
             memset(&win, 0, sizeof win);
         }
+        /* every rank stops at the same step (mpirun passes SIGINT/SIGTERM to all) */
+        stop = dd ? dist_any(dd, interrupted) : interrupted;
     }
     const double train_seconds = clock_mono_s() - t0;
     const double ips = train_seconds > 0 ? (double)(done * m->cfg.batch) / train_seconds : 0;
+    struct dist_stats st = {0};
+    if (dd) {
+        dist_stats(dd, &st);
+        dist_finish(dd); /* rank 0 goes on alone */
+        dd = NULL;
+        if (!lead) {
+            status = 0;
+            goto out;
+        }
+    }
     if (tty)
         printf("\n");
     if (win.n)
         last = win;
     window_mean(&last, &mean);
     dim_trainer_progress(tr, &prog);
+    if (lf) {
+        if (fclose(lf) != 0) {
+            lf = NULL;
+            fprintf(stderr, "dimd train: --losses %s: write failed\n", o.losses);
+            goto out;
+        }
+        lf = NULL;
+    }
+    if (ranks > 1 && (!o.json || !tty)) {
+        double per = done ? 1.0 / (double)done : 0.0, secs = 0.0;
+        for (int k = 0; k < DIST_KINDS; k++)
+            secs += st.seconds[k];
+        printf("ranks: %d, communication %.1f ms/step (%.1f%% of %.1f ms); payload per step: "
+               "gradients %.2f MB, gathers %.2f MB, batch-norm and loss sums %.1f KB\n",
+               ranks, 1e3 * secs * per, 100.0 * secs / (train_seconds > 0 ? train_seconds : 1),
+               1e3 * train_seconds * per, (double)st.bytes[DIST_SUM_F32] * per / 1e6,
+               (double)st.bytes[DIST_GATHER] * per / 1e6,
+               (double)st.bytes[DIST_SUM_F64] * per / 1e3);
+    }
     if (o.out) {
         if (dim_checkpoint_save(o.out, m, &prog, &err) != 0) {
             fprintf(stderr, "dimd train: %s\n", err.msg);
@@ -365,6 +544,10 @@ int cli_train(int argc, char **argv)
         json_object_set_new(j, "epochs", json_real((double)prog.step / (double)spe));
         json_object_set_new(j, "train_seconds", json_real(train_seconds));
         json_object_set_new(j, "images_per_second", json_real(ips));
+        json_object_set_new(j, "ranks", json_integer(ranks));
+        json_object_set_new(j, "threads", json_integer((json_int_t)o.threads));
+        if (ranks > 1)
+            json_object_set_new(j, "communication", comm_json(&st, done));
         json_object_set_new(j, "final_losses", losses_json(m, &mean));
         json_object_set_new(j, "final_losses_window", json_integer((json_int_t)last.n));
         if (o.out)
@@ -375,10 +558,13 @@ int cli_train(int argc, char **argv)
     }
     status = 0;
 out:
+    if (lf)
+        fclose(lf);
     dim_trainer_free(tr);
     dim_model_free(m);
     dim_dataset_free(&train);
     dim_dataset_free(&test);
     cli_threads_release(pool);
+    dist_finish(dd);
     return status;
 }
