@@ -27,6 +27,7 @@ void dim_linclass_opts_default(struct dim_linclass_opts *o)
         o->lambdas[i] = l;
     o->val_fraction = 0.1;
     o->seed = 1;
+    o->search_rows = 10000;
 }
 
 const char *dim_linclass_loss_name(enum dim_linclass_loss l)
@@ -385,10 +386,12 @@ int dim_linclass_run(float *Xtr, const uint16_t *ytr, size_t ntr, float *Xte,
         struct dim_rng rng;
         dim_rng_seed(&rng, o->seed, 0x11c1a55);
         dim_rng_shuffle(&rng, perm, ntr);
-        /* perm[0, nval): validation; perm[nval, ntr): fitting rows */
+        /* perm[0, nval): validation; perm[nval, nval + nfit): fitting rows */
         const uint32_t *val = perm, *fit = perm + nval;
-        if (precondition(ntr - nval, D) &&
-            (rc = dim_linclass_covariance(Xtr, fit, ntr - nval, D, &C, err)) != 0)
+        size_t nfit = ntr - nval;
+        if (o->search_rows >= 2 && nfit > o->search_rows)
+            nfit = o->search_rows;
+        if (precondition(nfit, D) && (rc = dim_linclass_covariance(Xtr, fit, nfit, D, &C, err)))
             goto out;
         /* the search only ranks lambdas: its solves stop at 10x the tolerance (the
          * final refit goes to the tolerance itself) */
@@ -397,7 +400,7 @@ int dim_linclass_run(float *Xtr, const uint16_t *ytr, size_t ntr, float *Xte,
         double best_acc = -1.0, prev_acc = -1.0;
         int falls = 0;
         for (int i = 0; i < L; i++) {
-            rc = dim_linclass_fit(o->loss, o->lambdas[i], w, Xtr, ytr, fit, ntr - nval, D, K, C,
+            rc = dim_linclass_fit(o->loss, o->lambdas[i], w, Xtr, ytr, fit, nfit, D, K, C,
                                   &path_opts, h, &lr, err);
             if (rc)
                 goto out;

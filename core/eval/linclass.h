@@ -18,8 +18,9 @@
  * rows' per-feature mean and standard deviation (in place, train and test); a
  * validation split of val_fraction of the training rows is carved with a seeded
  * permutation; lambda runs down the grid (largest first, each solve warm-started
- * from the previous solution) fitting the other training rows and scoring the
- * validation rows (those solves stop at 10 x gtol: they only rank the lambdas),
+ * from the previous solution) fitting the next search_rows of the permuted rows
+ * (all the others when fewer) and scoring the validation rows (those solves stop
+ * at 10 x gtol: they only rank the lambdas),
  * and stops early once the validation accuracy has fallen on two grid points in
  * a row; the lambda of the best validation accuracy (the larger on
  * ties) is refitted on all training rows, warm-started from its path solution,
@@ -54,6 +55,9 @@ struct dim_linclass_opts {
     double val_fraction; /* of the training rows, in (0, 0.5] (default 0.1); ignored with
                             one lambda (no search: fits all training rows directly) */
     uint64_t seed;       /* the validation carve (default 1) */
+    size_t search_rows;  /* most rows the lambda search fits on (default 10000; 0: all).
+                            The search costs its solves times its rows; the final fit
+                            always takes every training row. */
 };
 
 struct dim_linclass_result {

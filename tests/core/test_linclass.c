@@ -223,6 +223,37 @@ static void test_run_searches_lambda_and_reports(void **state)
         assert_true(on_grid);
         assert_true(r.path_iterations >= r.iterations);
     }
+    /* The search on a subsample: a cap above the fitting rows changes nothing;
+     * a cap of 100 rows still ends in a converged fit on all 900. */
+    {
+        struct dim_linclass_opts o;
+        dim_linclass_opts_default(&o);
+        struct dim_linclass_result all, capped, small;
+        o.search_rows = 0;
+        blobs(Xtr, ytr, ntr, D, K, 1);
+        blobs(Xte, yte, nte, D, K, 2);
+        assert_int_equal(dim_linclass_run(Xtr, ytr, ntr, Xte, yte, nte, D, K, &o, NULL, &all,
+                                          NULL), 0);
+        o.search_rows = 10000;
+        blobs(Xtr, ytr, ntr, D, K, 1);
+        blobs(Xte, yte, nte, D, K, 2);
+        assert_int_equal(dim_linclass_run(Xtr, ytr, ntr, Xte, yte, nte, D, K, &o, NULL,
+                                          &capped, NULL), 0);
+        assert_true(all.accuracy == capped.accuracy && all.gnorm == capped.gnorm);
+        assert_int_equal(all.path_iterations, capped.path_iterations);
+        o.search_rows = 100;
+        blobs(Xtr, ytr, ntr, D, K, 1);
+        blobs(Xte, yte, nte, D, K, 2);
+        assert_int_equal(dim_linclass_run(Xtr, ytr, ntr, Xte, yte, nte, D, K, &o, NULL, &small,
+                                          NULL), 0);
+        print_message("search on 100 rows: test %.4f (all rows %.4f), lambda %g (%g)\n",
+                      small.accuracy, all.accuracy, small.lambda, all.lambda);
+        assert_int_equal(small.stop, NN_LBFGS_CONVERGED);
+        assert_true(small.gnorm <= o.gtol);
+        assert_true(small.accuracy > 0.75);
+        assert_true(small.path_iterations != all.path_iterations || small.lambda != all.lambda ||
+                    small.val_accuracy != all.val_accuracy);
+    }
     /* labels independent of the features: chance */
     struct dim_rng rr;
     dim_rng_seed(&rr, 5, 5);
