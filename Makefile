@@ -260,6 +260,7 @@ bench: deps
 	$(BUILD)/bench/bench_store --json build/bench-store.json
 	/usr/bin/python3 bench/bench_serve.py $(DIMD) --json build/bench-serve.json
 	/usr/bin/python3 bench/bench_backup.py $(DIMD) --json build/bench-backup.json
+	/usr/bin/python3 bench/bench_dist.py $(DIMD) --json build/bench-dist.json
 	$(BUILD)/bench/bench_encode $(DIMD) --clients 64 --rounds 5 --json build/bench-encode.json
 	$(BUILD)/bench/bench_encode $(DIMD) --clients 64 --rounds 5 --threads 2 --compute_threads 1 \
 	    --json build/bench-encode-2x1.json
