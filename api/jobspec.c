@@ -96,7 +96,7 @@ static int parse_hparam(struct job_spec *s, const struct dim_hparam *h, const js
                         json_t *errors)
 {
     struct dim_err err;
-    if (h->type == DIM_HP_PRESET || h->type == DIM_HP_ESTIMATOR) {
+    if (dim_hparam_is_text(h)) {
         if (!json_is_string(v)) {
             jobspec_error(errors, h->name, "must be a string, not %s", json_kind(v));
             return -1;
@@ -282,6 +282,13 @@ int jobspec_parse(const json_t *body, jobspec_dataset_check check, const void *c
     struct dim_config c = out->cfg;
     if (!out->channels_set)
         c.in_c = 1;
+    /* lr_horizon 0 is the run's length: known here when steps is given (with epochs it
+     * needs the dataset's size, and the job checks it when it starts) */
+    if (steps_given && c.lr_horizon == 0 && c.lr_warmup > out->steps)
+        jobspec_error(errors, "lr_warmup",
+                      "lr_warmup %llu is longer than the run's %llu steps (lr_horizon 0: the "
+                      "schedule spans the run)",
+                      (unsigned long long)c.lr_warmup, (unsigned long long)out->steps);
     if (json_array_size(errors) == before && dim_config_validate(&c, &err) != 0) {
         /* the message starts with the field it is about ("channels 2 must be 1 or 3"),
          * unless it is about several ("alpha and beta are both 0") */
@@ -299,7 +306,7 @@ json_t *jobspec_hparams_json(const struct dim_config *c)
     json_t *o = json_object();
     for (size_t i = 0; i < dim_n_hparams; i++) {
         const struct dim_hparam *h = &dim_hparams[i];
-        if (h->type == DIM_HP_PRESET || h->type == DIM_HP_ESTIMATOR) {
+        if (dim_hparam_is_text(h)) {
             char v[64];
             dim_hparam_format(c, h, v, sizeof v);
             json_object_set_new(o, h->name, json_string(v));
@@ -386,7 +393,7 @@ json_t *jobspec_schema_json(void)
     }
     for (size_t i = 0; i < dim_n_hparams; i++) {
         const struct dim_hparam *h = &dim_hparams[i];
-        bool text = h->type == DIM_HP_PRESET || h->type == DIM_HP_ESTIMATOR;
+        bool text = dim_hparam_is_text(h);
         const char *type = text ? "string" : h->type == DIM_HP_FLOAT ? "number" : "integer";
         json_t *f = json_pack("{s:s, s:s, s:O, s:s}", "name", h->name, "type", type, "default",
                               json_object_get(spec, h->name), "help", h->help);

@@ -3,7 +3,7 @@
 // that fetches the zoomed step range at full resolution.
 
 import {get, query, authUrl} from './api.js';
-import {h, num, color, debounce, notify} from './util.js';
+import {h, num, fmt, color, debounce, notify} from './util.js';
 
 const BASE_POINTS = 1000;   // points per series for the whole history
 const KEEP_MAX = 4000;      // more than this in memory: thin to KEEP_THIN
@@ -127,7 +127,8 @@ export function thin(xs, ys, target) {
 // One metric key of one job: the base points (downsampled history plus live
 // points) and, when zoomed, the zoomed range at full resolution. A baseline
 // series (opts.baseline: probe_pixels beside a probe curve) is drawn dashed
-// and never smoothed.
+// and never smoothed; an exact one (opts.exact: the lr, set by a schedule, not
+// estimated) is drawn as it is, never smoothed either.
 export class Series {
   constructor(jobId, key, label, colour, opts = {}) {
     this.jobId = jobId;
@@ -135,6 +136,7 @@ export class Series {
     this.label = label;
     this.color = colour;
     this.baseline = !!opts.baseline;
+    this.exact = !!opts.exact; // a set value, not a noisy estimate (the lr): never smoothed
     this.xs = [];
     this.ys = [];
     this.detail = null; // {lo, hi, xs, ys}
@@ -225,8 +227,8 @@ function alpha(hex, a) {
 // A chart of one or more series (one key of one job, or one key of several
 // jobs). opts: {title, series: [Series], smoothing, log, height}. The figure
 // element carries data-points (points drawn), data-series (points per
-// series) and data-zoom ("lo-hi" once a zoomed range has loaded), for tests
-// and curious users.
+// series), data-yticks (the y axis' labels) and data-zoom ("lo-hi" once a
+// zoomed range has loaded), for tests and curious users.
 export class MetricChart {
   constructor(parent, opts) {
     this.series = opts.series;
@@ -266,7 +268,7 @@ export class MetricChart {
       const {xs, ys} = s.view();
       const shown = ys.map((v) => (v == null || !Number.isFinite(v) || (this.log && v <= 0) ? null : v));
       const cols = [xs, shown];
-      if (this.smoothing > 0 && !s.baseline) cols.push(ema(ys, this.smoothing).map((v, i) => (shown[i] == null ? null : v)));
+      if (this.smoothing > 0 && !s.baseline && !s.exact) cols.push(ema(ys, this.smoothing).map((v, i) => (shown[i] == null ? null : v)));
       return cols;
     });
     if (tables.length === 1) return tables[0];
@@ -282,7 +284,7 @@ export class MetricChart {
       const base = s.color;
       if (s.baseline) {
         series.push({label: s.label, stroke: base, width: 1.25, dash: [6, 4], spanGaps: true});
-      } else if (this.smoothing > 0) {
+      } else if (this.smoothing > 0 && !s.exact) {
         series.push({label: multi ? `${s.label} (raw)` : 'raw', stroke: alpha(base, 0.3), width: 1, spanGaps: true});
         series.push({label: multi ? s.label : 'smoothed', stroke: base, width: 1.5, spanGaps: true});
       } else {
@@ -292,7 +294,14 @@ export class MetricChart {
     const opts = {
       ...this.size(),
       scales: {x: {time: false}, y: this.log ? {distr: 3, log: 10} : {}},
-      axes: [{label: 'step', size: 36, labelSize: 16}, {size: 56}],
+      // y ticks as the stats show numbers (uPlot's own rounds 1e-4 steps to "0")
+      // (the axis widens for long labels such as 7.50e-5)
+      axes: [{label: 'step', size: 36, labelSize: 16}, {size: (u, values) => Math.max(56,
+        12 + 7 * Math.max(0, ...(values || []).map((v) => String(v).length))), values: (u, splits) => {
+        const ticks = splits.map((v) => fmt(v, 4));
+        this.figure.dataset.yticks = ticks.join(' ');
+        return ticks;
+      }}],
       series,
       legend: {live: true},
       cursor: {drag: {x: true, y: false, setScale: true}},

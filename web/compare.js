@@ -72,7 +72,7 @@ export async function render(root, {search}) {
       table)));
 
   const series = selected.map((j, i) => {
-    const s = new Series(j.id, key, jobLabel(j), color(i));
+    const s = new Series(j.id, key, jobLabel(j), color(i), {exact: key === 'lr'});
     const m = summaries.get(j.id) && summaries.get(j.id).get(key);
     s.count = m ? m.count : 0;
     add(table, h('tr', {dataset: {job: j.id}},

@@ -21,6 +21,16 @@ import {JobStream} from './live.js';
 import {jobActions, promoteForm} from './actions.js';
 
 const prefs = {smoothing: 0.6, log: false}; // kept across job pages of this tab
+
+// A spec's lr schedule in words: "constant", "cosine, warm-up 500, to ×0.01 by step 9370".
+function lrText(spec) {
+  const parts = [spec.lr_schedule];
+  if (spec.lr_warmup > 0) parts.push(`warm-up ${spec.lr_warmup}`);
+  const end = spec.lr_horizon > 0 ? `step ${spec.lr_horizon}` : 'the end';
+  if (spec.lr_schedule === 'cosine') parts.push(`to ×${spec.lr_final} by ${end}`);
+  if (spec.lr_schedule === 'step') parts.push(`×${spec.lr_step_factor} at 50 % and 75 % of the decay to ${end}`);
+  return `(${parts.join(', ')})`;
+}
 const PIXELS = 'probe_pixels';
 const BASELINE_LABEL = 'pixels (baseline)';
 const isProbeCurve = (key) => key.startsWith('probe_') && key !== PIXELS;
@@ -167,12 +177,16 @@ export async function render(root, {id}) {
   function drawStats() {
     const spec = job.spec || {};
     const l = job.latest || {};
+    const lrMoves = !!spec.lr_schedule && (spec.lr_schedule !== 'constant' || spec.lr_warmup > 0);
     add(clear(stats), 
       h('dt', 'Progress'), h('dd', {}, progress(job.step, job.total_steps, (job.spec || {}).steps)),
       h('dt', 'Dataset'), h('dd', spec.dataset || '–'),
       h('dt', 'Estimator'), h('dd', spec.estimator || '–'),
       h('dt', 'Images/s'), h('dd', fmt(l.images_per_second ?? job.images_per_second, 3)),
       h('dt', 'Loss'), h('dd', fmt(l.loss_total)),
+      h('dt', 'LR'), h('dd#lr-now', {title: lrMoves ? 'the lr of the latest step (the lr chart shows the schedule)' : null},
+        fmt(lrMoves ? l.lr ?? spec.lr : spec.lr),
+        spec.lr_schedule ? h('span.muted', ` ${lrText(spec)}`) : null),
       h('dt', 'Probe (y)'), h('dd#probe-y', {title: l.probe_pixels != null ? 'the same probe on the raw pixels: the baseline' : null},
         l.probe_y != null ? fmtPercent(l.probe_y) : '–',
         l.probe_pixels != null ? h('span.muted', ` (pixels ${fmtPercent(l.probe_pixels)})`) : null),
@@ -210,7 +224,7 @@ export async function render(root, {id}) {
   function chartFor(key, count = 0) {
     let c = charts.get(key);
     if (c) return c;
-    const series = new Series(job.id, key, key, keyColor(key));
+    const series = new Series(job.id, key, key, keyColor(key), {exact: key === 'lr'});
     series.count = count;
     // A probe curve has the pixel probe beside it, a flat dashed line.
     const baseline = isProbeCurve(key)

@@ -155,7 +155,7 @@ export function color(i) {
 
 // A metric key's colour, the same on every page.
 const KEY_ORDER = ['loss_total', 'loss_local', 'loss_global', 'loss_prior_enc', 'loss_prior_disc', 'probe_y',
-  'probe_fc', 'probe_conv', 'images_per_second'];
+  'probe_fc', 'probe_conv', 'images_per_second', 'lr'];
 export function keyColor(key) {
   const i = KEY_ORDER.indexOf(key);
   if (i >= 0) return color(i);

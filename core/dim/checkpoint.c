@@ -65,8 +65,11 @@ static float get_f32(const uint8_t *p, size_t *off)
     return f;
 }
 
-/* Size of the header after magic and version: config, progress, tensor table. */
-#define CONFIG_BYTES (5 * 4 + 7 * 4 + 4 + 8)
+/* Size of the header after magic and version: config, progress, tensor table.
+ * Version 2 appends the lr schedule to version 1's config. */
+#define CONFIG_BYTES_V1 (5 * 4 + 7 * 4 + 4 + 8)
+#define SCHEDULE_BYTES (4 + 8 + 4 + 4 + 8)
+#define CONFIG_BYTES (CONFIG_BYTES_V1 + SCHEDULE_BYTES)
 #define PROGRESS_BYTES (3 * 8 + 4 * 8 + 2 * 8)
 #define TABLE_BYTES (4 + N_TENSORS * (NAME_LEN + 8))
 
@@ -119,6 +122,11 @@ int dim_checkpoint_write(const struct dim_model *m, const struct dim_train_progr
     put_f32(&h, c->adam_eps);
     put_u32(&h, c->batch);
     put_u64(&h, c->seed);
+    put_u32(&h, (uint32_t)c->lr_schedule);
+    put_u64(&h, c->lr_warmup);
+    put_f32(&h, c->lr_final);
+    put_f32(&h, c->lr_step_factor);
+    put_u64(&h, c->lr_horizon);
     put_u64(&h, p->step);
     put_u64(&h, p->epoch);
     put_u64(&h, p->pos);
@@ -186,16 +194,17 @@ int dim_checkpoint_read(struct dim_model **out, struct dim_train_progress *p, bo
         return dim_fail(err, DIM_ECKPT_MAGIC, "not a dimd checkpoint: bad magic bytes");
     size_t off = 8;
     uint32_t version = get_u32(h, &off);
-    if (version != DIM_CKPT_VERSION)
+    if (version < 1 || version > DIM_CKPT_VERSION)
         return dim_fail(err, DIM_ECKPT_VERSION,
-                        "checkpoint format version %u is not supported (this build reads %u)",
+                        "checkpoint format version %u is not supported (this build reads 1 to %u)",
                         version, DIM_CKPT_VERSION);
-    const size_t rest = CONFIG_BYTES + PROGRESS_BYTES + TABLE_BYTES;
+    const size_t rest =
+        (version == 1 ? CONFIG_BYTES_V1 : CONFIG_BYTES) + PROGRESS_BYTES + TABLE_BYTES;
     rc = read_exact(r, h + 12, rest, &crc, "header", err);
     if (rc)
         return rc;
     struct dim_config c;
-    memset(&c, 0, sizeof c);
+    dim_config_default(&c); /* version 1 has no schedule: constant, no warm-up */
     c.preset = (enum dim_preset)get_u32(h, &off);
     c.in_c = (int)get_u32(h, &off);
     c.y_dim = (int)get_u32(h, &off);
@@ -210,6 +219,13 @@ int dim_checkpoint_read(struct dim_model **out, struct dim_train_progress *p, bo
     c.adam_eps = get_f32(h, &off);
     c.batch = get_u32(h, &off);
     c.seed = get_u64(h, &off);
+    if (version >= 2) {
+        c.lr_schedule = (enum dim_lr_schedule)get_u32(h, &off);
+        c.lr_warmup = get_u64(h, &off);
+        c.lr_final = get_f32(h, &off);
+        c.lr_step_factor = get_f32(h, &off);
+        c.lr_horizon = get_u64(h, &off);
+    }
     struct dim_train_progress pr;
     pr.step = get_u64(h, &off);
     pr.epoch = get_u64(h, &off);

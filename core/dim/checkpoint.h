@@ -4,7 +4,9 @@
  *   0   magic "DIMDCKPT" (8 bytes)
  *   8   u32 format version (DIM_CKPT_VERSION)
  *   12  config: u32 preset, in_c, y_dim, mi_dim, estimator; f32 alpha, beta, gamma,
- *       lr, adam_beta1, adam_beta2, adam_eps; u32 batch; u64 seed
+ *       lr, adam_beta1, adam_beta2, adam_eps; u32 batch; u64 seed;
+ *       (version 2 on) u32 lr_schedule; u64 lr_warmup; f32 lr_final, lr_step_factor;
+ *       u64 lr_horizon
  *       progress: u64 step, epoch, pos; rng (2 x u64); epoch_rng (2 x u64);
  *       u64 adam steps (main), adam steps (prior)
  *       u32 tensor count, then per tensor: name (16 bytes, NUL-padded), u64 float count
@@ -13,7 +15,8 @@
  * Tensors: "main", "prior", "state" (always) and "main.m", "main.v", "prior.m",
  * "prior.v" (Adam moments; count 0 when written from an inference-only model).
  * I/O goes through caller-supplied callbacks, so the same code writes files,
- * memory buffers or database blobs. Depends on dim/model, dim/trainer, zlib.
+ * memory buffers or database blobs. Version 1 (before lr schedules) reads as a
+ * constant lr without warm-up. Depends on dim/model, dim/trainer, zlib.
  */
 #ifndef DIM_DIM_CHECKPOINT_H
 #define DIM_DIM_CHECKPOINT_H
@@ -26,7 +29,7 @@
 #include "dim/trainer.h"
 
 #define DIM_CKPT_MAGIC "DIMDCKPT"
-#define DIM_CKPT_VERSION 1u
+#define DIM_CKPT_VERSION 2u /* reads 1 too: no schedule, a constant lr */
 
 /* write returns 0 on success, non-zero on failure (the whole write then fails with DIM_EIO). */
 struct dim_writer {

@@ -21,6 +21,14 @@ const struct dim_hparam dim_hparams[] = {
     HP("beta", DIM_HP_FLOAT, beta, 0, 1e6, "weight of local MI"),
     HP("gamma", DIM_HP_FLOAT, gamma, 0, 1e6, "weight of prior matching"),
     HP("lr", DIM_HP_FLOAT, lr, 1e-12, 1, "Adam learning rate (encoder, critics, prior)"),
+    HP("lr_schedule", DIM_HP_SCHEDULE, lr_schedule, 0, 2,
+       "lr schedule: constant, cosine (decay to lr * lr_final) or step"),
+    HP("lr_warmup", DIM_HP_U64, lr_warmup, 0, 1e12, "steps of linear lr warm-up (0: none)"),
+    HP("lr_final", DIM_HP_FLOAT, lr_final, 0, 1, "cosine: the final lr as a fraction of lr"),
+    HP("lr_step_factor", DIM_HP_FLOAT, lr_step_factor, 1e-6, 1,
+       "step: lr factor at 50 % and 75 % of the decay"),
+    HP("lr_horizon", DIM_HP_U64, lr_horizon, 0, 1e12,
+       "steps the schedule spans, warm-up included (0: the run's length)"),
     HP("adam_beta1", DIM_HP_FLOAT, adam_beta1, 0, 0.999999, "Adam beta1"),
     HP("adam_beta2", DIM_HP_FLOAT, adam_beta2, 0, 0.9999999, "Adam beta2"),
     HP("adam_eps", DIM_HP_FLOAT, adam_eps, 1e-30, 1, "Adam epsilon"),
@@ -29,6 +37,11 @@ const struct dim_hparam dim_hparams[] = {
     HP("seed", DIM_HP_U64, seed, 0, 9007199254740991.0, "seed of initialisation and data order"),
 };
 const size_t dim_n_hparams = sizeof dim_hparams / sizeof dim_hparams[0];
+
+bool dim_hparam_is_text(const struct dim_hparam *h)
+{
+    return h->type == DIM_HP_PRESET || h->type == DIM_HP_ESTIMATOR || h->type == DIM_HP_SCHEDULE;
+}
 
 const struct dim_hparam *dim_hparam_find(const char *name)
 {
@@ -66,6 +79,9 @@ int dim_hparam_set_number(struct dim_config *cfg, const struct dim_hparam *h, do
     case DIM_HP_ESTIMATOR:
         *(enum dim_estimator *)p = (enum dim_estimator)(int)v;
         break;
+    case DIM_HP_SCHEDULE:
+        *(enum dim_lr_schedule *)p = (enum dim_lr_schedule)(int)v;
+        break;
     }
     return 0;
 }
@@ -86,6 +102,8 @@ double dim_hparam_get_number(const struct dim_config *cfg, const struct dim_hpar
         return (double)*(const enum dim_preset *)p;
     case DIM_HP_ESTIMATOR:
         return (double)*(const enum dim_estimator *)p;
+    case DIM_HP_SCHEDULE:
+        return (double)*(const enum dim_lr_schedule *)p;
     }
     return NAN;
 }
@@ -103,6 +121,12 @@ int dim_hparam_parse(struct dim_config *cfg, const struct dim_hparam *h, const c
     if (h->type == DIM_HP_ESTIMATOR) {
         if (dim_estimator_parse(text, (enum dim_estimator *)p) != 0)
             return dim_fail(err, DIM_EINVAL, "estimator '%s' is not one of jsd, nce, dv", text);
+        return 0;
+    }
+    if (h->type == DIM_HP_SCHEDULE) {
+        if (dim_lr_schedule_parse(text, (enum dim_lr_schedule *)p) != 0)
+            return dim_fail(err, DIM_EINVAL,
+                            "lr_schedule '%s' is not one of constant, cosine, step", text);
         return 0;
     }
     if (h->type == DIM_HP_U64) { /* exact for the full 64-bit range */
@@ -137,6 +161,9 @@ void dim_hparam_format(const struct dim_config *cfg, const struct dim_hparam *h,
         break;
     case DIM_HP_ESTIMATOR:
         snprintf(buf, n, "%s", dim_estimator_name(*(const enum dim_estimator *)p));
+        break;
+    case DIM_HP_SCHEDULE:
+        snprintf(buf, n, "%s", dim_lr_schedule_name(*(const enum dim_lr_schedule *)p));
         break;
     case DIM_HP_U64:
         snprintf(buf, n, "%llu", (unsigned long long)*(const uint64_t *)p);

@@ -8,13 +8,14 @@
 #ifndef DIM_DIM_HPARAMS_H
 #define DIM_DIM_HPARAMS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "base/error.h"
 #include "dim/model.h"
 
 enum dim_hp_type { DIM_HP_INT, DIM_HP_U32, DIM_HP_U64, DIM_HP_FLOAT, DIM_HP_PRESET,
-                   DIM_HP_ESTIMATOR };
+                   DIM_HP_ESTIMATOR, DIM_HP_SCHEDULE };
 
 struct dim_hparam {
     const char *name;
@@ -27,6 +28,9 @@ struct dim_hparam {
 extern const struct dim_hparam dim_hparams[];
 extern const size_t dim_n_hparams;
 
+/* Whether h's values are names (preset, estimator, lr_schedule): its choices are the
+ * names of the numbers min..max, as dim_hparam_format gives them. */
+bool dim_hparam_is_text(const struct dim_hparam *h);
 /* The entry called name, or NULL. */
 const struct dim_hparam *dim_hparam_find(const char *name);
 /* Parses text as h's type and bounds into cfg. DIM_EINVAL names the parameter and the value. */

@@ -22,12 +22,69 @@ void dim_config_default(struct dim_config *cfg)
     cfg->adam_beta1 = 0.5f;
     cfg->adam_beta2 = 0.999f;
     cfg->adam_eps = 1e-8f;
+    cfg->lr_schedule = DIM_LR_CONSTANT;
+    cfg->lr_warmup = 0;
+    cfg->lr_final = 0.01f;
+    cfg->lr_step_factor = 0.1f;
+    cfg->lr_horizon = 0;
     cfg->batch = 64;
     cfg->seed = 1;
 }
 
 static const char *const preset_names[] = {"basic32x32", "basic28x28", "basic64x64"};
 static const char *const tap_names[] = {"conv", "fc", "y", "local"};
+static const char *const schedule_names[] = {"constant", "cosine", "step"};
+
+const char *dim_lr_schedule_name(enum dim_lr_schedule s)
+{
+    return (unsigned)s < 3 ? schedule_names[s] : "?";
+}
+
+int dim_lr_schedule_parse(const char *name, enum dim_lr_schedule *out)
+{
+    for (int i = 0; i < 3; i++)
+        if (strcmp(name, schedule_names[i]) == 0) {
+            *out = (enum dim_lr_schedule)i;
+            return 0;
+        }
+    return -1;
+}
+
+bool dim_lr_varies(const struct dim_config *c)
+{
+    return c->lr_schedule != DIM_LR_CONSTANT || c->lr_warmup > 0;
+}
+
+void dim_config_resolve_lr(struct dim_config *c, uint64_t total_steps)
+{
+    if (c->lr_horizon == 0 && c->lr_schedule != DIM_LR_CONSTANT)
+        c->lr_horizon = total_steps;
+}
+
+float dim_lr_at(const struct dim_config *c, uint64_t step)
+{
+    if (!dim_lr_varies(c))
+        return c->lr;
+    const uint64_t W = c->lr_warmup, H = c->lr_horizon;
+    if (step < W)
+        return (float)((double)c->lr * (double)(step + 1) / (double)W);
+    if (c->lr_schedule == DIM_LR_CONSTANT || H == 0)
+        return c->lr;
+    double p = H > W ? (double)(step - W) / (double)(H - W) : 1.0;
+    if (p > 1.0)
+        p = 1.0;
+    double f = 1.0;
+    if (c->lr_schedule == DIM_LR_COSINE) {
+        const double fin = c->lr_final;
+        f = fin + (1.0 - fin) * 0.5 * (1.0 + cos(3.14159265358979323846 * p));
+    } else {
+        if (p >= 0.5)
+            f *= c->lr_step_factor;
+        if (p >= 0.75)
+            f *= c->lr_step_factor;
+    }
+    return (float)((double)c->lr * f);
+}
 
 const char *dim_preset_name(enum dim_preset p)
 {
@@ -104,6 +161,24 @@ int dim_config_validate(const struct dim_config *c, struct dim_err *err)
                         (double)c->adam_beta1, (double)c->adam_beta2);
     if (!finite_in(c->adam_eps, 1e-30f, 1.0f))
         return dim_fail(err, DIM_EINVAL, "adam_eps %g must be in (0, 1]", (double)c->adam_eps);
+    if ((unsigned)c->lr_schedule > DIM_LR_STEP)
+        return dim_fail(err, DIM_EINVAL, "lr_schedule %d is not one of constant, cosine, step",
+                        (int)c->lr_schedule);
+    if (!finite_in(c->lr_final, 0, 1.0f))
+        return dim_fail(err, DIM_EINVAL, "lr_final %g must be in [0, 1] (a fraction of lr)",
+                        (double)c->lr_final);
+    if (!finite_in(c->lr_step_factor, 1e-6f, 1.0f))
+        return dim_fail(err, DIM_EINVAL, "lr_step_factor %g must be in [1e-06, 1]",
+                        (double)c->lr_step_factor);
+    if (c->lr_warmup > DIM_LR_STEPS_MAX || c->lr_horizon > DIM_LR_STEPS_MAX)
+        return dim_fail(err, DIM_EINVAL, "lr_warmup %llu and lr_horizon %llu must be at most %.0f",
+                        (unsigned long long)c->lr_warmup, (unsigned long long)c->lr_horizon,
+                        (double)DIM_LR_STEPS_MAX);
+    if (c->lr_horizon > 0 && c->lr_warmup > c->lr_horizon)
+        return dim_fail(err, DIM_EINVAL,
+                        "lr_warmup %llu is longer than lr_horizon %llu (the steps the schedule "
+                        "spans)",
+                        (unsigned long long)c->lr_warmup, (unsigned long long)c->lr_horizon);
     if (c->batch < 2 || c->batch > DIM_BATCH_MAX)
         return dim_fail(err, DIM_EINVAL, "batch %u must be in [2, %d] (negatives need 2)",
                         c->batch, DIM_BATCH_MAX);

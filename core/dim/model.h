@@ -25,6 +25,9 @@
 #include "nn/net.h"
 
 enum dim_preset { DIM_BASIC32 = 0, DIM_BASIC28 = 1, DIM_BASIC64 = 2 };
+#define DIM_LR_STEPS_MAX 1000000000000ull /* bound of lr_warmup and lr_horizon (1e12) */
+/* How the learning rate moves over a run (dim_lr_at). */
+enum dim_lr_schedule { DIM_LR_CONSTANT = 0, DIM_LR_COSINE = 1, DIM_LR_STEP = 2 };
 enum dim_tap { DIM_TAP_CONV = 0, DIM_TAP_FC = 1, DIM_TAP_Y = 2, DIM_TAP_LOCAL = 3 };
 #define DIM_N_PROBE_TAPS 3 /* conv, fc, Y */
 
@@ -40,6 +43,13 @@ struct dim_config {
     float beta;    /* local MI weight */
     float gamma;   /* prior matching weight */
     float lr, adam_beta1, adam_beta2, adam_eps;
+    enum dim_lr_schedule lr_schedule; /* default constant: lr at every step */
+    uint64_t lr_warmup;    /* steps of linear warm-up from lr/lr_warmup to lr (default 0) */
+    float lr_final;        /* cosine: the lr at the horizon, as a fraction of lr (default 0.01) */
+    float lr_step_factor;  /* step: lr is multiplied by this at 50 % and 75 % of the decay */
+    uint64_t lr_horizon;   /* steps the schedule spans, warm-up included; 0: the run's own
+                            * length, which whoever starts a decaying run resolves
+                            * (dim_config_resolve_lr) */
     uint32_t batch;
     uint64_t seed;
 };
@@ -65,10 +75,29 @@ struct dim_model {
 };
 
 /* The paper's defaults: basic32x32, 1 channel, Y 64, D 512, JSD, DIM(L) weights
- * alpha 0, beta 1, gamma 0.1, Adam lr 1e-4 betas (0.5, 0.999) eps 1e-8, batch 64, seed 1. */
+ * alpha 0, beta 1, gamma 0.1, Adam lr 1e-4 betas (0.5, 0.999) eps 1e-8, batch 64, seed 1;
+ * a constant lr (schedule constant, no warm-up; lr_final 0.01, lr_step_factor 0.1, lr_horizon 0). */
 void dim_config_default(struct dim_config *cfg);
 /* Checks every field; the message names the first bad one and its value. */
 int dim_config_validate(const struct dim_config *cfg, struct dim_err *err);
+
+/* The learning rate of step `step` (0-based: the number of steps taken before
+ * it), a pure function of (cfg, step), so a resumed run takes the same rates:
+ *   warm-up, step < W = lr_warmup:  lr * (step + 1) / W
+ *   then p = (step - W) / (H - W) in [0, 1] (H = lr_horizon; 1 when H <= W or past H),
+ *   constant: lr;  cosine: lr * (f + (1 - f) * (1 + cos(pi p)) / 2), f = lr_final;
+ *   step: lr * lr_step_factor^k, k the number of 0.5 and 0.75 that p has reached.
+ * With lr_horizon 0 (unresolved) a decay schedule does not decay.
+ * constant without warm-up returns cfg->lr itself: training is as before schedules. */
+float dim_lr_at(const struct dim_config *cfg, uint64_t step);
+/* Resolves lr_horizon 0 to total_steps, the run's length, for a decaying schedule
+ * (cosine, step); a constant lr does not need it, and keeps 0 (so a constant run's
+ * checkpoint does not depend on how many steps it was asked for). */
+void dim_config_resolve_lr(struct dim_config *cfg, uint64_t total_steps);
+/* Whether the lr changes over the run (a schedule other than constant, or a warm-up). */
+bool dim_lr_varies(const struct dim_config *cfg);
+const char *dim_lr_schedule_name(enum dim_lr_schedule s); /* "constant", "cosine", "step" */
+int dim_lr_schedule_parse(const char *name, enum dim_lr_schedule *out);
 
 const char *dim_preset_name(enum dim_preset p); /* "basic32x32" ... */
 int dim_preset_parse(const char *name, enum dim_preset *out);

@@ -521,6 +521,8 @@ int dim_trainer_step(struct dim_trainer *t, struct dim_losses *ls, struct dim_er
             return dim_fail(err, DIM_ENONFINITE, "prior discriminator loss or gradient is not finite at step %llu",
                             (unsigned long long)t->pr.step);
     }
+    /* the schedule's lr for this step, on both optimisers (cfg.lr itself when constant) */
+    m->opt_main.lr = m->opt_prior.lr = dim_lr_at(&m->cfg, t->pr.step);
     nn_adam_update(&m->opt_main, m->main_params, m->main_grads, m->main_m, m->main_v, m->n_main);
     if (m->has_prior)
         nn_adam_update(&m->opt_prior, m->prior_params, m->prior_grads, m->prior_m, m->prior_v,

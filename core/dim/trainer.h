@@ -6,7 +6,8 @@
  * propagate into encoder and critics and take one Adam step; then update the
  * prior discriminator D with its own Adam on real samples z ~ U[0,1]^y_dim
  * against sigmoid(Y) (detached). The discriminator's loss is never added to
- * the encoder's.
+ * the encoder's. Both Adams take the step's learning rate from the schedule,
+ * dim_lr_at(cfg, steps taken before), so a resumed run takes the same rates.
  * All buffers are allocated by dim_trainer_create: a step never allocates.
  * Reproducibility: data order comes from data_rng (the state at the start of the
  * epoch is kept, so a resumed run regenerates the permutation); augmentation

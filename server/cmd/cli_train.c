@@ -57,7 +57,8 @@ static void train_usage(FILE *f)
             "  --epochs X           passes over the training set (default 1)\n"
             "  --steps N            steps to run instead of --epochs\n"
             "  --out PATH           write the checkpoint here at the end\n"
-            "  --resume PATH        continue from a checkpoint (its hyperparameters apply)\n"
+            "  --resume PATH        continue from a checkpoint (its hyperparameters apply, the\n"
+            "                       lr schedule and its resolved lr_horizon included)\n"
             "  --threads N          compute threads (default: online cores; under mpirun,\n"
             "                       online cores / ranks on this machine)\n"
             "  --losses PATH        write every step's losses to PATH (CSV, 17 digits)\n"
@@ -72,8 +73,31 @@ static void train_usage(FILE *f)
     for (size_t i = 0; i < dim_n_hparams; i++) {
         char v[64];
         dim_hparam_format(&d, &dim_hparams[i], v, sizeof v);
-        fprintf(f, "  --%-12s %-12s %s\n", dim_hparams[i].name, v, dim_hparams[i].help);
+        fprintf(f, "  --%-15s %-10s %s\n", dim_hparams[i].name, v, dim_hparams[i].help);
     }
+    fprintf(f, "\nThe lr of step t: a linear warm-up over lr_warmup steps, then constant, or a\n"
+               "cosine decay to lr * lr_final, or lr_step_factor at 50 %% and 75 %%, of the\n"
+               "steps up to lr_horizon (0: --steps, or --epochs' steps, of this run).\n");
+}
+
+/* The steps the run asks for: --steps, else ceil(epochs * steps per epoch). */
+static uint64_t run_steps(const struct train_opts *o, uint64_t steps_per_epoch)
+{
+    return o->steps ? o->steps : (uint64_t)ceil(o->epochs * (double)steps_per_epoch);
+}
+
+/* Refuses a warm-up longer than a run whose horizon is its own length (saying so
+ * when say is true: rank 0 speaks for the run). */
+static int check_warmup(const struct dim_config *c, uint64_t total, bool say)
+{
+    if (c->lr_horizon != 0 || c->lr_warmup <= total)
+        return 0;
+    if (say)
+            fprintf(stderr,
+                "dimd train: --lr_warmup %llu is longer than the run's %llu steps (lr_horizon 0: "
+                "the schedule spans the run)\n",
+                (unsigned long long)c->lr_warmup, (unsigned long long)total);
+    return CLI_EXIT_USAGE;
 }
 
 /* Returns 0, or CLI_EXIT_USAGE after printing the problem (or 1 for --help, printed). */
@@ -206,8 +230,8 @@ static void print_progress(const struct dim_model *m, uint64_t step, uint64_t to
     if (m->has_global)
         k += snprintf(terms + k, sizeof terms - (size_t)k, " global %.4f", l->global);
     if (m->has_prior)
-        snprintf(terms + k, sizeof terms - (size_t)k, " prior %.4f disc %.4f", l->prior_enc,
-                 l->prior_disc);
+        k += snprintf(terms + k, sizeof terms - (size_t)k, " prior %.4f disc %.4f", l->prior_enc,
+                      l->prior_disc);
     format_eta(e, sizeof e, eta);
     if (tty) {
         char bar[31];
@@ -218,9 +242,12 @@ static void print_progress(const struct dim_model *m, uint64_t step, uint64_t to
         printf("\r[%s] %llu/%llu ep %llu%s | %.0f img/s ETA %s  ", bar, (unsigned long long)step,
                (unsigned long long)total, (unsigned long long)epoch, terms, ips, e);
     } else {
-        printf("step %llu/%llu epoch %llu%s total %.4f | %.1f img/s ETA %s\n",
+        char lr[32] = ""; /* the lr of the last step, when the schedule moves it */
+        if (dim_lr_varies(&m->cfg))
+            snprintf(lr, sizeof lr, " lr %.4g", (double)m->opt_main.lr);
+        printf("step %llu/%llu epoch %llu%s total %.4f%s | %.1f img/s ETA %s\n",
                (unsigned long long)step, (unsigned long long)total, (unsigned long long)epoch,
-               terms, l->total, ips, e);
+               terms, l->total, lr, ips, e);
     }
     fflush(stdout);
 }
@@ -355,6 +382,8 @@ int cli_train(int argc, char **argv)
                     probe_cfg.batch, ranks);
             rc = CLI_EXIT_USAGE;
         }
+        if (rc == 0 && o.steps && check_warmup(&o.cfg, o.steps, true) != 0)
+            rc = CLI_EXIT_USAGE;
     }
     if (saved_err >= 0) {
         fflush(stderr);
@@ -391,10 +420,17 @@ int cli_train(int argc, char **argv)
     } else if (setup == 0) {
         if (!o.channels_set)
             o.cfg.in_c = train.c;
-        if (dim_model_create(&m, &o.cfg, true, &err) != 0) {
-            if (lead)
-                fprintf(stderr, "dimd train: %s\n", err.msg);
+        /* lr_horizon 0 is this run's length; the checkpoint keeps the number */
+        const uint64_t run = run_steps(&o, o.cfg.batch ? train.n / o.cfg.batch : 0);
+        if (check_warmup(&o.cfg, run, lead) != 0) {
             setup = CLI_EXIT_USAGE;
+        } else {
+            dim_config_resolve_lr(&o.cfg, run);
+            if (dim_model_create(&m, &o.cfg, true, &err) != 0) {
+                if (lead)
+                    fprintf(stderr, "dimd train: %s\n", err.msg);
+                setup = CLI_EXIT_USAGE;
+            }
         }
     }
     struct dim_preprocess pp = {0};
@@ -412,7 +448,7 @@ int cli_train(int argc, char **argv)
     uint64_t spe = 0, total = 0, first = 0;
     if (setup == 0) {
         spe = dim_trainer_steps_per_epoch(tr);
-        total = o.steps ? o.steps : (uint64_t)ceil(o.epochs * (double)spe);
+        total = run_steps(&o, spe);
         dim_trainer_progress(tr, &prog);
         first = prog.step;
         if (first >= total) {
@@ -436,14 +472,23 @@ int cli_train(int argc, char **argv)
     }
     const bool tty = isatty(STDOUT_FILENO) && !o.json;
     if (!o.json || !tty) {
+        char sched[160] = "";
+        const struct dim_config *c = &m->cfg;
+        if (dim_lr_varies(c))
+            snprintf(sched, sizeof sched, " (%s, warm-up %llu, horizon %llu%s)",
+                     dim_lr_schedule_name(c->lr_schedule), (unsigned long long)c->lr_warmup,
+                     (unsigned long long)c->lr_horizon,
+                     c->lr_schedule == DIM_LR_COSINE ? ", to lr * lr_final"
+                     : c->lr_schedule == DIM_LR_STEP ? ", x lr_step_factor at 50 % and 75 %"
+                                                     : "");
         printf("dimd train: %s on %s (%zu images, %zux%dx%d -> %dx%dx%d), %s, alpha %g beta %g "
-               "gamma %g, batch %u, %llu steps (%llu per epoch)",
-               dim_preset_name(m->cfg.preset), o.dataset, train.n, (size_t)train.c, train.h,
-               train.w, pp.c, pp.h, pp.w, dim_estimator_name(m->cfg.estimator),
-               (double)m->cfg.alpha, (double)m->cfg.beta, (double)m->cfg.gamma, m->cfg.batch,
+               "gamma %g, batch %u, lr %g%s, %llu steps (%llu per epoch)",
+               dim_preset_name(c->preset), o.dataset, train.n, (size_t)train.c, train.h,
+               train.w, pp.c, pp.h, pp.w, dim_estimator_name(c->estimator), (double)c->alpha,
+               (double)c->beta, (double)c->gamma, c->batch, (double)c->lr, sched,
                (unsigned long long)total, (unsigned long long)spe);
         if (dd)
-            printf(", %d ranks x %u images x %llu threads", ranks, m->cfg.batch / (uint32_t)ranks,
+            printf(", %d ranks x %u images x %llu threads", ranks, c->batch / (uint32_t)ranks,
                    (unsigned long long)o.threads);
         printf("\n");
     }

@@ -69,6 +69,10 @@ static bool job_writes(const struct store_job *job, const char *k)
         yes = spec_number(spec, "alpha") > 0;
     else if (strcmp(k, "loss_prior_enc") == 0 || strcmp(k, "loss_prior_disc") == 0)
         yes = spec_number(spec, "gamma") > 0;
+    else if (strcmp(k, "lr") == 0) /* when the schedule moves it (dim_lr_varies) */
+        yes = spec_number(spec, "lr_warmup") > 0 ||
+              (json_is_string(json_object_get(spec, "lr_schedule")) &&
+               strcmp(json_string_value(json_object_get(spec, "lr_schedule")), "constant") != 0);
     else if (strcmp(k, "probe_conv") == 0 || strcmp(k, "probe_fc") == 0 ||
              strcmp(k, "probe_y") == 0 || strcmp(k, "probe_pixels") == 0)
         yes = probing;

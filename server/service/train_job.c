@@ -7,10 +7,13 @@
  *   its sha256) and rewind metrics past that step; record total_steps; then step.
  *   Every step's losses become metric points ("loss_local", "loss_global",
  *   "loss_prior_enc", "loss_prior_disc", "loss_total", for the terms the model
- *   has); points are buffered and written in one transaction per flush
+ *   has, and "lr", the learning rate it took, when the schedule moves it);
+ *   points are buffered and written in one transaction per flush
  *   (metrics_flush_ms, and before every checkpoint) together with
  *   "images_per_second" (the flush window's training rate: steps only, not
  *   checkpoints or probes).
+ * - A new model with a decaying lr schedule resolves lr_horizon 0 to the run's steps;
+ *   a resumed one keeps its checkpoint's config, schedule included.
  * - Every checkpoint_every steps and at the last step: serialise the model and
  *   progress into memory (core's writer interface), sha256 it, probe it when the
  *   spec asks ("probe_conv", "probe_fc", "probe_y" at that step), store it with
@@ -48,6 +51,9 @@ static int push_losses(struct run *x, const struct dim_losses *l)
     for (int k = 0; k < N_LOSS_KEYS; k++)
         if (x->loss_on[k] && job_run_push_point(x, loss_keys[k], v[k], ms) != 0)
             return -1;
+    /* the lr the step took, when the schedule moves it */
+    if (dim_lr_varies(&x->m->cfg) && job_run_push_point(x, "lr", x->m->opt_main.lr, ms) != 0)
+        return -1;
     return 0;
 }
 
@@ -297,6 +303,15 @@ static int run_setup(struct run *x, const struct store_job *job)
         struct dim_config cfg = x->spec.cfg;
         if (!x->spec.channels_set)
             cfg.in_c = x->train.c;
+        /* lr_horizon 0 is the run's length; the model (and so every checkpoint)
+         * holds the resolved number, so a resumed job keeps its schedule */
+        const uint64_t run_steps = jobspec_total_steps(&x->spec, x->train.n);
+        if (cfg.lr_horizon == 0 && cfg.lr_warmup > run_steps)
+            return job_run_fail(x, "invalid_config",
+                                "lr_warmup %llu is longer than the run's %llu steps (lr_horizon "
+                                "0: the schedule spans the run)",
+                                (unsigned long long)cfg.lr_warmup, (unsigned long long)run_steps);
+        dim_config_resolve_lr(&cfg, run_steps);
         rc = dim_model_create(&x->m, &cfg, true, &err);
         if (rc != 0)
             return job_run_fail(x, rc == DIM_ENOMEM ? "out_of_memory" : "invalid_config", "%s",

@@ -218,7 +218,7 @@ static void test_hyperparameter_bounds(void **state)
     int numeric = 0;
     for (size_t i = 0; i < dim_n_hparams; i++) {
         const struct dim_hparam *h = &dim_hparams[i];
-        if (h->type == DIM_HP_PRESET || h->type == DIM_HP_ESTIMATOR)
+        if (dim_hparam_is_text(h))
             continue;
         numeric++;
         char body[160], v[64], path[64];
@@ -418,7 +418,8 @@ static const char *const NON_DEFAULT =
     "\"best_metric\": \"loss_global\", \"preset\": \"basic64x64\", \"channels\": 3, "
     "\"y_dim\": 128, \"mi_dim\": 256, \"estimator\": \"nce\", \"alpha\": 0.5, \"beta\": 1.5, "
     "\"gamma\": 0, \"lr\": 0.0003, \"adam_beta1\": 0.9, \"adam_beta2\": 0.99, \"adam_eps\": 1e-06, "
-    "\"batch\": 32, \"seed\": 9007199254740991}";
+    "\"batch\": 32, \"seed\": 9007199254740991, \"lr_schedule\": \"step\", \"lr_warmup\": 100, "
+    "\"lr_final\": 0.05, \"lr_step_factor\": 0.5, \"lr_horizon\": 1000}";
 
 static void round_trip(const char *text)
 {
@@ -434,6 +435,53 @@ static void round_trip(const char *text)
     assert_memory_equal(&s1, &s2, sizeof s1);
     json_decref(j1);
     json_decref(j2);
+}
+
+/* The schedule's keys: names, bounds and the warm-up against the horizon or the
+ * steps, every problem at once; a good schedule resolves as given. */
+static void test_lr_schedule(void **state)
+{
+    (void)state;
+    struct job_spec s;
+    parse_ok("{\"lr_schedule\": \"cosine\", \"lr_warmup\": 50, \"lr_final\": 0}", &s);
+    assert_int_equal(s.cfg.lr_schedule, DIM_LR_COSINE);
+    assert_true(s.cfg.lr_warmup == 50 && s.cfg.lr_final == 0.0f);
+    assert_true(s.cfg.lr_horizon == 0); /* the run's length, resolved when the job starts */
+    parse_ok("{\"steps\": 50, \"lr_schedule\": \"step\", \"lr_warmup\": 50}", &s);
+    parse_ok("{\"steps\": 10, \"lr_warmup\": 50, \"lr_horizon\": 60}", &s);
+    /* the default: constant, as before schedules */
+    parse_ok("{}", &s);
+    assert_int_equal(s.cfg.lr_schedule, DIM_LR_CONSTANT);
+    assert_true(s.cfg.lr_warmup == 0 && s.cfg.lr_horizon == 0);
+    /* every problem at once */
+    expect_paths("{\"lr_schedule\": \"linear\", \"lr_warmup\": -5, \"lr_final\": 1.5, "
+                 "\"lr_step_factor\": 0, \"lr_horizon\": -1}",
+                 5, "$.lr_schedule", "$.lr_warmup", "$.lr_final", "$.lr_step_factor",
+                 "$.lr_horizon");
+    expect_paths("{\"lr_schedule\": 1}", 1, "$.lr_schedule");
+    expect_paths("{\"lr_warmup\": 2.5}", 1, "$.lr_warmup");
+    expect_paths("{\"lr_final\": -0.01}", 1, "$.lr_final");
+    /* warm-up longer than the horizon, given or as the run's steps */
+    expect_paths("{\"lr_schedule\": \"cosine\", \"lr_warmup\": 200, \"lr_horizon\": 100}", 1,
+                 "$.lr_warmup");
+    expect_paths("{\"lr_schedule\": \"cosine\", \"lr_warmup\": 200, \"steps\": 100}", 1,
+                 "$.lr_warmup");
+    int n;
+    json_t *errors = parse_text("{\"lr_warmup\": 200, \"steps\": 100}", &s, &n);
+    assert_int_equal(n, 1);
+    const char *msg =
+        json_string_value(json_object_get(json_array_get(errors, 0), "message"));
+    assert_non_null(strstr(msg, "lr_warmup 200 is longer than the run's 100 steps"));
+    json_decref(errors);
+    errors = parse_text("{\"lr_warmup\": 200, \"lr_horizon\": 100}", &s, &n);
+    msg = json_string_value(json_object_get(json_array_get(errors, 0), "message"));
+    assert_non_null(strstr(msg, "lr_warmup 200 is longer than lr_horizon 100"));
+    json_decref(errors);
+    /* the message names the bad schedule and the choices */
+    errors = parse_text("{\"lr_schedule\": \"linear\"}", &s, &n);
+    msg = json_string_value(json_object_get(json_array_get(errors, 0), "message"));
+    assert_non_null(strstr(msg, "'linear' is not one of constant, cosine, step"));
+    json_decref(errors);
 }
 
 static void test_round_trip(void **state)
@@ -547,7 +595,7 @@ static void test_schema_lists_every_key(void **state)
             fail_msg("hyperparameter %s is not in the schema", hp->name);
         assert_true(json_equal(json_object_get(field, "default"), json_object_get(spec, hp->name)));
         const char *type = json_string_value(json_object_get(field, "type"));
-        if (hp->type == DIM_HP_PRESET || hp->type == DIM_HP_ESTIMATOR) {
+        if (dim_hparam_is_text(hp)) {
             assert_string_equal(type, "string");
             json_t *e = json_object_get(field, "enum");
             assert_int_equal(json_array_size(e), (size_t)(hp->max - hp->min + 1));
@@ -620,6 +668,7 @@ int main(void)
         cmocka_unit_test(test_all_errors_at_once),
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_total_steps),
+        cmocka_unit_test(test_lr_schedule),
         cmocka_unit_test(test_schema_lists_every_key),
         cmocka_unit_test(test_small_helpers),
     };

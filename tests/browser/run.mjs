@@ -335,6 +335,15 @@ async function main() {
     await page.locator('#f-y_dim').fill('16');
     await page.locator('#f-checkpoint_every').fill('100');
     await page.locator('#f-probe').selectOption('none');
+    // the lr schedule: a select of its names, number inputs for its steps and factors
+    check(await page.locator('select#f-lr_schedule').count() === 1, 'lr_schedule is not a select');
+    const choices = await page.locator('#f-lr_schedule option').allTextContents();
+    check(choices.join(',') === 'constant,cosine,step', `lr_schedule offers ${choices.join(', ')}`);
+    for (const k of ['lr_warmup', 'lr_final', 'lr_step_factor', 'lr_horizon']) {
+      check(await page.locator(`#f-${k}`).getAttribute('type') === 'number', `${k} is not a number input`);
+    }
+    await page.locator('#f-lr_schedule').selectOption('cosine');
+    await page.locator('#f-lr_warmup').fill('50');
     const historyRequests = [];
     const eventRequests = [];
     const onRequest = (r) => {
@@ -347,7 +356,9 @@ async function main() {
     const id = Number(new URL(page.url()).hash.split('/')[2]);
     formJob = await api('GET', `/v1/jobs/${id}`);
     check(formJob.name === 'browser-form' && formJob.spec.steps === 20000 && formJob.spec.batch === 8 &&
-      formJob.spec.probe === 'none' && formJob.spec.lr === 0.0001, `the job's spec is not the form's: ${JSON.stringify(formJob.spec)}`);
+      formJob.spec.probe === 'none' && formJob.spec.lr === 0.0001 && formJob.spec.lr_schedule === 'cosine' &&
+      formJob.spec.lr_warmup === 50 && formJob.spec.lr_horizon === 0 && formJob.spec.lr_final === 0.01,
+    `the job's spec is not the form's: ${JSON.stringify(formJob.spec)}`);
     // The short job runs first (one worker): wait for this one's first points.
     const n1 = await until('the first points of loss_total', async () => {
       const n = await points(page, 'loss_total');
@@ -368,6 +379,21 @@ async function main() {
     for (const k of ['loss_total', 'loss_local', 'loss_prior_enc', 'loss_prior_disc']) {
       check(await points(page, k) > 0, `no ${k} chart with points`);
     }
+    // the lr the steps took: a chart rising through the warm-up, and the stat that names the schedule
+    check(await points(page, 'lr') > 0, 'no lr chart with points');
+    const lrs = await api('GET', `/v1/jobs/${id}/metrics/lr`);
+    const v = lrs.points.map((p) => p[1]);
+    check(v.length > 2 && v[0] < v[v.length - 1] && Math.abs(v[0] - 0.0001 / 50) < 1e-9,
+      `the lr points do not start a warm-up at lr/50: ${JSON.stringify(v.slice(0, 3))}`);
+    const lrChart = await page.evaluate(() => {
+      const f = document.querySelector('#charts figure[data-key="lr"]');
+      const ticks = f && f.dataset.yticks ? f.dataset.yticks.split(' ') : [];
+      return {legend: f ? f.querySelector('.u-legend').textContent : '', ticks};
+    });
+    check(!/smoothed/.test(lrChart.legend), `the lr chart is smoothed: "${lrChart.legend}"`);
+    check(new Set(lrChart.ticks).size > 1, `the lr chart's y ticks read ${JSON.stringify(lrChart.ticks)}`);
+    const lrStat = await page.locator('#lr-now').textContent();
+    check(/cosine, warm-up 50, to ×0\.01 by the end/.test(lrStat), `the LR stat says "${lrStat}"`);
     page.off('request', onRequest);
     console.log(`# loss_total: ${n1} points, then ${n2} from the events stream`);
     await page.screenshot({path: path.join(OUT, 'job-page.png'), fullPage: true});

@@ -234,7 +234,8 @@ head -c 100000 "$DS/train-images-idx3-ubyte" >"$T/shortidx/train-images-idx3-uby
 
 help_lists train dataset epochs steps out resume threads log_every random_crop random_flip \
     probe probe_epochs json preset channels y_dim mi_dim estimator alpha beta gamma lr \
-    adam_beta1 adam_beta2 adam_eps batch seed
+    adam_beta1 adam_beta2 adam_eps batch seed lr_schedule lr_warmup lr_final lr_step_factor \
+    lr_horizon
 help_lists encode checkpoint tap max_pixels
 help_lists eval checkpoint dataset probe probe_epochs threads json
 # openapi.yaml's Hyperparameters schema must list the flags of `dimd train --help`'s
@@ -283,6 +284,16 @@ expect_usage "train --steps 0" steps "$DIMD" train --dataset "$DS" --steps 0
 expect_usage "train --y_dim 1.5" y_dim "$DIMD" train --dataset "$DS" --y_dim 1.5
 expect_usage "train --gamma nan" gamma "$DIMD" train --dataset "$DS" --gamma nan
 expect_usage "train --probe foo" probe "$DIMD" train --dataset "$DS" --probe foo
+expect_usage "train --lr_schedule linear" "lr_schedule&'linear'&constant, cosine, step" \
+    "$DIMD" train --dataset "$DS" --lr_schedule linear
+expect_usage "train --lr_warmup -5" "lr_warmup&-5" "$DIMD" train --dataset "$DS" --lr_warmup -5
+expect_usage "train --lr_final 1.5" "lr_final&1.5" "$DIMD" train --dataset "$DS" --lr_final 1.5
+expect_usage "train --lr_warmup 50 --steps 10" "lr_warmup 50&the run's 10 steps" \
+    "$DIMD" train --dataset "$DS" --lr_schedule cosine --lr_warmup 50 --steps 10
+expect_usage "train --lr_warmup 50 --lr_horizon 40" "lr_warmup 50 is longer than lr_horizon 40" \
+    "$DIMD" train --dataset "$DS" --lr_warmup 50 --lr_horizon 40
+expect_usage "train --lr_warmup longer than --epochs 1" "lr_warmup 100000&steps" \
+    "$DIMD" train --dataset "$DS" --lr_warmup 100000 --epochs 1
 expect_usage "train --seed 2^53" "seed&9007199254740992" "$DIMD" train --dataset "$DS" \
     --seed 9007199254740992
 expect_usage "train: missing dataset directory" "$T/nope" "$DIMD" train --dataset "$T/nope"
@@ -381,6 +392,39 @@ expect_ok "train 30 steps straight" \
     "$DIMD" train $TRAIN --steps 30 --probe none --out "$T/straight30.ckpt"
 check "resume is exact: 20 + 10 steps = 30 steps (identical checkpoints)" "checkpoints differ" \
     'cmp -s "$T/run30.ckpt" "$T/straight30.ckpt"'
+
+# A cosine schedule with a warm-up: the lr of each logged step in its progress
+# line, the resolved horizon in the hyperparameters, and a resume that keeps it.
+SCHED="--lr 0.001 --lr_schedule cosine --lr_warmup 5 --lr_final 0.01"
+# shellcheck disable=SC2086
+expect_ok "train 20 steps, cosine lr with 5 steps of warm-up" \
+    "$DIMD" train $TRAIN $SCHED --steps 20 --probe none --out "$T/cos20.ckpt" --json
+cp "$T/out" "$T/cos.out"
+check "cosine: the first line names the schedule" "$(head -n 1 "$T/cos.out")" \
+    'head -n 1 "$T/cos.out" | grep -qF "lr 0.001 (cosine, warm-up 5, horizon 20, to lr * lr_final)"'
+# step 5 ends the warm-up (lr); step t then takes lr (0.01 + 0.99 (1 + cos(pi (t-6)/15)) / 2)
+LRS=$(grep '^step ' "$T/cos.out" | sed -n 's/.* lr \([^ ]*\) |.*/\1/p' | tr '\n' ' ')
+check "cosine: progress lines show lr 0.001 0.0008362 0.000352 2.082e-05" "got '$LRS'" \
+    '[ "$LRS" = "0.001 0.0008362 0.000352 2.082e-05 " ]'
+HP=$(json_obj hparams "$T/cos.out")
+check "cosine --json: hparams with the horizon resolved to the run's 20 steps" "got '$HP'" \
+    '(for kv in "\"lr_schedule\":\"cosine\"" "\"lr_warmup\":5," "\"lr_final\":0.01," \
+                "\"lr_horizon\":20,"; do
+          printf "%s\n" "$HP" | grep -qF "$kv" || exit 1; done)'
+# the same schedule in two runs: 12 steps of a 20-step horizon, then --resume to 20
+# shellcheck disable=SC2086
+expect_ok "train 12 steps of a 20-step cosine horizon" \
+    "$DIMD" train $TRAIN $SCHED --lr_horizon 20 --steps 12 --probe none --out "$T/cos12.ckpt"
+# shellcheck disable=SC2086
+expect_ok "train --resume a cosine run from step 12 to 20" \
+    "$DIMD" train $RUNOPTS --resume "$T/cos12.ckpt" --steps 20 --probe none \
+    --out "$T/cos12to20.ckpt" --json
+check "cosine --resume: the checkpoint's schedule applies (lr of step 20 as straight)" \
+    "$(grep '^step 20/20' "$T/out")" \
+    'grep -q "^step 20/20 .* lr 2.082e-05 |" "$T/out" &&
+     json_obj hparams "$T/out" | grep -qF "\"lr_schedule\":\"cosine\""'
+check "cosine resume is exact: 12 + 8 steps = 20 steps (identical checkpoints)" "checkpoints differ" \
+    'cmp -s "$T/cos12to20.ckpt" "$T/cos20.ckpt"'
 
 expect_ok "train DIM(L+G) NCE, no prior, 2 steps" \
     "$DIMD" train --dataset "$DS" --preset basic28x28 --estimator nce --alpha 0.5 --beta 1 \

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 
 #include <cmocka.h>
+#include <zlib.h>
 
 #include "base/blas.h"
 #include "dim/checkpoint.h"
@@ -34,9 +35,14 @@
 #define OFF_PRESET 12
 #define OFF_IN_C 16
 #define OFF_BATCH 60
-#define OFF_STEP 72
-#define OFF_NT 144
-#define OFF_TABLE 148
+#define OFF_SCHEDULE 72 /* version 2: u32 lr_schedule, u64 lr_warmup, f32 lr_final, */
+#define OFF_WARMUP 76   /* f32 lr_step_factor, u64 lr_horizon */
+#define OFF_FINAL 84
+#define OFF_HORIZON 92
+#define SCHEDULE_BYTES 28 /* what version 1 lacks */
+#define OFF_STEP 100
+#define OFF_NT 172
+#define OFF_TABLE 176
 #define TABLE_ENTRY 24 /* name (16) + u64 count */
 #define HEADER_BYTES (OFF_TABLE + 7 * TABLE_ENTRY)
 
@@ -134,6 +140,12 @@ static struct dim_config small_config(uint64_t seed)
     c.gamma = 0.1f;
     c.lr = 1e-3f;
     c.seed = seed;
+    /* every schedule field off its default, so a round trip shows each one */
+    c.lr_schedule = DIM_LR_COSINE;
+    c.lr_warmup = 3;
+    c.lr_final = 0.05f;
+    c.lr_step_factor = 0.3f;
+    c.lr_horizon = 10;
     return c;
 }
 
@@ -199,6 +211,9 @@ static void assert_same_config(const struct dim_config *a, const struct dim_conf
                 a->lr == b->lr && a->adam_beta1 == b->adam_beta1 &&
                 a->adam_beta2 == b->adam_beta2 && a->adam_eps == b->adam_eps);
     assert_true(a->batch == b->batch && a->seed == b->seed);
+    assert_true(a->lr_schedule == b->lr_schedule && a->lr_warmup == b->lr_warmup &&
+                a->lr_final == b->lr_final && a->lr_step_factor == b->lr_step_factor &&
+                a->lr_horizon == b->lr_horizon);
 }
 
 static void assert_same_model(const struct dim_model *a, const struct dim_model *b)
@@ -308,6 +323,8 @@ static void test_round_trip(void **state)
     assert_int_equal(get_u32(d + OFF_VERSION), DIM_CKPT_VERSION);
     assert_int_equal(get_u32(d + OFF_NT), 7);
     assert_true(get_u64(d + OFF_STEP) == 3);
+    assert_int_equal(get_u32(d + OFF_SCHEDULE), DIM_LR_COSINE);
+    assert_true(get_u64(d + OFF_WARMUP) == 3 && get_u64(d + OFF_HORIZON) == 10);
     assert_string_equal((const char *)d + OFF_TABLE, "main");
     assert_true(get_u64(d + OFF_TABLE + 16) == m->n_main);
     const size_t floats = 3 * m->n_main + 3 * m->n_prior + m->n_state;
@@ -354,7 +371,9 @@ static void test_round_trip(void **state)
 }
 
 /* Train N steps straight, or N/2, checkpoint, load into a new model and trainer,
- * restore, N/2 more: the same bits. Augmentation is on (the rng matters); 10 images
+ * restore, N/2 more: the same bits, with a cosine lr schedule whose 3-step warm-up
+ * ends in the first half and whose decay spans both (so the rates of the second
+ * half come from the restored step and config). Augmentation is on (the rng matters); 10 images
  * in batches of 4 start epochs at steps 3, 5, 7 and 9, inside both halves, and the
  * checkpoint falls mid-epoch in epoch 2 (in epoch 1 a fresh trainer's data order
  * would match by chance: its generator already stands at epoch 1's start). */
@@ -401,6 +420,17 @@ static void test_resume_equals_straight(void **state)
     assert_false(same_floats(a->main_params, r2->main_params, a->n_main));
     dim_trainer_free(tr2);
     dim_model_free(r2);
+
+    /* the schedule mattered: a constant lr gives other parameters */
+    struct dim_config k = c;
+    k.lr_schedule = DIM_LR_CONSTANT;
+    k.lr_warmup = 0;
+    struct dim_model *cst = create(&k, true);
+    struct dim_trainer *tc = trainer(cst, &g->ds);
+    steps(tc, N);
+    assert_false(same_floats(a->main_params, cst->main_params, a->n_main));
+    dim_trainer_free(tc);
+    dim_model_free(cst);
 
     free(ck.data);
     dim_trainer_free(tr);
@@ -485,6 +515,7 @@ static void test_bad_header(void **state)
     put_u32(p + OFF_VERSION, DIM_CKPT_VERSION);
     /* config fields out of range; the config is checked before the checksum */
     struct dim_err err = {0};
+    uint32_t old;
     struct dim_model *m;
     const struct {
         size_t off;
@@ -493,16 +524,29 @@ static void test_bad_header(void **state)
     } cfgs[] = {{OFF_IN_C, 2, "channels"}, {OFF_IN_C, 0, "channels"}, {OFF_PRESET, 3, "preset"},
                 {OFF_BATCH, 1, "batch"},   {20, 0, "y_dim"},          {28, 9, "estimator"}};
     for (size_t k = 0; k < sizeof cfgs / sizeof cfgs[0]; k++) {
-        uint32_t old = get_u32(p + cfgs[k].off);
+        uint32_t was = get_u32(p + cfgs[k].off);
         put_u32(p + cfgs[k].off, cfgs[k].v);
         expect(p, len, false, DIM_ECKPT_CONFIG, cfgs[k].name);
         mem_load(p, len, &m, NULL, false, &err);
         if (!strstr(err.msg, cfgs[k].name))
             fail_msg("message '%s' does not name %s", err.msg, cfgs[k].name);
-        put_u32(p + cfgs[k].off, old);
+        put_u32(p + cfgs[k].off, was);
     }
+    /* the schedule's fields (version 2) */
+    put_u32(p + OFF_SCHEDULE, 3);
+    expect(p, len, false, DIM_ECKPT_CONFIG, "lr_schedule 3");
+    put_u32(p + OFF_SCHEDULE, DIM_LR_COSINE);
+    put_u64(p + OFF_WARMUP, 11); /* longer than the horizon of 10 */
+    expect(p, len, false, DIM_ECKPT_CONFIG, "lr_warmup 11");
+    mem_load(p, len, &m, NULL, false, &err);
+    assert_non_null(strstr(err.msg, "lr_warmup 11 is longer than lr_horizon 10"));
+    put_u64(p + OFF_WARMUP, 3);
+    old = get_u32(p + OFF_FINAL);
+    put_u32(p + OFF_FINAL, 0x40000000u); /* 2.0 */
+    expect(p, len, false, DIM_ECKPT_CONFIG, "lr_final 2");
+    put_u32(p + OFF_FINAL, old);
     /* alpha = NaN (f32 at 32) */
-    uint32_t old = get_u32(p + 32);
+    old = get_u32(p + 32);
     put_u32(p + 32, 0x7fc00000u);
     expect(p, len, false, DIM_ECKPT_CONFIG, "alpha NaN");
     put_u32(p + 32, old);
@@ -581,6 +625,70 @@ static void test_writer_failure(void **state)
     }
 }
 
+/* A version-1 checkpoint (written before lr schedules: the same header without the
+ * 28 schedule bytes after the seed) still loads, as a constant lr without warm-up,
+ * with every parameter, moment and progress field; written again it is version 2. */
+static void test_version1(void **state)
+{
+    struct group *g = *state;
+    struct dim_config c = small_config(7);
+    c.lr_schedule = DIM_LR_CONSTANT;
+    c.lr_warmup = 0;
+    c.lr_final = 0.01f;
+    c.lr_step_factor = 0.1f;
+    c.lr_horizon = 0;
+    struct dim_model *m = create(&c, true);
+    struct dim_trainer *t = trainer(m, &g->ds);
+    steps(t, 3);
+    struct dim_train_progress p;
+    dim_trainer_progress(t, &p);
+    struct membuf v2;
+    mem_save(m, &p, &v2);
+    /* the version-1 bytes: drop the schedule, version 1, checksum over the rest */
+    const size_t len = v2.len - SCHEDULE_BYTES;
+    uint8_t *v1 = malloc(len);
+    assert_non_null(v1);
+    memcpy(v1, v2.data, OFF_SCHEDULE);
+    memcpy(v1 + OFF_SCHEDULE, v2.data + OFF_SCHEDULE + SCHEDULE_BYTES,
+           v2.len - 4 - OFF_SCHEDULE - SCHEDULE_BYTES);
+    put_u32(v1 + OFF_VERSION, 1);
+    put_u32(v1 + len - 4, (uint32_t)crc32(crc32(0L, Z_NULL, 0), v1, (uInt)(len - 4)));
+    struct dim_model *r;
+    struct dim_train_progress pr;
+    struct dim_err err = {0};
+    assert_int_equal(mem_load(v1, len, &r, &pr, true, &err), 0);
+    assert_int_equal(r->cfg.lr_schedule, DIM_LR_CONSTANT);
+    assert_true(r->cfg.lr_warmup == 0 && r->cfg.lr_horizon == 0);
+    assert_same_model(m, r);
+    assert_same_progress(&p, &pr);
+    assert_true(r->opt_main.t == 3 && r->opt_prior.t == 3);
+    /* resumed, it trains exactly as the model it came from */
+    struct dim_trainer *tr = trainer(r, &g->ds);
+    assert_int_equal(dim_trainer_restore(tr, &pr, &err), 0);
+    steps(t, 2);
+    steps(tr, 2);
+    assert_same_model(m, r);
+    /* written again: version 2, the same bytes as the original writer's at that point */
+    struct membuf again;
+    dim_trainer_progress(tr, &pr);
+    mem_save(r, &pr, &again);
+    assert_int_equal(get_u32(again.data + OFF_VERSION), DIM_CKPT_VERSION);
+    assert_int_equal(again.len, v2.len);
+    /* a version-1 file cut inside its (shorter) header is truncated, not misread */
+    expect(v1, OFF_STEP, false, DIM_ECKPT_TRUNCATED, "version 1 header cut");
+    /* a version-2 header claiming version 1 is misread as 1 and fails its checks */
+    put_u32(v2.data + OFF_VERSION, 1);
+    struct dim_model *bad;
+    assert_int_not_equal(mem_load(v2.data, v2.len, &bad, NULL, false, &err), 0);
+    free(again.data);
+    free(v1);
+    free(v2.data);
+    dim_trainer_free(tr);
+    dim_model_free(r);
+    dim_trainer_free(t);
+    dim_model_free(m);
+}
+
 static void test_file_round_trip(void **state)
 {
     struct group *g = *state;
@@ -631,7 +739,7 @@ int main(void)
         cmocka_unit_test(test_round_trip),      cmocka_unit_test(test_resume_equals_straight),
         cmocka_unit_test(test_truncated),       cmocka_unit_test(test_bad_header),
         cmocka_unit_test(test_bad_payload),     cmocka_unit_test(test_writer_failure),
-        cmocka_unit_test(test_file_round_trip),
+        cmocka_unit_test(test_file_round_trip), cmocka_unit_test(test_version1),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

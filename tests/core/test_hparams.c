@@ -39,6 +39,8 @@ static size_t field_size(const struct dim_hparam *h)
         return sizeof(enum dim_preset);
     case DIM_HP_ESTIMATOR:
         return sizeof(enum dim_estimator);
+    case DIM_HP_SCHEDULE:
+        return sizeof(enum dim_lr_schedule);
     }
     return 0;
 }
@@ -65,7 +67,9 @@ static void test_table(void **state)
     /* every field of the config is covered, by its CLI name */
     const char *names[] = {"preset",     "channels", "y_dim", "mi_dim", "estimator",
                            "alpha",      "beta",     "gamma", "lr",     "adam_beta1",
-                           "adam_beta2", "adam_eps", "batch", "seed"};
+                           "adam_beta2", "adam_eps", "batch", "seed",
+                           "lr_schedule", "lr_warmup", "lr_final", "lr_step_factor",
+                           "lr_horizon"};
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
         find(names[k]);
     assert_int_equal(find("channels")->offset, offsetof(struct dim_config, in_c));
@@ -107,6 +111,12 @@ static void test_defaults_round_trip(void **state)
     assert_string_equal(text, "jsd");
     dim_hparam_format(&def, find("lr"), text, sizeof text);
     assert_string_equal(text, "0.0001");
+    dim_hparam_format(&def, find("lr_schedule"), text, sizeof text);
+    assert_string_equal(text, "constant");
+    dim_hparam_format(&def, find("lr_warmup"), text, sizeof text);
+    assert_string_equal(text, "0");
+    dim_hparam_format(&def, find("lr_horizon"), text, sizeof text);
+    assert_string_equal(text, "0");
     dim_hparam_format(&def, find("batch"), text, sizeof text);
     assert_string_equal(text, "64");
     dim_hparam_format(&def, find("adam_beta1"), text, sizeof text);
@@ -140,6 +150,13 @@ static void test_values_round_trip(void **state)
         {"adam_beta2", "0.9", 0.9f},
         {"seed", "0", 0},
         {"seed", "12345678901", 12345678901.0},
+        {"lr_schedule", "cosine", DIM_LR_COSINE},
+        {"lr_schedule", "step", DIM_LR_STEP},
+        {"lr_schedule", "constant", DIM_LR_CONSTANT},
+        {"lr_warmup", "500", 500},
+        {"lr_final", "0", 0},
+        {"lr_step_factor", "0.5", 0.5},
+        {"lr_horizon", "1000000000000", 1e12},
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         struct dim_config c;
@@ -205,6 +222,10 @@ static void test_bad_values(void **state)
         {"seed", " -1"},       {"seed", "\t-5"},    {"preset", "basic16x16"},
         {"preset", ""},        {"preset", "1"},     {"estimator", "mine"},
         {"estimator", "JSD "}, {"estimator", ""},
+        {"lr_schedule", "linear"}, {"lr_schedule", "Cosine"}, {"lr_schedule", ""},
+        {"lr_warmup", "-5"},   {"lr_warmup", "1.5"}, {"lr_horizon", "-1"},
+        {"lr_horizon", "1000000000001"}, {"lr_final", "1.5"}, {"lr_final", "-0.1"},
+        {"lr_step_factor", "0"}, {"lr_step_factor", "2"},
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         const struct dim_hparam *h = find(cases[k].name);

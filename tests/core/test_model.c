@@ -245,6 +245,8 @@ static void test_validate(void **state)
     assert_true(def.lr == 1e-4f && def.adam_beta1 == 0.5f && def.adam_beta2 == 0.999f &&
                 def.adam_eps == 1e-8f);
     assert_int_equal(def.batch, 64);
+    assert_int_equal(def.lr_schedule, DIM_LR_CONSTANT);
+    assert_true(def.lr_warmup == 0 && def.lr_horizon == 0);
 
     struct {
         const char *field; /* what the message must name */
@@ -287,6 +289,15 @@ static void test_validate(void **state)
     BAD("batch", c->batch = 0);
     BAD("batch", c->batch = 1);
     BAD("batch", c->batch = 4097);
+    BAD("lr_schedule", c->lr_schedule = (enum dim_lr_schedule)3);
+    BAD("lr_final", c->lr_final = -0.01f);
+    BAD("lr_final", c->lr_final = 1.5f);
+    BAD("lr_final", c->lr_final = NAN);
+    BAD("lr_step_factor", c->lr_step_factor = 0);
+    BAD("lr_step_factor", c->lr_step_factor = 1.01f);
+    BAD("lr_warmup", (c->lr_warmup = 101, c->lr_horizon = 100));
+    BAD("lr_warmup", c->lr_warmup = DIM_LR_STEPS_MAX + 1);
+    BAD("lr_horizon", c->lr_horizon = DIM_LR_STEPS_MAX + 1);
 #undef BAD
     for (size_t k = 0; k < n; k++) {
         memset(&err, 0, sizeof err);
@@ -310,6 +321,129 @@ static void test_validate(void **state)
     c.in_c = 2;
     dim_config_validate(&c, &err);
     assert_non_null(strstr(err.msg, "channels 2"));
+    c = def;
+    c.lr_warmup = 500;
+    c.lr_horizon = 100;
+    dim_config_validate(&c, &err);
+    assert_non_null(strstr(err.msg, "lr_warmup 500 is longer than lr_horizon 100"));
+    /* warm-up as long as the horizon, and warm-up with the horizon unresolved, are valid */
+    c.lr_horizon = 500;
+    assert_int_equal(dim_config_validate(&c, &err), 0);
+    c.lr_horizon = 0;
+    assert_int_equal(dim_config_validate(&c, &err), 0);
+}
+
+static bool near(double got, double want)
+{
+    return fabs(got - want) <= 1e-6 * fabs(want) + 1e-12;
+}
+#define ASSERT_LR(cfg, step, want)                                                                     do {                                                                                                   double got_ = dim_lr_at(cfg, step), want_ = (want);                                               if (!near(got_, want_))                                                                                fail_msg("step %llu: lr %.9g, want %.9g", (unsigned long long)(step), got_, want_);       } while (0)
+
+/* The schedule's values: warm-up ramp, cosine midpoint and end, step drops, constant
+ * unchanged; and the lr is a function of (config, step) alone. */
+static void test_lr_schedule(void **state)
+{
+    (void)state;
+    struct dim_config c;
+    dim_config_default(&c);
+    c.lr = 1e-3f;
+    const double lr = c.lr;
+    /* constant without warm-up: cfg.lr itself (bit for bit) at any step, horizon or not */
+    for (uint64_t t = 0; t < 3000; t += 7)
+        assert_true(dim_lr_at(&c, t) == c.lr);
+    c.lr_horizon = 100;
+    assert_true(dim_lr_at(&c, 99) == c.lr && dim_lr_at(&c, 1000000) == c.lr);
+    assert_false(dim_lr_varies(&c));
+
+    /* constant with a warm-up of 10: lr/10, 2lr/10, ... lr at step 9, then lr */
+    c.lr_warmup = 10;
+    assert_true(dim_lr_varies(&c));
+    ASSERT_LR(&c, 0, lr / 10);
+    ASSERT_LR(&c, 4, lr * 5 / 10);
+    ASSERT_LR(&c, 9, lr);
+    ASSERT_LR(&c, 10, lr);
+    ASSERT_LR(&c, 5000, lr);
+
+    /* cosine over 110 steps after 10 of warm-up, to 1 % of lr */
+    c.lr_schedule = DIM_LR_COSINE;
+    c.lr_final = 0.01f;
+    c.lr_horizon = 110;
+    const double f = c.lr_final;
+    ASSERT_LR(&c, 0, lr / 10);
+    ASSERT_LR(&c, 9, lr);
+    ASSERT_LR(&c, 10, lr); /* the decay starts at full lr */
+    ASSERT_LR(&c, 60, lr * (f + (1 - f) * 0.5)); /* midpoint: halfway between lr and lr * f */
+    ASSERT_LR(&c, 35, lr * (f + (1 - f) * 0.5 * (1 + cos(M_PI * 0.25))));
+    ASSERT_LR(&c, 110, lr * f); /* the horizon */
+    ASSERT_LR(&c, 10000, lr * f); /* past it: stays at the end value */
+    for (uint64_t t = 10; t < 110; t++) /* decreasing through the decay */
+        assert_true(dim_lr_at(&c, t + 1) < dim_lr_at(&c, t));
+    c.lr_final = 0;
+    ASSERT_LR(&c, 110, 0);
+    ASSERT_LR(&c, 60, lr * 0.5);
+    /* without warm-up the cosine starts at lr at step 0 */
+    c.lr_warmup = 0;
+    c.lr_horizon = 100;
+    ASSERT_LR(&c, 0, lr);
+    ASSERT_LR(&c, 50, lr * 0.5);
+    ASSERT_LR(&c, 75, lr * 0.5 * (1 + cos(M_PI * 0.75)));
+    /* an unresolved horizon does not decay */
+    c.lr_horizon = 0;
+    ASSERT_LR(&c, 50, lr);
+    dim_config_resolve_lr(&c, 100);
+    assert_int_equal(c.lr_horizon, 100);
+    ASSERT_LR(&c, 50, lr * 0.5);
+    dim_config_resolve_lr(&c, 999); /* resolved once: a set horizon stays */
+    assert_int_equal(c.lr_horizon, 100);
+    struct dim_config cst = c; /* a constant lr needs no horizon: it stays 0 */
+    cst.lr_schedule = DIM_LR_CONSTANT;
+    cst.lr_horizon = 0;
+    dim_config_resolve_lr(&cst, 100);
+    assert_int_equal(cst.lr_horizon, 0);
+
+    /* step: x0.1 at 50 % and 75 % of the decay (steps 20..100 after a 20-step warm-up) */
+    c.lr_schedule = DIM_LR_STEP;
+    c.lr_step_factor = 0.1f;
+    c.lr_warmup = 20;
+    c.lr_horizon = 100;
+    const double g = c.lr_step_factor;
+    ASSERT_LR(&c, 19, lr);
+    ASSERT_LR(&c, 20, lr);
+    ASSERT_LR(&c, 59, lr);
+    ASSERT_LR(&c, 60, lr * g);
+    ASSERT_LR(&c, 79, lr * g);
+    ASSERT_LR(&c, 80, lr * g * g);
+    ASSERT_LR(&c, 100, lr * g * g);
+    ASSERT_LR(&c, 1000000, lr * g * g);
+    c.lr_step_factor = 0.5f;
+    ASSERT_LR(&c, 70, lr * 0.5);
+    ASSERT_LR(&c, 90, lr * 0.25);
+
+    /* warm-up as long as the horizon: the ramp, then the end value */
+    c.lr_schedule = DIM_LR_COSINE;
+    c.lr_final = 0.1f;
+    c.lr_warmup = c.lr_horizon = 50;
+    ASSERT_LR(&c, 49, lr);
+    ASSERT_LR(&c, 50, lr * (double)c.lr_final);
+
+    /* a pure function: the same (config, step) gives the same bits, in any order */
+    float fwd[200], back[200];
+    for (int t = 0; t < 200; t++)
+        fwd[t] = dim_lr_at(&c, (uint64_t)t);
+    for (int t = 199; t >= 0; t--)
+        back[t] = dim_lr_at(&c, (uint64_t)t);
+    assert_memory_equal(fwd, back, sizeof fwd);
+
+    /* names */
+    for (int k = 0; k < 3; k++) {
+        enum dim_lr_schedule out = (enum dim_lr_schedule)9;
+        assert_int_equal(dim_lr_schedule_parse(dim_lr_schedule_name((enum dim_lr_schedule)k), &out),
+                         0);
+        assert_int_equal(out, k);
+    }
+    assert_string_equal(dim_lr_schedule_name(DIM_LR_COSINE), "cosine");
+    enum dim_lr_schedule out;
+    assert_int_equal(dim_lr_schedule_parse("linear", &out), -1);
 }
 
 static void test_names(void **state)
@@ -463,6 +597,7 @@ int main(void)
         cmocka_unit_test(test_y_dim_and_mi_dim),
         cmocka_unit_test(test_critics_follow_weights),
         cmocka_unit_test(test_validate),
+        cmocka_unit_test(test_lr_schedule),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_encode),
         cmocka_unit_test(test_seeded_init),

@@ -572,6 +572,37 @@ static void test_losses_match_composition(void **state)
     }
 }
 
+/* ---- the learning-rate schedule --------------------------------------------- */
+
+/* Each step gives both Adams dim_lr_at(cfg, steps taken before it): a warm-up then
+ * a cosine decay, read back from the optimisers after each step. */
+static void test_schedule_applied(void **state)
+{
+    struct fx *f = ((struct group *)*state)->L;
+    struct dim_model *m = f->m;
+    const struct dim_config saved = m->cfg;
+    struct dim_train_progress p;
+    dim_trainer_progress(f->t, &p);
+    m->cfg.lr_schedule = DIM_LR_COSINE;
+    m->cfg.lr_warmup = p.step + 2; /* the last two warm-up steps, then a 2-step decay */
+    m->cfg.lr_final = 0.0f;
+    m->cfg.lr_horizon = p.step + 4;
+    float seen[6];
+    for (int s = 0; s < 6; s++) {
+        struct dim_losses ls;
+        struct dim_err err = {0};
+        assert_int_equal(dim_trainer_step(f->t, &ls, &err), 0);
+        assert_true(m->opt_main.lr == dim_lr_at(&m->cfg, p.step + (uint64_t)s));
+        assert_true(m->opt_prior.lr == m->opt_main.lr);
+        seen[s] = m->opt_main.lr;
+    }
+    const float lr = m->cfg.lr;
+    assert_true(seen[0] < lr && seen[1] == lr && seen[2] == lr);
+    assert_true(fabsf(seen[3] - 0.5f * lr) < 1e-6f * lr);
+    assert_true(seen[4] == 0.0f && seen[5] == 0.0f);
+    m->cfg = saved;
+}
+
 /* ---- the adversarial update ----------------------------------------------- */
 
 static void test_prior_update(void **state)
@@ -597,22 +628,26 @@ static void test_prior_update(void **state)
         assert_true(ls.prior_disc != ls.prior_enc);
     }
     assert_true(m->opt_prior.t == t_prior + 3 && m->opt_main.t == t_main + 3);
-    /* D's update minimises D's loss: with the encoder frozen (its Adam at lr 0) and
+    /* D's update minimises D's loss: with the encoder frozen (its parameters put back
+     * after every step; both Adams take the schedule's lr, here a constant 1e-3) and
      * Y's bias at 3 (sigmoid(Y) near 0.95), D learns to tell those from U[0,1] */
-    const struct nn_adam saved_main = m->opt_main, saved_prior = m->opt_prior;
+    const float saved_lr = m->cfg.lr;
     const size_t yd = (size_t)m->cfg.y_dim, ybias = m->enc.n_params - yd;
     float bias0[64];
     assert_true(yd <= 64);
     memcpy(bias0, m->main_params + ybias, sizeof(float) * yd);
     for (size_t j = 0; j < yd; j++)
         m->main_params[ybias + j] = 3.0f;
-    m->opt_main.lr = 0.0f;
-    m->opt_prior.lr = 1e-3f;
+    m->cfg.lr = 1e-3f;
+    assert_false(dim_lr_varies(&m->cfg));
+    memcpy(e0, m->main_params, sizeof(float) * m->n_main);
     double first = 0, last = 0;
     for (int s = 0; s < 12; s++) {
         struct dim_losses ls;
         struct dim_err err = {0};
         assert_int_equal(dim_trainer_step(f->t, &ls, &err), 0);
+        assert_true(m->opt_prior.lr == 1e-3f && m->opt_main.lr == 1e-3f);
+        memcpy(m->main_params, e0, sizeof(float) * m->n_main);
         if (s < 4)
             first += ls.prior_disc / 4;
         if (s >= 8)
@@ -622,8 +657,7 @@ static void test_prior_update(void **state)
         fprintf(stderr, "discriminator loss: first 4 steps %.4f, last 4 steps %.4f\n", first, last);
     if (!(last < 0.8 * first))
         fail_msg("D's loss did not fall with the encoder frozen: %.4f -> %.4f", first, last);
-    m->opt_main.lr = saved_main.lr;
-    m->opt_prior.lr = saved_prior.lr;
+    m->cfg.lr = saved_lr;
     memcpy(m->main_params + ybias, bias0, sizeof(float) * yd);
     free(p0);
     free(e0);
@@ -890,6 +924,7 @@ int main(void)
         cmocka_unit_test(test_gradients_global),
         cmocka_unit_test(test_gradients_local_global),
         cmocka_unit_test(test_gradients_prior_term),
+        cmocka_unit_test(test_schedule_applied),
         cmocka_unit_test(test_prior_update),
         cmocka_unit_test(test_nonfinite),
         cmocka_unit_test(test_loss_falls),

@@ -56,7 +56,9 @@ def test_kill_9_twice_then_the_job_finishes_exactly():
     d = H.Daemon(["--workers", "1", "--max_restarts", "5", "--metrics_flush_ms", "250"]).start()
     c = d.client()
     token = d.token
-    job = c.submit(dict(H.SMALL, name="kill-9", steps=n, checkpoint_every=50))
+    # a warm-up and a cosine decay over the run: the resumed attempts take the same rates
+    sched = dict(lr=0.0005, lr_schedule="cosine", lr_warmup=60, lr_final=0.01)
+    job = c.submit(dict(H.SMALL, name="kill-9", steps=n, checkpoint_every=50, **sched))
     jid = job["id"]
     # 1: between checkpoints
     c.wait_step(jid, 61, timeout=180)
@@ -105,9 +107,16 @@ def test_kill_9_twice_then_the_job_finishes_exactly():
     diff = [(a, b) for a, b in zip(replay, stored) if a[1] != b[1]]
     check(not diff, "%d loss_total values from events differ from the stored history, e.g. %s vs %s" % (
         len(diff), diff[0][0] if diff else None, diff[0][1] if diff else None))
+    lrs = c.full_history(jid, "lr")
+    eq([p[0] for p in lrs], list(range(1, n + 1)), "lr points: one per step across the kills")
+    check(lrs[0][1] < lrs[59][1] and lrs[-1][1] < lrs[60][1] / 20,
+          "lr: warm-up to step 60, then decay (%r, %r, %r, %r)" % (
+              lrs[0][1], lrs[59][1], lrs[60][1], lrs[-1][1]))
+    eq([p[1] for p in replay_series(events, "lr")], [p[1] for p in lrs],
+       "lr values rebuilt from events (with rewinds) vs stored")
     # nothing lost: the same job run without interruption ends with the same bytes
     # (resume is bitwise exact for a given thread count)
-    again = c.submit(dict(H.SMALL, name="uninterrupted", steps=n, checkpoint_every=50))
+    again = c.submit(dict(H.SMALL, name="uninterrupted", steps=n, checkpoint_every=50, **sched))
     again = c.wait_state(again["id"], ("SUCCEEDED", "FAILED", "CANCELLED"), timeout=300)
     eq(again["state"], "SUCCEEDED", "the uninterrupted run")
     last = lambda jid_: expect(c.get("/v1/jobs/%d/checkpoints" % jid_), 200).json["checkpoints"][-1]

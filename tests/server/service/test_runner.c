@@ -42,6 +42,11 @@ static int g_db_seq;
 #define SPEC_FMT                                                                                   \
     "{\"dataset\":\"data/shapes\",\"batch\":16,\"mi_dim\":32,\"y_dim\":16,\"steps\":%d,"           \
     "\"checkpoint_every\":%d,\"probe\":\"none\",\"keep_last\":%d,\"keep_best\":0}"
+/* SPEC_FMT with a warm-up and a cosine decay over the run (lr_horizon 0: its steps) */
+#define SPEC_SCHED_FMT                                                                             \
+    "{\"dataset\":\"data/shapes\",\"batch\":16,\"mi_dim\":32,\"y_dim\":16,\"steps\":%d,"           \
+    "\"checkpoint_every\":%d,\"probe\":\"none\",\"keep_last\":%d,\"keep_best\":0,"                \
+    "\"lr\":0.001,\"lr_schedule\":\"cosine\",\"lr_warmup\":8,\"lr_final\":0.01}"
 
 static void mkdir_in(const char *parent, const char *name, char *out, size_t cap)
 {
@@ -140,6 +145,13 @@ static int64_t insert_fmt(struct dimd_store *s, int steps, int every, int keep_l
 {
     char spec[512];
     snprintf(spec, sizeof spec, SPEC_FMT, steps, every, keep_last);
+    return insert(s, spec);
+}
+
+static int64_t insert_sched(struct dimd_store *s, int steps, int every, int keep_last)
+{
+    char spec[512];
+    snprintf(spec, sizeof spec, SPEC_SCHED_FMT, steps, every, keep_last);
     return insert(s, spec);
 }
 
@@ -364,6 +376,7 @@ static void test_job_succeeds(void **state)
     }
     assert_null(summary_of(sum, n, "loss_global"));
     assert_null(summary_of(sum, n, "probe_y"));
+    assert_null(summary_of(sum, n, "lr")); /* a constant lr is not recorded */
     const struct store_metric_summary *ips = summary_of(sum, n, "images_per_second");
     assert_non_null(ips);
     assert_true(ips->count >= 3); /* at least one per checkpoint */
@@ -444,20 +457,45 @@ static void *final_checkpoint(struct dimd_store *s, int64_t id, int64_t step, si
     return data;
 }
 
+/* The job's "lr" points, 1..STEPS, against dim_lr_at of the checkpoint's config. */
+static void check_lr_points(struct dimd_store *s, int64_t id, const struct dim_config *c,
+                            int64_t steps)
+{
+    struct store_point *p = NULL;
+    size_t n = 0;
+    bool more = true;
+    struct dim_err err;
+    assert_int_equal(
+        store_metrics_history(s, id, "lr", 0, INT64_MAX, 1000000, 0, &p, &n, &more, &err),
+        STORE_OK);
+    assert_int_equal(n, (size_t)steps);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(p[i].step, (int64_t)i + 1);
+        if (p[i].value != (double)dim_lr_at(c, (uint64_t)i))
+            fail_msg("lr at step %zu: %.9g, the schedule says %.9g", i + 1, p[i].value,
+                     (double)dim_lr_at(c, (uint64_t)i));
+    }
+    assert_true(p[0].value < p[7].value);      /* the warm-up: lr/8 up to lr */
+    assert_true(p[n - 1].value < p[8].value);  /* then the decay */
+    free(p);
+}
+
 /* runner_stop mid-job: QUEUED with a checkpoint at its step; a new runner
- * finishes it, and the last checkpoint equals an uninterrupted run's bytes. */
+ * finishes it, and the last checkpoint equals an uninterrupted run's bytes. Both
+ * jobs warm up for 8 steps and then decay the lr by a cosine over the run: the
+ * resumed job takes the same rates from its checkpoint's config. */
 static void test_stop_and_resume_identical(void **state)
 {
     (void)state;
     enum { STEPS = 40, EVERY = 1000 }; /* checkpoints cost ~1 s each (61 MB) */
     struct dimd_store *s = open_store();
-    int64_t a = insert_fmt(s, STEPS, EVERY, 3);
+    int64_t a = insert_sched(s, STEPS, EVERY, 3);
     struct runner *r = start(s, 1, 1, 10);
     runner_wake(r);
     assert_int_equal(wait_state(s, a, JOB_MASK(JOB_SUCCEEDED) | JOB_MASK(JOB_FAILED), 60),
                      JOB_SUCCEEDED);
 
-    int64_t b = insert_fmt(s, STEPS, EVERY, 3);
+    int64_t b = insert_sched(s, STEPS, EVERY, 3);
     runner_wake(r);
     wait_step(s, b, 5, 60);
     double t0 = now_s();
@@ -478,6 +516,16 @@ static void test_stop_and_resume_identical(void **state)
     size_t mid_n = 0;
     load_checkpoint(s, b, at, &mid, &mid_n);
     check_checkpoint_loads(mid, mid_n, (uint64_t)at);
+    /* the checkpoint holds the schedule with its horizon resolved to the job's steps */
+    struct dim_memsrc src = {mid, mid_n, 0};
+    const struct dim_reader rd = {dim_memsrc_read, &src};
+    struct dim_model *mm = NULL;
+    struct dim_err err;
+    assert_int_equal(dim_checkpoint_read(&mm, NULL, false, &rd, &err), 0);
+    assert_int_equal(mm->cfg.lr_schedule, DIM_LR_COSINE);
+    assert_true(mm->cfg.lr_warmup == 8 && mm->cfg.lr_horizon == STEPS);
+    const struct dim_config sched = mm->cfg;
+    dim_model_free(mm);
     free(mid);
 
     r = start(s, 1, 1, 10);
@@ -491,6 +539,8 @@ static void test_stop_and_resume_identical(void **state)
     store_job_clear(&j);
     check_steps_contiguous(s, b, "loss_total", STEPS);
     check_steps_contiguous(s, b, "loss_local", STEPS);
+    check_lr_points(s, a, &sched, STEPS);
+    check_lr_points(s, b, &sched, STEPS);
 
     size_t na = 0, nb = 0;
     void *da = final_checkpoint(s, a, STEPS, &na);
@@ -679,6 +729,9 @@ static void test_bad_jobs_fail_and_runner_serves_on(void **state)
     int64_t bad_lr = insert(s, "{\"dataset\":\"data/shapes\",\"lr\":-1,\"probe\":\"none\"}");
     int64_t big_batch = insert(s, "{\"dataset\":\"data/shapes\",\"batch\":4096,\"steps\":5,"
                                   "\"probe\":\"none\"}");
+    /* a warm-up longer than the run, which only its dataset's size tells (epochs) */
+    int64_t long_warmup = insert(s, "{\"dataset\":\"data/shapes\",\"batch\":16,\"epochs\":1,"
+                                    "\"lr_warmup\":100000,\"probe\":\"none\"}");
     int64_t good = insert_fmt(s, 2, 2, 1);
     struct runner *r = start(s, 1, 1, 10);
     runner_wake(r);
@@ -692,7 +745,8 @@ static void test_bad_jobs_fail_and_runner_serves_on(void **state)
                 {missing, "dataset_unavailable"},
                 {bad_json, "invalid_spec"},
                 {bad_lr, "invalid_spec"},
-                {big_batch, "dataset_too_small"}};
+                {big_batch, "dataset_too_small"},
+                {long_warmup, "invalid_config"}};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         struct store_job j;
         get_job(s, want[i].id, &j);
@@ -701,6 +755,9 @@ static void test_bad_jobs_fail_and_runner_serves_on(void **state)
         assert_string_equal(j.error_code, want[i].code);
         assert_non_null(j.error_message);
         assert_true(strlen(j.error_message) > 0);
+        if (want[i].id == long_warmup && !strstr(j.error_message, "lr_warmup 100000 is longer "
+                                                                  "than the run's"))
+            fail_msg("long warm-up: '%s'", j.error_message);
         store_job_clear(&j);
     }
     store_close(s);
