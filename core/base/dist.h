@@ -36,6 +36,8 @@ struct dim_dist {
     /* buf (n) <- the elementwise sum over ranks of buf, the same on every rank */
     void (*sum_f32)(void *ctx, float *buf, size_t n);
     void (*sum_f64)(void *ctx, double *buf, size_t n);
+    /* buf (n) <- the elementwise maximum over ranks (-INFINITY allowed) */
+    void (*max_f64)(void *ctx, double *buf, size_t n);
     /* all (size * n) <- every rank's mine (n), in rank order */
     void (*gather_f32)(void *ctx, float *all, const float *mine, size_t n);
     void *ctx;

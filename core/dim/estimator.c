@@ -9,6 +9,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "base/dist.h"
 #include "base/parallel.h"
 #include "nn/activation.h"
 
@@ -203,6 +204,182 @@ double dim_estimator_loss(enum dim_estimator e, float *du, const float *u, size_
         j.lse = mx + log(acc);
         dim_parallel_for(N, 2, dv_rows_grad, &j);
         return -sp / j.P + j.lse - log(j.Q);
+    }
+    }
+    return NAN;
+}
+
+/* ---- a column block per rank ------------------------------------------------------------
+ * Entry (i, jl, q) of the block is the global entry (i, j0 + jl, q); it is a positive when
+ * j0 + jl == i. Each rank's work splits over anchor rows as above. */
+struct col_job {
+    float *du;
+    const float *u;
+    size_t N, L, j0, nj;
+    double w, P, Q;
+    double *row, *rmax, *rsum, *T; /* per anchor row; T has N + 1 slots (the loss last) */
+    double lse;                    /* DV */
+};
+
+/* JSD: every entry's loss and gradient are its own; the row's loss sums its entries. */
+static void jsd_cols(void *ctx, size_t i0, size_t i1)
+{
+    const struct col_job *j = ctx;
+    const size_t nj = j->nj, L = j->L;
+    for (size_t i = i0; i < i1; i++) {
+        double lp = 0.0, lq = 0.0, sig;
+        for (size_t jl = 0; jl < nj; jl++) {
+            const float *s = j->u + (i * nj + jl) * L;
+            float *d = j->du + (i * nj + jl) * L;
+            if (j->j0 + jl == i)
+                for (size_t q = 0; q < L; q++) {
+                    lp += sp_sigmoid(-s[q], &sig);
+                    d[q] = (float)(-j->w * sig / j->P);
+                }
+            else
+                for (size_t q = 0; q < L; q++) {
+                    lq += sp_sigmoid(s[q], &sig);
+                    d[q] = (float)(j->w * sig / j->Q);
+                }
+        }
+        j->row[i] = lp / j->P + lq / j->Q;
+    }
+}
+
+/* Per row of the block: the positives' sum (row), the negatives' max (rmax). */
+static void col_pos_max(void *ctx, size_t i0, size_t i1)
+{
+    const struct col_job *j = ctx;
+    for (size_t i = i0; i < i1; i++) {
+        double sp = 0.0, mx = -INFINITY;
+        for (size_t jl = 0; jl < j->nj; jl++) {
+            const float *s = j->u + (i * j->nj + jl) * j->L;
+            for (size_t q = 0; q < j->L; q++) {
+                if (j->j0 + jl == i)
+                    sp += s[q];
+                else if (s[q] > mx)
+                    mx = s[q];
+            }
+        }
+        j->row[i] = sp;
+        j->rmax[i] = mx;
+    }
+}
+
+/* Per row: sum of exp(neg - shift), shift = rmax[i] (NCE: the row's global max) or
+ * lse (DV: the global max over all negatives, in j->lse). */
+static void col_sumexp(void *ctx, size_t i0, size_t i1)
+{
+    const struct col_job *j = ctx;
+    for (size_t i = i0; i < i1; i++) {
+        const double shift = j->T ? j->rmax[i] : j->lse;
+        double acc = 0.0;
+        for (size_t jl = 0; jl < j->nj; jl++) {
+            if (j->j0 + jl == i)
+                continue;
+            const float *s = j->u + (i * j->nj + jl) * j->L;
+            for (size_t q = 0; q < j->L; q++)
+                acc += exp(s[q] - shift);
+        }
+        j->rsum[i] = acc;
+    }
+}
+
+/* NCE, rows whose positives are in this block: loss, the positives' gradient and
+ * T_i = sum_q t_iq / A (see nce_rows); rmax holds lse_i by now. */
+static void nce_col_pos(void *ctx, size_t i0, size_t i1)
+{
+    const struct col_job *j = ctx;
+    const double A = j->P;
+    for (size_t i = i0; i < i1; i++) {
+        j->T[i] = 0.0;
+        j->row[i] = 0.0;
+        if (i < j->j0 || i >= j->j0 + j->nj)
+            continue;
+        const float *pos = j->u + (i * j->nj + (i - j->j0)) * j->L;
+        float *dpos = j->du + (i * j->nj + (i - j->j0)) * j->L;
+        double loss = 0.0, T = 0.0, t;
+        for (size_t q = 0; q < j->L; q++) {
+            loss += sp_sigmoid(j->rmax[i] - pos[q], &t);
+            dpos[q] = (float)(-j->w * t / A);
+            T += t / A;
+        }
+        j->T[i] = T;
+        j->row[i] = loss / A;
+    }
+}
+
+/* Negatives' gradient: NCE w * T_i * exp(u - lse_i); DV w * exp(u - lse_Q), positives -w/P. */
+static void col_neg_grad(void *ctx, size_t i0, size_t i1)
+{
+    const struct col_job *j = ctx;
+    for (size_t i = i0; i < i1; i++)
+        for (size_t jl = 0; jl < j->nj; jl++) {
+            const float *s = j->u + (i * j->nj + jl) * j->L;
+            float *d = j->du + (i * j->nj + jl) * j->L;
+            if (j->j0 + jl == i) {
+                if (!j->T) /* DV */
+                    for (size_t q = 0; q < j->L; q++)
+                        d[q] = (float)(-j->w / j->P);
+                continue;
+            }
+            for (size_t q = 0; q < j->L; q++)
+                d[q] = j->T ? (float)(j->w * j->T[i] * exp(s[q] - j->rmax[i]))
+                            : (float)(j->w * exp(s[q] - j->lse));
+        }
+}
+
+double dim_estimator_loss_cols(enum dim_estimator e, float *du, const float *u, size_t N,
+                               size_t L, size_t j0, size_t nj, float weight,
+                               const struct dim_dist *d)
+{
+    if (N < 2 || N > DIM_BATCH_MAX || L < 1 || j0 + nj > N)
+        return NAN;
+    double row[DIM_BATCH_MAX], rmax[DIM_BATCH_MAX], rsum[DIM_BATCH_MAX], T[DIM_BATCH_MAX + 1];
+    struct col_job j = {du, u, N, L, j0, nj, weight, (double)(N * L), (double)(N * (N - 1) * L),
+                        row, rmax, rsum, NULL, 0.0};
+    double loss = 0.0;
+    switch (e) {
+    case DIM_JSD:
+        dim_parallel_for(N, 2, jsd_cols, &j);
+        for (size_t i = 0; i < N; i++)
+            loss += row[i];
+        d->sum_f64(d->ctx, &loss, 1);
+        return loss;
+    case DIM_NCE:
+        /* lse_i = max_i + log sum exp(neg - max_i), both over the whole row */
+        dim_parallel_for(N, 2, col_pos_max, &j);
+        d->max_f64(d->ctx, rmax, N);
+        j.T = T;
+        dim_parallel_for(N, 2, col_sumexp, &j);
+        d->sum_f64(d->ctx, rsum, N);
+        for (size_t i = 0; i < N; i++)
+            rmax[i] += log(rsum[i]);
+        dim_parallel_for(N, 2, nce_col_pos, &j);
+        T[N] = 0.0;
+        for (size_t i = 0; i < N; i++)
+            T[N] += row[i];
+        d->sum_f64(d->ctx, T, N + 1); /* each row's T from its owner, and the loss */
+        dim_parallel_for(N, 2, col_neg_grad, &j);
+        return T[N];
+    case DIM_DV: {
+        /* loss = -(1/P) sum_P u + log((1/Q) sum_Q exp(u)) */
+        dim_parallel_for(N, 2, col_pos_max, &j);
+        double mx = -INFINITY;
+        for (size_t i = 0; i < N; i++)
+            mx = rmax[i] > mx ? rmax[i] : mx;
+        d->max_f64(d->ctx, &mx, 1);
+        j.lse = mx;
+        dim_parallel_for(N, 2, col_sumexp, &j);
+        double ps[2] = {0.0, 0.0}; /* sum exp(neg - max), sum of positives */
+        for (size_t i = 0; i < N; i++) {
+            ps[0] += rsum[i];
+            ps[1] += row[i];
+        }
+        d->sum_f64(d->ctx, ps, 2);
+        j.lse = mx + log(ps[0]);
+        dim_parallel_for(N, 2, col_neg_grad, &j);
+        return -ps[1] / j.P + j.lse - log(j.Q);
     }
     }
     return NAN;

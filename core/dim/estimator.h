@@ -35,4 +35,20 @@ int dim_estimator_parse(const char *name, enum dim_estimator *out);
 double dim_estimator_loss(enum dim_estimator e, float *du, const float *u, size_t N, size_t L,
                           float weight);
 
+/* The same loss when the columns are spread over ranks (base/dist.h): this rank holds
+ * the block of images [j0, j0 + nj) of every anchor row, u and du laid out
+ * (N anchors) x (nj images) x (L locations), u[(i*nj + jl)*L + q] scoring anchor i
+ * against location q of image j0 + jl. Row statistics the loss needs across the
+ * block boundary (NCE: each row's log-sum-exp over its negatives and the sum of its
+ * positives' weights; DV: the log-sum-exp over all negatives and the positives' sum;
+ * JSD: nothing) are combined with d's max_f64 and sum_f64, so every rank returns
+ * the whole loss and writes du = weight * d loss / d u for its own block: the
+ * block of the one-process du, up to the order of float sums. Every rank must call
+ * it with the same N, L and nj, blocks covering [0, N) once. NaN for N, L outside
+ * the limits above. */
+struct dim_dist;
+double dim_estimator_loss_cols(enum dim_estimator e, float *du, const float *u, size_t N,
+                               size_t L, size_t j0, size_t nj, float weight,
+                               const struct dim_dist *d);
+
 #endif

@@ -13,11 +13,15 @@
  * and augmentation RNGs stay equal, and runs the nets on its slice):
  *   per-image nets (encoder, MI nets, critic branches, D) run on the b own rows; their
  *     batch norms use global statistics (nn/norm.c, through dim_dist_use);
- *   local: l (b*Lc, D) and g (b, D) are gathered to (B*Lc, D) and (B, D); every rank
- *     computes the whole u (B, B*Lc) and the whole loss and du, as one process does
- *     (same values on every rank), then only its own rows of dg = du l and its own
- *     columns of dl = du^T g: the exact gradients of the global loss w.r.t. its own
- *     g and l, so nothing of the critic's backward is sent;
+ *   local: g (b, D) is gathered to G (B, D); rank r computes the column block of u
+ *     of its own images, u_r (B, b*Lc) = G l_r^T (every anchor against its own
+ *     images' locations), and the estimator on that block (dim_estimator_loss_cols:
+ *     the row statistics that cross blocks are combined, every rank gets the whole
+ *     loss and its block of du). dl_r = du_r^T G is then exact and local; dG = du_r l_r
+ *     holds this rank's terms of every anchor's gradient, summed over ranks (B x D
+ *     floats) before each rank keeps its own rows. Per rank the critic costs B*b*Lc*D
+ *     per product instead of B*B*Lc*D, and l (b*Lc*D floats, the largest activation)
+ *     is never sent;
  *   global: A and Bm (b, 512) are gathered to (B, 512); rank r runs the head on the
  *     b*B pairs of its own anchors i, the b*B scores are gathered to the whole (B, B)
  *     and every rank computes the whole loss and du and keeps its rows; dBm_i of its
@@ -61,7 +65,7 @@ struct dim_trainer {
     struct nn_net_ws pw;
     float *sy, *dsy, *pin;
     /* N > 1 only: gathered MI outputs, critic branches and scores; dA summed over ranks */
-    float *lall, *gall, *aall, *bmall, *dall, *sall, *dsall;
+    float *gall, *dgall, *aall, *bmall, *dall, *sall, *dsall;
 };
 
 /* Carves n floats from *cur, or only counts them when *cur is NULL. */
@@ -96,11 +100,12 @@ static size_t plan(struct dim_trainer *t, float *base)
             dim_minet_ws_carve(&m->gmi, &t->gws, p, b);
         t->rows = carve(&cur, &total, b * Lc * Cl);
         t->drows = carve(&cur, &total, b * Lc * Cl);
-        t->u = carve(&cur, &total, B * B * Lc);
-        t->du = carve(&cur, &total, B * B * Lc);
+        /* with ranks, this rank's column block (B, b*Lc) */
+        t->u = carve(&cur, &total, B * b * Lc);
+        t->du = carve(&cur, &total, B * b * Lc);
         if (many) {
-            t->lall = carve(&cur, &total, B * Lc * D);
             t->gall = carve(&cur, &total, B * D);
+            t->dgall = carve(&cur, &total, B * D);
         }
     }
     if (m->has_global) {
@@ -285,22 +290,33 @@ static double local_mi(struct dim_trainer *t, const float *map, float *dmap, con
     dim_minet_forward(&m->lmi, &t->lws, t->rows, b * Lc);
     dim_minet_forward(&m->gmi, &t->gws, Y, b);
     const float *l = t->lws.out, *g = t->gws.out;
-    if (t->dist) { /* every rank scores all B images against all B */
-        t->dist->gather_f32(t->dist->ctx, t->lall, l, b * Lc * D);
-        t->dist->gather_f32(t->dist->ctx, t->gall, g, b * D);
-        l = t->lall;
-        g = t->gall;
+    if (t->dist) { /* all B anchors against this rank's images: u_r = G l_r^T */
+        const struct dim_dist *d = t->dist;
+        d->gather_f32(d->ctx, t->gall, g, b * D);
+        nn_sgemm(false, true, B, b * Lc, D, 1.0f, t->gall, D, l, D, 0.0f, t->u, b * Lc);
+        double loss = dim_estimator_loss_cols(m->cfg.estimator, t->du, t->u, B, Lc, r * b, b,
+                                              m->cfg.beta, d);
+        if (!backward)
+            return loss;
+        /* dl_r = du_r^T G (exact); dG = du_r l_r, summed over ranks, own rows kept */
+        nn_sgemm(true, false, b * Lc, D, B, 1.0f, t->du, b * Lc, t->gall, D, 0.0f,
+                 t->lws.dout, D);
+        nn_sgemm(false, false, B, D, b * Lc, 1.0f, t->du, b * Lc, l, D, 0.0f, t->dgall, D);
+        d->sum_f32(d->ctx, t->dgall, B * D);
+        memcpy(t->gws.dout, t->dgall + r * b * D, sizeof(float) * b * D);
+        memset(t->drows, 0, sizeof(float) * b * Lc * Cl);
+        dim_minet_backward(&m->lmi, &t->lws, t->rows, t->drows, b * Lc);
+        dim_minet_backward(&m->gmi, &t->gws, Y, dY, b);
+        rows_add_to_map(dmap, t->drows, b, Cl, Lc);
+        return loss;
     }
     nn_sgemm(false, true, B, B * Lc, D, 1.0f, g, D, l, D, 0.0f, t->u, B * Lc);
     double loss = dim_estimator_loss(m->cfg.estimator, t->du, t->u, B, Lc, m->cfg.beta);
     if (!backward)
         return loss;
-    /* u = g l^T: dg = du l, dl = du^T g; this rank's rows of dg (its anchors) and
-     * columns of du (its images' locations) */
-    nn_sgemm(false, false, b, D, B * Lc, 1.0f, t->du + r * b * B * Lc, B * Lc, l, D, 0.0f,
-             t->gws.dout, D);
-    nn_sgemm(true, false, b * Lc, D, B, 1.0f, t->du + r * b * Lc, B * Lc, g, D, 0.0f,
-             t->lws.dout, D);
+    /* u = g l^T: dg = du l, dl = du^T g */
+    nn_sgemm(false, false, B, D, B * Lc, 1.0f, t->du, B * Lc, l, D, 0.0f, t->gws.dout, D);
+    nn_sgemm(true, false, B * Lc, D, B, 1.0f, t->du, B * Lc, g, D, 0.0f, t->lws.dout, D);
     memset(t->drows, 0, sizeof(float) * b * Lc * Cl);
     dim_minet_backward(&m->lmi, &t->lws, t->rows, t->drows, b * Lc);
     dim_minet_backward(&m->gmi, &t->gws, Y, dY, b);

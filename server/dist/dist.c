@@ -61,6 +61,16 @@ static void sum_f64(void *ctx, double *buf, size_t n)
     account(d, DIST_SUM_F64, n * sizeof(double), t0);
 }
 
+static void max_f64(void *ctx, double *buf, size_t n)
+{
+    struct dist *d = ctx;
+    double t0 = MPI_Wtime();
+    for (size_t i = 0; i < n; i += CHUNK)
+        MPI_Allreduce(MPI_IN_PLACE, buf + i, (int)(n - i < CHUNK ? n - i : CHUNK), MPI_DOUBLE,
+                      MPI_MAX, MPI_COMM_WORLD);
+    account(d, DIST_SUM_F64, n * sizeof(double), t0);
+}
+
 static void gather_f32(void *ctx, float *all, const float *mine, size_t n)
 {
     struct dist *d = ctx;
@@ -101,7 +111,8 @@ int dist_start(struct dist **out, char *msg, size_t msg_size)
     MPI_Comm_rank(MPI_COMM_WORLD, &d->rank);
     MPI_Comm_size(MPI_COMM_WORLD, &d->size);
     d->hooks = (struct dim_dist){.rank = d->rank, .size = d->size, .sum_f32 = sum_f32,
-                                 .sum_f64 = sum_f64, .gather_f32 = gather_f32, .ctx = d};
+                                 .sum_f64 = sum_f64, .max_f64 = max_f64,
+                                 .gather_f32 = gather_f32, .ctx = d};
     *out = d;
     return 0;
 }

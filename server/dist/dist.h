@@ -47,9 +47,9 @@ int dist_any(struct dist *d, int flag);
  * it per rank, an allgather receives (N-1) times it) and wall seconds inside MPI,
  * waiting for the slower rank included. */
 enum dist_kind {
-    DIST_SUM_F32, /* gradient slabs and the global critic's dA */
-    DIST_SUM_F64, /* batch-norm sums and loss sums */
-    DIST_GATHER,  /* MI-net outputs, critic branches, global scores */
+    DIST_SUM_F32, /* gradient slabs, the local critic's dg and the global critic's dA */
+    DIST_SUM_F64, /* batch-norm sums, loss sums and the estimators' row statistics (sum, max) */
+    DIST_GATHER,  /* global MI-net outputs, global critic branches and scores */
     DIST_OTHER,   /* broadcasts and agreements (dist_bcast, dist_any) */
     DIST_KINDS
 };
