@@ -61,13 +61,13 @@ int main(int argc, char **argv)
     const int N = dist_size(d), lead = dist_rank(d) == 0;
     /* sizes in floats: powers of 8 from 1, then the default model's step (basic32x32,
      * batch 64 over N ranks, mi_dim 512): the gradient slabs (main and prior: 5,910,650
-     * floats; the step sends them as two calls), the local MI net outputs of b = 64/N images (b * 64 * 512) and the
-     * global vectors (b * 512) */
+     * floats; the step sends them as two calls), the local critic's dG (64 * 512 floats,
+     * summed) and the global vectors of b = 64/N images (b * 512 floats, gathered) */
     size_t sizes[32], ns = 0;
     for (size_t n = 1; n <= ((size_t)8 << 20); n *= 8)
         sizes[ns++] = n;
     const size_t b = (size_t)(64 / N > 0 ? 64 / N : 1);
-    const size_t step_sizes[3] = {5910650, b * 64 * 512, b * 512};
+    const size_t step_sizes[3] = {5910650, 64 * 512, b * 512};
     for (int k = 0; k < 3; k++)
         sizes[ns++] = step_sizes[k];
     size_t max = 0;
@@ -101,8 +101,8 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < ns; i++)
             printf("%12zu %12.3e %12.3e%s\n", 4 * sizes[i], ar[i], ag[i],
                    i >= ns - 3 ? (i == ns - 3   ? "  (gradient slabs)"
-                                  : i == ns - 2 ? "  (local MI outputs)"
-                                                : "  (global MI outputs)")
+                                  : i == ns - 2 ? "  (local critic's dG)"
+                                                : "  (global vectors of b images)")
                                : "");
         printf("allreduce fit over >= 1 MiB: t = %.3e s + bytes / %.3f GB/s\n", alpha,
                1e-9 / beta);

@@ -21,7 +21,7 @@ B0, LC, D = 64, 64, 512             # images per machine, local locations (8x8),
 GRAD_BYTES = 5910650 * 4            # main + prior gradient slabs (two allreduces)
 CRITIC_1 = 3 * 2 * B0 * B0 * LC * D  # FLOP of the local critic's three products at N = 1
 EST_S_PER_SCORE = 8e-9 / 2          # estimator (exp, log1p in double) per score, 2 cores
-SMALL_CALLS = 15                    # batch-norm (6 fwd + 6 bwd), 2 loss sums, stop flag
+SMALL_CALLS = 16                    # batch-norm (6 fwd + 6 bwd), 3 loss sums, stop flag
 ALPHA = 10e-6                       # seconds per message (TCP on Ethernet; loopback TCP: 4.7 us)
 NETS = [("10 Gb/s", 10e9 / 8), ("25 Gb/s", 25e9 / 8), ("100 Gb/s", 100e9 / 8)]
 MACHINES = [1, 2, 4, 8, 16, 32, 64]

@@ -94,6 +94,11 @@ static void gather_f32(void *ctx, float *all, const float *mine, size_t n)
 int dist_start(struct dist **out, char *msg, size_t msg_size)
 {
     *out = NULL;
+    /* a rank waiting in a collective yields its core instead of spinning on it (Open MPI
+     * spins by default): ranks share a machine with their own compute threads and with
+     * other work, and a spinning rank slows the very rank it waits for. The user's
+     * setting (environment or mpirun --mca) wins. */
+    setenv("OMPI_MCA_mpi_yield_when_idle", "1", 0);
     int provided = 0;
     MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided);
     if (provided < MPI_THREAD_FUNNELED) {

@@ -28,8 +28,9 @@ int dist_launched_local_size(void);
 
 struct dist;
 
-/* Initialises MPI. Returns 0 and *out, or -1 with msg filled (MPI missing
- * thread support, out of memory). */
+/* Initialises MPI (with Open MPI's mpi_yield_when_idle 1 unless the environment sets
+ * it: waiting ranks yield their core). Returns 0 and *out, or -1 with msg filled (MPI
+ * missing thread support, out of memory). */
 int dist_start(struct dist **out, char *msg, size_t msg_size);
 
 /* The collectives to hand dim_trainer_create_dist; valid until dist_finish. */
