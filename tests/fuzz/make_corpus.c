@@ -227,12 +227,14 @@ int main(int argc, char **argv)
     if (svcfix_checkpoint(NULL, 7, 0, &ck, &ckn) != 0)
         return 1;
     /* The whole file is 20 MB, far past what a fuzzer mutates: the seeds are
-     * its header and tensor table (316 bytes), then the same with the first
-     * 64 payload bytes, and a copy of the header with format version 2. */
-    put("fuzz_checkpoint", "header", ck, 316);
-    put("fuzz_checkpoint", "header_payload64", ck, 380);
-    ((uint8_t *)ck)[8] = 2;
-    put("fuzz_checkpoint", "version2", ck, 316);
+     * its header and tensor table (344 bytes in format version 2), then the
+     * same with the first 64 payload bytes, and a copy of the header with
+     * format version 3 (unsupported). The v1_* seeds (316 and 380 bytes) are
+     * the same from format version 1, kept from before version 2. */
+    put("fuzz_checkpoint", "header", ck, 344);
+    put("fuzz_checkpoint", "header_payload64", ck, 408);
+    ((uint8_t *)ck)[8] = 3;
+    put("fuzz_checkpoint", "version3", ck, 344);
     (void)ckn;
     free(ck);
     return 0;
