@@ -115,7 +115,7 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 # Tests and benchmarks see every layer, as cmd does.
 TOP_INC  := -I$(BUILD)/inc/cmd
 
-.PHONY: all deps run test test-unit test-san test-browser bench results check-core check-deps \
+.PHONY: all deps run test test-unit test-san test-browser bench results findings check-core check-deps \
         print-layers format clean
 all: $(DIMD) $(TEST_BIN) $(BENCH_BIN)
 
@@ -271,10 +271,24 @@ bench: deps
 	$(BUILD)/bench/bench_encode $(DIMD) --clients 64 --rounds 3 --streams 4000 \
 	    --json build/bench-watch-4000.json
 
-# docs/results.md: DIM(L) JSD/NCE/DV and DIM(G) trained and measured alike (about an hour).
+# docs/results.md: time-to-accuracy curves of DIM(L) and DIM(G) on Fashion-MNIST (30
+# minutes of training each) and CIFAR-10 (60 each), probed at five points (about five
+# hours in all). CIFAR10 is any CIFAR-10 image folder with train/ (and test/, if it has
+# one); by default the training images this project is given, unpacked into build/data.
+CIFAR10 ?= $(BUILD)/data/cifar10
+CIFAR10_TGZ ?= ../shared/data/cifar10-train-jpeg.tar.gz
+RESULTS_FLAGS ?=
 results: deps
+	@scripts/install-deps.sh results
 	$(MAKE) $(DIMD)
-	/usr/bin/python3 scripts/results.py $(DIMD)
+	@if [ ! -d $(CIFAR10)/train ]; then mkdir -p $(CIFAR10) && tar -xzf $(CIFAR10_TGZ) -C $(CIFAR10); fi
+	/usr/bin/python3 scripts/results.py $(DIMD) --cifar $(CIFAR10) $(RESULTS_FLAGS)
+
+# docs/findings.md: DIM(L) JSD/NCE/DV and DIM(G) trained alike and measured with every
+# measure of `dimd measure`, then the paper's findings checked (about an hour).
+findings: deps
+	$(MAKE) $(DIMD)
+	/usr/bin/python3 scripts/findings.py $(DIMD)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

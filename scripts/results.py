@@ -1,13 +1,26 @@
 #!/usr/bin/python3
-"""results.py - the results table of docs/results.md: DIM(L) with JSD, NCE and
-DV and DIM(G), each trained on Fashion-MNIST with the same budget, and a freshly
-initialised encoder, all measured with the same `dimd measure` budget (probes,
-SVM, NDM, MINE, reconstruction); then the paper's qualitative findings checked
-on these numbers. `make results` runs it; every command it ran is in the file.
+"""results.py - time-to-accuracy curves, docs/results.md: DIM(L) and DIM(G) trained
+on Fashion-MNIST and on CIFAR-10 with the default recipe, each checkpointed at
+several points of its training time and probed there with the converged linear
+probe (`dimd eval`: conv, fc and Y taps), beside a freshly initialised encoder and
+the raw pixels. `make results` runs it; every command it ran is in the file.
 
-usage: scripts/results.py PATH/TO/dimd [--epochs E] [--seed N] [--threads N]
-                          [--work DIR] [--out docs/results.md] [--measure-flags "..."]
-                          [--note TEXT] [--write-only]
+How a curve is made: a short calibration run measures the images/s of the model on
+this machine; the run's steps are its minutes at that speed; the run is then
+trained in segments that end at fixed fractions of those steps (each segment
+resumes the previous checkpoint, which is bitwise the same as one uninterrupted
+run), and the x axis is the training seconds the segments report (probing and
+start-up are not counted).
+
+Data: Fashion-MNIST's own test split. CIFAR-10: --cifar DIR is an image folder of
+class folders; with train/ and test/ inside, those are the splits; with train/
+only (the training images this project is given), `dimd` carves every 6th image
+of each class as the validation split (core/data/dataset.h), and that is what is
+reported.
+
+usage: scripts/results.py PATH/TO/dimd [--cifar DIR] [--only fashion-mnist|cifar10]
+           [--minutes-fmnist M] [--minutes-cifar M] [--fractions F,F,...]
+           [--threads N] [--work DIR] [--out docs/results.md] [--write-only]
 --write-only writes the file again from the logs of an earlier run in --work.
 """
 
@@ -20,37 +33,37 @@ import subprocess
 import sys
 import time
 
-MODELS = [  # (row, slug, training flags): the paper's weights (docs/dim-algorithm.md, section 1)
-    ("DIM(L) JSD", "dim-l-jsd", ["--estimator", "jsd", "--alpha", "0", "--beta", "1", "--gamma", "0.1"]),
-    ("DIM(L) NCE", "dim-l-nce", ["--estimator", "nce", "--alpha", "0", "--beta", "1", "--gamma", "0.1"]),
-    ("DIM(L) DV", "dim-l-dv", ["--estimator", "dv", "--alpha", "0", "--beta", "1", "--gamma", "0.1"]),
-    ("DIM(G) JSD", "dim-g-jsd", ["--estimator", "jsd", "--alpha", "1", "--beta", "0", "--gamma", "1"]),
+MODELS = [  # (label, slug, flags): the paper's weights (docs/dim-algorithm.md, section 1)
+    ("DIM(L)", "dim-l", ["--alpha", "0", "--beta", "1", "--gamma", "0.1"]),
+    ("DIM(G)", "dim-g", ["--alpha", "1", "--beta", "0", "--gamma", "1"]),
 ]
+TAPS = ("conv", "fc", "y")
+
+# The issue's targets (linear probe, converged, training time only): data -> tap -> (minutes, %)
+TARGETS = {
+    "fashion-mnist": {"conv": (30, 90.0), "y": (30, 85.0)},
+    "cifar10": {"conv": (60, 65.0), "y": (60, 55.0)},
+}
 
 
-def run(cmd, log):
-    """Runs cmd, teeing its output into log; returns (stdout text, seconds)."""
-    print("+ " + " ".join(shlex.quote(c) for c in cmd), flush=True)
-    t0 = time.time()
-    with open(log, "w") as f:
-        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=f, text=True)
-        f.write(p.stdout)
-    if p.returncode != 0:
-        sys.exit("results.py: %s failed with status %d (log: %s)" % (cmd[1], p.returncode, log))
-    return p.stdout, time.time() - t0
-
-
-def last_json(text):
+def run(cmd, log, write_only):
+    """Runs cmd (or, with write_only, reads its earlier log); returns the last JSON line."""
+    if write_only:
+        with open(log) as f:
+            text = f.read()
+    else:
+        print("+ " + " ".join(shlex.quote(c) for c in cmd), flush=True)
+        with open(log, "w") as f:
+            p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=f, text=True)
+            f.write(p.stdout)
+        if p.returncode != 0:
+            sys.exit("results.py: %s failed with status %d (log: %s)" % (
+                " ".join(cmd[:2]), p.returncode, log))
+        text = p.stdout
     for line in reversed(text.strip().splitlines()):
         if line.startswith("{"):
             return json.loads(line)
-    sys.exit("results.py: no JSON line in the output")
-
-
-def fmt(v, pct=False, digits=3):
-    if v is None:
-        return "n/a"
-    return ("%.1f" % (100 * v)) if pct else ("%.*f" % (digits, v))
+    sys.exit("results.py: no JSON line in %s" % log)
 
 
 def machine():
@@ -66,130 +79,162 @@ def machine():
     return "%s, %d cores, %s %s" % (cpu, os.cpu_count() or 0, platform.system(), platform.release())
 
 
-def commands_for(a, i, slug, flags):
-    ckpt = os.path.join(a.work, slug + ".ckpt")
-    train = [a.dimd, "train", "--epochs", a.epochs, "--seed", a.seed, "--threads", a.threads,
-             "--probe", "none", "--out", ckpt, "--json"] + flags
-    # the first model also measures the freshly initialised encoder (same architecture,
-    # same measure budget and seeds): the baseline every DIM row must beat
-    measure = [a.dimd, "measure", "--checkpoint", ckpt, "--seed", a.seed, "--threads", a.threads,
-               "--grid", os.path.join(a.work, slug + "-grid.png"), "--json"]
-    measure += shlex.split(a.measure_flags) + (["--fresh"] if i == 0 else [])
-    return train, measure
+def cifar_spec(d):
+    """The dataset argument for a CIFAR-10 image folder (see the module comment)."""
+    if os.path.isdir(os.path.join(d, "test")):
+        return d, "its test split"
+    if os.path.isdir(os.path.join(d, "train")):
+        return os.path.join(d, "train"), "a validation split carved from its training images " \
+            "(every 6th image of each class by sorted name)"
+    sys.exit("results.py: %s has no train/ folder" % d)
+
+
+def curve(a, data, spec, minutes, label, slug, flags, commands):
+    """Trains one model in segments and probes each checkpoint; returns its rows."""
+    work = os.path.join(a.work, data, slug)
+    os.makedirs(work, exist_ok=True)
+    base = [a.dimd, "train", "--dataset", spec, "--threads", a.threads, "--probe", "none",
+            "--json"]
+    cal = base + ["--steps", "60"] + flags
+    cj = run(cal, os.path.join(work, "calibrate.log"), a.write_only)
+    batch = cj["hparams"]["batch"]
+    total = max(len(a.fractions), int(minutes * 60 * cj["images_per_second"] / batch))
+    commands.append(cal)
+    rows, prev, seconds = [], None, 0.0
+    for i, frac in enumerate(a.fractions):
+        steps = max(1, int(round(total * frac)))
+        ckpt = os.path.join(work, "step-%d.ckpt" % steps)
+        seg = base + ["--steps", str(steps), "--out", ckpt]
+        seg += ["--resume", prev] if prev else flags + horizon(flags, total)
+        tj = run(seg, os.path.join(work, "train-%d.log" % steps), a.write_only)
+        seconds += tj["train_seconds"]
+        ev = [a.dimd, "eval", "--checkpoint", ckpt, "--dataset", spec, "--threads", a.threads,
+              "--json"] + (["--fresh"] if i == 0 and slug == MODELS[0][1] else [])
+        ej = run(ev, os.path.join(work, "eval-%d.log" % steps), a.write_only)
+        commands += [seg, ev]
+        p = ej["probe"]
+        rows.append({"label": label, "steps": steps, "minutes": seconds / 60.0,
+                     "epochs": tj["epochs"], "ips": tj["images_per_second"],
+                     "acc": {t: 100 * p["trained"][t] for t in TAPS},
+                     "pixels": 100 * p["pixels"],
+                     "fresh": {t: 100 * p["fresh"][t] for t in TAPS} if "fresh" in p else None,
+                     "probe_s": p["seconds"]})
+        print("results.py: %s %s step %d (%.1f min): conv %.1f fc %.1f y %.1f" % (
+            data, label, steps, seconds / 60, *[rows[-1]["acc"][t] for t in TAPS]), flush=True)
+        prev = ckpt
+    return rows, total
+
+
+def horizon(flags, total):
+    """A decaying schedule spans the whole run, not the first segment."""
+    return [] if "--lr_horizon" in flags else ["--lr_horizon", str(total)]
+
+
+def plot(path, title, curves, fresh, pixels):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), sharex=True)
+    colours = ["tab:blue", "tab:orange", "tab:green"]
+    for ax, tap in zip(axes, TAPS):
+        for (label, rows), c in zip(curves, colours):
+            ax.plot([0] + [r["minutes"] for r in rows], [fresh[tap]] + [r["acc"][tap] for r in rows],
+                    "o-", color=c, label=label, ms=4)
+        ax.axhline(fresh[tap], color="grey", ls="--", lw=1, label="fresh encoder")
+        ax.axhline(pixels, color="black", ls=":", lw=1, label="raw pixels")
+        ax.set_title("%s: linear probe on %s" % (title, tap if tap != "y" else "Y"))
+        ax.set_xlabel("training minutes")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("accuracy (%)")
+    axes[0].legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("dimd")
-    ap.add_argument("--epochs", default="2")
-    ap.add_argument("--seed", default="1")
+    ap.add_argument("--cifar", default="build/data/cifar10")
+    ap.add_argument("--only", choices=["fashion-mnist", "cifar10"])
+    ap.add_argument("--minutes-fmnist", type=float, default=30)
+    ap.add_argument("--minutes-cifar", type=float, default=60)
+    ap.add_argument("--fractions", default="0.1,0.2,0.333,0.667,1")
     ap.add_argument("--threads", default=str(os.cpu_count() or 1))
     ap.add_argument("--work", default="build/results")
     ap.add_argument("--out", default="docs/results.md")
-    ap.add_argument("--measure-flags", default="", help="extra `dimd measure` budget flags")
-    ap.add_argument("--note", default="", help="a paragraph added under the table")
-    ap.add_argument("--write-only", action="store_true",
-                    help="no training: write the table from the logs of an earlier run in --work")
+    ap.add_argument("--write-only", action="store_true")
     a = ap.parse_args()
-    os.makedirs(a.work, exist_ok=True)
-    rows, commands = [], []
-    for i, (label, slug, flags) in enumerate(MODELS):
-        train, measure = commands_for(a, i, slug, flags)
-        logs = [os.path.join(a.work, slug + x) for x in ("-train.log", "-measure.log")]
-        if a.write_only:
-            outs = []
-            for log in logs:
-                with open(log) as f:
-                    outs.append(f.read())
-        else:
-            outs = [run(train, logs[0])[0], run(measure, logs[1])[0]]
-        tj, mj = last_json(outs[0]), last_json(outs[1])
-        commands += [train, measure]
-        rows.append({"label": label, "r": mj["trained"], "train_s": tj["train_seconds"],
-                     "measure_s": mj["trained"]["seconds"]["total"], "steps": tj["steps"],
-                     "ips": tj["images_per_second"]})
-        if i == 0:
-            rows.append({"label": "fresh encoder", "r": mj["fresh"], "train_s": 0.0,
-                         "measure_s": mj["fresh"]["seconds"]["total"], "steps": 0, "ips": None})
-        print("results.py: %s: %d steps in %.0f s, measured in %.0f s" % (
-            label, tj["steps"], tj["train_seconds"], mj["trained"]["seconds"]["total"]), flush=True)
-    budgets = subprocess.run([a.dimd, "measure", "--help"], stdout=subprocess.PIPE, text=True).stdout
-    budgets = budgets[budgets.find("Budgets:"):].strip() if "Budgets:" in budgets else ""
-    write(a, rows, commands, budgets)
+    a.fractions = [float(f) for f in a.fractions.split(",")]
+    if sorted(a.fractions) != a.fractions or not 0 < a.fractions[0] or a.fractions[-1] != 1:
+        sys.exit("results.py: --fractions must rise to 1 (got %s)" % a.fractions)
+    sets = []
+    if a.only in (None, "fashion-mnist"):
+        sets.append(("fashion-mnist", "Fashion-MNIST", "fashion-mnist", "its test split",
+                     a.minutes_fmnist))
+    if a.only in (None, "cifar10"):
+        spec, split = cifar_spec(a.cifar)
+        sets.append(("cifar10", "CIFAR-10", spec, split, a.minutes_cifar))
+    t0, commands, results = time.time(), [], []
+    for data, title, spec, split, minutes in sets:
+        curves, totals = [], []
+        for label, slug, flags in MODELS:
+            rows, total = curve(a, data, spec, minutes, label, slug, flags, commands)
+            curves.append((label, rows))
+            totals.append(total)
+        first = curves[0][1][0]
+        png = os.path.join(os.path.dirname(a.out) or ".", "results-%s.png" % data)
+        plot(png, title, curves, first["fresh"], first["pixels"])
+        results.append((data, title, split, minutes, curves, totals, first, png))
+    write(a, results, commands, (time.time() - t0) / 60)
 
 
-def check_findings(rows):
-    by = {r["label"]: r["r"] for r in rows}
-    local = [by[k] for k in ("DIM(L) JSD", "DIM(L) NCE", "DIM(L) DV")]
-    glob, fresh = by["DIM(G) JSD"], by["fresh encoder"]
-    out = []
-
-    def verdict(ok):
-        return "**holds**" if ok else "**does not hold**"
-
-    ly = [r["linear"]["y"] for r in local]
-    out.append("- Local MI gives better classification than global (linear probe on Y): "
-               "DIM(L) %s vs DIM(G) %s: %s." % (
-                   " / ".join(fmt(v, True) for v in ly), fmt(glob["linear"]["y"], True),
-                   verdict(min(ly) > glob["linear"]["y"])))
-    lc = [r["linear"]["conv"] for r in local]
-    out.append("- The same on the conv tap: DIM(L) %s vs DIM(G) %s: %s." % (
-        " / ".join(fmt(v, True) for v in lc), fmt(glob["linear"]["conv"], True),
-        verdict(min(lc) > glob["linear"]["conv"])))
-    lm = [r["mine"] for r in local]
-    out.append("- Global MI keeps more pixel information, by MINE's estimate of I(X; Y): "
-               "DIM(G) %s nats vs DIM(L) %s: %s." % (
-                   fmt(glob["mine"]), " / ".join(fmt(v) for v in lm), verdict(glob["mine"] > max(lm))))
-    ls = [r["ssim"] for r in local]
-    out.append("- Global MI reconstructs better (SSIM of test images from Y): DIM(G) %s vs "
-               "DIM(L) %s: %s." % (fmt(glob["ssim"]), " / ".join(fmt(v) for v in ls),
-                                   verdict(glob["ssim"] > max(ls))))
-    out.append("- Every trained encoder beats the freshly initialised one on the linear probe "
-               "of Y (fresh %s): %s." % (
-                   fmt(fresh["linear"]["y"], True),
-                   verdict(all(r["linear"]["y"] > fresh["linear"]["y"] for r in local + [glob]))))
-    return out
-
-
-def write(a, rows, commands, budgets):
-    total_s = sum(r["train_s"] + r["measure_s"] for r in rows)
-    lines = ["# Results: DIM(L) vs DIM(G) on Fashion-MNIST", "",
-             "Written by `make results` (scripts/results.py) on %s. Training and measuring took "
-             "%.0f minutes in all (the last two columns)." % (time.strftime("%Y-%m-%d"), total_s / 60),
-             "",
-             "Machine: %s." % machine(), "",
-             "Every encoder is basic32x32 (Fashion-MNIST padded to 32x32), D = 512, Y = 64, batch 64, "
-             "Adam 1e-4, seed %s, trained for %s epoch(s); the fresh encoder is the same "
-             "architecture, freshly initialised with the same seed. All rows are measured with the "
-             "same `dimd measure` budget and seeds. Accuracies are %% of the test images "
-             "(linear and MLP probes and a linear SVM, mean +- std over its seeds, trained on evenly "
-             "spaced training images); NDM and MINE are nats; SSIM and MS-SSIM compare test images "
-             "with their reconstructions from Y by an MLP decoder." % (a.seed, a.epochs), "",
-             "| model | linear conv | linear fc | linear Y | MLP Y | SVM Y | NDM | NDM (sigmoid) "
-             "| MINE I(X;Y) | SSIM | MS-SSIM | recon MSE | train s | measure s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for row in rows:
-        r = row["r"]
-        svm = "%s +- %s" % (fmt(r["svm"]["mean"]["y"], True), fmt(r["svm"]["std"]["y"], True))
-        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.0f | %.0f |" % (
-            row["label"], fmt(r["linear"]["conv"], True), fmt(r["linear"]["fc"], True),
-            fmt(r["linear"]["y"], True), fmt(r["mlp"]["y"], True), svm, fmt(r["ndm"]),
-            fmt(r["ndm_sigmoid"]), fmt(r["mine"]), fmt(r["ssim"]), fmt(r["ms_ssim"]),
-            fmt(r["recon_mse"], digits=4), row["train_s"], row["measure_s"]))
-    lines += ["", "Training ran at %s images/s (DIM(L) JSD, NCE, DV, DIM(G)); train s is the "
-              "training loop, measure s is `dimd measure` for that encoder (encoding the images "
-              "and every measure)." % " / ".join("%.0f" % r["ips"] for r in rows if r["ips"])]
-    if a.note:
-        lines += ["", a.note]
-    if budgets:
-        lines += ["", "The measure budget (`dimd measure` defaults%s):" % (
-            ", with " + a.measure_flags if a.measure_flags else ""), "", "```", budgets, "```"]
-    lines += ["", "## The paper's findings on this data", ""] + check_findings(rows)
-    lines += ["", "## Commands", "", "```sh"]
-    lines += [" ".join(shlex.quote(c) for c in cmd) for cmd in commands]
-    lines += ["```", ""]
-    with open(a.out, "w") as f:
-        f.write("\n".join(lines))
+def write(a, results, commands, wall_min):
+    out = ["# Results: time to accuracy", "",
+           "Written by `make results` (scripts/results.py) on %s%s." % (
+               time.strftime("%Y-%m-%d"),
+               "" if a.write_only else ", in %.0f minutes of wall-clock time" % wall_min), "",
+           "Machine: %s; %s threads." % (machine(), a.threads), "",
+           "Each encoder is trained with the default recipe of new jobs (README, \"Training "
+           "recipe\") and the paper's weights (DIM(L): alpha 0, beta 1, gamma 0.1; DIM(G): "
+           "alpha 1, beta 0, gamma 1), checkpointed at fractions %s of its run, and each "
+           "checkpoint is probed by `dimd eval`: the linear probe solved to convergence on all "
+           "training images, its L2 weight chosen on a validation split of them. Minutes are "
+           "training time only (the segments' own clocks). The fresh encoder (same architecture "
+           "and seed, untrained) and the raw pixels are the flat lines." % (
+               ", ".join("%g" % f for f in a.fractions)), ""]
+    for data, title, split, minutes, curves, totals, first, png in results:
+        out += ["## %s (%g minutes; accuracy on %s)" % (title, minutes, split), "",
+                "![%s](%s)" % (title, os.path.basename(png)), "",
+                "| model | minutes | steps | epochs | conv | fc | Y | images/s | probe s |",
+                "|---|---|---|---|---|---|---|---|---|"]
+        f = first["fresh"]
+        out.append("| fresh encoder | 0 | 0 | 0 | %.1f | %.1f | %.1f | | |" % (
+            f["conv"], f["fc"], f["y"]))
+        out.append("| raw pixels | | | | %.1f | | | | |" % first["pixels"])
+        for label, rows in curves:
+            for r in rows:
+                out.append("| %s | %.1f | %d | %.2f | %.1f | %.1f | %.1f | %.0f | %.0f |" % (
+                    label, r["minutes"], r["steps"], r["epochs"], r["acc"]["conv"],
+                    r["acc"]["fc"], r["acc"]["y"], r["ips"], r["probe_s"]))
+        out.append("")
+        tg = TARGETS.get(data, {})
+        if tg:
+            out += ["Targets (issue 13; DIM(L), the accuracy at the checkpoint closest to the "
+                    "target time, not after it):", "",
+                    "| tap | target | reached | at minutes |", "|---|---|---|---|"]
+            rows = curves[0][1]
+            for tap, (mins, goal) in tg.items():
+                at = [r for r in rows if r["minutes"] <= mins * 1.02] or rows[:1]
+                r = at[-1]
+                out.append("| %s | >= %.0f %% after %d min | %.1f %% | %.1f |" % (
+                    tap if tap != "y" else "Y", goal, mins, r["acc"][tap], r["minutes"]))
+            out.append("")
+    out += ["## Commands", "", "```sh"]
+    out += [" ".join(shlex.quote(c) for c in cmd) for cmd in commands]
+    out += ["```", ""]
+    with open(a.out, "w") as fh:
+        fh.write("\n".join(out))
     print("results.py: wrote %s" % a.out)
 
 
