@@ -109,14 +109,14 @@ def curve(a, data, spec, minutes, label, slug, flags, commands):
         tj = run(seg, os.path.join(work, "train-%d.log" % steps), a.write_only)
         seconds += tj["train_seconds"]
         ev = [a.dimd, "eval", "--checkpoint", ckpt, "--dataset", spec, "--threads", a.threads,
-              "--json"] + (["--fresh"] if i == 0 and slug == MODELS[0][1] else [])
+              "--json"] + (["--fresh"] if i == 0 and slug == MODELS[0][1] else ["--no_pixels"])
         ej = run(ev, os.path.join(work, "eval-%d.log" % steps), a.write_only)
         commands += [seg, ev]
         p = ej["probe"]
         rows.append({"label": label, "steps": steps, "minutes": seconds / 60.0,
                      "epochs": tj["epochs"], "ips": tj["images_per_second"],
                      "acc": {t: 100 * p["trained"][t] for t in TAPS},
-                     "pixels": 100 * p["pixels"],
+                     "pixels": 100 * p["pixels"] if "pixels" in p else None,
                      "fresh": {t: 100 * p["fresh"][t] for t in TAPS} if "fresh" in p else None,
                      "probe_s": p["seconds"]})
         print("results.py: %s %s step %d (%.1f min): conv %.1f fc %.1f y %.1f" % (
@@ -211,7 +211,7 @@ def write(a, results, commands, wall_min):
         f = first["fresh"]
         out.append("| fresh encoder | 0 | 0 | 0 | %.1f | %.1f | %.1f | | |" % (
             f["conv"], f["fc"], f["y"]))
-        out.append("| raw pixels | | | | %.1f | | | | |" % first["pixels"])
+        out.append("| raw pixels | | | | %.1f | %.1f | %.1f | | |" % ((first["pixels"],) * 3))
         for label, rows in curves:
             for r in rows:
                 out.append("| %s | %.1f | %d | %.2f | %.1f | %.1f | %.1f | %.0f | %.0f |" % (

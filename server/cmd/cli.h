@@ -55,19 +55,21 @@ struct cli_probe_table {
     struct dim_linclass_result trained[DIM_N_PROBE_TAPS];
     struct dim_linclass_result fresh[DIM_N_PROBE_TAPS];
     struct dim_linclass_result pixels;
-    bool has_fresh;
+    bool has_fresh, has_pixels;
     double seconds;
 };
 
-/* Fills t (dim_probe_model on m and the fresh encoder, dim_probe_pixels); prints
- * the error and returns non-zero on failure. */
-int cli_probe_compare(const struct dim_model *m, bool fresh, const struct dim_dataset *train,
+/* Fills t (dim_probe_model on m, on the fresh encoder when fresh, dim_probe_pixels
+ * when pixels); prints the error and returns non-zero on failure. */
+int cli_probe_compare(const struct dim_model *m, bool fresh, bool pixels,
+                      const struct dim_dataset *train,
                       const struct dim_dataset *test, const struct dim_probe_opts *po,
                       struct cli_probe_table *t);
 /* Prints t as a table, one row per encoder and one for the pixels. */
 void cli_probe_print(const struct cli_probe_table *t, const struct dim_probe_opts *po);
 /* {"kind", "epochs" (mlp), "seconds", "trained": {conv, fc, y}, "fresh": {...},
- * "pixels": a, "fit": {...}} (the linear probe's solves under "fit"). */
+ * "pixels": a, "fit": {...}} (the linear probe's solves under "fit"; fresh and
+ * pixels when probed). */
 json_t *cli_probe_json(const struct cli_probe_table *t, const struct dim_probe_opts *po);
 
 

@@ -96,7 +96,8 @@ int cli_load_dataset(const char *cmd, const char *spec, struct dim_dataset *trai
     return 0;
 }
 
-int cli_probe_compare(const struct dim_model *m, bool fresh, const struct dim_dataset *train,
+int cli_probe_compare(const struct dim_model *m, bool fresh, bool pixels,
+                      const struct dim_dataset *train,
                       const struct dim_dataset *test, const struct dim_probe_opts *po,
                       struct cli_probe_table *t)
 {
@@ -105,11 +106,12 @@ int cli_probe_compare(const struct dim_model *m, bool fresh, const struct dim_da
     double t0 = clock_mono_s();
     memset(t, 0, sizeof *t);
     t->has_fresh = fresh;
+    t->has_pixels = pixels;
     const struct dim_preprocess pp = dim_model_preprocess(m);
     int rc = dim_probe_model(m, train, test, po, t->trained, &err);
     if (rc == 0 && fresh && (rc = dim_model_create(&f, &m->cfg, false, &err)) == 0)
         rc = dim_probe_model(f, train, test, po, t->fresh, &err);
-    if (rc == 0)
+    if (rc == 0 && pixels)
         rc = dim_probe_pixels(train, test, &pp, po, &t->pixels, &err);
     dim_model_free(f);
     t->seconds = clock_mono_s() - t0;
@@ -129,7 +131,8 @@ void cli_probe_print(const struct cli_probe_table *t, const struct dim_probe_opt
     for (int k = 0; k < 1 + t->has_fresh; k++)
         printf("  %s                %.4f   %.4f   %.4f\n", who[k], rows[k][0].accuracy,
                rows[k][1].accuracy, rows[k][2].accuracy);
-    printf("  raw pixels, same probe         %.4f\n", t->pixels.accuracy);
+    if (t->has_pixels)
+        printf("  raw pixels, same probe         %.4f\n", t->pixels.accuracy);
     if (po->kind == DIM_PROBE_LINEAR)
         printf("  (L2 weight chosen on a %.0f %% validation split; trained y: lambda %g, %d "
                "iterations, |grad| %.1e, %s)\n",
@@ -162,8 +165,10 @@ json_t *cli_probe_json(const struct cli_probe_table *t, const struct dim_probe_o
         json_object_set_new(o, who[k], acc);
         json_object_set_new(fit, who[k], f);
     }
-    json_object_set_new(o, "pixels", json_real(t->pixels.accuracy));
-    json_object_set_new(fit, "pixels", fit_json(&t->pixels));
+    if (t->has_pixels) {
+        json_object_set_new(o, "pixels", json_real(t->pixels.accuracy));
+        json_object_set_new(fit, "pixels", fit_json(&t->pixels));
+    }
     if (po->kind == DIM_PROBE_LINEAR)
         json_object_set_new(o, "fit", fit);
     else

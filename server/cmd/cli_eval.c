@@ -1,6 +1,7 @@
 /* cli_eval.c - `dimd eval`: probe accuracies of a saved encoder on a dataset, of
- * the raw pixels and, with --fresh, of a freshly initialised encoder of the same
- * architecture under the same protocol (what `dimd train` reports at its end). */
+ * the raw pixels (unless --no_pixels) and, with --fresh, of a freshly initialised
+ * encoder of the same architecture under the same protocol (what `dimd train`
+ * reports at its end). */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +19,7 @@ int cli_eval(int argc, char **argv)
     const char *ckpt = NULL, *dataset = "fashion-mnist";
     struct dim_probe_opts po;
     dim_probe_opts_default(&po);
-    bool json = false, fresh = false;
+    bool json = false, fresh = false, pixels = true;
     uint64_t threads = 0, epochs = (uint64_t)po.epochs;
     int i = 2;
     while (i < argc) {
@@ -32,13 +33,15 @@ int cli_eval(int argc, char **argv)
         }
         if (strcmp(name, "help") == 0) {
             printf("usage: dimd eval --checkpoint PATH [--dataset NAME|DIR] [--probe linear|mlp] "
-                   "[--probe_epochs N] [--fresh] [--threads N] [--json]\n"
+                   "[--probe_epochs N] [--fresh] [--no_pixels] [--threads N] [--json]\n"
                    "  --probe linear   logistic regression solved to convergence, L2 weight "
                    "chosen on a validation split (default)\n"
                    "  --probe mlp      the paper's MLP probe, trained for --probe_epochs "
                    "epochs (default %d)\n"
                    "  --fresh          also probe a freshly initialised encoder of the same "
-                   "architecture\n",
+                   "architecture\n"
+                   "  --no_pixels      leave out the raw-pixel row (it does not depend on the "
+                   "checkpoint)\n",
                    po.epochs);
             return 0;
         } else if (strcmp(name, "checkpoint") == 0) {
@@ -49,6 +52,8 @@ int cli_eval(int argc, char **argv)
             json = true;
         } else if (strcmp(name, "fresh") == 0) {
             fresh = true;
+        } else if (strcmp(name, "no_pixels") == 0) {
+            pixels = false;
         } else if (strcmp(name, "probe") == 0) {
             if (strcmp(val, "linear") == 0)
                 po.kind = DIM_PROBE_LINEAR;
@@ -90,7 +95,7 @@ int cli_eval(int argc, char **argv)
     int status = CLI_EXIT_FAIL;
     struct threadpool *pool = cli_threads_use(nthreads);
     struct cli_probe_table t;
-    if (cli_probe_compare(m, fresh, &train, &test, &po, &t) != 0)
+    if (cli_probe_compare(m, fresh, pixels, &train, &test, &po, &t) != 0)
         goto out;
     if (json) {
         json_t *o = json_pack("{s:s, s:s, s:o}", "command", "eval", "dataset", dataset, "probe",

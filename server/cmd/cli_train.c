@@ -575,7 +575,7 @@ int cli_train(int argc, char **argv)
     po.epochs = (int)o.probe_epochs;
     struct cli_probe_table pt;
     if (o.probe) {
-        if (cli_probe_compare(m, true, &train, &test, &po, &pt) != 0)
+        if (cli_probe_compare(m, true, true, &train, &test, &po, &pt) != 0)
             goto out;
         cli_probe_print(&pt, &po);
     }

@@ -237,7 +237,7 @@ help_lists train dataset epochs steps out resume threads log_every random_crop r
     adam_beta1 adam_beta2 adam_eps batch seed lr_schedule lr_warmup lr_final lr_step_factor \
     lr_horizon
 help_lists encode checkpoint tap max_pixels
-help_lists eval checkpoint dataset probe probe_epochs threads json
+help_lists eval checkpoint dataset probe probe_epochs threads json no_pixels
 # openapi.yaml's Hyperparameters schema must list the flags of `dimd train --help`'s
 # "Hyperparameters" section, in order, with the same defaults.
 OPENAPI=$(dirname "$0")/../../openapi.yaml
@@ -520,6 +520,14 @@ J=$(last_line)
 check "eval --fresh --json: the pixel row once, 7 converged fits" "$(printf '%s' "$J" | head -c 400)" \
     '[ "$(json_num pixels "$J")" = "$PPX" ] &&
      converged_fits "$(printf "%s" "$J" | grep -oE "\"fit\":.*")" 7'
+expect_ok "eval --no_pixels --json on the tiny dataset" \
+    "$DIMD" eval --checkpoint "$T/run.ckpt" --dataset "$DS" --threads 1 --no_pixels --json
+J=$(last_line)
+ACC3=$(json_obj trained "$T/out")
+check "eval --no_pixels: train's trained accuracies, no pixel row, 3 converged fits" \
+    "$(printf '%s' "$J" | head -c 400)" \
+    '[ "${ACC3#*:}" = "${PT#*:}" ] && ! printf "%s\n" "$J" | grep -q pixels &&
+     converged_fits "$(printf "%s" "$J" | grep -oE "\"fit\":.*")" 3'
 expect_usage "eval: truncated checkpoint" "$T/half.ckpt" "$DIMD" eval --checkpoint \
     "$T/half.ckpt" --dataset "$DS"
 expect_usage "eval: missing dataset directory" "$T/nope" "$DIMD" eval --checkpoint "$T/run.ckpt" \
