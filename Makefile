@@ -5,6 +5,7 @@
 #                then a bounded libFuzzer run and the ThreadSanitizer suites)
 #   make fuzz    the libFuzzer targets of tests/fuzz/ (FUZZ_RUNS=N runs longer)
 #   make bench   performance benchmarks (figures in build/bench.json)
+#   make bench-peers  dimd side by side with PyTorch (installs python3-torch; not in test)
 #
 # Other targets: all, check-core, check-deps, print-layers, test-unit, test-san, test-fuzz,
 # fuzz-replay, test-tsan, format, clean.
@@ -110,12 +111,12 @@ DIST_TEST := tests/cli/test_dist.sh
 CLI_TESTS := $(CHECK_DEPS_TEST) tests/cli/test_cli.sh $(DIST_TEST) tests/e2e/test_api.sh
 MAKE_PNG  := $(BUILD)/tests/cli/make_png
 CKPT_DIFF := $(BUILD)/tests/cli/ckpt_diff
-BENCH_SRC := $(sort $(wildcard bench/*.c))
+BENCH_SRC := $(sort $(wildcard bench/*.c bench/peers/*.c))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 # Tests and benchmarks see every layer, as cmd does.
 TOP_INC  := -I$(BUILD)/inc/cmd
 
-.PHONY: all deps run test test-unit test-san test-browser bench results findings check-core check-deps \
+.PHONY: all deps run test test-unit test-san test-browser bench bench-peers results findings check-core check-deps \
         print-layers format clean
 all: $(DIMD) $(TEST_BIN) $(BENCH_BIN)
 
@@ -270,6 +271,15 @@ bench: deps
 	    --json build/bench-watch-1000.json
 	$(BUILD)/bench/bench_encode $(DIMD) --clients 64 --rounds 3 --streams 4000 \
 	    --json build/bench-watch-4000.json
+
+# dimd side by side with PyTorch (Debian's python3-torch, installed here and used by
+# nothing else): training steps, batched forward passes and served encodes, interleaved
+# in rounds; ratios in build/bench-peers.json (bench/peers/README.md).
+bench-peers: deps
+	@scripts/install-deps.sh peers
+	$(MAKE) $(BUILD)/bench/peers/dimd_side $(BUILD)/bench/bench_encode $(DIMD)
+	@mkdir -p build
+	/usr/bin/python3 bench/peers/bench_peers.py --build $(BUILD) --json build/bench-peers.json
 
 # docs/results.md: time-to-accuracy curves of DIM(L) and DIM(G) on Fashion-MNIST (30
 # minutes of training each) and CIFAR-10 (60 each), probed at five points (about five
