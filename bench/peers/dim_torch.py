@@ -155,10 +155,10 @@ class Trainer:
 
 
 def to_input(u8):
-    """uint8 (B, C, 28, 28) -> float (B, C, 32, 32) in [-1, 1], zero-padded (as
-    dim_image_to_input pads Fashion-MNIST for basic32x32)."""
-    x = u8.float().mul_(2.0 / 255.0).sub_(1.0)
-    return F.pad(x, (2, 2, 2, 2))
+    """uint8 (B, C, 28, 28) -> float (B, C, 32, 32) in [-1, 1]: zero-padded in pixel
+    values, then v / 127.5 - 1, as dim_image_to_input pads Fashion-MNIST for basic32x32."""
+    x = F.pad(u8.float(), (2, 2, 2, 2))
+    return x.div_(127.5).sub_(1.0)
 
 
 def count_params(module):
