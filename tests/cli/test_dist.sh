@@ -20,8 +20,8 @@
 # are compared at 1e-5 of their largest entry in tests/core/test_dist.c.
 # Then: a batch
 # that does not split over the ranks is refused by rank 0 alone, a run prints one
-# summary, and a 2-rank run resumed from rank 0's checkpoint equals the straight run
-# bit for bit.
+# summary, a 2-rank run resumed from rank 0's checkpoint equals the straight run
+# bit for bit, and SIGINT to one rank stops both at the same step with a checkpoint.
 # Ends with "N passed, M failed"; exits non-zero when a check failed or none ran.
 #
 # usage: tests/cli/test_dist.sh PATH/TO/dimd
@@ -206,6 +206,35 @@ if [ "$rc1" -eq 0 ] && [ "$rc" -eq 0 ] && cmp -s "$T/resumed.ckpt" "$T/two.ckpt.
     pass "2 ranks: 15 steps + resume to 30 = 30 straight, bit for bit"
 else
     fail "2 ranks resume" "status $rc1/$rc, $(cmp "$T/resumed.ckpt" "$T/two.ckpt.jsd" 2>&1): $(show_err)"
+fi
+
+# SIGINT to one rank: every rank stops at the same step, rank 0 writes the checkpoint
+# and exits 130, and no rank is left running
+$MPI "$DIMD" train $SMALL --steps 5000 --log_every 5000 --out "$T/int.ckpt" \
+    >"$T/int.out" 2>"$T/int.err" &
+mp=$!
+# a watchdog: should the ranks not stop together, mpirun (and so every rank) is ended
+(sleep "${CLI_TIMEOUT:-300}"; kill -TERM $mp 2>/dev/null) &
+wd=$!
+rank=""
+i=0
+while [ $i -lt 100 ] && [ -z "$rank" ]; do # the ranks start within seconds
+    sleep 0.2
+    rank=$(pgrep -P $mp -f 'dimd train' | head -n 1)
+    i=$((i + 1))
+done
+sleep 3 # into the training loop (dataset loaded, steps running)
+[ -n "$rank" ] && kill -INT "$rank"
+wait $mp
+rc=$?
+pkill -P $wd 2>/dev/null # the watchdog's sleep, then the watchdog
+kill $wd 2>/dev/null
+left=$(pgrep -P $mp 2>/dev/null | wc -l)
+if [ -n "$rank" ] && [ "$rc" -eq 130 ] && [ -s "$T/int.ckpt" ] && [ "$left" -eq 0 ] &&
+    grep -q '^interrupted at step ' "$T/int.out"; then
+    pass "SIGINT to one rank stops both ($(grep '^interrupted' "$T/int.out"), checkpoint written)"
+else
+    fail "SIGINT to one rank" "rank '$rank', status $rc, $left left: $(tail -c 300 "$T/int.out")"
 fi
 
 echo "$passed passed, $failed failed"
