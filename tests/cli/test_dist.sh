@@ -213,8 +213,12 @@ fi
 $MPI "$DIMD" train $SMALL --steps 5000 --log_every 5000 --out "$T/int.ckpt" \
     >"$T/int.out" 2>"$T/int.err" &
 mp=$!
-# a watchdog: should the ranks not stop together, mpirun (and so every rank) is ended
-(sleep "${CLI_TIMEOUT:-300}"; kill -TERM $mp 2>/dev/null) &
+# a watchdog: should the ranks not stop together, mpirun (and so every rank) is ended;
+# it leaves by itself within a second of mpirun's end
+(n=0; while kill -0 $mp 2>/dev/null; do
+    sleep 1; n=$((n + 1))
+    [ $n -eq "${CLI_TIMEOUT:-300}" ] && kill -TERM $mp 2>/dev/null
+done) &
 wd=$!
 rank=""
 i=0
@@ -227,8 +231,7 @@ sleep 3 # into the training loop (dataset loaded, steps running)
 [ -n "$rank" ] && kill -INT "$rank"
 wait $mp
 rc=$?
-pkill -P $wd 2>/dev/null # the watchdog's sleep, then the watchdog
-kill $wd 2>/dev/null
+wait $wd
 left=$(pgrep -P $mp 2>/dev/null | wc -l)
 if [ -n "$rank" ] && [ "$rc" -eq 130 ] && [ -s "$T/int.ckpt" ] && [ "$left" -eq 0 ] &&
     grep -q '^interrupted at step ' "$T/int.out"; then
