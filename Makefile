@@ -116,7 +116,7 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 # Tests and benchmarks see every layer, as cmd does.
 TOP_INC  := -I$(BUILD)/inc/cmd
 
-.PHONY: all deps run test test-unit test-san test-browser bench bench-peers results findings check-core check-deps \
+.PHONY: all deps run test test-unit test-san test-browser bench bench-peers results recipe findings check-core check-deps \
         print-layers format clean
 all: $(DIMD) $(TEST_BIN) $(BENCH_BIN)
 
@@ -293,6 +293,12 @@ results: deps
 	$(MAKE) $(DIMD)
 	@if [ ! -d $(CIFAR10)/train ]; then mkdir -p $(CIFAR10) && tar -xzf $(CIFAR10_TGZ) -C $(CIFAR10); fi
 	/usr/bin/python3 scripts/results.py $(DIMD) --cifar $(CIFAR10) $(RESULTS_FLAGS)
+
+# docs/recipe.md: the experiments behind the default recipe (one epoch of DIM(L) on
+# Fashion-MNIST per setting, each probed alike; about ten minutes per setting).
+recipe: deps
+	$(MAKE) $(DIMD)
+	/usr/bin/python3 scripts/recipe.py $(DIMD)
 
 # docs/findings.md: DIM(L) JSD/NCE/DV and DIM(G) trained alike and measured with every
 # measure of `dimd measure`, then the paper's findings checked (about an hour).
