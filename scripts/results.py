@@ -20,7 +20,7 @@ reported.
 
 usage: scripts/results.py PATH/TO/dimd [--cifar DIR] [--only fashion-mnist|cifar10]
            [--minutes-fmnist M] [--minutes-cifar M] [--fractions F,F,...]
-           [--threads N] [--work DIR] [--out docs/results.md] [--write-only]
+           [--threads N] [--work DIR] [--out docs/results.md] [--write-only] [--note TEXT]
 --write-only writes the file again from the logs of an earlier run in --work.
 """
 
@@ -114,6 +114,7 @@ def curve(a, data, spec, minutes, label, slug, flags, commands):
         commands += [seg, ev]
         p = ej["probe"]
         rows.append({"label": label, "steps": steps, "minutes": seconds / 60.0,
+                     "load": os.getloadavg()[1] if not a.write_only else None,
                      "epochs": tj["epochs"], "ips": tj["images_per_second"],
                      "acc": {t: 100 * p["trained"][t] for t in TAPS},
                      "pixels": 100 * p["pixels"] if "pixels" in p else None,
@@ -164,6 +165,7 @@ def main():
     ap.add_argument("--work", default="build/results")
     ap.add_argument("--out", default="docs/results.md")
     ap.add_argument("--write-only", action="store_true")
+    ap.add_argument("--note", default="", help="a paragraph added under the introduction")
     a = ap.parse_args()
     a.fractions = [float(f) for f in a.fractions.split(",")]
     if sorted(a.fractions) != a.fractions or not 0 < a.fractions[0] or a.fractions[-1] != 1:
@@ -195,28 +197,33 @@ def write(a, results, commands, wall_min):
                time.strftime("%Y-%m-%d"),
                "" if a.write_only else ", in %.0f minutes of wall-clock time" % wall_min), "",
            "Machine: %s; %s threads." % (machine(), a.threads), "",
-           "Each encoder is trained with the default recipe of new jobs (README, \"Training "
+           "Each encoder is trained with the default recipe of new jobs (README, \"The default "
            "recipe\") and the paper's weights (DIM(L): alpha 0, beta 1, gamma 0.1; DIM(G): "
            "alpha 1, beta 0, gamma 1), checkpointed at fractions %s of its run, and each "
            "checkpoint is probed by `dimd eval`: the linear probe solved to convergence on all "
            "training images, its L2 weight chosen on a validation split of them. Minutes are "
            "training time only (the segments' own clocks). The fresh encoder (same architecture "
-           "and seed, untrained) and the raw pixels are the flat lines." % (
+           "and seed, untrained) and the raw pixels are the flat lines. load is the machine's "
+           "5-minute load average when each segment ended (2 cores: above 2, other work "
+           "took time from the training, and its minutes run long)." % (
                ", ".join("%g" % f for f in a.fractions)), ""]
+    if a.note:
+        out += [a.note, ""]
     for data, title, split, minutes, curves, totals, first, png in results:
         out += ["## %s (%g minutes; accuracy on %s)" % (title, minutes, split), "",
                 "![%s](%s)" % (title, os.path.basename(png)), "",
-                "| model | minutes | steps | epochs | conv | fc | Y | images/s | probe s |",
-                "|---|---|---|---|---|---|---|---|---|"]
+                "| model | minutes | steps | epochs | conv | fc | Y | images/s | probe s | load |",
+                "|---|---|---|---|---|---|---|---|---|---|"]
         f = first["fresh"]
-        out.append("| fresh encoder | 0 | 0 | 0 | %.1f | %.1f | %.1f | | |" % (
+        out.append("| fresh encoder | 0 | 0 | 0 | %.1f | %.1f | %.1f | | | |" % (
             f["conv"], f["fc"], f["y"]))
-        out.append("| raw pixels | | | | %.1f | %.1f | %.1f | | |" % ((first["pixels"],) * 3))
+        out.append("| raw pixels | | | | %.1f | %.1f | %.1f | | | |" % ((first["pixels"],) * 3))
         for label, rows in curves:
             for r in rows:
-                out.append("| %s | %.1f | %d | %.2f | %.1f | %.1f | %.1f | %.0f | %.0f |" % (
+                out.append("| %s | %.1f | %d | %.2f | %.1f | %.1f | %.1f | %.0f | %.0f | %s |" % (
                     label, r["minutes"], r["steps"], r["epochs"], r["acc"]["conv"],
-                    r["acc"]["fc"], r["acc"]["y"], r["ips"], r["probe_s"]))
+                    r["acc"]["fc"], r["acc"]["y"], r["ips"], r["probe_s"],
+                    "%.1f" % r["load"] if r.get("load") is not None else ""))
         out.append("")
         tg = TARGETS.get(data, {})
         if tg:

@@ -18,7 +18,7 @@ void dim_config_default(struct dim_config *cfg)
     cfg->alpha = 0.0f;
     cfg->beta = 1.0f;
     cfg->gamma = 0.1f;
-    cfg->lr = 1e-4f;
+    cfg->lr = 5e-4f;
     cfg->adam_beta1 = 0.5f;
     cfg->adam_beta2 = 0.999f;
     cfg->adam_eps = 1e-8f;

@@ -75,7 +75,7 @@ struct dim_model {
 };
 
 /* The paper's defaults: basic32x32, 1 channel, Y 64, D 512, JSD, DIM(L) weights
- * alpha 0, beta 1, gamma 0.1, Adam lr 1e-4 betas (0.5, 0.999) eps 1e-8, batch 64, seed 1;
+ * alpha 0, beta 1, gamma 0.1, Adam lr 5e-4 betas (0.5, 0.999) eps 1e-8, batch 64, seed 1;
  * a constant lr (schedule constant, no warm-up; lr_final 0.01, lr_step_factor 0.1, lr_horizon 0). */
 void dim_config_default(struct dim_config *cfg);
 /* Checks every field; the message names the first bad one and its value. */

@@ -115,7 +115,7 @@ static void test_dataset_only_body_gives_the_defaults(void **state)
     assert_true(json_is_null(json_object_get(js, "name")));
     assert_string_equal(json_string_value(json_object_get(js, "kind")), "train");
     assert_int_equal(json_integer_value(json_object_get(js, "checkpoint_every")), 500);
-    assert_true(json_real_value(json_object_get(js, "lr")) == 0.0001);
+    assert_true(json_real_value(json_object_get(js, "lr")) == 0.0005);
     assert_string_equal(json_string_value(json_object_get(js, "probe")), "linear");
     assert_false(s.channels_set);
     json_decref(js);

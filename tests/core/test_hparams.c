@@ -110,7 +110,7 @@ static void test_defaults_round_trip(void **state)
     dim_hparam_format(&def, find("estimator"), text, sizeof text);
     assert_string_equal(text, "jsd");
     dim_hparam_format(&def, find("lr"), text, sizeof text);
-    assert_string_equal(text, "0.0001");
+    assert_string_equal(text, "0.0005");
     dim_hparam_format(&def, find("lr_schedule"), text, sizeof text);
     assert_string_equal(text, "constant");
     dim_hparam_format(&def, find("lr_warmup"), text, sizeof text);

@@ -242,7 +242,7 @@ static void test_validate(void **state)
     assert_int_equal(def.mi_dim, 512);
     assert_int_equal(def.estimator, DIM_JSD);
     assert_true(def.alpha == 0.0f && def.beta == 1.0f && def.gamma == 0.1f);
-    assert_true(def.lr == 1e-4f && def.adam_beta1 == 0.5f && def.adam_beta2 == 0.999f &&
+    assert_true(def.lr == 5e-4f && def.adam_beta1 == 0.5f && def.adam_beta2 == 0.999f &&
                 def.adam_eps == 1e-8f);
     assert_int_equal(def.batch, 64);
     assert_int_equal(def.lr_schedule, DIM_LR_CONSTANT);

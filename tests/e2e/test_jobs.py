@@ -52,7 +52,7 @@ def test_submit_answers_201_with_the_queued_job():
     s = A["spec"]
     want = {"name": "small-300", "dataset": "fashion-mnist", "steps": STEPS_A, "epochs": None,
             "checkpoint_every": 100, "batch": 8, "mi_dim": 16, "y_dim": 16, "probe": "none",
-            "best_metric": "loss_total", "lr": 0.0001, "estimator": "jsd", "preset": "basic32x32",
+            "best_metric": "loss_total", "lr": 0.0005, "estimator": "jsd", "preset": "basic32x32",
             "keep_last": 3, "keep_best": 1, "random_flip": False, "random_crop": 0, "seed": 1}
     for k, v in want.items():
         eq(s[k], v, "spec.%s" % k)
@@ -94,7 +94,7 @@ def test_resolved_spec_resubmits_to_the_same_spec():
         expect(W.post("/v1/jobs/%d/cancel" % r.json["id"]), 200)
     r = expect(W.post("/v1/jobs", dict(H.SMALL, steps=None, epochs=None, lr=None, name=None)), 201)
     try:
-        eq((r.json["spec"]["steps"], r.json["spec"]["epochs"], r.json["spec"]["lr"]), (None, 1, 0.0001),
+        eq((r.json["spec"]["steps"], r.json["spec"]["epochs"], r.json["spec"]["lr"]), (None, 1, 0.0005),
            "nulls resolved to defaults")
     finally:
         expect(W.post("/v1/jobs/%d/cancel" % r.json["id"]), 200)
