@@ -14,11 +14,12 @@ usage: scripts/findings.py PATH/TO/dimd [--epochs E] [--seed N] [--threads N]
 import argparse
 import json
 import os
-import platform
 import shlex
 import subprocess
 import sys
 import time
+
+from report import commands_section, machine
 
 MODELS = [  # (row, slug, training flags): the paper's weights (docs/dim-algorithm.md, section 1)
     ("DIM(L) JSD", "dim-l-jsd", ["--estimator", "jsd", "--alpha", "0", "--beta", "1", "--gamma", "0.1"]),
@@ -51,19 +52,6 @@ def fmt(v, pct=False, digits=3):
     if v is None:
         return "n/a"
     return ("%.1f" % (100 * v)) if pct else ("%.*f" % (digits, v))
-
-
-def machine():
-    cpu = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return "%s, %d cores, %s %s" % (cpu, os.cpu_count() or 0, platform.system(), platform.release())
 
 
 def commands_for(a, i, slug, flags):
@@ -185,9 +173,7 @@ def write(a, rows, commands, budgets):
         lines += ["", "The measure budget (`dimd measure` defaults%s):" % (
             ", with " + a.measure_flags if a.measure_flags else ""), "", "```", budgets, "```"]
     lines += ["", "## The paper's findings on this data", ""] + check_findings(rows)
-    lines += ["", "## Commands", "", "```sh"]
-    lines += [" ".join(shlex.quote(c) for c in cmd) for cmd in commands]
-    lines += ["```", ""]
+    lines += [""] + commands_section(commands)
     with open(a.out, "w") as f:
         f.write("\n".join(lines))
     print("findings.py: wrote %s" % a.out)

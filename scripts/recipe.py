@@ -24,6 +24,8 @@ import subprocess
 import sys
 import time
 
+from report import commands_section
+
 # (name, what it tries, flags, epochs). The first row is the paper's (and dimd's old) recipe.
 CONFIGS = [
     ("A-base", "the paper's settings: Adam 1e-4, betas (0.5, 0.999), constant",
@@ -127,9 +129,7 @@ def write(a, rows, commands):
             "%.0f" % ips if ips else "", "%.0f" % secs if secs else "", losses))
     if a.note:
         out += ["", a.note]
-    out += ["", "## Commands", "", "```sh"]
-    out += [" ".join(shlex.quote(c) for c in cmd) for cmd in commands]
-    out += ["```", ""]
+    out += [""] + commands_section(commands)
     with open(a.out, "w") as fh:
         fh.write("\n".join(out))
     print("recipe.py: wrote %s" % a.out)

@@ -27,11 +27,12 @@ usage: scripts/results.py PATH/TO/dimd [--cifar DIR] [--only fashion-mnist|cifar
 import argparse
 import json
 import os
-import platform
 import shlex
 import subprocess
 import sys
 import time
+
+from report import commands_section, machine
 
 MODELS = [  # (label, slug, flags): the paper's weights (docs/dim-algorithm.md, section 1)
     ("DIM(L)", "dim-l", ["--alpha", "0", "--beta", "1", "--gamma", "0.1"]),
@@ -64,19 +65,6 @@ def run(cmd, log, write_only):
         if line.startswith("{"):
             return json.loads(line)
     sys.exit("results.py: no JSON line in %s" % log)
-
-
-def machine():
-    cpu = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return "%s, %d cores, %s %s" % (cpu, os.cpu_count() or 0, platform.system(), platform.release())
 
 
 def cifar_spec(d):
@@ -237,9 +225,7 @@ def write(a, results, commands, wall_min):
                 out.append("| %s | >= %.0f %% after %d min | %.1f %% | %.1f |" % (
                     tap if tap != "y" else "Y", goal, mins, r["acc"][tap], r["minutes"]))
             out.append("")
-    out += ["## Commands", "", "```sh"]
-    out += [" ".join(shlex.quote(c) for c in cmd) for cmd in commands]
-    out += ["```", ""]
+    out += commands_section(commands)
     with open(a.out, "w") as fh:
         fh.write("\n".join(out))
     print("results.py: wrote %s" % a.out)
