@@ -120,7 +120,7 @@ def write(a, rows, commands):
            "training images, scored on the 10,000 test images). The raw pixels under the same "
            "probe: %.1f %%." % (time.strftime("%Y-%m-%d"), STEPS_PER_EPOCH,
                                 rows[0][3]["pixels"] if rows else float("nan")), "",
-           "| run | setting | epochs | conv | fc | Y | Y vs A-base | images/s | train s | last losses |",
+           "| run | setting | epochs | conv | fc | Y | Y vs A-base (1 epoch) | images/s | train s | last losses |",
            "|---|---|---|---|---|---|---|---|---|---|"]
     for name, what, epochs, acc, ips, secs, losses in rows:
         d = "%+.1f" % (acc["y"] - base["y"]) if base else ""
