@@ -370,14 +370,19 @@ TSAN_ENV       = OPENBLAS_NUM_THREADS=1 DIMD_TEST_TIMEOUT_SCALE=5 \
 test-tsan: deps
 	$(MAKE) TSAN=1 $(TSAN_BIN) build-tsan/dimd
 	@rm -rf build-tsan/tsan-logs && mkdir -p build-tsan/tsan-logs
-	@t0=$$(date +%s); rc=0; \
-	$(TSAN_ENV) tests/run.sh build-tsan $(TSAN_BIN) || rc=1; \
-	$(TSAN_ENV) sh tests/e2e/test_api.sh build-tsan/dimd $(TSAN_E2E) || rc=1; \
+	@t0=$$(date +%s); rc=0; log=build-tsan/tsan-logs/summaries; \
+	$(TSAN_ENV) tests/run.sh build-tsan $(TSAN_BIN) >$$log.unit 2>&1 || rc=1; cat $$log.unit; \
+	$(TSAN_ENV) sh tests/e2e/test_api.sh build-tsan/dimd $(TSAN_E2E) >$$log.e2e 2>&1 || rc=1; \
+	cat $$log.e2e; \
+	reports=0; \
 	if ls build-tsan/tsan-logs/tsan.* >/dev/null 2>&1; then \
 	    echo "!! ThreadSanitizer reports (build-tsan/tsan-logs/):"; \
-	    cat build-tsan/tsan-logs/tsan.*; rc=1; \
+	    cat build-tsan/tsan-logs/tsan.*; rc=1; reports=1; \
 	fi; \
 	echo "test-tsan: $$([ $$rc -eq 0 ] && echo clean || echo FAILED) in $$(($$(date +%s) - t0)) s"; \
+	for f in $$log.unit $$log.e2e; do grep -E '^[0-9]+ passed, [0-9]+ failed$$' $$f | tail -n 1; done | \
+	    awk -v r=$$reports -v rc=$$rc '{ p += $$1; f += $$3 } \
+	        END { f += r; if (rc != 0 && f == 0) f = 1; print p " passed, " f " failed" }'; \
 	exit $$rc
 
 -include $(CORE_OBJ:.o=.d) $(APP_OBJ:.o=.d) $(TEST_BIN:=.d) $(BENCH_BIN:=.d) $(TEST_SUPPORT_OBJ:.o=.d)
