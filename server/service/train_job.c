@@ -128,8 +128,6 @@ int train_job_checkpoint(struct run *x, bool probe)
     if (dim_checkpoint_write(x->m, &prog, &wr, &err) != 0)
         return job_run_fail(x, "checkpoint_failed", "writing the checkpoint at step %llu: %s",
                             (unsigned long long)x->step, err.msg);
-    char hex[65];
-    sha256_hex(x->ck.p, x->ck.n, hex);
     json_t *mj = checkpoint_metrics(x, probe ? acc : NULL);
     char *metrics =
         json_dumps(mj, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(DIMD_REAL_DIGITS));
@@ -161,7 +159,7 @@ int train_job_checkpoint(struct run *x, bool probe)
                                   (unsigned long long)x->step, x->ck.n, ss.reason);
     }
     int rc = store_checkpoint_put(x->r->store, x->id, x->attempt, (int64_t)x->step, x->ck.p,
-                                  x->ck.n, hex, metrics, &keep, &err);
+                                  x->ck.n, NULL, metrics, &keep, &err);
     free(metrics);
     if (rc != STORE_OK)
         return job_run_store_fail(x, rc, "checkpoint", &err);

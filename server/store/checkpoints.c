@@ -60,7 +60,7 @@ int store_checkpoint_put(struct dimd_store *s, int64_t job_id, int attempt, int6
     const char *op = "store checkpoint";
     if (n > 0 && !bytes)
         return db_inval(err, "%s: %s is NULL", op, "bytes");
-    if (!db_hex64_ok(given_hex))
+    if (given_hex && !db_hex64_ok(given_hex))
         return db_inval(err, "%s: sha256 \"%s\" is not 64 lowercase hex digits", op,
                         given_hex ? given_hex : "(null)");
     if (keep && (keep->keep_last < 1 || keep->keep_best < 0 ||
@@ -73,7 +73,7 @@ int store_checkpoint_put(struct dimd_store *s, int64_t job_id, int attempt, int6
     }
     char digest[65];
     sha256_hex(bytes, n, digest);
-    if (strcmp(digest, given_hex) != 0) {
+    if (given_hex && strcmp(digest, given_hex) != 0) {
         dim_fail(err, DIM_EINVAL, "%s: the bytes' sha256 is %s, not the given %s", op, digest,
                  given_hex);
         return STORE_ERROR;
@@ -89,7 +89,7 @@ int store_checkpoint_put(struct dimd_store *s, int64_t job_id, int attempt, int6
     char *mtext = json_dumps(metrics, JSON_COMPACT | JSON_REAL_PRECISION(DIMD_REAL_DIGITS));
     json_decref(metrics);
     /* The "checkpoint" event, from the same values, written with the row. */
-    char *ev = event_json_checkpoint(step, (int64_t)n, given_hex, metrics_json);
+    char *ev = event_json_checkpoint(step, (int64_t)n, digest, metrics_json);
     if (!mtext || !ev) {
         free(mtext);
         free(ev);
@@ -115,7 +115,7 @@ int store_checkpoint_put(struct dimd_store *s, int64_t job_id, int attempt, int6
         "data) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (job_id, step) DO UPDATE SET "
         "bytes = excluded.bytes, sha256 = excluded.sha256, metrics = excluded.metrics, "
         "created_ms = excluded.created_ms, data = excluded.data",
-        "iiitti", job_id, step, (int64_t)n, given_hex, mtext, now);
+        "iiitti", job_id, step, (int64_t)n, digest, mtext, now);
     if (rc != STORE_OK)
         goto end;
     int b = n > 0 ? sqlite3_bind_blob64(st, 7, bytes, n, SQLITE_STATIC)

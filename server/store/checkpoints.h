@@ -22,7 +22,8 @@ struct store_retention {
     bool best_is_max;     /* true: larger is better */
 };
 
-/* Stores one checkpoint: the bytes, their sha256 (64 hex digits), the metrics at
+/* Stores one checkpoint: the bytes, their sha256 (64 hex digits to check the
+ * bytes against, or NULL: the store hashes the bytes once either way), the metrics at
  * that step (a JSON object of key -> number, may be "{}"), all in one
  * transaction guarded by (attempt, RUNNING or PAUSED); applies retention in the
  * same transaction, writes a "checkpoint" event {"step","bytes","sha256",

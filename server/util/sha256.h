@@ -8,6 +8,7 @@
 #ifndef DIMD_UTIL_SHA256_H
 #define DIMD_UTIL_SHA256_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,5 +27,13 @@ void sha256_update(struct sha256_ctx *c, const void *data, size_t n);
 void sha256_final(struct sha256_ctx *c, unsigned char out[32]);
 /* One-shot digest of data[0..n) as 64 lowercase hex digits and a NUL. */
 void sha256_hex(const void *data, size_t n, char out[65]);
+
+/* The block function in use: "sha-ni" (x86-64 SHA extensions, chosen by
+ * cpuid) or "portable". */
+const char *sha256_impl(void);
+/* Uses the portable block function when on (off: back to the cpuid choice);
+ * returns whether the SHA extensions were in use before. For tests and
+ * benchmarks that compare the two; not for concurrent use with hashing. */
+bool sha256_force_portable(bool on);
 
 #endif

@@ -119,6 +119,19 @@ static void test_checkpoints(void **state)
     const int64_t two[] = {100, 200};
     assert_steps(f->s, id, two, 2);
 
+    /* No digest given: the store hashes the bytes and records that digest. */
+    assert_int_equal(store_checkpoint_put(f->s, id, 1, 200, "abcd", 4, NULL, "{}", &all, &err),
+                     STORE_OK);
+    sha256_hex("abcd", 4, h);
+    assert_int_equal(store_checkpoint_get(f->s, id, 200, &meta, &data, &err), STORE_OK);
+    assert_string_equal(meta.sha256, h);
+    assert_memory_equal(data, "abcd", 4);
+    free(data);
+    store_checkpoint_clear(&meta);
+    e = storefix_last_event(f->s, id, type);
+    assert_string_equal(storefix_jstr(e, "sha256"), h);
+    json_decref(e);
+
     /* The same step again replaces it. */
     storefix_put_ckpt(f->s, id, 200, 3000, "{\"loss_total\":0.25}", &all);
     assert_steps(f->s, id, two, 2);
