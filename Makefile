@@ -285,6 +285,7 @@ bench-peers: deps
 # minutes of training each) and CIFAR-10 (60 each), probed at five points (about five
 # hours in all). CIFAR10 is any CIFAR-10 image folder with train/ (and test/, if it has
 # one); by default the training images this project is given, unpacked into build/data.
+# REUSE=1 finishes an interrupted run: what it finished is read back from build/results.
 CIFAR10 ?= $(BUILD)/data/cifar10
 CIFAR10_TGZ ?= ../shared/data/cifar10-train-jpeg.tar.gz
 RESULTS_FLAGS ?=
@@ -292,7 +293,7 @@ results: deps
 	@scripts/install-deps.sh results
 	$(MAKE) $(DIMD)
 	@if [ ! -d $(CIFAR10)/train ]; then mkdir -p $(CIFAR10) && tar -xzf $(CIFAR10_TGZ) -C $(CIFAR10); fi
-	/usr/bin/python3 scripts/results.py $(DIMD) --cifar $(CIFAR10) $(RESULTS_FLAGS)
+	/usr/bin/python3 scripts/results.py $(DIMD) --cifar $(CIFAR10) $(if $(REUSE),--reuse) $(RESULTS_FLAGS)
 
 # docs/recipe.md: the experiments behind the default recipe (one epoch of DIM(L) on
 # Fashion-MNIST per setting, each probed alike; about ten minutes per setting).

@@ -20,8 +20,13 @@ reported.
 
 usage: scripts/results.py PATH/TO/dimd [--cifar DIR] [--only fashion-mnist|cifar10]
            [--minutes-fmnist M] [--minutes-cifar M] [--fractions F,F,...]
-           [--threads N] [--work DIR] [--out docs/results.md] [--write-only] [--note TEXT]
+           [--threads N] [--work DIR] [--out docs/results.md] [--write-only] [--reuse]
+           [--note TEXT]
 --write-only writes the file again from the logs of an earlier run in --work.
+--reuse runs only what an earlier, interrupted run in --work did not finish: a
+command whose log ends in its JSON line (and whose checkpoint, for a training
+segment, exists) is read back instead of run again, so the hours of a full run
+can be spread over several sittings (`make results REUSE=1`).
 """
 
 import argparse
@@ -39,6 +44,7 @@ MODELS = [  # (label, slug, flags): the paper's weights (docs/dim-algorithm.md, 
     ("DIM(G)", "dim-g", ["--alpha", "1", "--beta", "0", "--gamma", "1"]),
 ]
 TAPS = ("conv", "fc", "y")
+REUSE = False  # --reuse
 
 # The issue's targets (linear probe, converged, training time only): data -> tap -> (minutes, %)
 TARGETS = {
@@ -47,9 +53,22 @@ TARGETS = {
 }
 
 
-def run(cmd, log, write_only):
-    """Runs cmd (or, with write_only, reads its earlier log); returns the last JSON line."""
-    if write_only:
+def finished(log, out=None):
+    """Whether an earlier run left log with its JSON line (and out, when named)."""
+    try:
+        with open(log) as f:
+            done = any(l.startswith("{") for l in f.read().strip().splitlines()[-1:])
+    except OSError:
+        return False
+    return done and (out is None or os.path.exists(out))
+
+
+def run(cmd, log, write_only, out=None):
+    """Runs cmd (or, with write_only or a finished log under --reuse, reads its earlier
+    log); returns the last JSON line."""
+    if write_only or (REUSE and finished(log, out)):
+        if not write_only:
+            print("= " + os.path.basename(log) + " (reused)", flush=True)
         with open(log) as f:
             text = f.read()
     else:
@@ -94,7 +113,9 @@ def curve(a, data, spec, minutes, label, slug, flags, commands):
         ckpt = os.path.join(work, "step-%d.ckpt" % steps)
         seg = base + ["--steps", str(steps), "--out", ckpt]
         seg += ["--resume", prev] if prev else flags + horizon(flags, total)
-        tj = run(seg, os.path.join(work, "train-%d.log" % steps), a.write_only)
+        log = os.path.join(work, "train-%d.log" % steps)
+        fresh_run = not a.write_only and not (REUSE and finished(log, ckpt))
+        tj = run(seg, log, a.write_only, ckpt)
         seconds += tj["train_seconds"]
         ev = [a.dimd, "eval", "--checkpoint", ckpt, "--dataset", spec, "--threads", a.threads,
               "--json"] + (["--fresh"] if i == 0 and slug == MODELS[0][1] else ["--no_pixels"])
@@ -102,7 +123,7 @@ def curve(a, data, spec, minutes, label, slug, flags, commands):
         commands += [seg, ev]
         p = ej["probe"]
         rows.append({"label": label, "steps": steps, "minutes": seconds / 60.0,
-                     "load": os.getloadavg()[1] if not a.write_only else None,
+                     "load": os.getloadavg()[1] if fresh_run else None,
                      "epochs": tj["epochs"], "ips": tj["images_per_second"],
                      "acc": {t: 100 * p["trained"][t] for t in TAPS},
                      "pixels": 100 * p["pixels"] if "pixels" in p else None,
@@ -153,8 +174,12 @@ def main():
     ap.add_argument("--work", default="build/results")
     ap.add_argument("--out", default="docs/results.md")
     ap.add_argument("--write-only", action="store_true")
+    ap.add_argument("--reuse", action="store_true",
+                    help="read back what an earlier run in --work finished")
     ap.add_argument("--note", default="", help="a paragraph added under the introduction")
     a = ap.parse_args()
+    global REUSE
+    REUSE = a.reuse
     a.fractions = [float(f) for f in a.fractions.split(",")]
     if sorted(a.fractions) != a.fractions or not 0 < a.fractions[0] or a.fractions[-1] != 1:
         sys.exit("results.py: --fractions must rise to 1 (got %s)" % a.fractions)
