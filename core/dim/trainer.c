@@ -492,10 +492,16 @@ static void finite_parts(void *ctx, size_t k0, size_t k1)
     struct finite_job *j = ctx;
     for (size_t k = k0; k < k1; k++) {
         size_t b = j->n * k / FINITE_PARTS, e = j->n * (k + 1) / FINITE_PARTS;
-        bool ok = true;
-        for (size_t i = b; i < e; i++)
-            ok &= isfinite(j->p[i]) != 0;
-        j->ok[k] = ok;
+        /* a float is inf or NaN when its exponent bits are all ones; testing the
+         * bits (read with memcpy, no aliasing) vectorises, isfinite() per value
+         * did not and took 4 % of a training step */
+        uint32_t any = 0;
+        for (size_t i = b; i < e; i++) {
+            uint32_t u;
+            memcpy(&u, &j->p[i], sizeof u);
+            any |= (u & 0x7f800000u) == 0x7f800000u;
+        }
+        j->ok[k] = any == 0;
     }
 }
 
