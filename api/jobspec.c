@@ -43,6 +43,9 @@ static const struct run_key run_keys[] = {
     {"keep_best", RUN_UINT, 0, 1e6, NULL, "checkpoints kept: plus the best M by best_metric"},
     {"best_metric", RUN_STRING, 1, 63, NULL,
      "metric ranking checkpoints for keep_best (losses: lower is better; probe_*: higher)"},
+    {"validation_images", RUN_UINT, 0, 1e9, NULL,
+     "0: probes score on the test split; N: on N training images held out of training and "
+     "of the probe's fit (a validation split; sweeps use it)"},
 };
 #define N_RUN_KEYS (sizeof run_keys / sizeof run_keys[0])
 
@@ -176,6 +179,8 @@ static int parse_run_key(struct job_spec *s, const struct run_key *k, const json
             s->probe_images = u;
         else if (strcmp(k->name, "keep_last") == 0)
             s->keep_last = u;
+        else if (strcmp(k->name, "validation_images") == 0)
+            s->validation_images = u;
         else
             s->keep_best = u;
         return 0;
@@ -232,6 +237,11 @@ static bool metric_known(const struct job_spec *s, const char *key)
     return false;
 }
 
+bool jobspec_sets_sweep(const json_t *body)
+{
+    return json_object_get(body, "sweep_id") || json_object_get(body, "trial");
+}
+
 int jobspec_parse(const json_t *body, jobspec_dataset_check check, const void *ctx,
                   struct job_spec *out, json_t *errors)
 {
@@ -250,6 +260,17 @@ int jobspec_parse(const json_t *body, jobspec_dataset_check check, const void *c
         if (strcmp(key, "kind") == 0) { /* "evaluate" bodies go to api/evalspec.h */
             if (!json_is_string(v) || strcmp(json_string_value(v), "train") != 0)
                 jobspec_error(errors, key, "must be \"train\" (the default) or \"evaluate\"");
+            continue;
+        }
+        if (strcmp(key, "sweep_id") == 0 || strcmp(key, "trial") == 0) {
+            /* written by sweeps (service/sweeps.c) into their trials' specs */
+            double lo = strcmp(key, "trial") == 0 ? 0 : 1;
+            if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > 1e15)
+                jobspec_error(errors, key, "must be an integer >= %.0f", lo);
+            else if (strcmp(key, "sweep_id") == 0)
+                out->sweep_id = (int64_t)json_integer_value(v);
+            else
+                out->trial = (int64_t)json_integer_value(v);
             continue;
         }
         const struct dim_hparam *h = dim_hparam_find(key);
@@ -276,6 +297,9 @@ int jobspec_parse(const json_t *body, jobspec_dataset_check check, const void *c
                   "'%s' is not a metric this job writes (loss_total, the losses of its terms, "
                   "or probe_conv/probe_fc/probe_y when probing)",
                   out->best_metric);
+    if (out->validation_images && out->probe == JOB_PROBE_NONE)
+        jobspec_error(errors, "validation_images",
+                      "a validation split is for the probe, and probe is none");
     struct dim_err err;
     if (check(ctx, out->dataset, &err) != 0)
         jobspec_error(errors, "dataset", "%s", err.msg);
@@ -348,6 +372,11 @@ json_t *jobspec_to_json(const struct job_spec *s)
     json_object_set_new(o, "keep_last", json_integer((json_int_t)s->keep_last));
     json_object_set_new(o, "keep_best", json_integer((json_int_t)s->keep_best));
     json_object_set_new(o, "best_metric", json_string(s->best_metric));
+    json_object_set_new(o, "validation_images", json_integer((json_int_t)s->validation_images));
+    if (s->sweep_id) {
+        json_object_set_new(o, "sweep_id", json_integer((json_int_t)s->sweep_id));
+        json_object_set_new(o, "trial", json_integer((json_int_t)s->trial));
+    }
     json_t *hp = jobspec_hparams_json(&s->cfg);
     json_object_update(o, hp);
     json_decref(hp);

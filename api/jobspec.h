@@ -45,6 +45,10 @@ struct job_spec {
     uint64_t probe_images;     /* training images the probe fits on (test split: all) */
     uint64_t keep_last, keep_best;
     char best_metric[64];      /* a metric key; losses are minimised, probe_* maximised */
+    uint64_t validation_images; /* 0: the probe scores on the test split; N: on N training
+                                   images held out of training and of the probe's fit */
+    int64_t sweep_id;           /* a trial of this sweep (api/sweep_spec.h), 0: none */
+    int64_t trial;              /* its trial number (from 0) when sweep_id is set */
 };
 
 /* Appends {"path": "$.KEY" (or "$" when key is NULL), "message": ...} to errors:
@@ -54,6 +58,10 @@ void jobspec_error(json_t *errors, const char *key, const char *fmt, ...)
 
 /* Fills the defaults. */
 void jobspec_default(struct job_spec *s);
+
+/* Whether body (a JSON object) sets "sweep_id" or "trial": keys only sweeps
+ * (POST /v1/sweeps) write; POST /v1/jobs refuses them. */
+bool jobspec_sets_sweep(const json_t *body);
 
 /* Parses and validates a job body against the schema; check(ctx, ...) says
  * whether the dataset it names exists.

@@ -24,6 +24,7 @@
     X(METRIC_NOT_FOUND, 404, "metric_not_found") \
     X(MODEL_NOT_FOUND, 404, "model_not_found") \
     X(NOT_FOUND, 404, "not_found") \
+    X(SWEEP_NOT_FOUND, 404, "sweep_not_found") \
     X(TOKEN_NOT_FOUND, 404, "token_not_found") \
     X(VERSION_NOT_FOUND, 404, "version_not_found") \
     X(METHOD_NOT_ALLOWED, 405, "method_not_allowed") \

@@ -96,6 +96,8 @@ static void on_stop_signal(uv_signal_t *h, int signum)
             signum == SIGTERM ? "SIGTERM" : "SIGINT");
     atomic_store(&d->api.phase, HANDLER_STOPPING);
     http_quiesce(d->api.http);
+    sweeps_stop(d->api.sweeps); /* no decision while the workers hand their jobs back */
+    d->api.sweeps = NULL;
     runner_stop(d->api.runner);
     d->api.runner = NULL;
     uv_stop(&d->loop);
@@ -332,6 +334,11 @@ int cli_serve(int argc, char **argv)
         fprintf(stderr, "dimd serve: workers: %s\n", err.msg);
         goto out;
     }
+    if (sweeps_start(&d.api.sweeps, d.api.store, &d.datasets, d.api.runner, (int)d.cfg.workers,
+                     &err) != 0) {
+        fprintf(stderr, "dimd serve: sweeps: %s\n", err.msg);
+        goto out;
+    }
     struct inference_config ec = {(int)d.cfg.encode_threads,   (int)d.cfg.encode_compute_threads,
                                 (int)d.cfg.encode_batch_max, (int)d.cfg.encode_batch_wait_ms,
                                 (int)d.cfg.encode_queue_max, (int)d.cfg.model_cache_max};
@@ -394,6 +401,8 @@ int cli_serve(int argc, char **argv)
     status = 0;
 out:
     atomic_store(&d.api.phase, HANDLER_STOPPING);
+    sweeps_stop(d.api.sweeps);
+    d.api.sweeps = NULL;
     if (d.api.runner)
         runner_stop(d.api.runner);
     http_stop(d.api.http); /* in-flight encode requests finish: the encoder still runs */

@@ -9,7 +9,7 @@
  * version, Prometheus metrics, datasets, job schema), jobs.c, metrics.c,
  * events.c (Server-Sent Events), checkpoints.c, models.c (promote, versions),
  * projection.c (PCA of a version's test-set embeddings), evaluations.c (what
- * evaluation jobs measured), encode.c (encode and neighbours: every input
+ * evaluation jobs measured), sweeps.c (hyperparameter sweeps), encode.c (encode and neighbours: every input
  * format), tokens.c (tokens, whoami), backup.c (a copy of the whole database),
  * web.c (the dashboard's files); common.c
  * has the shared pieces (ids, query parameters, the job's JSON form,
@@ -32,6 +32,7 @@
 #include "http/http.h"
 #include "service/runner.h"
 #include "service/storage.h"
+#include "service/sweeps.h"
 #include "store/jobs.h"
 #include "store/models.h"
 
@@ -65,6 +66,7 @@ struct handler_ctx {
     struct storage *storage; /* free space and degraded mode (service/storage.h); NULL: none */
     struct auth *auth; /* tokens: checks and changes (service/auth.h) */
     struct runner *runner;
+    struct sweeps *sweeps; /* the sweep service (service/sweeps.h), NULL: not started */
     struct inference *inference;
     const struct datasets *datasets;
     const struct handler_settings *cfg;
@@ -115,6 +117,16 @@ void handle_evaluation_grid(void *app, struct http_request *rq);
 void handle_encode(void *app, struct http_request *rq);
 void handle_neighbors(void *app, struct http_request *rq);
 
+void handle_sweep_submit(void *app, struct http_request *rq);
+void handle_sweep_list(void *app, struct http_request *rq);
+void handle_sweep_get(void *app, struct http_request *rq);
+void handle_sweep_leaderboard(void *app, struct http_request *rq);
+void handle_sweep_events(void *app, struct http_request *rq);
+void handle_sweep_cancel(void *app, struct http_request *rq);
+void handle_sweep_pause(void *app, struct http_request *rq);
+void handle_sweep_resume(void *app, struct http_request *rq);
+void handle_sweep_promote(void *app, struct http_request *rq);
+
 void handle_backup(void *app, struct http_request *rq);
 
 void handle_whoami(void *app, struct http_request *rq);
@@ -153,6 +165,9 @@ json_t *handler_body_json(struct http_request *rq);
  * version_not_found / 500 and returns false. */
 bool handler_load_version(struct handler_ctx *a, struct http_request *rq, struct store_model_version *v,
                       void **ckpt);
+/* (models.c) Promotes as POST /v1/models does with the request body `body`
+ * (taken: released here) and replies. */
+void handler_promote(struct handler_ctx *a, struct http_request *rq, json_t *body);
 /* Conditional GET of a representation whose entity tag is etag (quoted, as
  * sent: "\"0123abcd\""): adds the ETag header and, when If-None-Match lists
  * etag or is "*", replies 304 and returns true; false otherwise (nothing

@@ -20,7 +20,13 @@ static json_t *spec_resolve(struct handler_ctx *a, const json_t *body, char name
     name[0] = '\0';
     if (!evalspec_is_evaluation(body)) {
         struct job_spec spec;
-        if (jobspec_parse(body, datasets_check, a->datasets, &spec, errors) != 0)
+        int bad = jobspec_parse(body, datasets_check, a->datasets, &spec, errors);
+        if (json_is_object(body) && jobspec_sets_sweep(body)) {
+            jobspec_error(errors, json_object_get(body, "sweep_id") ? "sweep_id" : "trial",
+                          "is set by POST /v1/sweeps for its trials, not by a job");
+            bad++;
+        }
+        if (bad != 0)
             return NULL;
         strcpy(name, spec.name);
         return jobspec_to_json(&spec);

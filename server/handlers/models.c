@@ -277,10 +277,13 @@ static void parse_promote(const json_t *body, struct promote_request *p, json_t 
 
 void handle_model_promote(void *app, struct http_request *rq)
 {
-    struct handler_ctx *a = app;
     json_t *body = handler_body_json(rq);
-    if (!body)
-        return;
+    if (body)
+        handler_promote(app, rq, body);
+}
+
+void handler_promote(struct handler_ctx *a, struct http_request *rq, json_t *body)
+{
     json_t *errors = json_array();
     struct promote_request p;
     parse_promote(body, &p, errors);

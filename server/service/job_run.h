@@ -34,6 +34,7 @@
 #include "store/jobs.h"
 #include "store/metrics.h"
 #include "store/store.h"
+#include "store/sweeps.h"
 
 struct worker {
     struct runner *r;
@@ -83,6 +84,12 @@ struct run {
     uint64_t win_steps;
     double win_s, last_flush, ips;
     struct dim_membuf ck;
+    /* a sweep's trial (spec.sweep_id): the steps of its rungs below the last,
+     * where it waits for the sweep's decision, and which it was promoted from */
+    uint64_t rung_steps[16];
+    bool rung_passed[16];
+    int n_rungs;
+    char sweep_metric[64];
 };
 
 /* ---- job_run.c: one claimed job, and what both kinds share ---- */

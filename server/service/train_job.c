@@ -36,7 +36,9 @@
 
 #include "api/real.h"
 #include "eval/probe.h"
+#include "api/sweep_spec.h"
 #include "store/checkpoints.h"
+#include "store/sweeps.h"
 #include "util/clock.h"
 #include "util/sha256.h"
 
@@ -208,6 +210,141 @@ static int make_probe_subset(struct run *x)
     return 0;
 }
 
+/* validation_images: an evenly strided subset of the training split becomes
+ * the probe's scoring set (x->test, owned) and leaves the training set, which
+ * is compacted in place; the test split is never read. */
+static int carve_validation(struct run *x)
+{
+    struct dim_dataset *d = &x->train;
+    const size_t k = (size_t)x->spec.validation_images, n = d->n;
+    if (k >= n)
+        return job_run_fail(x, "dataset_too_small",
+                            "validation_images %zu must be below the %zu images of the training "
+                            "split of %s",
+                            k, n, x->spec.dataset);
+    const size_t sz = (size_t)d->c * (size_t)d->h * (size_t)d->w;
+    struct dim_dataset *v = &x->test;
+    *v = *d;
+    v->n = k;
+    v->class_names = NULL;
+    v->px = malloc(k * sz);
+    v->labels = malloc(k * sizeof *v->labels);
+    bool *held = calloc(n, sizeof *held);
+    if (!v->px || !v->labels || !held) {
+        free(held);
+        free(v->px);
+        free(v->labels);
+        memset(v, 0, sizeof *v);
+        return job_run_fail(x, "out_of_memory", "out of memory for the validation split");
+    }
+    for (size_t i = 0; i < k; i++) {
+        size_t j = (size_t)(((double)i + 0.5) * (double)n / (double)k);
+        held[j] = true;
+        memcpy(v->px + i * sz, d->px + j * sz, sz);
+        v->labels[i] = d->labels[j];
+    }
+    size_t m = 0;
+    for (size_t j = 0; j < n; j++) {
+        if (held[j])
+            continue;
+        if (m != j) {
+            memmove(d->px + m * sz, d->px + j * sz, sz);
+            d->labels[m] = d->labels[j];
+        }
+        m++;
+    }
+    d->n = m;
+    free(held);
+    return RUN_OK;
+}
+
+/* A sweep's trial: the steps of the rungs where it waits for a decision
+ * (service/sweeps.c decides; the sweep's spec gives the rungs). */
+static int sweep_setup(struct run *x)
+{
+    struct runner *r = x->r;
+    struct store_sweep sw;
+    struct dim_err err;
+    int rc = store_sweep_get(r->store, x->spec.sweep_id, &sw, &err);
+    if (rc == STORE_NOT_FOUND)
+        return job_run_fail(x, "invalid_spec", "sweep %lld of this trial does not exist",
+                            (long long)x->spec.sweep_id);
+    if (rc != STORE_OK)
+        return job_run_store_fail(x, rc, "sweep read", &err);
+    json_error_t jerr;
+    json_t *body = json_loads(sw.spec_json, 0, &jerr);
+    store_sweep_clear(&sw);
+    json_t *errors = json_array();
+    struct sweep_spec ss;
+    int bad = body ? sweep_spec_parse(body, datasets_check, r->ds, &ss, errors) : 1;
+    json_decref(body);
+    json_decref(errors);
+    if (bad) {
+        sweep_spec_clear(&ss);
+        return job_run_fail(x, "invalid_spec", "the spec of sweep %lld no longer parses",
+                            (long long)x->spec.sweep_id);
+    }
+    double res[SWEEP_MAX_RUNGS];
+    int n = sweep_rungs(&ss, res);
+    x->n_rungs = 0;
+    for (int k = 0; k + 1 < n && k < 16; k++)
+        x->rung_steps[x->n_rungs++] = sweep_rung_step(x->total, res[k], ss.budget);
+    snprintf(x->sweep_metric, sizeof x->sweep_metric, "%s", ss.metric);
+    sweep_spec_clear(&ss);
+    return RUN_OK;
+}
+
+/* Before step x->step + 1 of a trial: at a rung it was not promoted from, it
+ * stores what the sweep needs (a checkpoint, the probe at this step) and
+ * pauses ("sweep_rung") until the sweep decides. RUN_END when it paused. */
+static int sweep_gate(struct run *x)
+{
+    for (int k = 0; k < x->n_rungs; k++) {
+        if (x->rung_steps[k] != x->step || x->rung_passed[k] || x->step >= x->total)
+            continue;
+        struct dim_err err;
+        bool promoted = false;
+        int rc = store_sweep_promoted(x->r->store, x->spec.sweep_id, x->spec.trial, k, &promoted,
+                                      &err);
+        if (rc != STORE_OK)
+            return job_run_store_fail(x, rc, "rung decision read", &err);
+        if (promoted) {
+            x->rung_passed[k] = true;
+            continue;
+        }
+        if (x->step != x->last_ckpt) {
+            if (train_job_checkpoint(x, true) != RUN_OK)
+                return RUN_END;
+        } else if (strncmp(x->sweep_metric, "probe_", 6) == 0) {
+            /* resumed at the rung from a checkpoint stored without its probe */
+            double v = NAN;
+            rc = store_sweep_metric_at(x->r->store, x->id, x->sweep_metric, (int64_t)x->step, 1,
+                                       &v, &err);
+            if (rc == STORE_OK && !isfinite(v) && x->spec.probe != JOB_PROBE_NONE) {
+                double acc[DIM_N_PROBE_TAPS];
+                if (run_probe(x, acc) != RUN_OK)
+                    return RUN_END;
+                int64_t ms = clock_wall_ms();
+                for (int t = 0; t < DIM_N_PROBE_TAPS; t++)
+                    if (job_run_push_point(x, probe_keys[t], acc[t], ms) != 0)
+                        return job_run_fail(x, "out_of_memory", "out of memory for metric points");
+            }
+            if (job_run_flush(x) != RUN_OK)
+                return RUN_END;
+        } else if (job_run_flush(x) != RUN_OK) {
+            return RUN_END;
+        }
+        char msg[160];
+        snprintf(msg, sizeof msg, "at rung %d (step %llu): waiting for the sweep's decision", k,
+                 (unsigned long long)x->step);
+        rc = store_job_finish(x->r->store, x->id, x->attempt, JOB_PAUSED, "sweep_rung", msg, &err);
+        if (rc != STORE_OK && rc != STORE_STALE)
+            return job_run_store_fail(x, rc, "the rung pause", &err);
+        return RUN_END;
+    }
+    return RUN_OK;
+}
+
 /* Parses the spec, loads the data, builds or restores the model. */
 static int run_setup(struct run *x, const struct store_job *job)
 {
@@ -248,10 +385,14 @@ static int run_setup(struct run *x, const struct store_job *job)
     if (dim_dataset_load(path, DIM_SPLIT_TRAIN, &lim, &x->train, &err) != 0)
         return job_run_fail(x, err.code == DIM_ENOMEM ? "out_of_memory" : "dataset_unavailable",
                             "dataset %s: %s", x->spec.dataset, err.msg);
-    if (x->spec.probe != JOB_PROBE_NONE) {
+    if (x->spec.validation_images && carve_validation(x) != RUN_OK)
+        return RUN_END;
+    if (x->spec.probe != JOB_PROBE_NONE && !x->spec.validation_images) {
         if (dim_dataset_load(path, DIM_SPLIT_TEST, &lim, &x->test, &err) != 0)
             return job_run_fail(x, err.code == DIM_ENOMEM ? "out_of_memory" : "dataset_unavailable",
                                 "dataset %s (test split): %s", x->spec.dataset, err.msg);
+    }
+    if (x->spec.probe != JOB_PROBE_NONE) {
         if (x->test.n_classes > x->train.n_classes)
             x->train.n_classes = x->test.n_classes;
         if (x->test.n == 0 || x->train.n_classes < 2)
@@ -358,6 +499,8 @@ static int run_setup(struct run *x, const struct store_job *job)
         return job_run_fail(x, "checkpoint_invalid",
                             "the checkpoint is at step %llu, past the job's %llu steps",
                             (unsigned long long)x->step, (unsigned long long)x->total);
+    if (x->spec.sweep_id && sweep_setup(x) != RUN_OK)
+        return RUN_END;
     /* points per flush window: size the buffer once for the expected window */
     x->cap_pts = 1024;
     x->pts = malloc(x->cap_pts * sizeof *x->pts);
@@ -384,6 +527,8 @@ void train_job_run(struct run *x, const struct store_job *job)
             return;
         }
         if (atomic_exchange(&w->changed, false) && job_run_check_state(x) != RUN_OK)
+            return;
+        if (x->n_rungs && sweep_gate(x) != RUN_OK)
             return;
         double t0 = clock_mono_s();
         int rc = dim_trainer_step(x->tr, &l, &err);

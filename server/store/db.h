@@ -139,6 +139,16 @@ int jobs_tx_read(sqlite3 *db, int64_t job_id, struct dim_err *err, const char *o
  * also when the job no longer exists. */
 int jobs_guard(sqlite3 *db, int64_t id, int attempt, unsigned mask, struct dim_err *err);
 
+/* jobs.c: moves job id (inside a write transaction) from a state of from_mask
+ * to `to` with its bookkeeping and "state" event; STORE_CONFLICT (nothing
+ * written) when the job is in another state or terminal; STORE_NOT_FOUND. */
+int jobs_move(sqlite3 *db, int64_t id, unsigned from_mask, enum job_state to, const char *code,
+              const char *msg, int64_t now, struct dim_err *err);
+/* jobs.c: inserts a QUEUED job with its "state" event (inside a write
+ * transaction); *id = its id. No idempotency key, no queue limit. */
+int jobs_insert_queued(sqlite3 *db, const char *spec_json, const char *name, int64_t now,
+                       int64_t *id, struct dim_err *err);
+
 /* events.c: adds an event row of job_id (inside the write transaction of the
  * change it announces); text is the event's JSON (api/event_json.h), owned and
  * freed by this call; NULL means building it ran out of memory. */

@@ -175,6 +175,31 @@ static int set_state(sqlite3 *db, int64_t id, enum job_state from, enum job_stat
     return events_add(db, id, "state", event_json_state(to, (int)from, code, msg), now, err);
 }
 
+int jobs_move(sqlite3 *db, int64_t id, unsigned from_mask, enum job_state to, const char *code,
+              const char *msg, int64_t now, struct dim_err *err)
+{
+    enum job_state cur = JOB_QUEUED;
+    int rc = job_state_of(db, id, &cur, NULL, err);
+    if (rc != STORE_OK)
+        return rc;
+    if (job_state_terminal(cur) || !(from_mask & JOB_MASK(cur)))
+        return STORE_CONFLICT;
+    return set_state(db, id, cur, to, code, msg, 0, now, err);
+}
+
+int jobs_insert_queued(sqlite3 *db, const char *spec_json, const char *name, int64_t now,
+                       int64_t *id, struct dim_err *err)
+{
+    int rc = db_run(db, err, "insert job", NULL,
+                    "INSERT INTO jobs (state, name, spec_json, created_ms, updated_ms) "
+                    "VALUES ('QUEUED', ?, ?, ?, ?)",
+                    "ttii", name, spec_json, now, now);
+    if (rc != STORE_OK)
+        return rc;
+    *id = sqlite3_last_insert_rowid(db);
+    return events_add(db, *id, "state", event_json_state(JOB_QUEUED, -1, NULL, NULL), now, err);
+}
+
 int store_job_insert(struct dimd_store *s, const char *spec_json, const char *name,
                      const char *idem_key, const char *body_sha256, int64_t queue_max,
                      struct store_job *out, struct dim_err *err)

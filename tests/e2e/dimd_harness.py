@@ -631,6 +631,10 @@ class Client:
     def events(self, job_id, last_event_id=None, query=None, token=..., timeout=None):
         return SSE(self, job_id, last_event_id, query, token, timeout)
 
+    def sweep_events(self, sweep_id, last_event_id=None, timeout=None):
+        """A sweep's Server-Sent Events (GET /v1/sweeps/{id}/events)."""
+        return SSE(self, sweep_id, last_event_id, None, ..., timeout, resource="sweeps")
+
     # -- models
     def promote(self, name, job_id, checkpoint=..., **extra):
         """POST /v1/models; returns the new version object (expects 201)."""
@@ -665,9 +669,10 @@ class SSE:
     """A Server-Sent Events stream of one job, parsed event by event; each
     event's data is checked against its schema in openapi.yaml."""
 
-    def __init__(self, client, job_id, last_event_id=None, query=None, token=..., timeout=None):
+    def __init__(self, client, job_id, last_event_id=None, query=None, token=..., timeout=None,
+                 resource="jobs"):
         self.client = client
-        path = "/v1/jobs/%d/events" % job_id
+        path = "/v1/%s/%d/events" % (resource, job_id)
         if query:
             path += "?" + urllib.parse.urlencode(query)
         self.path = path
@@ -697,7 +702,7 @@ class SSE:
         ctype = (self.resp.headers.get("Content-Type") or "").split(";")[0].strip()
         check(ctype == "text/event-stream",
               "GET %s: Content-Type %r, expected text/event-stream" % (path, ctype))
-        op = c.ops[("GET", "/v1/jobs/{id}/events")]
+        op = c.ops[("GET", "/v1/%s/{id}/events" % resource)]
         self.schemas = {k: {"$ref": v} for k, v in op["x-event-schemas"].items()}
 
     def next(self, deadline=None):

@@ -4,6 +4,7 @@ the token file; token lifecycle; the Host allow-list."""
 
 import os
 import stat
+import time
 
 import dimd_harness as H
 from dimd_harness import check, eq, expect
@@ -17,6 +18,9 @@ VICTIM = None      # a CANCELLED job, deleted by DELETE /v1/jobs/{id}
 SPARE = None       # a token deleted by DELETE /v1/tokens/{id}
 TABLE = None
 EVAL_ID = None     # an evaluation of model "auth" v1 (with a grid image)
+SWEEP = None       # a SUCCEEDED sweep of one trial
+SWEEP_BODY = {"base": dict(H.SMALL, batch=4), "space": {"lr": [0.001]}, "algorithm": "grid",
+              "budget": {"steps": 2}}
 
 
 PNG = None         # an image for the encode and neighbors routes
@@ -38,6 +42,13 @@ def setup_module():
     global EVAL_ID
     EVAL_ID = expect(W.get("/v1/models/auth/versions/v1/evaluations"), 200).json["evaluations"][0]["id"]
     PNG = H.fm_png(0)
+    global SWEEP
+    SWEEP = expect(W.post("/v1/sweeps", SWEEP_BODY), 201).json
+    deadline = time.time() + 120 * H.SCALE
+    while SWEEP["state"] != "SUCCEEDED" and time.time() < deadline:
+        time.sleep(0.1)
+        SWEEP = expect(W.get("/v1/sweeps/%d" % SWEEP["id"]), 200).json
+    eq(SWEEP["state"], "SUCCEEDED", "the sweep of the auth tests")
     v = W.submit(dict(H.SMALL, steps=100000))
     VICTIM = expect(W.post("/v1/jobs/%d/cancel" % v["id"]), 200).json
     r = expect(W.post("/v1/tokens", {"name": "ci", "scope": "read"}), 201)
@@ -56,6 +67,8 @@ def concrete(method, tmpl):
             .replace("{file}", "app.js"))
     if tmpl.startswith("/v1/tokens/"):
         path = path.replace("{id}", str(SPARE["id"]))
+    elif tmpl.startswith("/v1/sweeps/"):
+        path = path.replace("{id}", str(SWEEP["id"]))
     elif "/evaluations/" in tmpl:
         path = path.replace("{id}", str(EVAL_ID))
     else:
@@ -65,6 +78,10 @@ def concrete(method, tmpl):
     kw = {}
     if method == "POST" and tmpl == "/v1/jobs":
         kw["json_body"] = dict(H.SMALL, steps=100000, name="auth-probe")
+    elif method == "POST" and tmpl == "/v1/sweeps":
+        kw["json_body"] = SWEEP_BODY
+    elif method == "POST" and tmpl == "/v1/sweeps/{id}/promote":
+        kw["json_body"] = {"name": "auth-sweep"}
     elif method == "POST" and tmpl == "/v1/tokens":
         kw["json_body"] = {"name": "made-by-auth-test", "scope": "read"}
     elif method == "POST" and tmpl == "/v1/models":

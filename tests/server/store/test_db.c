@@ -31,15 +31,16 @@ static void test_open_fresh_migrates(void **state)
 {
     struct storefix *f = *state;
     struct dim_err err = {0};
-    assert_int_equal(store_schema_latest(), 5);
+    assert_int_equal(store_schema_latest(), 6);
     assert_non_null(assets_find("migrations/0001_jobs.sql"));
     assert_non_null(assets_find("migrations/0002_tokens.sql"));
     assert_non_null(assets_find("migrations/0003_models.sql"));
     assert_non_null(assets_find("migrations/0004_projections.sql"));
     assert_non_null(assets_find("migrations/0005_evaluations.sql"));
+    assert_non_null(assets_find("migrations/0006_sweeps.sql"));
     assert_int_equal(store_open(&f->s, f->path, &err), STORE_OK);
-    assert_int_equal(store_schema_version(f->s), 5);
-    assert_int_equal(storefix_raw_int(f->path, "PRAGMA user_version"), 5);
+    assert_int_equal(store_schema_version(f->s), 6);
+    assert_int_equal(storefix_raw_int(f->path, "PRAGMA user_version"), 6);
     assert_int_equal(storefix_raw_int(f->path, "PRAGMA auto_vacuum"), 2); /* INCREMENTAL */
     assert_int_equal(
         storefix_raw_int(f->path, "SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1);
@@ -47,8 +48,10 @@ static void test_open_fresh_migrates(void **state)
         storefix_raw_int(f->path, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' "
                                   "AND name IN ('jobs', 'attempts', 'metrics', 'checkpoints', "
                                   "'events', 'idempotency', 'tokens', 'models', "
-                                  "'model_versions', 'model_projections', 'model_evaluations')"),
-        11);
+                                  "'model_versions', 'model_projections', 'model_evaluations', "
+                                  "'sweeps', 'sweep_trials', 'sweep_results', 'sweep_decisions', "
+                                  "'sweep_events')"),
+        16);
     /* The checkpoint bytes are the last column of a version's row. */
     assert_int_equal(
         storefix_raw_int(f->path, "SELECT name = 'data' FROM pragma_table_info('model_versions') "
@@ -58,7 +61,7 @@ static void test_open_fresh_migrates(void **state)
     store_close(f->s);
     f->s = NULL;
     assert_int_equal(store_open(&f->s, f->path, &err), STORE_OK);
-    assert_int_equal(store_schema_version(f->s), 5);
+    assert_int_equal(store_schema_version(f->s), 6);
 }
 
 static void test_upgrade_in_place_keeps_jobs(void **state)
