@@ -1,5 +1,5 @@
 /* cli.h - the command-line front of the dimd binary: dimd serve | routes | train | encode | eval
- * | measure | backup | check.
+ * | measure | backup | check | sweep.
  *
  * Each command parses its flags, prints a one-line error naming the problem and
  * returns exit status 2 on bad input; 1 on a runtime failure; 0 on success.
@@ -29,6 +29,7 @@ int cli_serve(int argc, char **argv);  /* cmd/serve.c */
 int cli_routes(int argc, char **argv); /* cmd/serve.c */
 int cli_backup(int argc, char **argv); /* cmd/cli_backup.c */
 int cli_check(int argc, char **argv);  /* cmd/cli_backup.c */
+int cli_sweep(int argc, char **argv);  /* cmd/cli_sweep.c */
 
 /* One "--name value" or "--name=value" flag from argv, at index *i. A flag takes
  * the next argument as its value when its name is in with_value (NULL-terminated)

@@ -18,6 +18,7 @@ static void usage(FILE *f)
                "           NDM, MINE, reconstruction (SSIM)\n"
                "  backup   copy a state directory's database consistently, also while serve runs\n"
                "  check    check a state directory's database and every stored checkpoint\n"
+               "  sweep    run a hyperparameter sweep (grid, random, ASHA) here, without the daemon\n"
                "  version  print the version\n"
                "Run 'dimd COMMAND --help' for a command's flags.\n",
             DIMD_VERSION);
@@ -46,6 +47,8 @@ int main(int argc, char **argv)
         return cli_backup(argc, argv);
     if (strcmp(cmd, "check") == 0)
         return cli_check(argc, argv);
+    if (strcmp(cmd, "sweep") == 0)
+        return cli_sweep(argc, argv);
     if (strcmp(cmd, "version") == 0) {
         printf("dimd %s\n", DIMD_VERSION);
         return 0;

@@ -659,5 +659,35 @@ run "$DIMD" routes
 check "routes: one METHOD PATH SCOPE line per route" "got $(head -n 2 "$T/out" | tr '\n' ' ')" \
     '[ "$rc" -eq 0 ] && [ "$(nlines "$T/out")" -ge 20 ] && ! grep -vqE "^(GET|POST|DELETE) /[^ ]* (none|read|write)$" "$T/out"'
 
+# dimd sweep: the sweep of POST /v1/sweeps, run here on the tiny IDX dataset (a data root $T)
+help_lists sweep state_dir workers threads_per_worker data_roots json
+expect_usage "sweep without a file" "FILE.json" "$DIMD" sweep
+printf '{"base": {"dataset": "nowhere"}, "space": {"lr": [0.001]}}' >"$T/badsweep.json"
+expect_usage "sweep: a bad body names the path" "badsweep.json&\$.budget&(and more)" "$DIMD" sweep \
+    "$T/badsweep.json" --data_roots "$T"
+SWDS=$(basename "$T")/ds
+cat >"$T/sweep.json" <<SWEEP
+{"name": "cli", "base": {"dataset": "$SWDS", "batch": 8, "mi_dim": 16, "y_dim": 16,
+ "probe": "none"}, "space": {"lr": [0.0001, 0.001, 0.01, 0.3]}, "algorithm": "asha",
+ "metric": "loss_total", "budget": {"steps": 12}, "asha": {"min_resource": 3,
+ "reduction_factor": 3}}
+SWEEP
+run "$DIMD" sweep "$T/sweep.json" --data_roots "$T" --state_dir "$T/sweepstate"
+check "sweep: ASHA on 4 points SUCCEEDED, a leaderboard of 4 trials on stdout" \
+    "status $rc; stdout $(head -c 300 "$T/out" | tr '\n' '|'); stderr: $(show_err)" \
+    '[ "$rc" -eq 0 ] && head -n 1 "$T/out" | grep -q "SUCCEEDED, metric loss_total (min)" && [ "$(grep -cE "^[0-3] +(SUCCEEDED|STOPPED|FAILED) " "$T/out")" -eq 4 ]'
+check "sweep: events on stderr (4 trials started, rung results, decisions, the end)" \
+    "stderr: $(show_err)" \
+    '[ "$(grep -c "started:" "$T/err")" -eq 4 ] && grep -q "rung 0 (step 3)" "$T/err" && grep -qE ": (promote|stop) \(rank" "$T/err" && tail -n 1 "$T/err" | grep -q "sweep SUCCEEDED"'
+check "sweep: ASHA stopped a trial at rung 0 and ran one to the budget" "stdout: $(tr '\n' '|' <"$T/out")" \
+    'grep -qE "^[0-3] +STOPPED +0 " "$T/out" && grep -qE "^[0-3] +SUCCEEDED +2 " "$T/out"'
+cp "$T/out" "$T/board1"
+run "$DIMD" sweep "$T/sweep.json" --data_roots "$T" --state_dir "$T/sweepstate" --json
+check "sweep: the same command again continues (here: reports) the same sweep, --json" \
+    "status $rc; stderr: $(show_err)" \
+    '[ "$rc" -eq 0 ] && grep -q "continuing sweep 1 (SUCCEEDED)" "$T/err" && ! grep -q "started:" "$T/err" && grep -q "\"state\":\"SUCCEEDED\"" "$T/out" && [ "$(grep -o "\"trial\":" "$T/out" | wc -l)" -ge 4 ]'
+run "$DIMD" check --state_dir "$T/sweepstate"
+check "sweep: its state directory passes dimd check" "status $rc; stderr: $(show_err)" '[ "$rc" -eq 0 ]'
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
