@@ -116,7 +116,7 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 # Tests and benchmarks see every layer, as cmd does.
 TOP_INC  := -I$(BUILD)/inc/cmd
 
-.PHONY: all deps run test test-unit test-san test-browser bench bench-peers results recipe findings check-core check-deps \
+.PHONY: all deps run test test-unit test-san test-browser bench bench-peers results recipe findings sweep-compare check-core check-deps \
         print-layers format clean
 all: $(DIMD) $(TEST_BIN) $(BENCH_BIN)
 
@@ -306,6 +306,17 @@ recipe: deps
 findings: deps
 	$(MAKE) $(DIMD)
 	/usr/bin/python3 scripts/findings.py $(DIMD)
+
+# docs/sweeps.md: ASHA against the exhaustive grid on 16 configurations of DIM(L) on
+# Fashion-MNIST (8 learning rates, clearly bad ones included, x 2 prior weights), one
+# epoch per trial, ranked by the converged linear probe on a validation split (hours
+# on 2 cores). A tiny run to see it work:
+#   make sweep-compare SWEEP_COMPARE_FLAGS="--steps 30 --validation-images 300 \
+#        --probe-images 300 --out build/sweep-compare.md"
+SWEEP_COMPARE_FLAGS ?=
+sweep-compare: deps
+	$(MAKE) $(DIMD)
+	/usr/bin/python3 scripts/sweep_compare.py $(DIMD) $(SWEEP_COMPARE_FLAGS)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

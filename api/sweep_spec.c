@@ -356,13 +356,16 @@ int sweep_spec_parse(const json_t *body, jobspec_dataset_check check, const void
             err_at(errors, "$.base.kind", "a sweep's trials are training jobs (\"train\")");
             bad++;
         }
-        if (!bad) {
+        if (!(kind && !(json_is_string(kind) && strcmp(json_string_value(kind), "train") == 0))) {
+            /* the rest of the base is checked all the same (its banned keys left out) */
             json_t *b = json_deep_copy(base);
+            for (int i = 0; banned[i]; i++)
+                json_object_del(b, banned[i]);
             if (budget_ok)
                 json_object_set_new(b, out->budget_epochs ? "epochs" : "steps",
                                     out->budget_epochs ? json_real(out->budget)
                                                        : json_integer((json_int_t)out->budget));
-            base_ok = check_job(b, check, ctx, NULL, NULL, errors, &bs) == 0;
+            base_ok = check_job(b, check, ctx, NULL, NULL, errors, &bs) == 0 && !bad;
             json_decref(b);
         }
         out->base = json_deep_copy(base);

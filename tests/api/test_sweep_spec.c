@@ -62,7 +62,7 @@ static void test_every_problem_at_once(void **state)
                   "\"algorithm\": \"bayes\", \"budget\": {\"steps\": 0}, \"trials\": 0, "
                   "\"direction\": \"up\", \"colour\": 1}",
                   &s, &e);
-    const char *want[] = {"$.base.steps", "$.space.lr[1]", "$.space.estimator[1]",
+    const char *want[] = {"$.base.steps", "$.base.dataset", "$.space.lr[1]", "$.space.estimator[1]",
                           "$.space.gamma", "$.space.batch.x", "$.algorithm", "$.budget.steps",
                           "$.trials", "$.direction", "$.colour"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
