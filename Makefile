@@ -242,16 +242,17 @@ test-browser: $(DIMD) $(NPM_STAMP)
 test-unit: all check-deps $(MAKE_PNG) $(CKPT_DIFF)
 	@tests/run.sh $(BUILD) $(TEST_BIN) -- $(CLI_TESTS)
 
-# The same suites built with ASan+UBSan (build-san/), but test_check_deps.sh. Five API
+# The same suites built with ASan+UBSan (build-san/), but test_check_deps.sh. Six API
 # modules run in test-unit only, because under the sanitizers their training adds minutes:
 # test_faults (kill -9, SIGTERM, restart limit), test_storage (a full disk on a tmpfs),
 # test_jobs and test_events (long jobs, pause/resume, live streams), test_backup (a job
-# trained twice around a restored backup). The C paths they drive run sanitized in
-# tests/server/store/ (test_backup, test_check and a put on a full disk included) and
-# test_runner, and every route runs sanitized in test_auth.
+# trained twice around a restored backup), test_sweeps (a few dozen trials). The C paths
+# they drive run sanitized in tests/server/store/ (test_backup, test_check and a put on a
+# full disk included), test_runner and test_cli.sh (dimd sweep: the sweep service's passes,
+# rung pauses and decisions), and every route runs sanitized in test_auth.
 test-san:
 	$(MAKE) SAN=1 all build-san/tests/cli/make_png
-	@DIMD_API_TESTS_EXCLUDE=test_faults,test_storage,test_jobs,test_events,test_backup tests/run.sh build-san \
+	@DIMD_API_TESTS_EXCLUDE=test_faults,test_storage,test_jobs,test_events,test_backup,test_sweeps tests/run.sh build-san \
 	    $(patsubst build/%,build-san/%,$(TEST_BIN)) -- $(filter-out $(CHECK_DEPS_TEST) $(DIST_TEST),$(CLI_TESTS))
 
 bench: deps
