@@ -11,6 +11,8 @@ let renderSeq = 0;
 const ROUTES = [
   [/^\/jobs\/?$/, 'jobs', () => import('./jobs.js'), () => ({})],
   [/^\/jobs\/(\d+)$/, 'jobs', () => import('./job.js'), (m) => ({id: Number(m[1])})],
+  [/^\/sweeps\/?$/, 'sweeps', () => import('./sweeps.js'), () => ({})],
+  [/^\/sweeps\/(\d+)$/, 'sweeps', () => import('./sweeps.js'), (m) => ({id: Number(m[1])})],
   [/^\/compare\/?$/, 'compare', () => import('./compare.js'), () => ({})],
   [/^\/models\/?$/, 'models', () => import('./models.js'), () => ({})],
   [/^\/models\/([a-z0-9][a-z0-9_-]{0,62})$/, 'models', () => import('./models.js'), (m) => ({name: m[1]})],

@@ -137,6 +137,7 @@ export class Series {
     this.color = colour;
     this.baseline = !!opts.baseline;
     this.exact = !!opts.exact; // a set value, not a noisy estimate (the lr): never smoothed
+    this.cut = !!opts.cut;     // a run stopped early (a sweep's stopped trial): drawn dotted
     this.xs = [];
     this.ys = [];
     this.detail = null; // {lo, hi, xs, ys}
@@ -285,10 +286,12 @@ export class MetricChart {
       if (s.baseline) {
         series.push({label: s.label, stroke: base, width: 1.25, dash: [6, 4], spanGaps: true});
       } else if (this.smoothing > 0 && !s.exact) {
-        series.push({label: multi ? `${s.label} (raw)` : 'raw', stroke: alpha(base, 0.3), width: 1, spanGaps: true});
-        series.push({label: multi ? s.label : 'smoothed', stroke: base, width: 1.5, spanGaps: true});
+        const cut = s.cut ? {dash: [2, 3]} : {};
+        series.push({label: multi ? `${s.label} (raw)` : 'raw', stroke: alpha(base, 0.3), width: 1, spanGaps: true, ...cut});
+        series.push({label: multi ? s.label : 'smoothed', stroke: base, width: 1.5, spanGaps: true, ...cut});
       } else {
-        series.push({label: multi ? s.label : s.key, stroke: base, width: 1.25, spanGaps: true});
+        series.push({label: multi ? s.label : s.key, stroke: base, width: 1.25, spanGaps: true,
+          ...(s.cut ? {dash: [2, 3]} : {})});
       }
     }
     const opts = {

@@ -82,10 +82,16 @@ export async function jobForm(parent, {onSubmitted, onCancel} = {}) {
 // A form of schema fields that POSTs /v1/jobs; onSubmitted(job) after a
 // 201/200. opts: fixed ({key: value} sent always, their fields not shown),
 // id and prefix (the form's id and its inputs' id prefix), title, intro,
-// submitLabel, datasets (suggestions for a `dataset` field).
+// submitLabel, datasets (suggestions for a `dataset` field); for other uses of
+// the fields (the sweep form: web/sweeps.js): extra (a node shown above the
+// fields), submitTo(body, headers) (instead of POST /v1/jobs; may throw an
+// Error with a message to show), errorField(path) (the field a 422 error's
+// path names, default its first key).
 export function schemaForm(parent, {fields, fixed = {}, id = 'job-form', prefix = 'f-', title = 'New job',
   intro = 'Every key of the job JSON (GET /v1/job-schema). Keys left at their default are not sent.',
-  submitLabel = 'Submit job', datasets = [], onSubmitted, onCancel} = {}) {
+  submitLabel = 'Submit job', datasets = [], onSubmitted, onCancel, extra = null,
+  submitTo = (body, headers) => post('/v1/jobs', body, {headers}),
+  errorField = (path) => String(path || '').replace(/^\$\.?/, '').split(/[.[]/)[0]} = {}) {
   fields = fields.filter((f) => !(f.name in fixed));
   const els = {};
   const errs = {};
@@ -109,7 +115,7 @@ export function schemaForm(parent, {fields, fixed = {}, id = 'job-form', prefix 
   const form = h(`form.job-form#${id}`, {novalidate: true, 'aria-label': title},
     h('h2', title),
     intro ? h('p.muted', intro) : null,
-    formErr, grid,
+    formErr, extra, grid,
     h('div.buttons', {}, submit, cancel));
   let idemKey = newKey();
   let lastBody = null;
@@ -141,15 +147,15 @@ export function schemaForm(parent, {fields, fixed = {}, id = 'job-form', prefix 
     submit.disabled = true;
     submit.textContent = 'Submitting…';
     try {
-      const job = await post('/v1/jobs', body, {headers: {'Idempotency-Key': idemKey}});
+      const job = await submitTo(body, {'Idempotency-Key': idemKey});
       idemKey = newKey();
       lastBody = null;
       if (onSubmitted) onSubmitted(job);
     } catch (e) {
       let first = null;
       const other = [];
-      for (const fe of e.errors) {
-        const name = String(fe.path || '').replace(/^\$\.?/, '').split(/[.[]/)[0];
+      for (const fe of e.errors || []) {
+        const name = errorField(fe.path);
         if (errs[name]) {
           errs[name].textContent = (errs[name].textContent ? `${errs[name].textContent}; ` : '') + fe.message;
           els[name].setAttribute('aria-invalid', 'true');
@@ -158,7 +164,7 @@ export function schemaForm(parent, {fields, fixed = {}, id = 'job-form', prefix 
           other.push(fe.path && fe.path !== '$' ? `${fe.path}: ${fe.message}` : fe.message);
         }
       }
-      formErr.textContent = e.errors.length
+      formErr.textContent = e.errors && e.errors.length
         ? `${errorText(e)}${other.length ? ': ' + other.join('; ') : ''}`
         : errorText(e);
       if (first) focusable(first).focus();

@@ -732,6 +732,61 @@ async function main() {
     check(stat.includes(`(pixels ${(px * 100).toFixed(1)}%)`), `the stats say "${stat}" for probe_pixels ${px}`);
   }, 240000);
 
+  await test('a sweep: leaderboard, trials\' curves overlaid with the stopped ones cut, scatter, form', async () => {
+    const sw = await api('POST', '/v1/sweeps', {name: 'browser-sweep',
+      base: {batch: 8, mi_dim: 16, y_dim: 16, probe: 'none'}, space: {lr: [0.0001, 0.001, 0.01, 0.5]},
+      algorithm: 'asha', metric: 'loss_total', budget: {steps: 12}, asha: {min_resource: 3, reduction_factor: 3}});
+    await until('the sweep to finish', async () => (await api('GET', `/v1/sweeps/${sw.id}`)).state === 'SUCCEEDED', 180000, 1000);
+    const board = await api('GET', `/v1/sweeps/${sw.id}/leaderboard`);
+    const nStopped = board.trials.filter((t) => t.state === 'STOPPED').length;
+    check(nStopped >= 1, `ASHA stopped no trial: ${JSON.stringify(board.counts)}`);
+    await page.evaluate((id) => { location.hash = `#/sweeps/${id}`; }, sw.id);
+    await page.locator('#sweep-board tbody tr').first().waitFor({timeout: 15000 * SCALE});
+    const rows = await page.locator('#sweep-board tbody tr').evaluateAll((trs) => trs.map((r) => [r.dataset.trial, r.dataset.state]));
+    check(JSON.stringify(rows) === JSON.stringify(board.trials.map((t) => [String(t.trial), t.state])),
+      `the leaderboard rows ${JSON.stringify(rows)} are not the API's order`);
+    check((await page.locator('#sweep-best').textContent()).includes(`trial ${board.best.trial}`), 'the best trial is not shown');
+    const fig = page.locator('#sweep-chart figure');
+    await until('the overlaid curves', async () => {
+      const n = await fig.getAttribute('data-series').catch(() => null);
+      return n && n.split(',').length === 4 && n.split(',').every((c) => Number(c) > 0);
+    }, 15000);
+    // each curve has as many points as its trial's steps: the stopped ones end at their rung
+    const counts = (await fig.getAttribute('data-series')).split(',').map(Number);
+    const steps = board.trials.map((t) => t.step);
+    check(JSON.stringify(counts) === JSON.stringify(steps), `curves of ${counts} points for trials at steps ${steps}`);
+    const legend = await fig.locator('.u-legend').textContent();
+    check((legend.match(/stopped, step 3/g) || []).length === board.trials.filter((t) => t.state === 'STOPPED' && t.step === 3).length,
+      `the legend "${legend}" does not mark the stopped trials`);
+    check(await page.locator('#sweep-scatter').getAttribute('data-points') === '4', 'the scatter does not have 4 points');
+    check(await page.locator('#sweep-actions button[data-action="promote"]').count() === 1, 'no promote button');
+    await page.screenshot({path: path.join(OUT, 'sweep.png'), fullPage: true});
+    // the form: a bad base field is shown at its field, then a grid of 2 starts
+    await page.evaluate(() => { location.hash = '#/sweeps'; });
+    await page.locator(`#sweeps-table tr[data-sweep="${sw.id}"]`).waitFor({timeout: 10000 * SCALE});
+    await page.locator('#new-sweep').click();
+    await page.locator('#sweep-form').waitFor();
+    await page.locator('#sw-f-batch').fill('0');
+    await page.locator('#sw-f-mi_dim').fill('16');
+    await page.locator('#sw-f-y_dim').fill('16');
+    await page.locator('#sw-f-probe').selectOption('none');
+    await page.locator('#sw-algorithm').selectOption('grid');
+    await page.locator('.space-values').first().fill('0.001, 0.002');
+    await page.locator('#sw-steps').fill('4');
+    await page.locator('#sweep-form button[type=submit]').click();
+    await until('the batch error at its field', async () => (await page.locator('#sw-f-batch-err').textContent()).length > 0, 10000);
+    await page.locator('#sw-f-batch').fill('8');
+    await page.locator('#sw-f-name').fill('browser-form-sweep');
+    await page.locator('#sweep-form button[type=submit]').click();
+    await until('the new sweep\'s page', async () => /#\/sweeps\/\d+$/.test(await page.evaluate(() => location.hash)), 10000);
+    const nid = Number((await page.evaluate(() => location.hash)).split('/').pop());
+    const made = await api('GET', `/v1/sweeps/${nid}`);
+    check(made.name === 'browser-form-sweep' && made.spec.algorithm === 'grid' && made.spec.trials === 2 &&
+      made.spec.base.batch === 8 && made.spec.base.probe === 'none' && JSON.stringify(made.spec.space.lr.values) === '[0.001,0.002]' &&
+      made.spec.budget.steps === 4, `the form made ${JSON.stringify(made.spec)}`);
+    await api('POST', `/v1/sweeps/${nid}/cancel`);
+  }, 240000);
+
   await test('a read-only token sees no write buttons', async () => {
     const rctx = await browser.newContext({viewport: {width: 1280, height: 900}});
     const rp = await newPage(rctx, 'read');
@@ -739,7 +794,7 @@ async function main() {
       await signIn(rp, readToken);
       check(/read/.test(await rp.locator('#who').textContent()), 'the header does not say read');
       await until('the jobs listed', async () => (await rp.locator('#jobs-table tbody tr').count()) >= 2, 10000);
-      const writeButtons = 'button[data-action], #new-job, form.promote, #job-form, #eval-form';
+      const writeButtons = 'button[data-action], #new-job, #new-sweep, form.promote, #job-form, #eval-form, #sweep-form';
       check(await rp.locator(writeButtons).count() === 0, 'the jobs table has write buttons');
       await rp.evaluate((id) => { location.hash = `#/jobs/${id}`; }, shortJob.id);
       await until('the job page', async () => (await points(rp, 'loss_total')) > 0, 15000);
