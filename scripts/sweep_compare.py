@@ -8,7 +8,8 @@ Fashion-MNIST, each ranked by the converged linear probe on Y (probe_y) scored
 on a validation split carved from the training split (never the test split).
 The grid runs all 16 for the full budget; ASHA runs the same 16 points (its
 seeded grid order) with rungs at budget/9, budget/3 and the budget (reduction
-factor 3). Both run with `dimd sweep` (the same JSON as POST /v1/sweeps) in
+factor 3; with --steps, min_resource is floor(budget/9) steps, so 30 steps give rungs at
+3, 9, 27 and 30). Both run with `dimd sweep` (the same JSON as POST /v1/sweeps) in
 fresh state directories; the report gives each sweep's wall time, total
 training steps (every trial's last step: a stopped trial counts up to its
 rung), best configuration and its metric, and ASHA's gap to the grid's best.
