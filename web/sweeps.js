@@ -6,7 +6,7 @@
 
 import {get, post, query, canWrite} from './api.js';
 import {add, h, clear, fmt, stateBadge, notify, errorText, color, num, ageTitle, age} from './util.js';
-import {MetricChart, Series} from './charts.js';
+import {MetricChart, Series, chartControls} from './charts.js';
 import {schemaForm} from './form.js';
 
 const SWEEP_TERMINAL = new Set(['SUCCEEDED', 'FAILED', 'CANCELLED']);
@@ -236,6 +236,7 @@ async function sweepPage(root, id) {
   const board = h('tbody');
   const chartSlot = h('div.charts.single#sweep-chart');
   const keySel = h('select#sweep-scatter-key', {'aria-label': 'hyperparameter'});
+  const prefs = {smoothing: 0, log: false};
   const canvas = h('canvas#sweep-scatter', {role: 'img', 'aria-label': 'hyperparameter against the metric', style: 'width:100%;height:300px'});
   add(root, h('h1#sweep-title', `Sweep #${id}`), head, actions,
     h('h2', 'Leaderboard'),
@@ -243,6 +244,8 @@ async function sweepPage(root, id) {
       h('thead', {}, h('tr', {}, ['#', 'Trial', 'State', 'Rung', 'Metric', 'Step', 'Hyperparameters', 'Job']
         .map((c) => h('th', {scope: 'col'}, c)))), board)),
     h('h2', 'Metric curves'), h('p.muted', 'Each trial\'s metric by step; stopped trials are dotted and end at the rung where ASHA stopped them.'),
+    chartControls((w) => { prefs.smoothing = w; if (chart) chart.setSmoothing(w); },
+      (log) => { prefs.log = log; if (chart) chart.setLog(log); }, prefs),
     chartSlot,
     h('h2', 'Hyperparameter against the metric'), h('div.field', {}, h('label', {for: 'sweep-scatter-key'}, 'Hyperparameter '), keySel), canvas);
 
@@ -293,7 +296,7 @@ async function sweepPage(root, id) {
     });
     if (!series.length) return;
     chart = new MetricChart(chartSlot, {title: `${s.metric} of the trials`, key: s.metric, series,
-      header: h('header', {}, h('h3', s.metric)), height: 320, smoothing: 0});
+      header: h('header', {}, h('h3', s.metric)), height: 320, ...prefs});
     await chart.load().catch((e) => { chart.status.textContent = `cannot load: ${errorText(e)}`; });
   };
 
