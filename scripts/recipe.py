@@ -43,8 +43,22 @@ CONFIGS = [
      ["--lr", "5e-4", "--lr_schedule", "cosine", "--lr_warmup", "100"], 3),
     ("E-d128", "MI width D 128 (default 512)", ["--lr", "1e-4", "--mi_dim", "128"], 1),
     ("I-lr5e-4-g0", "lr 5e-4, gamma 0", ["--lr", "5e-4", "--gamma", "0"], 1),
+    ("B-seed2", "lr 5e-4, seed 2 (how much B's figures move with the seed)",
+     ["--lr", "5e-4", "--seed", "2"], 1),
+    ("A-seed2", "the paper's settings, seed 2", ["--lr", "1e-4", "--seed", "2"], 1),
+    ("H-b32", "lr 5e-4, batch 32", ["--lr", "5e-4", "--batch", "32"], 1),
+    ("H-b128", "lr 5e-4, batch 128", ["--lr", "5e-4", "--batch", "128"], 1),
+    ("E-d2048", "lr 5e-4, MI width D 2048 (the paper's)", ["--lr", "5e-4", "--mi_dim", "2048"], 1),
+    ("N-nce", "lr 5e-4, InfoNCE", ["--lr", "5e-4", "--estimator", "nce"], 1),
 ]
-STEPS_PER_EPOCH = 937  # Fashion-MNIST's 60,000 images in batches of 64
+IMAGES_PER_EPOCH = 60000  # Fashion-MNIST's training split
+STEPS_PER_EPOCH = IMAGES_PER_EPOCH // 64  # at the default batch of 64
+
+
+def steps_for(flags, epochs):
+    """Steps of `epochs` epochs at the run's batch (default 64)."""
+    batch = int(flags[flags.index("--batch") + 1]) if "--batch" in flags else 64
+    return epochs * (IMAGES_PER_EPOCH // batch)
 
 
 def run(cmd, log):
@@ -96,7 +110,7 @@ def main():
             continue
         ckpt = os.path.join(a.work, name + ".ckpt")
         train = [a.dimd, "train", "--threads", a.threads, "--probe", "none", "--log_every", "100",
-                 "--out", ckpt, "--steps", str(epochs * STEPS_PER_EPOCH)] + flags
+                 "--out", ckpt, "--steps", str(steps_for(flags, epochs))] + flags
         measure = [a.dimd, "measure", "--checkpoint", ckpt, "--measures", "linear",
                    "--max_train", "10000", "--threads", a.threads, "--json"]
         if not a.write_only:
@@ -115,7 +129,7 @@ def write(a, rows, commands):
     base = rows[0][3] if rows and rows[0][0] == "A-base" else None
     out = ["# The training recipe: experiments", "",
            "Written by `make recipe` (scripts/recipe.py) on %s. DIM(L) with JSD on Fashion-MNIST, "
-           "batch 64, %d steps per epoch, seed 1; each run measured by the converged "
+           "batch 64 (%d steps per epoch) and seed 1 unless a row says otherwise; each run measured by the converged "
            "linear probe (`dimd measure --measures linear --max_train 10000`: fitted on 10,000 "
            "training images, scored on the 10,000 test images). The raw pixels under the same "
            "probe: %.1f %%." % (time.strftime("%Y-%m-%d"), STEPS_PER_EPOCH,
