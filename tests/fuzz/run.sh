@@ -37,13 +37,14 @@ runs_of() {
     fuzz_http) echo 5000 ;;
     fuzz_image) echo 150000 ;;
     fuzz_jobspec | fuzz_evalspec) echo 300000 ;;
+    fuzz_sweep_spec) echo 60000 ;;
     fuzz_multipart | fuzz_tensor) echo 400000 ;;
     *) echo 600000 ;;
     esac
 }
 dict_of() {
     case $1 in
-    fuzz_jobspec | fuzz_evalspec | fuzz_tensor) echo "-dict=tests/fuzz/json.dict" ;;
+    fuzz_jobspec | fuzz_evalspec | fuzz_tensor | fuzz_sweep_spec) echo "-dict=tests/fuzz/json.dict" ;;
     fuzz_http) echo "-dict=tests/fuzz/http.dict" ;;
     esac
 }
