@@ -252,7 +252,7 @@ test-unit: all check-deps $(MAKE_PNG) $(CKPT_DIFF)
 # rung pauses and decisions), and every route runs sanitized in test_auth.
 test-san:
 	$(MAKE) SAN=1 all build-san/tests/cli/make_png
-	@DIMD_API_TESTS_EXCLUDE=test_faults,test_storage,test_jobs,test_events,test_backup,test_sweeps tests/run.sh build-san \
+	@DIMD_API_TESTS_EXCLUDE=test_faults,test_storage,test_jobs,test_events,test_backup,test_sweeps,test_ranks tests/run.sh build-san \
 	    $(patsubst build/%,build-san/%,$(TEST_BIN)) -- $(filter-out $(CHECK_DEPS_TEST) $(DIST_TEST),$(CLI_TESTS))
 
 bench: deps

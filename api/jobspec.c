@@ -46,6 +46,9 @@ static const struct run_key run_keys[] = {
     {"validation_images", RUN_UINT, 0, 1e9, NULL,
      "0: probes score on the test split; N: on N training images held out of training and "
      "of the probe's fit (a validation split; sweeps use it)"},
+    {"ranks", RUN_UINT, 1, JOBSPEC_RANKS_MAX, NULL,
+     "data-parallel processes started with mpirun, each on batch / ranks images of every "
+     "batch (at most the daemon's max_ranks; batch must divide by it)"},
 };
 #define N_RUN_KEYS (sizeof run_keys / sizeof run_keys[0])
 
@@ -66,6 +69,7 @@ void jobspec_default(struct job_spec *s)
     s->probe_images = 10000;
     s->keep_last = 3;
     s->keep_best = 1;
+    s->ranks = 1;
 }
 
 void jobspec_error(json_t *errors, const char *key, const char *fmt, ...)
@@ -181,6 +185,8 @@ static int parse_run_key(struct job_spec *s, const struct run_key *k, const json
             s->keep_last = u;
         else if (strcmp(k->name, "validation_images") == 0)
             s->validation_images = u;
+        else if (strcmp(k->name, "ranks") == 0)
+            s->ranks = u;
         else
             s->keep_best = u;
         return 0;
@@ -313,6 +319,17 @@ int jobspec_parse(const json_t *body, jobspec_dataset_check check, const void *c
                       "lr_warmup %llu is longer than the run's %llu steps (lr_horizon 0: the "
                       "schedule spans the run)",
                       (unsigned long long)c.lr_warmup, (unsigned long long)out->steps);
+    /* each rank takes batch / ranks images (not when batch or ranks is itself wrong) */
+    bool batch_bad = false;
+    for (size_t i = before; i < json_array_size(errors); i++) {
+        const char *p = json_string_value(json_object_get(json_array_get(errors, i), "path"));
+        batch_bad = batch_bad || (p && (strcmp(p, "$.batch") == 0 || strcmp(p, "$.ranks") == 0));
+    }
+    if (out->sweep_id && out->ranks > 1) /* rungs wait inside the daemon's step loop */
+        jobspec_error(errors, "ranks", "a sweep's trials train in the daemon: ranks must be 1");
+    if (!batch_bad && out->ranks > 1 && c.batch % out->ranks != 0)
+        jobspec_error(errors, "ranks", "batch %u does not split evenly over %llu ranks",
+                      c.batch, (unsigned long long)out->ranks);
     if (json_array_size(errors) == before && dim_config_validate(&c, &err) != 0) {
         /* the message starts with the field it is about ("channels 2 must be 1 or 3"),
          * unless it is about several ("alpha and beta are both 0") */
@@ -323,6 +340,15 @@ int jobspec_parse(const json_t *body, jobspec_dataset_check check, const void *c
         jobspec_error(errors, one ? field : NULL, "%s", err.msg);
     }
     return (int)(json_array_size(errors) - before);
+}
+
+int jobspec_check_limits(const struct job_spec *s, long max_ranks, json_t *errors)
+{
+    if ((long long)s->ranks <= (long long)max_ranks)
+        return 0;
+    jobspec_error(errors, "ranks", "%llu ranks is more than this daemon's max_ranks (%ld)",
+                  (unsigned long long)s->ranks, max_ranks);
+    return 1;
 }
 
 json_t *jobspec_hparams_json(const struct dim_config *c)
@@ -373,6 +399,7 @@ json_t *jobspec_to_json(const struct job_spec *s)
     json_object_set_new(o, "keep_best", json_integer((json_int_t)s->keep_best));
     json_object_set_new(o, "best_metric", json_string(s->best_metric));
     json_object_set_new(o, "validation_images", json_integer((json_int_t)s->validation_images));
+    json_object_set_new(o, "ranks", json_integer((json_int_t)s->ranks));
     if (s->sweep_id) {
         json_object_set_new(o, "sweep_id", json_integer((json_int_t)s->sweep_id));
         json_object_set_new(o, "trial", json_integer((json_int_t)s->trial));

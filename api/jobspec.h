@@ -49,7 +49,11 @@ struct job_spec {
                                    images held out of training and of the probe's fit */
     int64_t sweep_id;           /* a trial of this sweep (api/sweep_spec.h), 0: none */
     int64_t trial;              /* its trial number (from 0) when sweep_id is set */
+    uint64_t ranks;            /* data-parallel processes under mpirun (1: in the daemon);
+                                * cfg.batch is a multiple of it */
 };
+
+#define JOBSPEC_RANKS_MAX 1024 /* the schema's bound; the daemon's max_ranks is lower */
 
 /* Appends {"path": "$.KEY" (or "$" when key is NULL), "message": ...} to errors:
  * the error form of every spec parser. */
@@ -69,6 +73,10 @@ bool jobspec_sets_sweep(const json_t *body);
  * "message": "..."}; returns the number of problems (0: *out is valid). */
 int jobspec_parse(const json_t *body, jobspec_dataset_check check, const void *ctx,
                   struct job_spec *out, json_t *errors);
+
+/* The daemon's limits on a parsed spec: ranks above max_ranks is a problem
+ * at "$.ranks" (appended to errors). Returns the number of problems. */
+int jobspec_check_limits(const struct job_spec *s, long max_ranks, json_t *errors);
 
 /* The resolved spec with every key (a new reference). */
 json_t *jobspec_to_json(const struct job_spec *s);

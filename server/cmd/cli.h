@@ -30,6 +30,7 @@ int cli_routes(int argc, char **argv); /* cmd/serve.c */
 int cli_backup(int argc, char **argv); /* cmd/cli_backup.c */
 int cli_check(int argc, char **argv);  /* cmd/cli_backup.c */
 int cli_sweep(int argc, char **argv);  /* cmd/cli_sweep.c */
+int cli_rank(int argc, char **argv);   /* cmd/cli_rank.c: internal, started by the daemon */
 
 /* One "--name value" or "--name=value" flag from argv, at index *i. A flag takes
  * the next argument as its value when its name is in with_value (NULL-terminated)

@@ -254,7 +254,7 @@ int cli_sweep(int argc, char **argv)
     int64_t id = sw.id;
     /* a continued sweep: only what happens from now on */
     int64_t last_event = rc == STORE_REPLAY ? sw.last_event_id : 0;
-    struct runner_config rcfg = {(int)workers, (int)threads, 500, NULL};
+    struct runner_config rcfg = {(int)workers, (int)threads, 500, NULL, {0}}; /* no data-parallel trials */
     if (runner_start(&runner, store, &ds, &rcfg, &err) != 0) {
         fprintf(stderr, "dimd sweep: workers: %s\n", err.msg);
         goto out;

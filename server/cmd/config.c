@@ -79,6 +79,17 @@ static const struct cfg_key keys[] = {
     LONG(reserve_bytes, 0, 1L << 40, "16777216",
          "size of STATE_DIR/reserve, a file given back half at a time when the disk fills, so "
          "dimd can still record paused jobs, start, and delete (0: none)"),
+    LONG(max_ranks, 0, 1024, "0",
+         "most ranks a training job may ask for (\"ranks\" in its spec; 422 above; 0: the "
+         "online cores of this machine)"),
+    STR(mpi_hostfile, "",
+        "Open MPI hostfile the ranks of a job with \"ranks\" > 1 run on (empty: on this "
+        "machine, oversubscribed when they outnumber its cores); the dataset must be at the "
+        "same path on every host, and rank 0 must reach this daemon's host name over TCP"),
+    STR(mpirun, "mpirun",
+        "the launcher of a job's ranks (a path, or a name looked up in PATH); as root, Open "
+        "MPI's mpirun also needs OMPI_ALLOW_RUN_AS_ROOT=1 and OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "
+        "in the daemon's environment"),
 };
 #define N_KEYS (sizeof keys / sizeof keys[0])
 
@@ -193,6 +204,10 @@ void config_resolve(struct serve_config *c)
     if (c->encode_compute_threads == 0) {
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         c->encode_compute_threads = cores > 0 ? cores : 1;
+    }
+    if (c->max_ranks == 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        c->max_ranks = cores > 0 ? cores : 1;
     }
     if (c->threads_per_worker == 0) {
         long cores = sysconf(_SC_NPROCESSORS_ONLN);

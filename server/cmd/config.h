@@ -37,6 +37,9 @@ struct serve_config {
     long index_max_images;
     long projection_max_images;
     long min_free_bytes, reserve_bytes;
+    long max_ranks;
+    char mpi_hostfile[1024];
+    char mpirun[1024];
 };
 
 void config_default(struct serve_config *c);
@@ -48,8 +51,8 @@ bool config_has(const char *key);
 int config_load_file(struct serve_config *c, const char *path, struct dim_err *err);
 /* Writes every key with its value and help, in config file form. */
 void config_write(const struct serve_config *c, FILE *f);
-/* Fills threads_per_worker = max(1, cores / workers) and encode_compute_threads =
- * cores when they are 0. */
+/* Fills threads_per_worker = max(1, cores / workers), encode_compute_threads =
+ * cores and max_ranks = cores when they are 0. */
 void config_resolve(struct serve_config *c);
 
 #endif

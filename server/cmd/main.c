@@ -20,6 +20,7 @@ static void usage(FILE *f)
                "  check    check a state directory's database and every stored checkpoint\n"
                "  sweep    run a hyperparameter sweep (grid, random, ASHA) here, without the daemon\n"
                "  version  print the version\n"
+               "  rank     (internal) one rank of a daemon's data-parallel job, under mpirun\n"
                "Run 'dimd COMMAND --help' for a command's flags.\n",
             DIMD_VERSION);
 }
@@ -49,6 +50,8 @@ int main(int argc, char **argv)
         return cli_check(argc, argv);
     if (strcmp(cmd, "sweep") == 0)
         return cli_sweep(argc, argv);
+    if (strcmp(cmd, "rank") == 0)
+        return cli_rank(argc, argv);
     if (strcmp(cmd, "version") == 0) {
         printf("dimd %s\n", DIMD_VERSION);
         return 0;

@@ -294,7 +294,8 @@ int cli_serve(int argc, char **argv)
     d.settings = (struct handler_settings){d.cfg.workers,          d.cfg.queue_max,
                                            d.cfg.sse_heartbeat_s,  d.cfg.history_limit_max,
                                            d.cfg.encode_max_pixels, d.cfg.encode_max_images,
-                                           d.cfg.index_max_images, d.cfg.projection_max_images};
+                                           d.cfg.index_max_images, d.cfg.projection_max_images,
+                                           d.cfg.max_ranks};
     d.api.cfg = &d.settings;
     d.api.datasets = &d.datasets;
     atomic_store(&d.api.phase, HANDLER_STARTING);
@@ -328,8 +329,20 @@ int cli_serve(int argc, char **argv)
     store_idempotency_ttl_set(d.api.store, d.cfg.idempotency_ttl_s * 1000);
     if (recover(&d) != 0)
         goto out;
-    struct runner_config rc_cfg = {(int)d.cfg.workers, (int)d.cfg.threads_per_worker,
-                                   (int)d.cfg.metrics_flush_ms, d.api.storage};
+    /* the binary mpirun starts as each rank of a data-parallel job (`dimd rank`) */
+    static char self_exe[4096];
+    ssize_t n_exe = readlink("/proc/self/exe", self_exe, sizeof self_exe - 1);
+    if (n_exe <= 0) {
+        fprintf(stderr, "dimd serve: cannot read /proc/self/exe: %s\n", strerror(errno));
+        goto out;
+    }
+    self_exe[n_exe] = '\0';
+    struct runner_config rc_cfg = {(int)d.cfg.workers,
+                                   (int)d.cfg.threads_per_worker,
+                                   (int)d.cfg.metrics_flush_ms,
+                                   d.api.storage,
+                                   {(int)d.cfg.max_ranks, (int)d.cfg.max_restarts, d.cfg.mpirun,
+                                    d.cfg.mpi_hostfile, self_exe}};
     if (runner_start(&d.api.runner, d.api.store, &d.datasets, &rc_cfg, &err) != 0) {
         fprintf(stderr, "dimd serve: workers: %s\n", err.msg);
         goto out;

@@ -155,6 +155,13 @@ int dist_any(struct dist *d, int flag)
     return any;
 }
 
+void dist_allgather(struct dist *d, const void *mine, void *all, size_t n)
+{
+    double t0 = MPI_Wtime();
+    MPI_Allgather(mine, (int)n, MPI_BYTE, all, (int)n, MPI_BYTE, MPI_COMM_WORLD);
+    account(d, DIST_OTHER, n, t0);
+}
+
 void dist_stats(const struct dist *d, struct dist_stats *s)
 {
     *s = d->st;

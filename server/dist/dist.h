@@ -40,6 +40,8 @@ int dist_size(const struct dist *d);
 
 /* Rank 0's n bytes of buf into every rank's buf. */
 void dist_bcast(struct dist *d, void *buf, size_t n);
+/* Every rank's n bytes of mine into all (size * n bytes, rank order); n < 2^31. */
+void dist_allgather(struct dist *d, const void *mine, void *all, size_t n);
 /* Whether flag is non-zero on any rank (every rank gets the same answer). */
 int dist_any(struct dist *d, int flag);
 

@@ -194,6 +194,17 @@ json_t *handler_job_json(const struct store_job *j)
     if (latest && !json_is_object(latest))
         json_decref(latest);
     json_object_set_new(o, "last_event_id", json_integer(j->last_event_id));
+    /* a data-parallel job's ranks (1 for jobs that run in the daemon and for
+     * evaluations) and the host of each, once its ranks have started */
+    json_t *ranks = spec ? json_object_get(spec, "ranks") : NULL;
+    json_object_set_new(o, "ranks", json_integer(json_is_integer(ranks) ? json_integer_value(ranks)
+                                                                        : 1));
+    json_t *hosts = j->hosts ? json_loads(j->hosts, 0, NULL) : NULL;
+    if (hosts && !json_is_array(hosts)) {
+        json_decref(hosts);
+        hosts = NULL;
+    }
+    json_object_set_new(o, "hosts", hosts ? hosts : json_null());
     json_object_set_new(o, "spec", spec ? spec : json_object());
     json_object_set_new(o, "links", links);
     return o;

@@ -48,6 +48,7 @@ struct handler_settings {
     long encode_max_images;     /* images of one encode request */
     long index_max_images;      /* training images in a promoted version's neighbours index */
     long projection_max_images; /* test images of a version's projection */
+    long max_ranks;             /* a training job's most ranks (its spec's "ranks") */
 };
 
 /* What the HTTP stream thread last read of a job at one event sequence

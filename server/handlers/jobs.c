@@ -26,6 +26,7 @@ static json_t *spec_resolve(struct handler_ctx *a, const json_t *body, char name
                           "is set by POST /v1/sweeps for its trials, not by a job");
             bad++;
         }
+        bad += jobspec_check_limits(&spec, a->cfg->max_ranks, errors);
         if (bad != 0)
             return NULL;
         strcpy(name, spec.name);

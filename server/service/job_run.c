@@ -137,7 +137,9 @@ int job_run_check_state(struct run *x)
     if (st == JOB_RUNNING)
         return RUN_OK;
     if (st == JOB_PAUSED) { /* store accepts PAUSED for this attempt's last writes */
-        if (x->tr && x->step != x->last_ckpt) /* an evaluation has no checkpoints */
+        if (x->ranks)
+            rank_job_stop(x);
+        else if (x->tr && x->step != x->last_ckpt) /* an evaluation has no checkpoints */
             train_job_checkpoint(x, false);
         else
             job_run_flush(x);
@@ -149,7 +151,10 @@ int job_run_check_state(struct run *x)
 /* SIGTERM: checkpoint (no probe), back to QUEUED. */
 int job_run_shutdown(struct run *x)
 {
-    if (x->m && x->tr) {
+    if (x->ranks) {
+        if (rank_job_stop(x) != RUN_OK)
+            return RUN_END;
+    } else if (x->m && x->tr) {
         if (x->step != x->last_ckpt) {
             if (train_job_checkpoint(x, false) != RUN_OK)
                 return RUN_END;

@@ -90,6 +90,8 @@ struct run {
     bool rung_passed[16];
     int n_rungs;
     char sweep_metric[64];
+    char dataset_path[4096];  /* the resolved dataset (the ranks load it too) */
+    struct rank_proc *ranks;  /* a data-parallel job's mpirun and rank 0 (rank_job.c) */
 };
 
 /* ---- job_run.c: one claimed job, and what both kinds share ---- */
@@ -137,8 +139,29 @@ int job_run_shutdown(struct run *x);
  * change or runner_stop gives it. Leaves x for job_run to free. */
 void train_job_run(struct run *x, const struct store_job *job);
 /* Flushes, then stores a checkpoint of the current step (probed when probe and
- * the spec asks) with the spec's retention. */
+ * the spec asks) with the spec's retention: the model's (x->m, x->tr), or for
+ * a data-parallel job the bytes rank 0 sent, already in x->ck (x->m then
+ * holds them decoded when probing). */
 int train_job_checkpoint(struct run *x, bool probe);
+/* Buffers one step's loss points (the terms the model has) and its lr when the
+ * schedule moves it. Returns 0, or -1 out of memory. */
+int train_job_push_losses(struct run *x, const struct dim_losses *l, double lr);
+/* Ends the attempt as FAILED for step `step` (1-based), which core failed with
+ * rc and msg (edited in place). Returns RUN_END. */
+int train_job_step_failed(struct run *x, int rc, uint64_t step, char *msg);
+
+/* ---- rank_job.c ---- */
+
+/* Runs set-up training job x (spec.ranks > 1, x->m and x->tr at the step to
+ * start from) in mpirun's ranks: launches them, feeds rank 0 the starting
+ * checkpoint, stores its steps and checkpoints, and ends the attempt like
+ * train_job_run; a rank that dies requeues the job (restarts + 1). Every rank
+ * is gone when it returns. */
+void rank_job_run(struct run *x);
+/* A pause or runner_stop: asks the ranks to stop and stores the checkpoint of
+ * the step they stop at (no probe). RUN_OK, or RUN_END when a store write
+ * ended the job. */
+int rank_job_stop(struct run *x);
 
 /* ---- eval_job.c ---- */
 

@@ -30,11 +30,21 @@
 #include "service/storage.h"
 #include "store/store.h"
 
+/* How a data-parallel job (spec "ranks" > 1) starts its ranks (service/rank_job.c). */
+struct runner_mpi {
+    int max_ranks;            /* a spec asking for more fails with invalid_spec */
+    int max_restarts;         /* a lost rank counts as a daemon crash: FAILED above it */
+    const char *mpirun;       /* the launcher: a path, or a name looked up in PATH */
+    const char *hostfile;     /* "" or NULL: every rank on this machine (--oversubscribe) */
+    const char *self_exe;     /* this dimd binary, started by mpirun as `dimd rank` */
+};
+
 struct runner_config {
     int workers;            /* >= 1 */
     int threads_per_worker; /* >= 1 */
     int metrics_flush_ms;   /* >= 10 */
     struct storage *storage; /* the storage guard (service/storage.h), or NULL: no checks */
+    struct runner_mpi mpi;   /* strings must outlive the runner */
 };
 
 struct runner_stats {

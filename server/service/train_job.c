@@ -20,6 +20,10 @@
  *   retention in one transaction.
  * - A non-finite loss fails the job ("non_finite_loss", naming the term and the
  *   step); a dataset or model problem fails it with its own code.
+ * - A spec with "ranks" > 1 is set up here the same way (the model, new or
+ *   restored, is the checkpoint the ranks start from), then its steps run in
+ *   mpirun's ranks and rank_job_run (service/rank_job.c) stores what rank 0
+ *   sends through the same points, flushes and checkpoints.
  * A step allocates nothing: metric points go to a buffer that only grows when a
  * flush window holds more steps than any before it; the checkpoint buffer grows
  * to one checkpoint's size once per job.
@@ -46,7 +50,7 @@ static const char *const loss_keys[N_LOSS_KEYS] = {"loss_local", "loss_global", 
                                                    "loss_prior_disc", "loss_total"};
 static const char *const probe_keys[DIM_N_PROBE_TAPS] = {"probe_conv", "probe_fc", "probe_y"};
 
-static int push_losses(struct run *x, const struct dim_losses *l)
+int train_job_push_losses(struct run *x, const struct dim_losses *l, double lr)
 {
     const double v[N_LOSS_KEYS] = {l->local, l->global, l->prior_enc, l->prior_disc, l->total};
     int64_t ms = clock_wall_ms();
@@ -54,7 +58,7 @@ static int push_losses(struct run *x, const struct dim_losses *l)
         if (x->loss_on[k] && job_run_push_point(x, loss_keys[k], v[k], ms) != 0)
             return -1;
     /* the lr the step took, when the schedule moves it */
-    if (dim_lr_varies(&x->m->cfg) && job_run_push_point(x, "lr", x->m->opt_main.lr, ms) != 0)
+    if (dim_lr_varies(&x->m->cfg) && job_run_push_point(x, "lr", lr, ms) != 0)
         return -1;
     return 0;
 }
@@ -123,13 +127,15 @@ int train_job_checkpoint(struct run *x, bool probe)
     if (job_run_flush(x) != RUN_OK)
         return RUN_END;
     struct dim_err err;
-    struct dim_train_progress prog;
-    dim_trainer_progress(x->tr, &prog);
-    x->ck.n = 0;
-    const struct dim_writer wr = {dim_membuf_write, &x->ck};
-    if (dim_checkpoint_write(x->m, &prog, &wr, &err) != 0)
-        return job_run_fail(x, "checkpoint_failed", "writing the checkpoint at step %llu: %s",
-                            (unsigned long long)x->step, err.msg);
+    if (!x->ranks) { /* a data-parallel job's rank 0 sent the bytes (service/rank_job.c) */
+        struct dim_train_progress prog;
+        dim_trainer_progress(x->tr, &prog);
+        x->ck.n = 0;
+        const struct dim_writer wr = {dim_membuf_write, &x->ck};
+        if (dim_checkpoint_write(x->m, &prog, &wr, &err) != 0)
+            return job_run_fail(x, "checkpoint_failed", "writing the checkpoint at step %llu: %s",
+                                (unsigned long long)x->step, err.msg);
+    }
     json_t *mj = checkpoint_metrics(x, probe ? acc : NULL);
     char *metrics =
         json_dumps(mj, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(DIMD_REAL_DIGITS));
@@ -179,6 +185,20 @@ static const char *dim_code_name(int rc)
     default:
         return "training_failed";
     }
+}
+
+int train_job_step_failed(struct run *x, int rc, uint64_t step, char *msg)
+{
+    if (rc == DIM_ENONFINITE) {
+        /* core counts the steps taken before ("at step 1"); the job numbers
+         * the failed step itself (2): keep one numbering in the message */
+        char *at = strstr(msg, " at step ");
+        if (at && at[9] && strspn(at + 9, "0123456789") == strlen(at + 9))
+            *at = '\0';
+        return job_run_fail(x, "non_finite_loss", "step %llu of %llu: %s",
+                            (unsigned long long)step, (unsigned long long)x->total, msg);
+    }
+    return job_run_fail(x, dim_code_name(rc), "step %llu: %s", (unsigned long long)step, msg);
 }
 
 /* Every probe_images-th image would bias towards the first classes of a
@@ -377,8 +397,12 @@ static int run_setup(struct run *x, const struct store_job *job)
         return RUN_END;
     }
     json_decref(errors);
+    if (x->spec.ranks > 1 && x->spec.ranks > (uint64_t)r->cfg.mpi.max_ranks)
+        return job_run_fail(x, "invalid_spec",
+                            "$.ranks: %llu ranks is more than this daemon's max_ranks (%d)",
+                            (unsigned long long)x->spec.ranks, r->cfg.mpi.max_ranks);
 
-    char path[4096];
+    char *path = x->dataset_path;
     if (datasets_resolve(r->ds, x->spec.dataset, path, &err) != 0)
         return job_run_fail(x, "dataset_unavailable", "%s", err.msg);
     const struct dim_dataset_limits lim = {0, 64u << 20};
@@ -515,6 +539,10 @@ void train_job_run(struct run *x, const struct store_job *job)
     struct worker *w = x->w;
     if (run_setup(x, job) != RUN_OK)
         return;
+    if (x->spec.ranks > 1) { /* the steps run in mpirun's ranks; this thread stores */
+        rank_job_run(x);
+        return;
+    }
     const double flush_s = r->cfg.metrics_flush_ms / 1000.0;
     const uint64_t every = x->spec.checkpoint_every ? x->spec.checkpoint_every : x->total;
     const uint64_t batch = x->m->cfg.batch;
@@ -534,20 +562,8 @@ void train_job_run(struct run *x, const struct store_job *job)
         int rc = dim_trainer_step(x->tr, &l, &err);
         double t1 = clock_mono_s();
         if (rc != 0) {
-            if (job_run_flush(x) != RUN_OK)
-                return;
-            if (rc == DIM_ENONFINITE) {
-                /* core counts the steps taken before ("at step 1"); the job numbers
-                 * the failed step itself (2): keep one numbering in the message */
-                char *at = strstr(err.msg, " at step ");
-                if (at && at[9] && strspn(at + 9, "0123456789") == strlen(at + 9))
-                    *at = '\0';
-                job_run_fail(x, "non_finite_loss", "step %llu of %llu: %s",
-                             (unsigned long long)x->step + 1, (unsigned long long)x->total,
-                             err.msg);
-            } else
-                job_run_fail(x, dim_code_name(rc), "step %llu: %s", (unsigned long long)x->step + 1,
-                             err.msg);
+            if (job_run_flush(x) == RUN_OK)
+                train_job_step_failed(x, rc, x->step + 1, err.msg);
             return;
         }
         x->step++;
@@ -557,7 +573,7 @@ void train_job_run(struct run *x, const struct store_job *job)
         x->have_last = true;
         atomic_fetch_add_explicit(&r->steps_total, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&r->images_total, batch, memory_order_relaxed);
-        if (push_losses(x, &l) != 0) {
+        if (train_job_push_losses(x, &l, x->m->opt_main.lr) != 0) {
             job_run_fail(x, "out_of_memory", "out of memory for metric points");
             return;
         }

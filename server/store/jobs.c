@@ -37,6 +37,7 @@ void store_job_clear(struct store_job *j)
     free(j->error_code);
     free(j->error_message);
     free(j->latest_json);
+    free(j->hosts);
     memset(j, 0, sizeof(*j));
 }
 
@@ -59,7 +60,7 @@ void store_job_clear(struct store_job *j)
     "total_steps, images_per_second, attempts, restarts, error_code, error_message, "              \
     "COALESCE((SELECT MAX(c.step) FROM checkpoints c WHERE c.job_id = jobs.id), "                  \
     "-1), " JOB_LATEST_COL ", "                                                                    \
-    "COALESCE((SELECT MAX(e.id) FROM events e WHERE e.job_id = jobs.id), 0)"
+    "COALESCE((SELECT MAX(e.id) FROM events e WHERE e.job_id = jobs.id), 0), hosts"
 
 /* Reads a JOB_COLS row into *j (overwritten). */
 static int job_read(sqlite3_stmt *st, struct store_job *j, struct dim_err *err)
@@ -81,7 +82,7 @@ static int job_read(sqlite3_stmt *st, struct store_job *j, struct dim_err *err)
     t.last_event_id = sqlite3_column_int64(st, 17);
     if (!db_col_dup(st, 2, &t.name) || !db_col_dup(st, 3, &t.spec_json) ||
         !db_col_dup(st, 13, &t.error_code) || !db_col_dup(st, 14, &t.error_message) ||
-        !db_col_dup(st, 16, &t.latest_json)) {
+        !db_col_dup(st, 16, &t.latest_json) || !db_col_dup(st, 18, &t.hosts)) {
         store_job_clear(&t);
         return db_nomem(err, "read job");
     }
@@ -548,6 +549,60 @@ int store_job_finish(struct dimd_store *s, int64_t id, int attempt, enum job_sta
         if (rc == STORE_OK)
             rc = set_state(db, id, JOB_RUNNING, to, error_code, error_message, 0, clock_wall_ms(),
                            err);
+        rc = db_tx_end(db, rc, err, op);
+        if (rc == STORE_OK)
+            events_bump(s);
+    }
+    db_pool_put(s, db);
+    return rc;
+}
+
+int store_job_set_hosts(struct dimd_store *s, int64_t id, int attempt, const char *hosts_json,
+                        struct dim_err *err)
+{
+    const char *op = "set job hosts";
+    sqlite3 *db = db_pool_get(s, err);
+    if (!db)
+        return STORE_ERROR;
+    int rc = db_tx_begin(db, err, op);
+    if (rc == STORE_OK) {
+        rc = jobs_guard(db, id, attempt, JOB_MASK(JOB_RUNNING), err);
+        if (rc == STORE_OK)
+            rc = db_run(db, err, op, NULL, "UPDATE jobs SET hosts = ? WHERE id = ?", "ti",
+                        hosts_json, id);
+        rc = db_tx_end(db, rc, err, op);
+    }
+    db_pool_put(s, db);
+    return rc;
+}
+
+int store_job_restart(struct dimd_store *s, int64_t id, int attempt, int max_restarts,
+                      const char *why, bool *failed, struct dim_err *err)
+{
+    const char *op = "restart job";
+    if (failed)
+        *failed = false;
+    sqlite3 *db = db_pool_get(s, err);
+    if (!db)
+        return STORE_ERROR;
+    int rc = db_tx_begin(db, err, op);
+    if (rc == STORE_OK) {
+        rc = jobs_guard(db, id, attempt, JOB_MASK(JOB_RUNNING), err);
+        int64_t restarts = 0;
+        if (rc == STORE_OK)
+            rc = db_query_int(db, err, op, &restarts, 0, "SELECT restarts FROM jobs WHERE id = ?",
+                              "i", id);
+        if (rc == STORE_OK && restarts + 1 > max_restarts) {
+            char msg[400];
+            snprintf(msg, sizeof msg, "%s, %lld times (max_restarts %d)", why ? why : "restarted",
+                     (long long)restarts + 1, max_restarts);
+            rc = set_state(db, id, JOB_RUNNING, JOB_FAILED, "restart_limit", msg, 1,
+                           clock_wall_ms(), err);
+            if (failed)
+                *failed = true;
+        } else if (rc == STORE_OK) {
+            rc = set_state(db, id, JOB_RUNNING, JOB_QUEUED, NULL, NULL, 1, clock_wall_ms(), err);
+        }
         rc = db_tx_end(db, rc, err, op);
         if (rc == STORE_OK)
             events_bump(s);

@@ -41,6 +41,7 @@ struct store_job {
     int64_t checkpoint_step; /* step of the latest checkpoint, -1 when none */
     char *latest_json;       /* {"key": last value, ...} of every metric key (null: NaN or inf) */
     int64_t last_event_id;   /* id of the job's newest event, 0 when none */
+    char *hosts;             /* JSON array: the host of each rank (ranks > 1), else NULL */
 };
 void store_job_clear(struct store_job *j);
 
@@ -108,6 +109,18 @@ int store_job_set_total(struct dimd_store *s, int64_t id, int attempt, int64_t t
  * disk is full: resuming clears them). Writes a "state" event. */
 int store_job_finish(struct dimd_store *s, int64_t id, int attempt, enum job_state to,
                      const char *error_code, const char *error_message, struct dim_err *err);
+
+/* Worker-side, guarded by (attempt, RUNNING): records hosts_json (a JSON
+ * array text, the host of each rank of a data-parallel job). */
+int store_job_set_hosts(struct dimd_store *s, int64_t id, int attempt, const char *hosts_json,
+                        struct dim_err *err);
+
+/* Worker-side, guarded by (attempt, RUNNING): the attempt was lost the way a
+ * daemon crash loses it (a rank of a data-parallel job died): restarts + 1 and
+ * back to QUEUED, or FAILED ("restart_limit", with why) when restarts would
+ * exceed max_restarts. *failed (may be NULL) says which. */
+int store_job_restart(struct dimd_store *s, int64_t id, int attempt, int max_restarts,
+                      const char *why, bool *failed, struct dim_err *err);
 
 /* Start-up recovery: every RUNNING job (its daemon died) gets restarts + 1 and
  * goes back to QUEUED, or to FAILED ("restart_limit", naming the count) when

@@ -410,6 +410,50 @@ static void test_all_errors_at_once(void **state)
     json_decref(errors);
 }
 
+/* ranks: an integer in [1, 1024] the batch divides; the daemon's max_ranks on top */
+static void test_ranks(void **state)
+{
+    (void)state;
+    struct job_spec s;
+    parse_ok("{\"dataset\": \"fashion-mnist\"}", &s);
+    assert_int_equal(s.ranks, 1);
+    parse_ok("{\"ranks\": 4, \"batch\": 32}", &s);
+    assert_int_equal(s.ranks, 4);
+    json_t *j = jobspec_to_json(&s);
+    assert_int_equal(json_integer_value(json_object_get(j, "ranks")), 4);
+    json_decref(j);
+    expect_paths("{\"ranks\": 3, \"batch\": 32}", 1, "$.ranks");
+    expect_paths("{\"ranks\": 0}", 1, "$.ranks");
+    expect_paths("{\"ranks\": 1025}", 1, "$.ranks");
+    expect_paths("{\"ranks\": \"2\"}", 1, "$.ranks");
+    expect_paths("{\"ranks\": 2.5}", 1, "$.ranks");
+    expect_paths("{\"ranks\": true}", 1, "$.ranks");
+    /* a sweep's trial waits at its rungs inside the daemon's step loop: one rank */
+    expect_paths("{\"sweep_id\": 3, \"trial\": 0, \"ranks\": 2}", 1, "$.ranks");
+    /* a bad batch is reported once, at $.batch, not again as a split */
+    expect_paths("{\"ranks\": 2, \"batch\": 1}", 1, "$.batch");
+    /* with the other errors, all at once */
+    expect_paths("{\"ranks\": 3, \"batch\": 16, \"lr\": \"x\"}", 2, "$.ranks", "$.lr");
+    /* the message names the batch and the ranks */
+    int n;
+    json_t *errors = parse_text("{\"ranks\": 3, \"batch\": 16}", &s, &n);
+    assert_int_equal(n, 1);
+    const char *msg = json_string_value(json_object_get(json_array_get(errors, 0), "message"));
+    assert_string_equal(msg, "batch 16 does not split evenly over 3 ranks");
+    json_decref(errors);
+    /* max_ranks */
+    parse_ok("{\"ranks\": 4, \"batch\": 32}", &s);
+    errors = json_array();
+    assert_int_equal(jobspec_check_limits(&s, 4, errors), 0);
+    assert_int_equal(jobspec_check_limits(&s, 3, errors), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(errors, 0), "path")),
+                        "$.ranks");
+    assert_string_equal(
+        json_string_value(json_object_get(json_array_get(errors, 0), "message")),
+        "4 ranks is more than this daemon's max_ranks (3)");
+    json_decref(errors);
+}
+
 /* Every key differs from its default (channels set, name given, steps not epochs). */
 static const char *const NON_DEFAULT =
     "{\"kind\": \"train\", \"name\": \"run-7\", \"dataset\": \"root/dir\", \"steps\": 1234, "
@@ -528,8 +572,10 @@ static void test_round_trip(void **state)
                                      json_number_value(v) == json_number_value(out)))
             fail_msg("key %s does not read back as given", key);
     }
-    /* every key but epochs (null: steps are given) */
-    assert_int_equal(json_object_size(in) + 1, json_object_size(j));
+    /* every key but epochs (null: steps are given) and ranks (a sweep's trial has one;
+     * test_ranks reads 4 back) */
+    assert_int_equal(json_object_size(in) + 2, json_object_size(j));
+    assert_int_equal(json_integer_value(json_object_get(j, "ranks")), 1);
     assert_true(json_is_null(json_object_get(j, "epochs")));
     json_decref(in);
     json_decref(j);
@@ -667,6 +713,7 @@ int main(void)
         cmocka_unit_test(test_best_metric_must_be_written_by_the_job),
         cmocka_unit_test(test_dataset_callback),
         cmocka_unit_test(test_all_errors_at_once),
+        cmocka_unit_test(test_ranks),
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_total_steps),
         cmocka_unit_test(test_lr_schedule),

@@ -24,7 +24,7 @@ import dimd_harness as H  # noqa: E402
 MODULES = ["test_openapi", "test_service", "test_validation", "test_auth", "test_jobs",
            "test_events", "test_datasets", "test_faults", "test_storage", "test_models",
            "test_encode", "test_dashboard", "test_evaluations", "test_probe_agreement",
-           "test_backup", "test_sweeps",
+           "test_backup", "test_sweeps", "test_ranks",
            "test_watchers"]
 TEST_BUDGET_S = 300  # per test, times the scale
 

@@ -37,7 +37,7 @@
 
 static struct handler_ctx app;
 static struct datasets datasets;
-static struct handler_settings settings = {1, 16, 1, 10000, 16777216, 64, 10000, 2000};
+static struct handler_settings settings = {1, 16, 1, 10000, 16777216, 64, 10000, 2000, 4};
 static char token[TOKEN_TEXT_MAX];
 static char *workdir;
 static int port;
@@ -122,7 +122,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         fatal("token", &err);
     app.cfg = &settings;
     app.datasets = &datasets;
-    const struct runner_config rc = {1, 1, 100, NULL};
+    const struct runner_config rc = {1, 1, 100, NULL, {0}};
     if (runner_start(&app.runner, app.store, &datasets, &rc, &err) != 0)
         fatal("runner", &err);
     const struct inference_config ic = {1, 1, 8, 0, 64, 2};

@@ -121,7 +121,7 @@ static struct dimd_store *open_store(void)
 
 static struct runner *start(struct dimd_store *s, int workers, int threads, int flush_ms)
 {
-    struct runner_config cfg = {workers, threads, flush_ms, NULL};
+    struct runner_config cfg = {workers, threads, flush_ms, NULL, {0}};
     struct runner *r = NULL;
     struct dim_err err;
     if (runner_start(&r, s, &g_ds, &cfg, &err) != 0)
@@ -797,7 +797,7 @@ static void test_config_refused(void **state)
     struct dimd_store *s = open_store();
     struct runner *r = NULL;
     struct dim_err err;
-    struct runner_config bad[] = {{0, 1, 100, NULL}, {1, 0, 100, NULL}, {1, 1, 5, NULL}};
+    struct runner_config bad[] = {{0, 1, 100, NULL, {0}}, {1, 0, 100, NULL, {0}}, {1, 1, 5, NULL, {0}}};
     for (size_t i = 0; i < 3; i++) {
         assert_int_equal(runner_start(&r, s, &g_ds, &bad[i], &err), DIM_EINVAL);
         assert_null(r);

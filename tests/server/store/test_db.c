@@ -31,16 +31,17 @@ static void test_open_fresh_migrates(void **state)
 {
     struct storefix *f = *state;
     struct dim_err err = {0};
-    assert_int_equal(store_schema_latest(), 6);
+    assert_int_equal(store_schema_latest(), 7);
     assert_non_null(assets_find("migrations/0001_jobs.sql"));
     assert_non_null(assets_find("migrations/0002_tokens.sql"));
     assert_non_null(assets_find("migrations/0003_models.sql"));
     assert_non_null(assets_find("migrations/0004_projections.sql"));
     assert_non_null(assets_find("migrations/0005_evaluations.sql"));
     assert_non_null(assets_find("migrations/0006_sweeps.sql"));
+    assert_non_null(assets_find("migrations/0007_job_hosts.sql"));
     assert_int_equal(store_open(&f->s, f->path, &err), STORE_OK);
-    assert_int_equal(store_schema_version(f->s), 6);
-    assert_int_equal(storefix_raw_int(f->path, "PRAGMA user_version"), 6);
+    assert_int_equal(store_schema_version(f->s), 7);
+    assert_int_equal(storefix_raw_int(f->path, "PRAGMA user_version"), 7);
     assert_int_equal(storefix_raw_int(f->path, "PRAGMA auto_vacuum"), 2); /* INCREMENTAL */
     assert_int_equal(
         storefix_raw_int(f->path, "SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1);
@@ -57,11 +58,16 @@ static void test_open_fresh_migrates(void **state)
         storefix_raw_int(f->path, "SELECT name = 'data' FROM pragma_table_info('model_versions') "
                                   "ORDER BY cid DESC LIMIT 1"),
         1);
+    /* A data-parallel job's hosts (0007) are a column of its row. */
+    assert_int_equal(
+        storefix_raw_int(f->path, "SELECT COUNT(*) FROM pragma_table_info('jobs') WHERE name = "
+                                  "'hosts'"),
+        1);
     /* Reopening an up-to-date database changes nothing. */
     store_close(f->s);
     f->s = NULL;
     assert_int_equal(store_open(&f->s, f->path, &err), STORE_OK);
-    assert_int_equal(store_schema_version(f->s), 6);
+    assert_int_equal(store_schema_version(f->s), 7);
 }
 
 static void test_upgrade_in_place_keeps_jobs(void **state)
@@ -75,7 +81,11 @@ static void test_upgrade_in_place_keeps_jobs(void **state)
     int64_t n = 0;
     assert_int_equal(store_token_count(f->s, &n, &err), STORE_ERROR); /* no tokens table yet */
     assert_non_null(strstr(err.msg, "tokens"));
+    /* this binary's job reads name jobs.hosts (0007): the old schema borrows the
+     * column for the writes below and gives it back before the upgrade */
+    storefix_raw_exec(f->path, "ALTER TABLE jobs ADD COLUMN hosts TEXT");
     int64_t id = storefix_insert_job(f->s, "old");
+    storefix_raw_exec(f->path, "ALTER TABLE jobs DROP COLUMN hosts");
     store_close(f->s);
     f->s = NULL;
 
@@ -123,6 +133,7 @@ static void test_upgrade_from_2_gains_models(void **state)
     struct dim_err err = {0};
     assert_int_equal(store_open_at_version(&f->s, f->path, 2, &err), STORE_OK);
     assert_int_equal(store_schema_version(f->s), 2);
+    storefix_raw_exec(f->path, "ALTER TABLE jobs ADD COLUMN hosts TEXT"); /* as above */
     int64_t job = storefix_running_job(f->s);
     struct store_retention all = {100, 0, "", false};
     storefix_put_ckpt(f->s, job, 50, 3000, "{\"probe_y\":0.5}", &all);
@@ -131,6 +142,7 @@ static void test_upgrade_from_2_gains_models(void **state)
     size_t n = 0;
     assert_int_equal(store_model_list(f->s, &v, &n, &err), STORE_ERROR); /* no models table yet */
     assert_non_null(strstr(err.msg, "models"));
+    storefix_raw_exec(f->path, "ALTER TABLE jobs DROP COLUMN hosts");
     store_close(f->s);
     f->s = NULL;
 

@@ -400,6 +400,50 @@ static void test_recover(void **state)
     assert_int_equal(fl, 0);
 }
 
+/* A data-parallel job's lost rank: restarts + 1 and QUEUED, FAILED past the
+ * limit; its hosts; both guarded by the attempt like every worker write. */
+static void test_restart_and_hosts(void **state)
+{
+    struct storefix *f = *state;
+    struct dim_err err = {0};
+    struct store_job j = {0};
+    int64_t id = storefix_running_job(f->s);
+    assert_int_equal(store_job_get(f->s, id, &j, &err), STORE_OK);
+    assert_null(j.hosts);
+    store_job_clear(&j);
+    assert_int_equal(store_job_set_hosts(f->s, id, 1, "[\"a\",\"b\"]", &err), STORE_OK);
+    assert_int_equal(store_job_set_hosts(f->s, id, 2, "[\"x\"]", &err), STORE_STALE);
+    assert_int_equal(store_job_get(f->s, id, &j, &err), STORE_OK);
+    assert_string_equal(j.hosts, "[\"a\",\"b\"]");
+    store_job_clear(&j);
+    bool failed = true;
+    assert_int_equal(store_job_restart(f->s, id, 2, 1, "lost", &failed, &err), STORE_STALE);
+    for (int attempt = 1; attempt <= 2; attempt++) {
+        assert_int_equal(store_job_restart(f->s, id, attempt, 1, "a rank stopped", &failed, &err),
+                         STORE_OK);
+        assert_int_equal(store_job_get(f->s, id, &j, &err), STORE_OK);
+        assert_int_equal(j.restarts, attempt);
+        assert_int_equal(failed, attempt > 1);
+        assert_int_equal(j.state, attempt > 1 ? JOB_FAILED : JOB_QUEUED);
+        if (attempt > 1) {
+            assert_string_equal(j.error_code, "restart_limit");
+            assert_string_equal(j.error_message, "a rank stopped, 2 times (max_restarts 1)");
+        }
+        assert_string_equal(j.hosts, "[\"a\",\"b\"]"); /* the last attempt's, kept */
+        store_job_clear(&j);
+        if (attempt == 1) {
+            assert_int_equal(store_job_claim(f->s, NULL, 0, &j, &err), STORE_OK);
+            assert_int_equal(j.attempts, 2);
+            store_job_clear(&j);
+        }
+    }
+    char sql[160];
+    snprintf(sql, sizeof sql,
+             "SELECT COUNT(*) FROM attempts WHERE job_id = %lld AND outcome = 'restart'",
+             (long long)id);
+    assert_int_equal(storefix_raw_int(f->path, sql), 2);
+}
+
 static void test_idempotency(void **state)
 {
     struct storefix *f = *state;
@@ -667,6 +711,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_job_claim_order, storefix_setup_open,
                                         storefix_teardown),
         cmocka_unit_test_setup_teardown(test_recover, storefix_setup_open, storefix_teardown),
+        cmocka_unit_test_setup_teardown(test_restart_and_hosts, storefix_setup_open,
+                                        storefix_teardown),
         cmocka_unit_test_setup_teardown(test_idempotency, storefix_setup_open, storefix_teardown),
         cmocka_unit_test_setup_teardown(test_idempotency_expiry, storefix_setup_open,
                                         storefix_teardown),
