@@ -5,7 +5,10 @@
  *   (a) the bare forward pass with core directly, configured as the daemon's
  *       encode threads are (BLAS on one thread; each encode thread with a
  *       compute pool of compute_threads - 1 workers plus itself): one image on
- *       one thread, for the latency target;
+ *       one thread, for the latency target, in the inference form the daemon
+ *       runs (dim/infer.h) and, for comparison, in the reference form
+ *       (dim_model_encode: unfolded batch norms, NCHW im2col); the same for one
+ *       batch of `batch` images;
  *   (b) the same model served: a temporary state directory gets it as version
  *       v1 of model "bench" (store_model_create from its checkpoint bytes, no
  *       neighbours index), `dimd serve --state_dir DIR --port 0` runs as a
@@ -37,7 +40,7 @@
  * usage: bench_encode [DIMD] [--json PATH] [--requests N] [--clients C]
  *                     [--seconds S] [--rounds R] [--batch B] [--threads E]
  *                     [--compute_threads T] [--streams N]
- * DIMD defaults to build/dimd; batch to 32, threads to 1 and compute_threads to
+ * DIMD defaults to build/dimd; batch to 256, threads to 1 and compute_threads to
  * the cores (the daemon's defaults of encode_batch_max, encode_threads and
  * encode_compute_threads, which are passed to it explicitly); 3 rounds of 4 s.
  */
@@ -67,6 +70,7 @@
 #include "base/parallel.h"
 #include "data/image.h"
 #include "dim/checkpoint.h"
+#include "dim/infer.h"
 #include "dim/model.h"
 #include "util/threadpool.h"
 #include "util/sha256.h"
@@ -99,19 +103,50 @@ static void die(const char *what, const char *msg)
 
 /* ---- (a) the bare forward pass ---- */
 
-/* Median seconds of one dim_model_encode call on B inputs, over at least
- * min_s seconds and min_calls calls. */
-static double time_forward(const struct dim_model *m, struct dim_encode_ws *ws, const float *x,
-                           size_t B, double min_s, int min_calls)
+/* One forward pass to Y: the daemon's (the inference form, dim/infer.h) or the
+ * reference (dim_model_encode) when inf is NULL. */
+struct fwd {
+    const struct dim_model *m;
+    const struct dim_infer *inf;
+    struct dim_encode_ws rws;
+    struct dim_infer_ws iws;
+};
+
+static void fwd_init(struct fwd *f, const struct dim_model *m, const struct dim_infer *inf,
+                     size_t B)
+{
+    struct dim_err err = {0};
+    memset(f, 0, sizeof *f);
+    f->m = m;
+    f->inf = inf;
+    if (inf ? dim_infer_ws_create(&f->iws, inf, B, &err) : dim_encode_ws_create(&f->rws, m, B, &err))
+        die("encode workspace", err.msg);
+}
+
+static void fwd_free(struct fwd *f)
+{
+    dim_encode_ws_free(&f->rws);
+    dim_infer_ws_free(&f->iws);
+}
+
+static const float *fwd_run(struct fwd *f, const float *x, size_t B)
+{
+    return f->inf ? dim_infer_encode(f->inf, &f->iws, x, B, DIM_TAP_Y)
+                  : dim_model_encode(f->m, &f->rws, x, B, DIM_TAP_Y);
+}
+
+/* Median seconds of one forward pass on B inputs, over at least min_s seconds
+ * and min_calls calls. */
+static double time_forward(struct fwd *f, const float *x, size_t B, double min_s, int min_calls)
 {
     for (int i = 0; i < 3; i++) /* warm-up: caches, pool threads, BLAS buffers */
-        dim_model_encode(m, ws, x, B, DIM_TAP_Y);
+        fwd_run(f, x, B);
     size_t cap = 4096, n = 0;
     double *t = malloc(cap * sizeof *t);
     double t_end = clock_mono_s() + min_s;
     while ((n < (size_t)min_calls || clock_mono_s() < t_end) && n < cap) {
         double t0 = clock_mono_s();
-        const float *y = dim_model_encode(m, ws, x, B, DIM_TAP_Y);
+        const float *y = fwd_run(f, x, B);
         t[n++] = clock_mono_s() - t0;
         if (y[0] != y[0])
             die("forward", "NaN output");
@@ -127,6 +162,7 @@ static double time_forward(const struct dim_model *m, struct dim_encode_ws *ws, 
  * workspace (as each encode thread has), all running batch-B passes at once. */
 struct fwd_thread {
     const struct dim_model *m;
+    const struct dim_infer *inf;
     const float *x;
     size_t B;
     int compute_threads;
@@ -142,19 +178,17 @@ static void *fwd_thread_main(void *arg)
                                                     : NULL;
     if (pool)
         dim_parallel_use(threadpool_parallel(pool));
-    struct dim_encode_ws ws;
-    struct dim_err err = {0};
-    if (dim_encode_ws_create(&ws, f->m, f->B, &err) != 0)
-        die("dim_encode_ws_create", err.msg);
-    dim_model_encode(f->m, &ws, f->x, f->B, DIM_TAP_Y); /* warm-up */
+    struct fwd ws;
+    fwd_init(&ws, f->m, f->inf, f->B);
+    fwd_run(&ws, f->x, f->B); /* warm-up */
     pthread_barrier_wait(f->go);
     while (!atomic_load(f->stop)) {
-        const float *y = dim_model_encode(f->m, &ws, f->x, f->B, DIM_TAP_Y);
+        const float *y = fwd_run(&ws, f->x, f->B);
         if (y[0] != y[0])
             die("forward", "NaN output");
         f->passes++;
     }
-    dim_encode_ws_free(&ws);
+    fwd_free(&ws);
     dim_parallel_use(NULL);
     threadpool_free(pool);
     return NULL;
@@ -187,7 +221,8 @@ static double self_cpu(void)
 
 /* Images per second of `threads` concurrent batch-B forward threads over
  * `seconds`; *cpu gets the CPU seconds this process spent per image. */
-static double forward_limit(const struct dim_model *m, const float *x, size_t B, int threads,
+static double forward_limit(const struct dim_model *m, const struct dim_infer *inf, const float *x,
+                            size_t B, int threads,
                             int compute_threads, double seconds, double *cpu)
 {
     pthread_barrier_t go;
@@ -197,7 +232,7 @@ static double forward_limit(const struct dim_model *m, const float *x, size_t B,
     struct fwd_thread *f = calloc((size_t)threads, sizeof *f);
     pthread_t *th = calloc((size_t)threads, sizeof *th);
     for (int i = 0; i < threads; i++) {
-        f[i] = (struct fwd_thread){m, x, B, compute_threads, &go, &stop, 0};
+        f[i] = (struct fwd_thread){m, inf, x, B, compute_threads, &go, &stop, 0};
         if (pthread_create(&th[i], NULL, fwd_thread_main, &f[i]) != 0)
             die("pthread_create", "forward thread");
     }
@@ -844,7 +879,7 @@ static long paused_job(struct conn *c, const struct daemon *d)
 int main(int argc, char **argv)
 {
     const char *dimd = "build/dimd", *json = NULL;
-    int requests = 300, clients = 16, batch = 32, threads = 1, rounds = 3, streams = -1;
+    int requests = 300, clients = 16, batch = 256, threads = 1, rounds = 3, streams = -1;
     double seconds = 4, limit_seconds = 1.5;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int compute_threads = cores > 0 ? (int)cores : 1;
@@ -921,16 +956,30 @@ int main(int argc, char **argv)
     struct threadpool *pool = compute_threads > 1 ? threadpool_create(compute_threads - 1) : NULL;
     if (pool)
         dim_parallel_use(threadpool_parallel(pool));
-    struct dim_encode_ws ws1;
-    if (dim_encode_ws_create(&ws1, m, 1, &err) != 0)
-        die("dim_encode_ws_create", err.msg);
-    const double fwd1 = time_forward(m, &ws1, x, 1, 1.0, 200);
-    dim_encode_ws_free(&ws1);
+    struct dim_infer *inf = NULL;
+    if (dim_infer_create(&inf, m, &err) != 0)
+        die("dim_infer_create", err.msg);
+    struct fwd ws1, rws1, wsb, rwsb;
+    fwd_init(&ws1, m, inf, 1);
+    fwd_init(&rws1, m, NULL, 1);
+    fwd_init(&wsb, m, inf, (size_t)batch);
+    fwd_init(&rwsb, m, NULL, (size_t)batch);
+    const double fwd1 = time_forward(&ws1, x, 1, 1.0, 200);
+    const double ref1 = time_forward(&rws1, x, 1, 1.0, 200);
+    const double fwdb = time_forward(&wsb, x, (size_t)batch, 1.0, 10);
+    const double refb = time_forward(&rwsb, x, (size_t)batch, 1.0, 10);
+    fwd_free(&ws1);
+    fwd_free(&rws1);
+    fwd_free(&wsb);
+    fwd_free(&rwsb);
     dim_parallel_use(NULL);
     threadpool_free(pool);
     printf("encode: %s, BLAS 1 thread, %d encode thread%s x %d compute threads, batch %d\n",
            dim_preset_name(cfg.preset), threads, threads > 1 ? "s" : "", compute_threads, batch);
-    printf("  bare forward, 1 image:        %.3f ms\n", 1e3 * fwd1);
+    printf("  bare forward, 1 image:        %.3f ms (reference, unfolded NCHW: %.3f ms, %.2fx)\n",
+           1e3 * fwd1, 1e3 * ref1, ref1 / fwd1);
+    printf("  bare forward, batch %d:       %.0f images/s (reference: %.0f images/s, %.2fx)\n",
+           batch, batch / fwdb, batch / refb, refb / fwdb);
     fflush(stdout);
 
     /* (b) the same model served */
@@ -1033,7 +1082,7 @@ int main(int argc, char **argv)
     double *probe_p50 = calloc((size_t)rounds, sizeof *probe_p50),
            *probe_p99 = calloc((size_t)rounds, sizeof *probe_p99);
     for (int i = 0; i <= rounds; i++) {
-        R[i].limit = forward_limit(m, x, (size_t)batch, threads, compute_threads, limit_seconds,
+        R[i].limit = forward_limit(m, inf, x, (size_t)batch, threads, compute_threads, limit_seconds,
                                    &R[i].limit_cpu);
         if (i == rounds)
             break;
@@ -1136,6 +1185,7 @@ int main(int argc, char **argv)
     conn_close(&c);
     const int stop_rc = stop_daemon(&d);
     remove_tree(dir);
+    dim_infer_free(inf);
     dim_model_free(m);
     free(x);
     if (errors)
@@ -1148,11 +1198,14 @@ int main(int argc, char **argv)
             die("--json", strerror(errno));
         fprintf(f,
                 "{\"preset\":\"%s\",\"encode_threads\":%d,\"compute_threads\":%d,\"batch\":%d,"
-                "\"forward_1_ms\":%.4f,\"http_requests\":%d,\"http_p50_ms\":%.4f,"
+                "\"forward_1_ms\":%.4f,\"forward_1_reference_ms\":%.4f,"
+                "\"forward_batch_images_per_second\":%.1f,"
+                "\"forward_batch_reference_images_per_second\":%.1f,"
+                "\"http_requests\":%d,\"http_p50_ms\":%.4f,"
                 "\"http_p99_ms\":%.4f,\"p50_over_forward\":%.3f,\"clients\":%d,"
                 "\"round_seconds\":%.2f,\"rounds\":[",
                 dim_preset_name(cfg.preset), threads, compute_threads, batch, 1e3 * fwd1,
-                requests, 1e3 * p50, 1e3 * p99, r_lat, clients, seconds);
+                1e3 * ref1, batch / fwdb, batch / refb, requests, 1e3 * p50, 1e3 * p99, r_lat, clients, seconds);
         for (int i = 0; i < rounds; i++)
             fprintf(f,
                     "%s{\"limit_before\":%.1f,\"limit_after\":%.1f,\"forward_cpu_ms_per_image\":"

@@ -15,6 +15,8 @@
  *   train K        K training steps;                 {"seconds": total, "loss": last total}
  *   forward B K    K inference forwards of B images; {"seconds": total}
  *   single K       K one-image forwards, K <= 256;   {"seconds": [each one's]}
+ * Forwards run the inference form the daemon serves (dim/infer.h: batch norm
+ * folded, bias and ReLU fused, channels-last convolutions).
  *   quit
  * Inputs are real images: the dataset's first images, preprocessed as training does.
  *
@@ -26,6 +28,7 @@
 
 #include "base/blas.h"
 #include "base/parallel.h"
+#include "dim/infer.h"
 #include "dim/model.h"
 #include "dim/trainer.h"
 #include "util/clock.h"
@@ -65,12 +68,11 @@ int main(int argc, char **argv)
     struct dim_model *m = NULL, *inf = NULL;
     struct dim_trainer *t = NULL;
     struct dim_preprocess pp = {ds.c, 32, 32, 0, 0};
-    struct dim_encode_ws ws, ws1;
+    struct dim_infer *form = NULL;
     if (dim_model_create(&m, &cfg, true, &err) != 0 ||
         dim_trainer_create(&t, m, &ds, &pp, &err) != 0 ||
         dim_model_create(&inf, &cfg, false, &err) != 0 ||
-        dim_encode_ws_create(&ws, inf, FWD_MAX, &err) != 0 ||
-        dim_encode_ws_create(&ws1, inf, 1, &err) != 0) {
+        dim_infer_create(&form, inf, &err) != 0) {
         fprintf(stderr, "dimd_side: %s\n", err.msg);
         return 1;
     }
@@ -91,6 +93,13 @@ int main(int argc, char **argv)
     nn_blas_set_threads(1);
     if (pool)
         dim_parallel_use(threadpool_parallel(pool));
+    /* the daemon's inference form, its workspaces cut for this pool */
+    struct dim_infer_ws ws, ws1;
+    if (dim_infer_ws_create(&ws, form, FWD_MAX, &err) != 0 ||
+        dim_infer_ws_create(&ws1, form, 1, &err) != 0) {
+        fprintf(stderr, "dimd_side: %s\n", err.msg);
+        return 1;
+    }
 
     printf("{\"main_params\":%zu,\"encoder_params\":%zu,\"prior_params\":%zu,"
            "\"step_flops\":%.0f,\"forward_flops_per_image\":%.0f,\"batch\":%u,\"mi_dim\":%d,"
@@ -120,13 +129,13 @@ int main(int argc, char **argv)
             double t0 = clock_mono_s();
             float chk = 0;
             for (long i = 0; i < k; i++)
-                chk += dim_model_encode(inf, &ws, x, (size_t)b, DIM_TAP_Y)[0];
+                chk += dim_infer_encode(form, &ws, x, (size_t)b, DIM_TAP_Y)[0];
             printf("{\"seconds\":%.6f,\"finite\":%s}\n", clock_mono_s() - t0,
                    chk == chk ? "true" : "false");
         } else if (sscanf(line, "single %ld", &k) == 1 && k > 0 && k <= SINGLE_MAX) {
             for (long i = 0; i < k; i++) {
                 double t0 = clock_mono_s();
-                dim_model_encode(inf, &ws1, x + (size_t)(i % FWD_MAX) * in, 1, DIM_TAP_Y);
+                dim_infer_encode(form, &ws1, x + (size_t)(i % FWD_MAX) * in, 1, DIM_TAP_Y);
                 lat[i] = clock_mono_s() - t0;
             }
             printf("{\"seconds\":[");
@@ -147,8 +156,9 @@ int main(int argc, char **argv)
     free(x);
     free(idx);
     free(lat);
-    dim_encode_ws_free(&ws);
-    dim_encode_ws_free(&ws1);
+    dim_infer_ws_free(&ws);
+    dim_infer_ws_free(&ws1);
+    dim_infer_free(form);
     dim_trainer_free(t);
     dim_model_free(m);
     dim_model_free(inf);

@@ -61,6 +61,25 @@ void nn_sgemm(bool trans_a, bool trans_b, size_t M, size_t N, size_t K, float al
         dim_parallel_for(edge, SPLIT_MIN_EDGE, gemm_block, &j);
 }
 
+void nn_sgemm_serial(bool trans_a, bool trans_b, size_t M, size_t N, size_t K, float alpha,
+                     const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C,
+                     size_t ldc)
+{
+    if (M == 0 || N == 0)
+        return;
+    struct gemm_job j = {trans_a, trans_b, true, M, N, K, lda, ldb, ldc, alpha, beta, A, B, C};
+    gemm_block(&j, 0, M);
+}
+
+void nn_sgemv_serial(size_t M, size_t N, float alpha, const float *A, size_t lda, const float *x,
+                     float beta, float *y)
+{
+    if (M == 0)
+        return;
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, (blasint)M, (blasint)N, alpha, A, (blasint)lda, x, 1,
+                beta, y, 1);
+}
+
 void nn_dgemm(bool trans_a, bool trans_b, size_t M, size_t N, size_t K, double alpha,
               const double *A, size_t lda, const double *B, size_t ldb, double beta, double *C,
               size_t ldc)

@@ -17,6 +17,18 @@ void nn_sgemm(bool trans_a, bool trans_b, size_t M, size_t N, size_t K, float al
               const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C,
               size_t ldc);
 
+/* The same product as one cblas_sgemm on the calling thread, never split across
+ * a pool (for kernels that already run inside their own parallel loop). */
+void nn_sgemm_serial(bool trans_a, bool trans_b, size_t M, size_t N, size_t K, float alpha,
+                     const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C,
+                     size_t ldc);
+
+/* y (M) = alpha * A x + beta * y, A (M, N) row-major with row stride lda, one
+ * cblas_sgemv on the calling thread (no packing of A: the fast way to stream a
+ * large matrix past one vector). */
+void nn_sgemv_serial(size_t M, size_t N, float alpha, const float *A, size_t lda, const float *x,
+                     float beta, float *y);
+
 /* The same in double precision, one call of cblas_dgemm on the calling thread
  * (no split across a pool: callers run it inside their own parallel loops). */
 void nn_dgemm(bool trans_a, bool trans_b, size_t M, size_t N, size_t K, double alpha,

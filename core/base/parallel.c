@@ -21,6 +21,11 @@ void dim_parallel_for(size_t n, size_t grain, dim_range_fn fn, void *ctx)
     current->run(current->pool, fn, ctx, n);
 }
 
+int dim_parallel_width(void)
+{
+    return current && current->width > 1 ? current->width : 1;
+}
+
 static void zero_range(void *ctx, size_t i0, size_t i1)
 {
     memset((float *)ctx + i0, 0, sizeof(float) * (i1 - i0));

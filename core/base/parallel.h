@@ -21,6 +21,8 @@ struct dim_parallel {
      * every call has returned. The caller's thread may run some of the ranges. */
     void (*run)(void *pool, dim_range_fn fn, void *ctx, size_t n);
     void *pool;
+    /* How many ranges run may have in progress at once (its threads); 0 counts as 1. */
+    int width;
 };
 
 /* Uses p for this thread's kernels from now on; NULL returns to serial loops.
@@ -30,6 +32,10 @@ void dim_parallel_use(const struct dim_parallel *p);
 /* Runs fn over [0, n): on this thread's pool when one is set and n >= 2 * grain,
  * otherwise as one serial call fn(ctx, 0, n). */
 void dim_parallel_for(size_t n, size_t grain, dim_range_fn fn, void *ctx);
+
+/* The width of this thread's pool (1 without one): how many parts a kernel
+ * that keeps per-part scratch should cut its work into. */
+int dim_parallel_width(void);
 
 /* Sets n floats to zero, split across the pool like any other loop. */
 void dim_parallel_zero(float *p, size_t n);

@@ -57,7 +57,7 @@ static const struct cfg_key keys[] = {
     LONG(history_limit_max, 10, 10000000, "100000", "most points one metrics history page holds"),
     LONG(encode_threads, 1, 64, "1", "threads answering encode requests (each runs whole batches)"),
     LONG(encode_compute_threads, 0, 256, "0", "compute threads of each encode thread (0: cores)"),
-    LONG(encode_batch_max, 1, 4096, "32", "images per forward pass when requests are batched"),
+    LONG(encode_batch_max, 1, 4096, "256", "images per forward pass when requests are batched"),
     LONG(encode_batch_wait_ms, 0, 10000, "5", "longest wait for a batch of encode requests to fill"),
     LONG(encode_queue_max, 1, 1000000, "256", "images waiting to be encoded before 429"),
     LONG(model_cache_max, 1, 1024, "4", "model versions kept loaded (least recently used go)"),

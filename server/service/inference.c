@@ -16,11 +16,15 @@
  * Batching: each request records its arrival. An encode thread takes the oldest
  * request and gathers later ones for the same entry and tap in queue order
  * while they fit in batch_max images. It runs the batch when it is full, when
- * the oldest request is wait_ms old, or when no caller inside the encoder could
- * still join it (every active request is in the batch or queued for another
- * model or tap): waiting then could only catch a request not yet sent, and a
- * lone caller would pay wait_ms for nothing. Under load requests pile up while
- * a batch computes, so the next batch forms on its own.
+ * the oldest request is wait_ms old, or when no caller could still join it:
+ * every active request is in the batch or queued for another model or tap, and
+ * every caller the previous batches answered has sent its next request (or
+ * wait_ms has passed since they were answered). A lone caller is answered, sends
+ * again and finds nobody to wait for: it never waits. Under load the callers of
+ * the batch just answered come back within a fraction of a forward pass; waiting
+ * for them (at most wait_ms) merges them with the requests that queued meanwhile,
+ * so batches grow to the number of busy callers (up to batch_max) instead of
+ * settling at half of them, two groups taking turns.
  * Lifetime: every public call counts itself in e->calls; inference_stop wakes all
  * waiters with INFERENCE_STOPPING (a request running in chunks stops after its
  * current pass, also with INFERENCE_STOPPING; a gathered batch finishes) and frees
@@ -43,6 +47,7 @@
 #include "base/blas.h"
 #include "base/parallel.h"
 #include "dim/checkpoint.h"
+#include "dim/infer.h"
 #include "util/threadpool.h"
 #include "store/models.h"
 
@@ -57,7 +62,8 @@ struct entry {
     uint64_t last_used; /* under mu: e->tick at the latest lookup */
     uint64_t checked;   /* under mu: store_models_generation when the store last had it */
     uint64_t newest;    /* under mu: that generation when it was also the newest (0: not) */
-    struct dim_model *m;
+    struct dim_model *m;   /* as stored: the reference, and the shapes */
+    struct dim_infer *inf; /* its inference-only form: what the encode threads run */
     struct inference_model_info info;
     size_t in_size; /* floats per input image */
     float *vectors;
@@ -85,7 +91,7 @@ struct ethread {
     struct inference *e;
     int index;
     pthread_t thread;
-    struct dim_encode_ws ws;
+    struct dim_infer_ws ws;
     uint64_t ws_id; /* entry id ws was made for (0: none) */
     float *xbuf;
     size_t xcap; /* floats */
@@ -109,7 +115,9 @@ struct inference {
     /* queue */
     struct request *head, *tail;
     int queued_images;
-    int active; /* requests queued or being computed */
+    int active;         /* requests queued or being computed */
+    int returning;      /* callers answered since the latest pick who have not sent again */
+    double t_answered;  /* when the latest batch was answered */
     /* stats */
     uint64_t requests, images, batches;
     double forward_s; /* wall-clock seconds in forward passes, summed over encode threads */
@@ -153,6 +161,7 @@ static void entry_free(struct entry *ent)
 {
     if (!ent)
         return;
+    dim_infer_free(ent->inf);
     dim_model_free(ent->m);
     free(ent->vectors);
     free(ent->labels);
@@ -259,8 +268,16 @@ static int entry_load(struct inference *e, struct entry *ent, struct dim_err *er
     dim_err_clear(&cerr);
     rc = dim_checkpoint_read(&m, NULL, false, &rd, &cerr);
     free(ckpt);
+    const char *stage = "checkpoint";
+    /* the inference form is built here, at load, not stored: every stored version
+     * keeps loading, and the checkpoint stays the one artefact its sha256 names */
+    if (rc == 0 && (rc = dim_infer_create(&ent->inf, m, &cerr)) != 0) {
+        stage = "inference form";
+        dim_model_free(m);
+        m = NULL;
+    }
     if (rc != 0) {
-        dim_fail(err, rc, "model %s version %d: checkpoint: %s", ent->name, ent->version, cerr.msg);
+        dim_fail(err, rc, "model %s version %d: %s: %s", ent->name, ent->version, stage, cerr.msg);
         store_model_version_clear(&row);
         free(vec);
         free(lab);
@@ -410,9 +427,9 @@ static int thread_prepare(struct ethread *t, const struct entry *ent, struct dim
 {
     size_t cap = (size_t)t->e->cfg.batch_max;
     if (t->ws_id != ent->id) {
-        dim_encode_ws_free(&t->ws);
+        dim_infer_ws_free(&t->ws);
         t->ws_id = 0;
-        int rc = dim_encode_ws_create(&t->ws, ent->m, cap, err);
+        int rc = dim_infer_ws_create(&t->ws, ent->inf, cap, err);
         if (rc != 0)
             return rc;
         t->ws_id = ent->id;
@@ -465,7 +482,7 @@ static int run_batch(struct ethread *t, struct request **rs, int G, uint64_t *pa
                 return dim_fail(err, DIM_ECANCELLED, "the encoder is stopping");
             size_t B = r->n - at < cap ? r->n - at : cap;
             const double t0 = clock_mono_s();
-            const float *f = dim_model_encode(ent->m, &t->ws, r->x + at * ent->in_size, B, tap);
+            const float *f = dim_infer_encode(ent->inf, &t->ws, r->x + at * ent->in_size, B, tap);
             *forward_s += clock_mono_s() - t0;
             scatter(ent, tap, f, B, r->out + at * dim);
             (*passes)++;
@@ -478,7 +495,7 @@ static int run_batch(struct ethread *t, struct request **rs, int G, uint64_t *pa
         B += rs[i]->n;
     }
     const double t0 = clock_mono_s();
-    const float *f = dim_model_encode(ent->m, &t->ws, t->xbuf, B, tap);
+    const float *f = dim_infer_encode(ent->inf, &t->ws, t->xbuf, B, tap);
     *forward_s += clock_mono_s() - t0;
     size_t row = 0;
     for (int i = 0; i < G; i++) {
@@ -522,12 +539,17 @@ static int pick_batch(struct ethread *t, double now, double *deadline)
                 full = true;
         }
     }
-    double due = h->t_arrive + (double)e->cfg.wait_ms * 1e-3;
-    bool nobody_else = G + others >= e->active; /* every active caller is queued, none can join */
+    const double wait = (double)e->cfg.wait_ms * 1e-3;
+    double due = h->t_arrive + wait;
+    /* every active caller is queued and none can join, and none just answered is due back */
+    bool nobody_else = G + others >= e->active && e->returning == 0;
+    if (e->returning > 0 && G + others >= e->active && e->t_answered + wait > due)
+        due = e->t_answered + wait; /* grow: the answered callers may come back until then */
     if (!full && !nobody_else && now < due) {
         *deadline = due;
         return 0;
     }
+    e->returning = 0;
     /* unlink the batch from the queue */
     for (int i = 0; i < G; i++) {
         struct request **pp = &e->head, *prev = NULL;
@@ -591,12 +613,14 @@ static void *thread_main(void *arg)
             e->images += r->n;
         }
         e->active -= G;
+        e->returning += G;
+        e->t_answered = clock_mono_s();
         e->batches += passes;
         e->forward_s += forward_s;
         pthread_cond_broadcast(&e->work_cv); /* a gatherer may stop waiting for these */
     }
     pthread_mutex_unlock(&e->mu);
-    dim_encode_ws_free(&t->ws);
+    dim_infer_ws_free(&t->ws);
     free(t->xbuf);
     t->xbuf = NULL;
     dim_parallel_use(NULL);
@@ -807,6 +831,8 @@ int inference_encode(struct inference *e, const char *name, int version, enum di
         e->tail = &r;
         e->queued_images += (int)n;
         e->active++;
+        if (e->returning > 0)
+            e->returning--;
         e->requests++;
         pthread_cond_broadcast(&e->work_cv);
         while (!r.done)

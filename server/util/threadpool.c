@@ -100,6 +100,7 @@ struct threadpool *threadpool_create(int workers)
     atomic_init(&p->pending, 0);
     p->hook.run = pool_run;
     p->hook.pool = p;
+    p->hook.width = workers + 1;
     for (int i = 0; i < workers; i++) {
         p->w[i].pool = p;
         p->w[i].index = i + 1;

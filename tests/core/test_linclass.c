@@ -89,7 +89,7 @@ static void test_pool_does_not_change_bits(void **state)
     for (size_t j = 0; j < 32; j++)
         w[j] = 0.01 * (double)j - 0.1;
     double f1 = dim_linclass_objective(DIM_LINCLASS_SOFTMAX, 1e-3, w, g1, X, y, NULL, n, D, K);
-    const struct dim_parallel rev = {reverse_run, NULL};
+    const struct dim_parallel rev = {reverse_run, NULL, 1};
     dim_parallel_use(&rev);
     double f2 = dim_linclass_objective(DIM_LINCLASS_SOFTMAX, 1e-3, w, g2, X, y, NULL, n, D, K);
     dim_parallel_use(NULL);

@@ -502,6 +502,30 @@ static void test_concurrent_batches_form(void **state)
     inference_stop(e);
 }
 
+/* Under load, batches grow to the number of busy callers: 64 callers that send
+ * again as soon as they are answered form passes of about 64 images (waiting for
+ * the answered ones to come back), not two groups of 32 taking turns; and the
+ * settings bound it: batch_max 16 caps the same load at 16. */
+static void test_batches_grow_under_load(void **state)
+{
+    (void)state;
+    struct inference *e = start(1, 256, 50, 1024, 4);
+    float *x = make_inputs(1, 5);
+    free(encode_ok(e, "shoes", 1, DIM_TAP_Y, x, 1, NULL)); /* loaded */
+    free(x);
+    double per = run_clients(e, 64, 12, 1);
+    printf("    64 callers, batch_max 256, wait_ms 50: %.2f images per pass, %.0f images/s\n", per,
+           g_last_rate);
+    assert_true(per >= 48.0);
+    assert_true(per <= 64.0);
+    inference_stop(e);
+    e = start(1, 16, 50, 1024, 4);
+    per = run_clients(e, 64, 4, 1);
+    printf("    64 callers, batch_max 16: %.2f images per pass\n", per);
+    assert_true(per > 8.0 && per <= 16.0);
+    inference_stop(e);
+}
+
 static void test_cache_eviction(void **state)
 {
     (void)state;
@@ -881,6 +905,7 @@ int main(void)
         cmocka_unit_test(test_local_is_mean_of_map),
         cmocka_unit_test(test_big_request_chunks),
         cmocka_unit_test(test_concurrent_batches_form),
+        cmocka_unit_test(test_batches_grow_under_load),
         cmocka_unit_test(test_cache_eviction),
         cmocka_unit_test(test_concurrent_first_load),
         cmocka_unit_test(test_not_found_and_bad_input),
