@@ -2,6 +2,7 @@
  * inference, bias and ReLU fused after the product (see infer_conv.h). */
 #include "nn/infer_conv.h"
 
+#include <stdatomic.h>
 #include <string.h>
 
 #include "base/blas.h"
@@ -10,6 +11,8 @@
 /* Batches up to this many images run a fully connected layer as matrix-vector
  * products (measured, README). */
 #define NN_INFER_GEMV_MAX 2
+/* Output features per chunk of a fully connected layer's product. */
+#define NN_INFER_LINEAR_COLS 128
 
 size_t nn_infer_conv_rows(const struct nn_conv2d *cv, size_t target_floats)
 {
@@ -85,19 +88,21 @@ struct conv_job {
     const struct nn_conv2d *cv;
     size_t rows, total, blocks;
     int parts;
+    atomic_size_t next; /* the next block not yet taken */
 };
 
-/* Parts [p0, p1): part p gathers, multiplies and finishes its share of the blocks
- * in its own slice of scratch. */
+/* Parts [p0, p1): part p takes blocks one at a time from the shared counter (so a
+ * part whose core is busy with other work takes fewer) and gathers, multiplies and
+ * finishes each in its own slice of scratch. Which part computes a block does not
+ * change its result. */
 static void conv_parts(void *ctx, size_t p0, size_t p1)
 {
-    const struct conv_job *j = ctx;
+    struct conv_job *j = ctx;
     const struct nn_conv2d *cv = j->cv;
     const size_t kkc = (size_t)cv->k * cv->k * cv->C, OC = (size_t)cv->OC;
     for (size_t p = p0; p < p1; p++) {
         float *col = j->scratch + p * j->rows * kkc;
-        size_t b0 = j->blocks * p / (size_t)j->parts, b1 = j->blocks * (p + 1) / (size_t)j->parts;
-        for (size_t blk = b0; blk < b1; blk++) {
+        for (size_t blk; (blk = atomic_fetch_add(&j->next, 1)) < j->blocks;) {
             size_t r0 = blk * j->rows, n = j->total - r0 < j->rows ? j->total - r0 : j->rows;
             gather(col, j->in, cv, r0, n);
             nn_sgemm_serial(false, true, n, OC, kkc, 1.0f, col, kkc, j->w, kkc, 0.0f,
@@ -105,19 +110,6 @@ static void conv_parts(void *ctx, size_t p0, size_t p1)
             epilogue(j->out + r0 * OC, n, OC, j->b, j->relu);
         }
     }
-}
-
-struct rows_job {
-    float *y;
-    const float *b;
-    bool relu;
-    size_t O;
-};
-
-static void epilogue_rows(void *ctx, size_t i0, size_t i1)
-{
-    const struct rows_job *j = ctx;
-    epilogue(j->y + i0 * j->O, i1 - i0, j->O, j->b, j->relu);
 }
 
 void nn_infer_conv_forward(float *out, float *scratch, const float *in, const float *w,
@@ -135,7 +127,8 @@ void nn_infer_conv_forward(float *out, float *scratch, const float *in, const fl
         return;
     }
     struct conv_job j = {out, scratch, in, w, b, relu, cv, rows, total,
-                         (total + rows - 1) / rows, parts};
+                         (total + rows - 1) / rows, parts, 0};
+    atomic_init(&j.next, 0);
     if ((size_t)j.parts > j.blocks)
         j.parts = (int)j.blocks;
     dim_parallel_for((size_t)j.parts, 1, conv_parts, &j);
@@ -159,6 +152,32 @@ static void gemv_cols(void *ctx, size_t o0, size_t o1)
     }
 }
 
+struct linear_job {
+    float *out;
+    const float *in, *w, *b;
+    bool relu;
+    size_t B, I, O, cols, chunks;
+    atomic_size_t next; /* the next chunk of output columns not yet taken */
+};
+
+/* Each call takes chunks of `cols` output features from the shared counter: one
+ * single-threaded sgemm of all B rows over the chunk's weight rows, then its bias
+ * and ReLU while it is in cache. */
+static void linear_chunks(void *ctx, size_t p0, size_t p1)
+{
+    (void)p0;
+    (void)p1;
+    struct linear_job *j = ctx;
+    for (size_t c; (c = atomic_fetch_add(&j->next, 1)) < j->chunks;) {
+        size_t o0 = c * j->cols, n = j->O - o0 < j->cols ? j->O - o0 : j->cols;
+        float *y = j->out + o0;
+        nn_sgemm_serial(false, true, j->B, n, j->I, 1.0f, j->in, j->I, j->w + o0 * j->I, j->I,
+                        0.0f, y, j->O);
+        for (size_t r = 0; r < j->B; r++)
+            epilogue(y + r * j->O, 1, n, j->b ? j->b + o0 : NULL, j->relu);
+    }
+}
+
 void nn_infer_linear_forward(float *out, const float *in, const float *w, const float *b,
                              bool relu, size_t B, size_t I, size_t O)
 {
@@ -167,11 +186,16 @@ void nn_infer_linear_forward(float *out, const float *in, const float *w, const 
         dim_parallel_for(O, 64, gemv_cols, &g);
         return;
     }
-    nn_sgemm(false, true, B, O, I, 1.0f, in, I, w, I, 0.0f, out, O);
-    if (!b && !relu)
+    const int parts = dim_parallel_width();
+    if (parts == 1 || (double)B * (double)I * (double)O < (double)(1u << 20)) {
+        nn_sgemm_serial(false, true, B, O, I, 1.0f, in, I, w, I, 0.0f, out, O);
+        epilogue(out, B, O, b, relu);
         return;
-    struct rows_job j = {out, b, relu, O};
-    dim_parallel_for(B, 64, epilogue_rows, &j);
+    }
+    struct linear_job j = {out, in, w, b, relu, B, I, O, NN_INFER_LINEAR_COLS, 0, 0};
+    j.chunks = (O + j.cols - 1) / j.cols;
+    atomic_init(&j.next, 0);
+    dim_parallel_for((size_t)parts, 1, linear_chunks, &j);
 }
 
 void nn_nchw_to_nhwc(float *out, const float *in, size_t B, size_t C, size_t HW)

@@ -8,11 +8,15 @@
  * column gather is a few memcpy calls per output pixel instead of nn/conv2d.c's
  * strided loads.
  * Convolution: the B*OH*OW output pixels are cut into blocks of `rows` pixels;
- * each part of the thread's pool (base/parallel.h) takes a share of the blocks
+ * each part of the thread's pool (base/parallel.h) takes blocks one at a time
+ * from a shared counter (a part on a core busy with other work takes fewer)
  * and, for each, gathers its column block (rows, k*k*C) into its own slice of
  * scratch, multiplies it by the weights with one single-threaded sgemm into the
  * output rows, and adds the bias / applies ReLU to those rows. Fewer pixels than
  * one block: one gather, one sgemm split across the pool by output channels.
+ * Fully connected: chunks of 128 output features taken the same way, one sgemm
+ * each; one or two images: matrix-vector products (sgemm would copy the whole
+ * weight matrix into its packed form for one row).
  * Results do not depend on the pool (each output element is one sgemm over the
  * whole k*k*C), but do depend on `rows` at the rounding level of sgemm.
  * Depends on: conv2d (geometry), base/blas, base/parallel.
