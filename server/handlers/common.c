@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "handlers/handlers.h"
+#include "util/sha256.h"
 
 static bool parse_i64(const char *s, int64_t *out)
 {
@@ -155,6 +156,41 @@ json_t *handler_body_json(struct http_request *rq)
         return NULL;
     }
     return v;
+}
+
+bool handler_idempotency_key(struct http_request *rq, const char **key)
+{
+    *key = http_header(rq, "Idempotency-Key");
+    if (!*key)
+        return true;
+    size_t n = strlen(*key);
+    bool ok = n >= 1 && n <= 128;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (*key)[i] > 0x20 && (*key)[i] < 0x7f;
+    if (!ok)
+        http_reply_problem(rq, PROBLEM_INVALID_PARAMETER,
+                           "Idempotency-Key must be 1 to 128 printable ASCII characters "
+                           "without spaces");
+    return ok;
+}
+
+bool handler_submit_texts(struct http_request *rq, json_t *body, json_t *resolved,
+                          char digest[65], char **text)
+{
+    char *canon = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(body);
+    *text = json_dumps(resolved, JSON_COMPACT | JSON_REAL_PRECISION(DIMD_REAL_DIGITS));
+    json_decref(resolved);
+    if (!canon || !*text) {
+        free(canon);
+        free(*text);
+        *text = NULL;
+        http_reply_problem(rq, PROBLEM_INTERNAL, "out of memory");
+        return false;
+    }
+    sha256_hex(canon, strlen(canon), digest);
+    free(canon);
+    return true;
 }
 
 json_t *handler_job_json(const struct store_job *j)

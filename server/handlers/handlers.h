@@ -161,6 +161,17 @@ json_t *handler_job_json(const struct store_job *j);
 /* The request body as JSON (Content-Type application/json); replies 415 or 400
  * malformed_json and returns NULL otherwise. */
 json_t *handler_body_json(struct http_request *rq);
+/* The Idempotency-Key header of a submit into *key (NULL when absent); replies
+ * 400 invalid_parameter and returns false unless it is 1 to 128 printable ASCII
+ * characters without spaces. */
+bool handler_idempotency_key(struct http_request *rq, const char **key);
+/* A validated submit's texts: the sha256 of body as parsed, keys sorted (its
+ * idempotency fingerprint: whitespace and key order do not make another
+ * request), into digest, and resolved written compactly into *text (malloc'd).
+ * Takes body and resolved (released here); replies 500 and returns false when
+ * out of memory. */
+bool handler_submit_texts(struct http_request *rq, json_t *body, json_t *resolved,
+                          char digest[65], char **text);
 /* (models.c) Loads the model version named by the path ({name}, {version}), with
  * its checkpoint bytes when ckpt is non-NULL, or replies 404 model_not_found /
  * version_not_found / 500 and returns false. */

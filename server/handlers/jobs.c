@@ -7,7 +7,6 @@
 #include "handlers/handlers.h"
 #include "api/evalspec.h"
 #include "api/jobspec.h"
-#include "util/sha256.h"
 
 #define RETRY_AFTER_S "30"
 
@@ -64,19 +63,9 @@ static json_t *spec_resolve(struct handler_ctx *a, const json_t *body, char name
 void handle_job_submit(void *app, struct http_request *rq)
 {
     struct handler_ctx *a = app;
-    const char *key = http_header(rq, "Idempotency-Key");
-    if (key) {
-        size_t n = strlen(key);
-        bool ok = n >= 1 && n <= 128;
-        for (size_t i = 0; ok && i < n; i++)
-            ok = key[i] > 0x20 && key[i] < 0x7f;
-        if (!ok) {
-            http_reply_problem(rq, PROBLEM_INVALID_PARAMETER,
-                               "Idempotency-Key must be 1 to 128 printable ASCII characters "
-                               "without spaces");
-            return;
-        }
-    }
+    const char *key;
+    if (!handler_idempotency_key(rq, &key))
+        return;
     json_t *body = handler_body_json(rq);
     if (!body)
         return;
@@ -91,21 +80,9 @@ void handle_job_submit(void *app, struct http_request *rq)
         return;
     }
     json_decref(errors);
-    /* the idempotency fingerprint: the body as parsed, keys sorted (whitespace and order
-     * do not make a different request) */
-    char *canon = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
-    json_decref(body);
-    char *spec_text = json_dumps(resolved, JSON_COMPACT | JSON_REAL_PRECISION(DIMD_REAL_DIGITS));
-    json_decref(resolved);
-    if (!canon || !spec_text) {
-        free(canon);
-        free(spec_text);
-        http_reply_problem(rq, PROBLEM_INTERNAL, "out of memory");
+    char digest[65], *spec_text;
+    if (!handler_submit_texts(rq, body, resolved, digest, &spec_text))
         return;
-    }
-    char digest[65];
-    sha256_hex(canon, strlen(canon), digest);
-    free(canon);
     if (!handler_writable(a, rq)) {
         free(spec_text);
         return;

@@ -11,7 +11,6 @@
 #include "store/events.h"
 #include "store/sweeps.h"
 #include "util/clock.h"
-#include "util/sha256.h"
 
 #define EVENTS_PER_READ 256
 
@@ -62,19 +61,9 @@ static void reply_sweep(struct handler_ctx *a, struct http_request *rq, int stat
 void handle_sweep_submit(void *app, struct http_request *rq)
 {
     struct handler_ctx *a = app;
-    const char *key = http_header(rq, "Idempotency-Key");
-    if (key) {
-        size_t n = strlen(key);
-        bool ok = n >= 1 && n <= 128;
-        for (size_t i = 0; ok && i < n; i++)
-            ok = key[i] > 0x20 && key[i] < 0x7f;
-        if (!ok) {
-            http_reply_problem(rq, PROBLEM_INVALID_PARAMETER,
-                               "Idempotency-Key must be 1 to 128 printable ASCII characters "
-                               "without spaces");
-            return;
-        }
-    }
+    const char *key;
+    if (!handler_idempotency_key(rq, &key))
+        return;
     json_t *body = handler_body_json(rq);
     if (!body)
         return;
@@ -90,22 +79,12 @@ void handle_sweep_submit(void *app, struct http_request *rq)
     }
     json_decref(errors);
     json_t *resolved = sweep_spec_to_json(&ss);
-    char *canon = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
-    char *text = json_dumps(resolved, JSON_COMPACT | JSON_REAL_PRECISION(DIMD_REAL_DIGITS));
-    json_decref(resolved);
-    json_decref(body);
     char name[JOBSPEC_NAME_MAX];
     strcpy(name, ss.name);
     sweep_spec_clear(&ss);
-    if (!canon || !text) {
-        free(canon);
-        free(text);
-        http_reply_problem(rq, PROBLEM_INTERNAL, "out of memory");
+    char digest[65], *text;
+    if (!handler_submit_texts(rq, body, resolved, digest, &text))
         return;
-    }
-    char digest[65];
-    sha256_hex(canon, strlen(canon), digest);
-    free(canon);
     if (!handler_writable(a, rq)) {
         free(text);
         return;
