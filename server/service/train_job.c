@@ -201,6 +201,34 @@ int train_job_step_failed(struct run *x, int rc, uint64_t step, char *msg)
     return job_run_fail(x, dim_code_name(rc), "step %llu: %s", (unsigned long long)step, msg);
 }
 
+/* Copies k evenly strided images of d (image (i + offset) * n / k for i < k)
+ * into *out (pixels and labels owned, no class names), marking them in held
+ * when given. Returns -1 (out zeroed) when out of memory. */
+static int copy_strided(const struct dim_dataset *d, size_t k, double offset,
+                        struct dim_dataset *out, bool *held)
+{
+    const size_t sz = (size_t)d->c * (size_t)d->h * (size_t)d->w;
+    *out = *d;
+    out->n = k;
+    out->class_names = NULL;
+    out->px = malloc(k * sz);
+    out->labels = malloc(k * sizeof *out->labels);
+    if (!out->px || !out->labels) {
+        free(out->px);
+        free(out->labels);
+        memset(out, 0, sizeof *out);
+        return -1;
+    }
+    for (size_t i = 0; i < k; i++) {
+        size_t j = (size_t)(((double)i + offset) * (double)d->n / (double)k);
+        if (held)
+            held[j] = true;
+        memcpy(out->px + i * sz, d->px + j * sz, sz);
+        out->labels[i] = d->labels[j];
+    }
+    return 0;
+}
+
 /* Every probe_images-th image would bias towards the first classes of a
  * class-sorted folder, so the probe fits on an evenly strided subset instead. */
 static int make_probe_subset(struct run *x)
@@ -209,25 +237,7 @@ static int make_probe_subset(struct run *x)
     size_t k = (size_t)x->spec.probe_images;
     if (k == 0 || k >= d->n)
         return 0;
-    const size_t sz = (size_t)d->c * (size_t)d->h * (size_t)d->w;
-    struct dim_dataset *s = &x->probe_train;
-    *s = *d;
-    s->n = k;
-    s->class_names = NULL;
-    s->px = malloc(k * sz);
-    s->labels = malloc(k * sizeof *s->labels);
-    if (!s->px || !s->labels) {
-        free(s->px);
-        free(s->labels);
-        memset(s, 0, sizeof *s);
-        return -1;
-    }
-    for (size_t i = 0; i < k; i++) {
-        size_t j = (size_t)((double)i * (double)d->n / (double)k);
-        memcpy(s->px + i * sz, d->px + j * sz, sz);
-        s->labels[i] = d->labels[j];
-    }
-    return 0;
+    return copy_strided(d, k, 0.0, &x->probe_train, NULL);
 }
 
 /* validation_images: an evenly strided subset of the training split becomes
@@ -243,25 +253,10 @@ static int carve_validation(struct run *x)
                             "split of %s",
                             k, n, x->spec.dataset);
     const size_t sz = (size_t)d->c * (size_t)d->h * (size_t)d->w;
-    struct dim_dataset *v = &x->test;
-    *v = *d;
-    v->n = k;
-    v->class_names = NULL;
-    v->px = malloc(k * sz);
-    v->labels = malloc(k * sizeof *v->labels);
     bool *held = calloc(n, sizeof *held);
-    if (!v->px || !v->labels || !held) {
+    if (!held || copy_strided(d, k, 0.5, &x->test, held) != 0) {
         free(held);
-        free(v->px);
-        free(v->labels);
-        memset(v, 0, sizeof *v);
         return job_run_fail(x, "out_of_memory", "out of memory for the validation split");
-    }
-    for (size_t i = 0; i < k; i++) {
-        size_t j = (size_t)(((double)i + 0.5) * (double)n / (double)k);
-        held[j] = true;
-        memcpy(v->px + i * sz, d->px + j * sz, sz);
-        v->labels[i] = d->labels[j];
     }
     size_t m = 0;
     for (size_t j = 0; j < n; j++) {
