@@ -158,6 +158,23 @@ json_t *handler_body_json(struct http_request *rq)
     return v;
 }
 
+bool handler_last_event_id(struct http_request *rq, int64_t *last)
+{
+    *last = 0;
+    const char *h = http_header(rq, "Last-Event-ID");
+    if (!h)
+        return handler_query_int(rq, "last_event_id", 0, INT64_MAX, 0, last);
+    char *end;
+    long long v = strtoll(h, &end, 10);
+    if (end == h || *end || v < 0) {
+        http_reply_problem(rq, PROBLEM_INVALID_PARAMETER,
+                           "Last-Event-ID '%.40s' must be a non-negative integer", h);
+        return false;
+    }
+    *last = v;
+    return true;
+}
+
 bool handler_idempotency_key(struct http_request *rq, const char **key)
 {
     *key = http_header(rq, "Idempotency-Key");

@@ -106,20 +106,9 @@ uint64_t handler_wait_events(void *app, uint64_t seen, int timeout_ms)
 void handle_events(void *app, struct http_request *rq)
 {
     struct handler_ctx *a = app;
-    int64_t last = 0;
-    const char *h = http_header(rq, "Last-Event-ID");
-    if (h) {
-        char *end;
-        long long v = strtoll(h, &end, 10);
-        if (end == h || *end || v < 0) {
-            http_reply_problem(rq, PROBLEM_INVALID_PARAMETER,
-                               "Last-Event-ID '%.40s' must be a non-negative integer", h);
-            return;
-        }
-        last = v;
-    } else if (!handler_query_int(rq, "last_event_id", 0, INT64_MAX, 0, &last)) {
+    int64_t last;
+    if (!handler_last_event_id(rq, &last))
         return;
-    }
     struct store_job job;
     if (!handler_load_job(a, rq, &job))
         return;

@@ -156,6 +156,10 @@ bool handler_load_job(struct handler_ctx *a, struct http_request *rq, struct sto
  * invalid_parameter naming it and returns false when malformed. */
 bool handler_query_int(struct http_request *rq, const char *name, int64_t lo, int64_t hi, int64_t def,
                    int64_t *out);
+/* Where an event stream starts: the Last-Event-ID header, else the
+ * last_event_id query parameter, else 0; replies 400 invalid_parameter and
+ * returns false when it is not a non-negative integer. */
+bool handler_last_event_id(struct http_request *rq, int64_t *last);
 /* The job's public JSON form. */
 json_t *handler_job_json(const struct store_job *j);
 /* The request body as JSON (Content-Type application/json); replies 415 or 400

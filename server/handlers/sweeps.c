@@ -343,20 +343,9 @@ static void sweep_sse_done(void *ctx)
 void handle_sweep_events(void *app, struct http_request *rq)
 {
     struct handler_ctx *a = app;
-    int64_t last = 0;
-    const char *h = http_header(rq, "Last-Event-ID");
-    if (h) {
-        char *end;
-        long long v = strtoll(h, &end, 10);
-        if (end == h || *end || v < 0) {
-            http_reply_problem(rq, PROBLEM_INVALID_PARAMETER,
-                               "Last-Event-ID '%.40s' must be a non-negative integer", h);
-            return;
-        }
-        last = v;
-    } else if (!handler_query_int(rq, "last_event_id", 0, INT64_MAX, 0, &last)) {
+    int64_t last;
+    if (!handler_last_event_id(rq, &last))
         return;
-    }
     struct store_sweep sw;
     if (!load_sweep(a, rq, &sw))
         return;
